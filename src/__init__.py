@@ -1,0 +1,1 @@
+"""Kaggle image-classification kit: every command line is `python -m src.<module>`."""

@@ -1,0 +1,357 @@
+"""A competition's data, worked out from its folder with no per-competition code.
+
+Training labels come from train/<class>/ folders (sf-dl-car-classification: train/0..9/*.jpg)
+or from a CSV (filename,make_id,model_id as in CompCars; image_id,label; ...). The test images
+and the submission schema (id column, target column, id format, row order) come from the
+sample submission. Every label column gets a ClassMap so submissions write the competition's
+own label values back: ints stay ints, strings stay strings.
+
+    comp = load_competition(DataOptions(data="data/demo"))
+    comp.train      # id, path, <label columns>, width, height, orientation
+    comp.test       # id, path, width, height, orientation, in sample-submission order
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src.config import DataOptions
+from src.errors import KitError
+from src.imagefiles import IMAGE_EXTENSIONS, describe_bad, is_image_name, list_folder, scan_images
+
+TRAIN_FOLDERS = ("train", "training", "train_images", "train_data", "images", "imgs")
+TEST_FOLDERS = ("test_upload", "test", "test_images", "testing", "test_data")
+ID_COLUMN_NAMES = ("id", "image_id", "imageid", "image", "filename", "file_name", "file", "path",
+                   "image_path", "img", "image_name", "name", "fname")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassMap:
+    """Competition label values in index order: index i of the network's output means values[i]."""
+
+    column: str
+    values: tuple
+
+    def encode(self, labels) -> np.ndarray:
+        """Return the index of each competition label value; unknown values raise naming them."""
+        lookup = {value: i for i, value in enumerate(self.values)}
+        missing = [v for v in labels if v not in lookup]
+        if missing:
+            raise KitError(f"column {self.column}: label {missing[0]!r} is not a known class")
+        return np.array([lookup[v] for v in labels], dtype=np.int32)
+
+    def decode(self, indices) -> list:
+        """Return the competition's own label values for network output indices."""
+        return [self.values[int(i)] for i in indices]
+
+    def to_json(self) -> dict:
+        return {"column": self.column, "values": list(self.values)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ClassMap":
+        return cls(column=data["column"], values=tuple(data["values"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmissionSchema:
+    """What the sample submission says a submission must look like."""
+
+    path: Path
+    id_column: str
+    target_column: str
+    ids: tuple          # ids exactly as the sample writes them, in its row order
+    with_extension: bool
+
+
+@dataclasses.dataclass
+class Competition:
+    """Everything found in a competition folder; see the module docstring."""
+
+    root: Path
+    layout: str                         # "folders" or "csv"
+    train: pd.DataFrame
+    label_columns: list
+    target: str                         # the label column the submission predicts
+    class_maps: dict
+    test: pd.DataFrame | None
+    schema: SubmissionSchema | None
+    skipped: pd.DataFrame               # training files left out (corrupt, not images), with why
+    dropped_classes: dict               # class value -> count, below --min-class-count
+
+    def save_class_maps(self, folder: str | Path) -> Path:
+        """Write class_map.json (one ClassMap per label column) into a run folder; return its path."""
+        path = Path(folder) / "class_map.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"target": self.target, "maps": [m.to_json() for m in self.class_maps.values()]}
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+        return path
+
+
+def load_class_maps(path: str | Path) -> tuple[str, dict]:
+    """Return (target column, {column: ClassMap}) from a run's class_map.json."""
+    payload = json.loads(Path(path).read_text())
+    maps = {m["column"]: ClassMap.from_json(m) for m in payload["maps"]}
+    return payload["target"], maps
+
+
+def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
+    """Return the Competition in `opts.data`; bad input raises a KitError naming the file or column."""
+    root = Path(opts.data)
+    if not root.is_dir():
+        raise KitError(f"data folder {root} does not exist: expected a competition folder "
+                       "(python -m src.demo builds data/demo)")
+    schema = read_sample_submission(root)
+    layout, train, label_columns = read_training_labels(root, opts, schema)
+    train, skipped = check_training_images(train, opts.strict_images)
+    target = pick_target(label_columns, schema)
+    train, dropped = drop_sparse_classes(train, target, opts.min_class_count)
+    class_maps = {col: make_class_map(train[col], col) for col in label_columns}
+    test = find_test_images(root, opts, schema) if with_test else None
+    return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
+                       class_maps, test, schema, skipped, dropped)
+
+
+def read_sample_submission(root: Path) -> SubmissionSchema | None:
+    """Return the schema of root's sample submission CSV, or None when there is none."""
+    found = [p for p in sorted(root.glob("*.csv"))
+             if re.sub(r"[^a-z]", "", p.stem.lower()).startswith("samplesubmission")]
+    if not found:
+        return None
+    path = found[0]
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if frame.shape[1] < 2:
+        raise KitError(f"{path}: expected an id column and a target column, found {list(frame.columns)}")
+    id_column, target_column = frame.columns[0], frame.columns[1]
+    dup = frame[id_column].duplicated()
+    if dup.any():
+        row = int(np.argmax(dup.to_numpy()))
+        raise KitError(f"{path}: duplicate id {frame[id_column].iloc[row]!r} in column {id_column} "
+                       f"(row {row + 2} of the file): expected each id once")
+    ids = tuple(frame[id_column])
+    with_extension = bool(ids) and all(is_image_name(i) for i in ids[:50])
+    return SubmissionSchema(path, id_column, target_column, ids, with_extension)
+
+
+def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd.DataFrame, list]:
+    """Return (layout, frame of id/path/labels, label columns) from class folders or a labels CSV."""
+    if not (opts.labels_csv or opts.label_column):
+        folder = find_class_folders(root, opts.images_dir)
+        if folder is not None:
+            if opts.group_column:
+                raise KitError(f"--group-column {opts.group_column}: groups need a labels CSV; "
+                               f"{folder} holds class folders")
+            return "folders", read_class_folders(folder), ["label"]
+    csv_path = find_labels_csv(root, opts.labels_csv, schema)
+    frame, label_columns = read_labels_csv(csv_path, root, opts, schema)
+    return "csv", frame, label_columns
+
+
+def find_class_folders(root: Path, images_dir: str) -> Path | None:
+    """Return the folder whose subfolders are classes (train/<class>/), or None."""
+    candidates = [Path(images_dir)] if images_dir else [root / n for n in TRAIN_FOLDERS]
+    candidates += [c / c.name for c in candidates]  # Kaggle zips often nest train/train/
+    for folder in candidates:
+        if folder.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()):
+            return folder
+    return None
+
+
+def read_class_folders(folder: Path) -> pd.DataFrame:
+    """Return id/path/label rows for train/<class>/<file>; an empty class folder is an error."""
+    rows = []
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for class_dir in class_dirs:
+        images, others = list_folder(class_dir)
+        if not images and not others:
+            raise KitError(f"class folder {class_dir} is empty: expected image files "
+                           f"({', '.join(IMAGE_EXTENSIONS)}) or no folder")
+        rows += [(f"{class_dir.name}/{p.name}", str(p), class_dir.name) for p in images + others]
+    if not rows:
+        raise KitError(f"{folder}: no training images: expected class folders holding image files")
+    frame = pd.DataFrame(rows, columns=["id", "path", "label"])
+    frame["label"] = typed_labels(frame["label"])
+    return frame
+
+
+def typed_labels(values: pd.Series) -> pd.Series:
+    """Return folder-name labels as ints when every name is a plain integer ('7', not '07')."""
+    if all(re.fullmatch(r"-?(0|[1-9]\d*)", v) for v in values.astype(str)):
+        return values.astype(int)
+    return values.astype(str)
+
+
+def find_labels_csv(root: Path, labels_csv: str, schema) -> Path:
+    """Return the labels CSV: --labels-csv, else the one CSV that is not a sample or solution."""
+    if labels_csv:
+        path = Path(labels_csv) if Path(labels_csv).is_file() else root / labels_csv
+        if not path.is_file():
+            raise KitError(f"--labels-csv {labels_csv}: no such file")
+        return path
+    skip = {schema.path} if schema else set()
+    found = [p for p in sorted(root.glob("*.csv")) if p not in skip and "solution" not in p.stem.lower()]
+    preferred = [p for p in found if "train" in p.stem.lower() or "label" in p.stem.lower()]
+    found = preferred or found
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise KitError(f"{root}: no training images: expected train/<class>/ folders or a labels CSV")
+    raise KitError(f"{root}: several label CSVs ({', '.join(p.name for p in found)}): pass --labels-csv")
+
+
+def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[pd.DataFrame, list]:
+    """Return (id/path/labels frame, label columns) from a labels CSV; checks columns and files."""
+    raw = pd.read_csv(path)
+    id_column = opts.id_column or guess_id_column(raw)
+    label_columns = [c.strip() for c in opts.label_column.split(",") if c.strip()]
+    label_columns = label_columns or [c for c in raw.columns if c not in (id_column, opts.group_column)]
+    for column in [id_column, *label_columns] + ([opts.group_column] if opts.group_column else []):
+        if column not in raw.columns:
+            raise KitError(f"{path}: no column {column!r}: expected one of {', '.join(map(str, raw.columns))}")
+    if not label_columns:
+        raise KitError(f"{path}: no label column besides the id column {id_column!r}")
+    for column in label_columns:
+        if raw[column].isna().any():
+            row = int(np.argmax(raw[column].isna().to_numpy()))
+            raise KitError(f"{path}: empty label in column {column!r} at row {row + 2}")
+    ids = raw[id_column].astype(str)
+    images_dir = find_images_dir(root, opts.images_dir, ids, path)
+    frame = pd.DataFrame({"id": ids, "path": resolve_image_paths(images_dir, ids, path)})
+    for column in label_columns:
+        frame[column] = clean_labels(raw[column])
+    if opts.group_column:
+        frame["group"] = raw[opts.group_column].astype(str)
+    return frame, label_columns
+
+
+def guess_id_column(raw: pd.DataFrame) -> str:
+    """Return the column named like an image id (id, image_id, filename, ...), else the first."""
+    by_name = {str(c).lower(): c for c in raw.columns}
+    for name in ID_COLUMN_NAMES:
+        if name in by_name:
+            return by_name[name]
+    return raw.columns[0]
+
+
+def clean_labels(values: pd.Series) -> pd.Series:
+    """Return labels as ints when they are whole numbers (3.0 -> 3), else as stripped strings."""
+    if pd.api.types.is_numeric_dtype(values) and np.all(np.mod(values, 1) == 0):
+        return values.astype(int)
+    return values.astype(str)
+
+
+def find_images_dir(root: Path, images_dir: str, ids: pd.Series, csv_path: Path) -> Path:
+    """Return the folder where the CSV's first ids resolve to files (--images-dir wins)."""
+    if images_dir:
+        folder = Path(images_dir) if Path(images_dir).is_dir() else root / images_dir
+        if not folder.is_dir():
+            raise KitError(f"--images-dir {images_dir}: no such folder")
+        return folder
+    candidates = [root / n for n in TRAIN_FOLDERS] + [root]
+    candidates += [c / c.name for c in candidates[:-1]]
+    for folder in candidates:
+        if folder.is_dir() and all(resolve_one(folder, i) for i in ids.head(5)):
+            return folder
+    raise KitError(f"{csv_path}: cannot find the images its ids name (first: {ids.iloc[0]!r}) under "
+                   f"{root}: pass --images-dir")
+
+
+def resolve_one(folder: Path, image_id: str) -> Path | None:
+    """Return the file for an id written with or without its extension, or None."""
+    direct = folder / image_id
+    if direct.is_file():
+        return direct
+    for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
+        path = folder / f"{image_id}{ext}"
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_image_paths(folder: Path, ids: pd.Series, source: Path) -> list[str]:
+    """Return the file path of every id; a missing file raises naming the id, row and folder."""
+    by_stem = {}
+    for entry in folder.iterdir():  # one listing instead of a stat per row
+        by_stem.setdefault(entry.name, entry)
+        by_stem.setdefault(entry.stem, entry)
+    paths = []
+    for row, image_id in enumerate(ids):
+        path = by_stem.get(image_id) or resolve_one(folder, image_id)
+        if path is None:
+            raise KitError(f"{source}: row {row + 2} names image {image_id!r}, but no such file is in "
+                           f"{folder} (tried the name as is and with {', '.join(IMAGE_EXTENSIONS)})")
+        paths.append(str(path))
+    return paths
+
+
+def check_training_images(train: pd.DataFrame, strict: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (good rows with width/height/orientation, skipped rows with why); strict: raise."""
+    scan = scan_images(train["path"].tolist())
+    bad = scan["error"] != ""
+    if bad.any():
+        what = describe_bad(scan[bad])
+        if strict:
+            raise KitError(f"bad training images (--strict-images): {what}")
+        print(f"warning: skipping {what}")
+    good = train[~bad.to_numpy()].copy()
+    for column in ("width", "height", "orientation"):
+        good[column] = scan.loc[~bad, column].to_numpy()
+    if good.empty:
+        raise KitError("no training images: every training file failed to decode")
+    return good, scan[bad].reset_index(drop=True)
+
+
+def pick_target(label_columns: list, schema: SubmissionSchema | None) -> str:
+    """Return the label column the submission predicts: the sample's target if named, else the first."""
+    if schema and schema.target_column in label_columns:
+        return schema.target_column
+    return label_columns[0]
+
+
+def drop_sparse_classes(train: pd.DataFrame, target: str, min_count: int) -> tuple[pd.DataFrame, dict]:
+    """Return (train without classes under `min_count` images, {class: count} dropped), printed."""
+    counts = train[target].value_counts()
+    sparse = counts[counts < min_count]
+    if sparse.empty:
+        return train, {}
+    dropped = {k.item() if hasattr(k, "item") else k: int(v) for k, v in sparse.items()}
+    print(f"--min-class-count {min_count}: dropped {len(dropped)} class(es), "
+          f"{int(sparse.sum())} image(s): {dropped}")
+    return train[~train[target].isin(sparse.index)], dropped
+
+
+def make_class_map(values: pd.Series, column: str) -> ClassMap:
+    """Return the ClassMap of a label column: sorted values as plain Python ints or strings."""
+    unique = sorted(set(values.tolist()))
+    return ClassMap(column, tuple(v.item() if hasattr(v, "item") else v for v in unique))
+
+
+def find_test_images(root: Path, opts: DataOptions, schema) -> pd.DataFrame | None:
+    """Return the test images (id, path, size, orientation) in the sample submission's order.
+
+    Every test image must decode: a submission needs every row, so a bad one is fatal.
+    """
+    folder = Path(opts.test_dir) if opts.test_dir else next(
+        (root / n for n in TEST_FOLDERS if (root / n).is_dir()), None)
+    if folder is None or not folder.is_dir():
+        if schema is None:
+            return None
+        raise KitError(f"{schema.path} lists test ids but no test folder was found in {root} "
+                       f"(looked for {', '.join(TEST_FOLDERS)}): pass --test-dir")
+    if schema is None:
+        images, _ = list_folder(folder)
+        frame = pd.DataFrame({"id": [p.name for p in images], "path": [str(p) for p in images]})
+    else:
+        ids = pd.Series(schema.ids, dtype=str)
+        frame = pd.DataFrame({"id": ids, "path": resolve_image_paths(folder, ids, schema.path)})
+    scan = scan_images(frame["path"].tolist())
+    bad = scan[scan["error"] != ""]
+    if not bad.empty:
+        raise KitError(f"bad test images (a submission needs every row): {describe_bad(bad)}")
+    for column in ("width", "height", "orientation"):
+        frame[column] = scan[column].to_numpy()
+    return frame

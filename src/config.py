@@ -1,0 +1,162 @@
+"""Job configs as dataclasses; the command-line flags are generated from their fields.
+
+Every job (`python -m src.eda`, `src.demo`, later screening, training, submission) has one
+dataclass. Each field has a default and a help text; `parse_config(Cls, argv)` turns the
+fields into flags (`image_size` becomes `--image-size H W`), reads an optional
+`--config FILE` (JSON or YAML) and lets flags win over the file. An unknown flag, an unknown
+key in the file or a value of the wrong type is an error, never ignored.
+`save_config(cfg, folder)` writes the resolved config as config.json beside a run's outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+from src.errors import KitError
+
+
+def opt(default, help: str, choices: tuple | None = None):
+    """Return a dataclass field with its default, help text and allowed values (for the CLI)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass
+class DataOptions:
+    """Where the competition lives and how its training images are split."""
+
+    data: str = opt("data/demo", "competition data folder")
+    labels_csv: str = opt("", "CSV holding the training labels; empty: folders train/<class>/ or a guessed CSV")
+    id_column: str = opt("", "image id or path column of the labels CSV; empty: guessed")
+    label_column: str = opt("", "label column(s) of the labels CSV, comma separated; empty: guessed")
+    images_dir: str = opt("", "folder of the training images a CSV names; empty: guessed")
+    test_dir: str = opt("", "folder of the test images; empty: guessed (test_upload, test, ...)")
+    val_fraction: float = opt(0.2, "share of training images held out for validation")
+    folds: int = opt(0, "K for a stratified K-fold split; 0: a single train/validation split")
+    fold: int = opt(0, "which fold is the validation fold when --folds K is set")
+    group_column: str = opt("", "CSV column whose equal values must stay on one side of the split")
+    min_class_count: int = opt(0, "drop classes with fewer training images than this (reported)")
+    seed: int = opt(42, "seed of the split and of shuffling")
+    strict_images: bool = opt(False, "a corrupt training image is fatal instead of skipped")
+    split_file: str = opt("", "split CSV to reuse or write; empty: runs/splits/<data>-<settings>.csv")
+
+
+@dataclasses.dataclass
+class PipelineOptions:
+    """How images are decoded, resized, cached, augmented and batched."""
+
+    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network")
+    resize: str = opt("stretch", "resize mode", ("stretch", "pad", "crop", "longest"))
+    sharpen: float = opt(0.0, "unsharp-mask amount after resizing; 0: off")
+    cache: str = opt("memory", "keep decoded, resized images after epoch 1", ("memory", "disk", "none"))
+    batch_size: int = opt(32, "images per batch")
+    augment: str = opt("light", "training augmentation policy", ("none", "light", "strong"))
+    augment_backend: str = opt("native", "native tf.image kernels, or xla: XLA/TPU-compilable ops",
+                               ("native", "xla"))
+    mixup: float = opt(0.0, "MixUp Beta(alpha, alpha) on batches; 0: off")
+    cutmix: float = opt(0.0, "CutMix Beta(alpha, alpha) on batches; 0: off")
+
+
+def parse_config(cls, argv=None, description: str | None = None):
+    """Return an instance of dataclass `cls` from defaults < `--config FILE` < flags."""
+    parser = build_parser(cls, description)
+    given = vars(parser.parse_args(argv))
+    values = {}
+    config_file = given.pop("config", None)
+    if config_file:
+        values.update(read_config_file(config_file, cls))
+    values.update(given)
+    return make_config(cls, values, source="flags")
+
+
+def build_parser(cls, description: str | None = None) -> argparse.ArgumentParser:
+    """Return an ArgumentParser with one flag per field; absent flags stay absent (not defaulted)."""
+    parser = argparse.ArgumentParser(description=description or cls.__doc__,
+                                     argument_default=argparse.SUPPRESS,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="JSON or YAML file of field values; flags win over it")
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        add_flag(parser, field, hints[field.name])
+    return parser
+
+
+def add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, kind) -> None:
+    """Add the flag for one field: tuples take several values, bools get --x/--no-x."""
+    flag = "--" + field.name.replace("_", "-")
+    help_text = f"{field.metadata.get('help', '')} (default: {field.default!r})"
+    choices = field.metadata.get("choices")
+    if kind is bool:
+        parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, help=help_text)
+    elif typing.get_origin(kind) is tuple:
+        item_types = typing.get_args(kind)
+        parser.add_argument(flag, dest=field.name, nargs=len(item_types), type=item_types[0],
+                            metavar=tuple(f"V{i}" for i in range(len(item_types))), help=help_text)
+    else:
+        parser.add_argument(flag, dest=field.name, type=kind, choices=choices, help=help_text)
+
+
+def read_config_file(path: str, cls) -> dict:
+    """Return the field values a JSON or YAML file sets; unknown keys are an error naming them."""
+    file = Path(path)
+    if not file.is_file():
+        raise KitError(f"--config {path}: no such file")
+    text = file.read_text()
+    try:
+        if file.suffix.lower() in (".yaml", ".yml"):
+            import yaml  # only config files need it
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as err:  # both parsers' errors carry the line that broke
+        raise KitError(f"--config {path}: cannot parse: {err}") from None
+    if not isinstance(data, dict):
+        raise KitError(f"--config {path}: expected a mapping of field names to values")
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {key.replace("-", "_"): value for key, value in data.items()}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise KitError(f"--config {path}: unknown field(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(sorted(names))}")
+    return make_config(cls, values, source=f"--config {path}", partial=True)
+
+
+def make_config(cls, values: dict, source: str, partial: bool = False):
+    """Check each value against its field's type and choices; return the config (or the dict)."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    checked = {name: check_value(name, value, hints[name], fields[name], source)
+               for name, value in values.items()}
+    return checked if partial else cls(**checked)
+
+
+def check_value(name: str, value, kind, field: dataclasses.Field, source: str):
+    """Return `value` converted to the field's type, or raise naming the field and what was expected."""
+    where = f"{source}: {name.replace('_', '-')}"
+    if typing.get_origin(kind) is tuple:
+        item_types = typing.get_args(kind)
+        if not isinstance(value, (list, tuple)) or len(value) != len(item_types):
+            raise KitError(f"{where}: expected {len(item_types)} values, got {value!r}")
+        return tuple(check_value(name, v, t, field, source) for v, t in zip(value, item_types))
+    ok = {bool: isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str)}.get(kind, True)
+    if not ok:
+        raise KitError(f"{where}: expected {kind.__name__}, got {value!r}")
+    choices = field.metadata.get("choices")
+    if choices and value not in choices:
+        raise KitError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+    return float(value) if kind is float else value
+
+
+def save_config(cfg, folder: str | Path) -> Path:
+    """Write the resolved config as folder/config.json and return its path."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.json"
+    path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n")
+    return path

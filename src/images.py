@@ -1,0 +1,174 @@
+"""tf.data builders for training, evaluation and prediction.
+
+    train_ds = make_train_dataset(frame, labels, opts)       # shuffled, augmented, batched
+    val_ds = make_eval_dataset(frame, labels, opts)          # fixed order, every image
+    test_ds = make_predict_dataset(frame, opts)              # (images, ids), fixed order
+
+`frame` holds path, width, height and orientation per image (competition.py fills them from
+the file headers). Images come out float32 in [0, 255]: the backbone's own preprocessing
+belongs to the model (BackboneSpec), never to the pipeline.
+
+Speed, on few CPU cores (Kaggle GPU kernels): JPEGs much larger than the target size are
+decoded at 1/2, 1/4 or 1/8 scale inside libjpeg (the decoder skips the work; the width and
+height from the headers say which scale still covers the target); `--cache memory|disk` keeps
+the decoded, resized uint8 images after the first epoch so later epochs skip decoding.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from src.augment import make_augmenter, mix_batch
+from src.config import PipelineOptions
+
+AUTOTUNE = tf.data.AUTOTUNE
+JPEG_SCALES = (1, 2, 4, 8)
+SHUFFLE_BUFFER = 4096  # after a cache: the cached order is already shuffled once, this adds per-epoch mixing
+CACHE_ROOT = Path("runs") / "cache"
+
+
+def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed: int = 42,
+                       num_classes: int | None = None, drop_remainder: bool = False) -> tf.data.Dataset:
+    """Return a dataset of (float32 images, labels) batches: shuffled every epoch, augmented, prefetched.
+
+    With MixUp or CutMix the labels come out one-hot (num_classes needed), for a categorical loss.
+    """
+    n = len(frame)
+    ds = tf.data.Dataset.from_tensor_slices((decode_inputs(frame, opts), labels))
+    if opts.cache == "none":
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE, deterministic=False)
+    else:
+        # Shuffled once before caching, so the small per-epoch buffer below still mixes classes.
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=False)
+        ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
+        ds = apply_cache(ds, frame, opts, f"train-seed{seed}")
+        ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+    augment = make_augmenter(opts.augment, opts.augment_backend)
+    ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32)), y),
+                num_parallel_calls=AUTOTUNE, deterministic=False)
+    ds = ds.batch(opts.batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if opts.mixup > 0 or opts.cutmix > 0:
+        if not num_classes:
+            raise ValueError("MixUp/CutMix need num_classes for one-hot labels")
+        ds = ds.map(lambda x, y: mix_batch(x, tf.one_hot(y, num_classes), opts.mixup, opts.cutmix),
+                    num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def make_eval_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions) -> tf.data.Dataset:
+    """Return (float32 images, labels) batches in frame order, every image kept (no dropped remainder)."""
+    ds = tf.data.Dataset.from_tensor_slices((decode_inputs(frame, opts), labels))
+    ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
+    ds = apply_cache(ds, frame, opts, "eval")
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
+    return ds.batch(opts.batch_size).prefetch(AUTOTUNE)
+
+
+def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:
+    """Return (float32 images, ids) batches in frame order: ids stay beside their images."""
+    return make_eval_dataset(frame, frame["id"].astype(str).to_numpy(), opts)
+
+
+def decode_inputs(frame: pd.DataFrame, opts: PipelineOptions) -> dict:
+    """Return the per-image tensors the decoder needs: path, EXIF orientation, JPEG scale index."""
+    return {"path": frame["path"].astype(str).to_numpy(),
+            "orientation": frame["orientation"].astype(np.int32).to_numpy(),
+            "scale": jpeg_scale_index(frame, opts.image_size)}
+
+
+def jpeg_scale_index(frame: pd.DataFrame, size) -> np.ndarray:
+    """Return, per image, the index into JPEG_SCALES of the largest decode scale that still covers `size`.
+
+    Only for JPEGs; a reduced decode never goes below the target, so the result is not upsampled.
+    """
+    height, width = size
+    is_jpeg = frame["path"].str.lower().str.endswith((".jpg", ".jpeg")).to_numpy()
+    index = np.zeros(len(frame), dtype=np.int32)
+    for i, scale in enumerate(JPEG_SCALES[1:], start=1):
+        fits = (frame["width"].to_numpy() // scale >= width) & (frame["height"].to_numpy() // scale >= height)
+        index[fits & is_jpeg] = i
+    return index
+
+
+def load_image(inputs: dict, opts: PipelineOptions) -> tf.Tensor:
+    """Return one image decoded, upright, resized and optionally sharpened, as uint8 HxWx3."""
+    image = decode(inputs["path"], inputs["scale"])
+    image = orient(image, inputs["orientation"])
+    image = resize(tf.cast(image, tf.float32), opts.image_size, opts.resize)
+    if opts.sharpen > 0:
+        image = unsharp_mask(image, opts.sharpen)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def decode(path: tf.Tensor, scale_index: tf.Tensor) -> tf.Tensor:
+    """Return a file decoded to uint8 RGB (greyscale, CMYK, RGBA and palettes converted)."""
+    data = tf.io.read_file(path)
+    branches = [lambda: tf.io.decode_image(data, channels=3, expand_animations=False)]
+    branches += [lambda s=s: tf.io.decode_jpeg(data, channels=3, ratio=s) for s in JPEG_SCALES[1:]]
+    image = tf.switch_case(scale_index, branches)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """Return the image turned upright per its EXIF orientation (1-8), as PIL's exif_transpose does."""
+    transpose = lambda img: tf.transpose(img, [1, 0, 2])  # noqa: E731
+    branches = [
+        lambda: image,                                       # 1: upright
+        lambda: image[:, ::-1],                              # 2: mirrored
+        lambda: image[::-1, ::-1],                           # 3: upside down
+        lambda: image[::-1],                                 # 4: mirrored upside down
+        lambda: transpose(image),                            # 5: transposed
+        lambda: tf.image.rot90(image, k=3),                  # 6: turn 90 degrees clockwise
+        lambda: tf.image.rot90(transpose(image), k=2),       # 7: transversed
+        lambda: tf.image.rot90(image, k=1),                  # 8: turn 90 degrees anticlockwise
+    ]
+    return tf.switch_case(tf.clip_by_value(orientation - 1, 0, 7), branches)
+
+
+def resize(image: tf.Tensor, size, mode: str) -> tf.Tensor:
+    """Return a float image of exactly `size` (height, width) by stretch, pad, crop or longest."""
+    height, width = size
+    if mode == "stretch":
+        return tf.image.resize(image, [height, width], antialias=True)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    fit = tf.minimum(height / shape[0], width / shape[1])
+    scale = {"pad": fit, "longest": tf.minimum(fit, 1.0),
+             "crop": tf.maximum(height / shape[0], width / shape[1])}[mode]
+    new_size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    if mode == "crop":
+        new_size = tf.maximum(new_size, [height, width])
+    image = tf.image.resize(image, new_size, antialias=True)
+    # Centred: pads with black on two sides ("pad", "longest") or crops the middle ("crop").
+    return tf.image.resize_with_crop_or_pad(image, height, width)
+
+
+def unsharp_mask(image: tf.Tensor, amount: float) -> tf.Tensor:
+    """Return image + amount * (image - gaussian blur): the CIFAR-100 reference's sharpening."""
+    taps = tf.constant([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    kernel = (taps[:, None] * taps[None, :])[:, :, None, None] * tf.ones([1, 1, 3, 1])
+    padded = tf.pad(image[None], [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
+    blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
+    return tf.clip_by_value(image + amount * (image - blurred), 0.0, 255.0)
+
+
+def apply_cache(ds: tf.data.Dataset, frame: pd.DataFrame, opts: PipelineOptions, role: str):
+    """Return ds cached in memory or in a file under runs/cache keyed by images and settings."""
+    if opts.cache == "none":
+        return ds
+    if opts.cache == "memory":
+        return ds.cache()
+    key = hashlib.sha1("\n".join([role, str(opts.image_size), opts.resize, str(opts.sharpen),
+                                  *frame["path"].astype(str)]).encode()).hexdigest()[:16]
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    stem = CACHE_ROOT / f"{role}-{key}"
+    if not Path(f"{stem}.index").exists():
+        # A run killed while writing leaves a lock file that would block every later run.
+        for lock in CACHE_ROOT.glob(f"{stem.name}*.lockfile"):
+            lock.unlink()
+    return ds.cache(str(stem))
