@@ -145,7 +145,8 @@ def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd
             if opts.group_column:
                 raise KitError(f"--group-column {opts.group_column}: groups need a labels CSV; "
                                f"{folder} holds class folders")
-            return "folders", read_class_folders(folder), ["label"]
+            column = schema.target_column if schema else "label"
+            return "folders", read_class_folders(folder).rename(columns={"label": column}), [column]
     csv_path = find_labels_csv(root, opts.labels_csv, schema)
     frame, label_columns = read_labels_csv(csv_path, root, opts, schema)
     return "csv", frame, label_columns

@@ -74,7 +74,7 @@ def parse_config(cls, argv=None, description: str | None = None):
 def build_parser(cls, description: str | None = None) -> argparse.ArgumentParser:
     """Return an ArgumentParser with one flag per field; absent flags stay absent (not defaulted)."""
     parser = argparse.ArgumentParser(description=description or cls.__doc__,
-                                     argument_default=argparse.SUPPRESS,
+                                     argument_default=argparse.SUPPRESS, allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML file of field values; flags win over it")
     hints = typing.get_type_hints(cls)

@@ -1,0 +1,66 @@
+"""Every figure the kit draws. matplotlib is imported inside each function (Agg, no screen)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def pyplot():
+    """Return matplotlib.pyplot on the file-only Agg backend (works on servers and in CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_class_distribution(counts: pd.Series, path: Path, title: str) -> Path:
+    """Save a bar chart of images per class, most common first; return the PNG path."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, min(24, 0.35 * len(counts) + 3)), 4))
+    ax.bar([str(c) for c in counts.index], counts.to_numpy(), color="#4C72B0")
+    ax.axhline(counts.mean(), color="grey", linestyle="--", linewidth=1, label=f"mean {counts.mean():.0f}")
+    ax.set(title=title, xlabel="class", ylabel="images")
+    ax.legend()
+    if len(counts) > 30:
+        ax.tick_params(axis="x", labelrotation=90, labelsize=6)
+    return save(fig, path)
+
+
+def plot_samples(samples: list, path: Path, columns: int) -> Path:
+    """Save a grid of (label, PIL image) pairs, one class per row, each titled; return the PNG path."""
+    plt = pyplot()
+    rows = max(1, -(-len(samples) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, image) in zip(axes.flat, samples):
+        ax.imshow(image)
+        ax.set_title(str(label), fontsize=9)
+    return save(fig, path)
+
+
+def plot_image_sizes(sizes: pd.DataFrame, path: Path) -> Path:
+    """Save width-vs-height scatter and aspect-ratio histogram per split; return the PNG path."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for split, part in sizes.groupby("split"):
+        left.scatter(part["width"], part["height"], s=6, alpha=0.4, label=f"{split} ({len(part)})")
+        right.hist(part["width"] / part["height"], bins=40, alpha=0.5, label=split)
+    left.set(title="image sizes", xlabel="width (px)", ylabel="height (px)")
+    right.set(title="aspect ratio (width / height)", xlabel="width / height", ylabel="images")
+    left.legend()
+    right.legend()
+    return save(fig, path)
+
+
+def save(fig, path: Path) -> Path:
+    """Write the figure as PNG, close it, and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path

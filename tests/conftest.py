@@ -1,0 +1,80 @@
+"""Tiny generated competitions for the tests: a few 16-40 px images, written per test."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+COLOURS = [(220, 40, 40), (40, 200, 60), (50, 60, 230), (230, 220, 40)]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Run every test in its own folder, so runs/ and data/ never touch the checkout."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_image(path: Path, size=(24, 20), colour=(200, 30, 30), mode="RGB", orientation=None,
+                pattern=True) -> Path:
+    """Write an image (size = width, height) with a left-right asymmetric pattern; return its path."""
+    width, height = size
+    array = np.zeros((height, width, 3), dtype=np.uint8)
+    array[:] = colour
+    if pattern:
+        array[: height // 2, : width // 3] = 255 - np.array(colour)  # marks top-left: catches flips
+    image = Image.fromarray(array, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    if orientation:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif
+    image.save(path, **kwargs)
+    return path
+
+
+def make_folder_competition(root: Path, classes=("0", "1", "2"), per_class=6, n_test=5,
+                            test_order=None) -> Path:
+    """Write train/<class>/*.jpg, test_upload/*.jpg and sample-submission.csv (Id,Category)."""
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            write_image(root / "train" / name / f"{name}_{i}.jpg", size=(24 + i, 20 + c),
+                        colour=COLOURS[c % len(COLOURS)])
+    ids = [f"t{i}.jpg" for i in range(n_test)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "test_upload" / image_id, colour=COLOURS[i % len(classes)])
+    order = test_order or ids
+    (root / "sample-submission.csv").write_text("Id,Category\n" + "".join(f"{i},0\n" for i in order))
+    return root
+
+
+@pytest.fixture
+def folder_comp(tmp_path) -> Path:
+    return make_folder_competition(tmp_path / "comp")
+
+
+@pytest.fixture
+def csv_comp(tmp_path) -> Path:
+    """A CSV layout: filename,make_id,model_id (CompCars-like), string model names with spaces."""
+    root = tmp_path / "cars"
+    rows = []
+    models = ["audi a4", "audi a6", "bmw x5"]
+    for m, model in enumerate(models):
+        for i in range(6):
+            name = f"img{m}{i}"
+            write_image(root / "images" / f"{name}.jpg", colour=COLOURS[m])
+            rows.append(f"{name},{0 if m < 2 else 1},{model},g{m}{i // 2}")
+    (root / "train.csv").write_text("filename,make_id,model_id,car\n" + "\n".join(rows) + "\n")
+    for i in range(3):
+        write_image(root / "test" / f"x{i}.jpg")
+    (root / "sample_submission.csv").write_text("image_id,model_id\nx2,a\nx0,a\nx1,a\n")
+    return root

@@ -1,0 +1,63 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from src.augment import affine_transform, cutmix_mask, make_augmenter, mix_batch, warp_native, warp_xla
+
+
+def picture(size=32) -> tf.Tensor:
+    rng = np.random.default_rng(0)
+    smooth = tf.image.resize(rng.uniform(0, 255, [8, 8, 3]).astype(np.float32), [size, size])
+    return tf.constant(smooth)
+
+
+@pytest.mark.parametrize("policy", ["none", "light", "strong"])
+@pytest.mark.parametrize("backend", ["native", "xla"])
+def test_policies_keep_shape_and_range(policy, backend):
+    augment = make_augmenter(policy, backend)
+    for _ in range(5):
+        out = augment(picture()).numpy()
+        assert out.shape == (32, 32, 3) and out.min() >= 0 and out.max() <= 255
+    if policy == "none":
+        np.testing.assert_array_equal(out, picture().numpy())
+
+
+@pytest.mark.parametrize("policy", ["light", "strong"])
+def test_xla_backend_compiles_as_a_tpu_needs(policy):
+    """TPUs run only XLA-compiled graphs; jit_compile=True on CPU uses the same compiler."""
+    augment = make_augmenter(policy, "xla")
+    compiled = tf.function(lambda x: tf.map_fn(augment, x), jit_compile=True)
+    out = compiled(tf.stack([picture(), picture()]))
+    assert out.shape == (2, 32, 32, 3)
+
+
+def test_native_warp_has_no_xla_kernel_which_is_why_the_xla_backend_exists():
+    compiled = tf.function(lambda x: make_augmenter("light", "native")(x), jit_compile=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ImageProjectiveTransformV3"):
+        compiled(picture())
+
+
+def test_both_warps_agree():
+    image = picture()
+    transform = affine_transform(tf.shape(image), 1.1, 12 * math.pi / 180, tf.constant([0.05, -0.03]))
+    native, xla = warp_native(image, transform).numpy(), warp_xla(image, transform).numpy()
+    assert np.abs(native - xla)[4:-4, 4:-4].max() < 1e-2
+
+
+def test_rotation_by_90_degrees_is_exact():
+    image = picture(16)
+    turned = warp_xla(image, affine_transform(tf.shape(image), 1.0, math.pi / 2, tf.zeros([2]))).numpy()
+    np.testing.assert_allclose(turned, np.rot90(image.numpy(), k=-1), atol=1e-3)
+
+
+def test_cutmix_mask_share_matches_lambda():
+    mask, kept = cutmix_mask(tf.constant([4, 40, 40, 3]), tf.constant(0.75))
+    assert mask.shape == (1, 40, 40, 1)
+    assert abs(float(tf.reduce_mean(mask)) - float(kept)) < 1e-6
+    images = tf.stack([tf.zeros([40, 40, 3]), tf.ones([40, 40, 3])])
+    labels = tf.one_hot([0, 1], 2)
+    mixed, soft = mix_batch(images, labels, cutmix=1.0)
+    # image 0 took image 1's pixels where the box is; its label says how much of it.
+    np.testing.assert_allclose(float(tf.reduce_mean(mixed[0])), float(soft[0, 1]), atol=1e-5)

@@ -1,0 +1,101 @@
+"""Every kind of bad input gives one clear error naming the file or column and what was expected."""
+import subprocess
+import sys
+
+import pytest
+
+from src.competition import load_competition
+from src.config import DataOptions
+from src.errors import KitError
+from tests.conftest import REPO, make_folder_competition, write_image
+
+
+def load(root, **kw):
+    return load_competition(DataOptions(data=str(root), **kw))
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(KitError, match=f"data folder {tmp_path / 'nope'} does not exist"):
+        load(tmp_path / "nope")
+
+
+def test_missing_data_folder_from_the_command_line_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "src.eda", "--data", str(tmp_path / "nope")],
+                            cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: data folder") and "Traceback" not in result.stderr
+
+
+def test_no_training_images(tmp_path):
+    (tmp_path / "c" / "train").mkdir(parents=True)
+    with pytest.raises(KitError, match="no training images"):
+        load(tmp_path / "c")
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_folder_competition(tmp_path / "c")
+    (root / "train" / "3").mkdir()
+    with pytest.raises(KitError, match=r"class folder .*train/3 is empty: expected image files"):
+        load(root)
+
+
+@pytest.mark.parametrize("name, content, why", [
+    ("zero.jpg", b"", "empty file (0 bytes)"),
+    ("corrupt.jpg", b"\xff\xd8\xff\xe0 this is not a jpeg at all", "corrupt or truncated image"),
+    ("truncated.jpg", None, "corrupt or truncated image"),
+    ("notes.txt", b"hello", "not an image file: expected one of .jpg"),
+])
+def test_bad_training_file_is_skipped_and_reported_or_fatal_when_strict(tmp_path, capsys, name, content, why):
+    root = make_folder_competition(tmp_path / "c")
+    path = root / "train" / "1" / name
+    if content is None:
+        good = write_image(tmp_path / "big.jpg", size=(64, 64), pattern=False).read_bytes()
+        content = good[: len(good) // 2]
+    path.write_bytes(content)
+    comp = load(root)
+    assert len(comp.train) == 18 and list(comp.skipped["path"]) == [str(path)]
+    out = capsys.readouterr().out
+    assert f"warning: skipping 1 file(s): {path} ({why}" in out
+    with pytest.raises(KitError, match=f"bad training images \\(--strict-images\\): 1 file\\(s\\): {path}"):
+        load(root, strict_images=True)
+
+
+def test_bad_test_image_is_fatal(tmp_path):
+    root = make_folder_competition(tmp_path / "c")
+    (root / "test_upload" / "t2.jpg").write_bytes(b"")
+    with pytest.raises(KitError, match=r"bad test images \(a submission needs every row\).*t2.jpg \(empty file"):
+        load(root)
+
+
+def test_csv_without_the_named_column(csv_comp):
+    with pytest.raises(KitError, match=r"train.csv: no column 'type': expected one of filename, make_id"):
+        load(csv_comp, label_column="type")
+    with pytest.raises(KitError, match=r"train.csv: no column 'fname'"):
+        load(csv_comp, id_column="fname", label_column="model_id")
+
+
+def test_csv_row_whose_image_is_missing(csv_comp):
+    (csv_comp / "images" / "img13.jpg").unlink()
+    with pytest.raises(KitError, match=r"train.csv: row 11 names image 'img13', but no such file is in .*images"):
+        load(csv_comp, label_column="model_id", images_dir=str(csv_comp / "images"))
+
+
+def test_duplicate_ids_in_sample_submission(tmp_path):
+    root = make_folder_competition(tmp_path / "c", test_order=["t0.jpg", "t1.jpg", "t0.jpg"])
+    with pytest.raises(KitError, match=r"sample-submission.csv: duplicate id 't0.jpg' in column Id \(row 4"):
+        load(root)
+
+
+def test_sample_submission_id_without_test_image(tmp_path):
+    root = make_folder_competition(tmp_path / "c", test_order=["t0.jpg", "t9.jpg"])
+    with pytest.raises(KitError, match=r"row 3 names image 't9.jpg', but no such file is in .*test_upload"):
+        load(root)
+
+
+def test_unsupported_format_is_named(tmp_path):
+    root = make_folder_competition(tmp_path / "c")
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(root / "train" / "0" / "x.jpg", format="TIFF")
+    with pytest.raises(KitError, match="TIFF images cannot be decoded by TensorFlow"):
+        load(root, strict_images=True)

@@ -1,0 +1,67 @@
+import dataclasses
+import json
+
+import pytest
+
+from src.config import DataOptions, PipelineOptions, opt, parse_config, save_config
+from src.errors import KitError
+
+
+@dataclasses.dataclass
+class JobConfig(DataOptions, PipelineOptions):
+    """A job config made of the shared option groups plus its own field."""
+
+    out: str = opt("runs/x", "output folder")
+    epochs: int = opt(3, "epochs")
+
+
+def test_flags_are_generated_from_fields():
+    cfg = parse_config(JobConfig, ["--image-size", "220", "305", "--epochs", "5", "--strict-images",
+                                   "--augment", "strong", "--val-fraction", "0.25"])
+    assert cfg.image_size == (220, 305)
+    assert cfg.epochs == 5 and cfg.strict_images is True and cfg.augment == "strong"
+    assert cfg.val_fraction == 0.25
+    assert cfg.batch_size == 32  # untouched fields keep their defaults
+
+
+def test_unknown_flag_and_wrong_type_are_errors(capsys):
+    with pytest.raises(SystemExit):
+        parse_config(JobConfig, ["--epoch", "3"])
+    assert "unrecognized arguments: --epoch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_config(JobConfig, ["--epochs", "three"])
+    assert "invalid int value" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_config(JobConfig, ["--resize", "squash"])
+
+
+def test_config_file_json_and_yaml_with_flags_winning(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"epochs": 7, "image-size": [64, 48], "cache": "none"}))
+    cfg = parse_config(JobConfig, ["--config", str(tmp_path / "c.json"), "--epochs", "9"])
+    assert (cfg.epochs, cfg.image_size, cfg.cache) == (9, (64, 48), "none")
+    (tmp_path / "c.yaml").write_text("batch_size: 8\nmixup: 1\n")
+    cfg = parse_config(JobConfig, ["--config", str(tmp_path / "c.yaml")])
+    assert cfg.batch_size == 8 and cfg.mixup == 1.0 and isinstance(cfg.mixup, float)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"epoch": 3}, "unknown field(s) epoch"),
+    ({"epochs": "3"}, "epochs: expected int, got '3'"),
+    ({"epochs": True}, "epochs: expected int"),
+    ({"image_size": [64]}, "image-size: expected 2 values"),
+    ({"cache": "gpu"}, "cache: expected one of memory, disk, none"),
+])
+def test_config_file_errors_name_the_field(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(KitError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        parse_config(JobConfig, ["--config", str(path)])
+    assert str(path) in str(err.value)
+
+
+def test_resolved_config_is_saved_as_json(tmp_path):
+    cfg = parse_config(JobConfig, ["--image-size", "32", "40"])
+    path = save_config(cfg, tmp_path / "run")
+    saved = json.loads(path.read_text())
+    assert path.name == "config.json" and saved["image_size"] == [32, 40] and saved["epochs"] == 3
+    assert parse_config(JobConfig, ["--config", str(path)]) == cfg  # a saved config reproduces the run
