@@ -145,3 +145,22 @@ def test_mixup_gives_one_hot_soft_labels(seven_images):
     np.testing.assert_allclose(y.numpy().sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="num_classes"):
         make_train_dataset(seven_images, np.arange(7), opts)
+
+
+def test_shrinking_filters_fine_detail_instead_of_aliasing():
+    """One-pixel stripes shrunk should tend to grey (what antialias=True gives), not new stripes."""
+    stripes = np.zeros([64, 64, 3], np.float32)
+    stripes[:, ::2] = 255
+    np.testing.assert_allclose(resize(tf.constant(stripes), (16, 16), "stretch").numpy(), 127.5, atol=1)
+    ours = resize(tf.constant(stripes), (20, 20), "stretch").numpy()  # a 3.2x shrink
+    plain = tf.image.resize(stripes, [20, 20]).numpy()  # plain bilinear: strong aliasing
+    assert plain.std() > 60 and ours.std() < plain.std() / 2.5  # box + bilinear: most of it gone
+
+
+def test_decode_inputs_leave_out_what_no_image_needs(tmp_path):
+    from src.images import decode_inputs
+
+    small = frame_for([write_image(tmp_path / "a.png")])
+    assert set(decode_inputs(small, PipelineOptions(image_size=(16, 16)))) == {"path"}
+    turned = frame_for([write_image(tmp_path / "b.jpg", size=(300, 200), orientation=6)])
+    assert set(decode_inputs(turned, PipelineOptions(image_size=(16, 16)))) == {"path", "orientation", "scale"}
