@@ -64,3 +64,18 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path
+
+
+def plot_screening(rows: pd.DataFrame, path: Path, title: str) -> Path:
+    """Save a horizontal bar chart of best validation accuracy per backbone (failures marked); return the path."""
+    plt = pyplot()
+    rows = rows.iloc[::-1]  # best at the top
+    accuracy = rows["best_val_accuracy"].fillna(0).astype(float).to_numpy()
+    failed = (rows["error"].fillna("") != "").to_numpy()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    colours = ["#C44E52" if f else "#4C72B0" for f in failed]
+    ax.barh(rows["backbone"].astype(str), accuracy, color=colours)
+    for y, (value, fail) in enumerate(zip(accuracy, failed)):
+        ax.text(value + 0.01, y, "failed" if fail else f"{value:.3f}", va="center", fontsize=9)
+    ax.set(title=title, xlabel="best validation accuracy", xlim=(0, 1.08))
+    return save(fig, path)

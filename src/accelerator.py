@@ -1,0 +1,85 @@
+"""Which hardware runs the job: TPU, several GPUs, one GPU or the CPU, said in one line.
+
+    strategy = pick_strategy()      # prints e.g. "accelerator: CPU (2 cores), float32"
+    with strategy.scope():
+        model = build_classifier(...)
+
+TPUStrategy when a TPU answers (Kaggle TPU VMs: the local TPU, data read from /kaggle/input);
+MirroredStrategy for several GPUs; the default strategy otherwise. Mixed precision
+(mixed_float16 on GPUs, mixed_bfloat16 on TPUs) with float32 outputs (src.model's head).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """What was found: kind (tpu, gpus, gpu, cpu), replicas and the precision policy set."""
+
+    kind: str
+    replicas: int
+    policy: str
+    detail: str
+
+    def describe(self) -> str:
+        return f"accelerator: {self.detail}, {self.replicas} replica(s), {self.policy}"
+
+
+_STRATEGY = None
+_FOUND = None
+
+
+def tpu_may_exist() -> bool:
+    """Return True when something says a TPU is here, so the resolver is not asked (and left waiting) elsewhere."""
+    return (any(k in os.environ for k in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"))
+            or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
+
+
+def pick_strategy(mixed_precision: bool = True, verbose: bool = True):
+    """Return the tf.distribute strategy for this machine (made once per process) and print what was found."""
+    global _STRATEGY, _FOUND
+    if _STRATEGY is None:
+        _STRATEGY, _FOUND = detect(mixed_precision)
+    if verbose:
+        print(_FOUND.describe())
+    return _STRATEGY
+
+
+def detect(mixed_precision: bool):
+    """Return (strategy, Accelerator) after trying TPU, then GPUs, then the CPU."""
+    import keras
+    import tensorflow as tf
+
+    if tpu_may_exist():
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", "local"))
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            strategy = tf.distribute.TPUStrategy(resolver)
+            policy = set_policy(keras, "mixed_bfloat16" if mixed_precision else "float32")
+            return strategy, Accelerator("tpu", strategy.num_replicas_in_sync, policy,
+                                         os.environ.get("TPU_ACCELERATOR_TYPE", "TPU"))
+        except Exception as err:  # no TPU after all: say so and carry on with what is here
+            print(f"accelerator: TPU not reachable ({type(err).__name__}: {err}); trying GPUs")
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+        policy = set_policy(keras, "mixed_float16" if mixed_precision else "float32")
+        kind = "gpus" if len(gpus) > 1 else "gpu"
+        return strategy, Accelerator(kind, strategy.num_replicas_in_sync, policy, f"{len(gpus)} GPU(s)")
+    policy = set_policy(keras, "float32")
+    return tf.distribute.get_strategy(), Accelerator("cpu", 1, policy, f"CPU ({os.cpu_count()} cores)")
+
+
+def set_policy(keras, name: str) -> str:
+    """Set Keras's global dtype policy and return its name."""
+    keras.mixed_precision.set_global_policy(name)
+    return name
+
+
+def found() -> Accelerator | None:
+    """Return what pick_strategy found, or None before it ran."""
+    return _FOUND

@@ -1,0 +1,75 @@
+"""Pooled backbone features, computed once and cached on disk.
+
+A frozen backbone without augmentation gives the same features every epoch, so screening in
+`features` mode runs each backbone once over the training and validation images and trains
+the head on the cached arrays (the Keras transfer-learning guide's feature extraction).
+The cache key covers the backbone, weights, image size, resize and sharpening settings and
+the exact image ids, so a changed split or setting never reuses stale features.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src.config import PipelineOptions
+
+
+def features_key(spec, weights: str, opts: PipelineOptions, frame: pd.DataFrame) -> str:
+    """Return a short hash naming one (backbone, weights, pipeline settings, images) combination."""
+    weights_id = weights
+    if Path(weights).exists():  # a file or folder: its identity is its path, size and time
+        stat = Path(weights).stat()
+        weights_id = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    parts = [spec.name, weights_id, str(tuple(opts.image_size)), opts.resize, str(opts.sharpen),
+             *frame["id"].astype(str)]
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, cache_dir: str | Path,
+                     strategy=None) -> tuple[dict, float, int]:
+    """Return ({role: features array}, seconds spent extracting, images extracted now) for each frame.
+
+    Roles already cached are read back; the backbone is built only when something is missing.
+    """
+    from src.images import make_eval_dataset
+    from src.model import Preprocess
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths = {role: cache_dir / f"{spec.name}-{role}-{features_key(spec, weights, opts, frame)}.npy"
+             for role, frame in frames.items()}
+    result = {role: np.load(path) for role, path in paths.items() if path.is_file()}
+    missing = [role for role in frames if role not in result]
+    if not missing:
+        return result, 0.0, 0
+    import keras
+
+    plain = dataclasses.replace(opts, augment="none", mixup=0.0, cutmix=0.0)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        inputs = keras.Input(shape=(*opts.image_size, 3))
+        backbone = spec.build((*opts.image_size, 3), weights)
+        extractor = keras.Model(inputs, backbone(Preprocess(spec.preprocessing)(inputs), training=False))
+    start, count = time.perf_counter(), 0
+    for role in missing:
+        frame = frames[role]
+        dataset = make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain).map(lambda x, _: x)
+        array = extractor.predict(dataset, verbose=0).astype(np.float32)
+        save_atomically(paths[role], array)
+        result[role] = array
+        count += len(frame)
+    return result, time.perf_counter() - start, count
+
+
+def save_atomically(path: Path, array: np.ndarray) -> None:
+    """Write the array so that an interrupted run never leaves a truncated cache file."""
+    partial = path.with_name(path.name + ".partial.npy")
+    np.save(partial, array)
+    partial.replace(path)
+

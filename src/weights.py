@@ -1,0 +1,102 @@
+"""Where a backbone's weights come from: `--weights imagenet|none|PATH`.
+
+Pretrained weights always go through the library's own loading path (the constructor with
+weights="imagenet" / "noisy-student", reading Keras's cache folder): Keras's EfficientNet
+adds an input rescaling layer only on that path, so building with weights=None and loading
+the same file afterwards gives a network fed wrongly scaled inputs. A PATH that holds the
+library's file (or a folder with it, as a Kaggle dataset attached to an offline kernel
+provides) is linked into the cache first; any other file is loaded as is, into the backbone
+built with random weights (a file saved by this kit, for instance).
+
+Nothing ever falls back to random weights silently: a missing file is an error within seconds.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from src.errors import KitError
+
+PRETRAINED_NAMES = ("imagenet", "noisy-student", "pretrained")
+DOWNLOAD_TIMEOUT_S = 10  # a machine with no internet answers at once; a black hole would hang
+
+
+def keras_cache_dir() -> Path:
+    """Return the folder where Keras looks for downloaded weights ($KERAS_HOME/models or ~/.keras/models)."""
+    from keras.src.backend import config
+
+    return Path(config.keras_home()) / "models"
+
+
+def resolve_weights(spec, weights: str):
+    """Return (weights argument for the library constructor, extra file to load afterwards or None)."""
+    choice = (weights or "none").strip()
+    if choice.lower() == "none":
+        return None, None
+    if choice.lower() in PRETRAINED_NAMES:
+        if not spec.pretrained:
+            raise KitError(f"{spec.name} has no pretrained weights: use --weights none or --weights PATH")
+        ensure_cached(spec)
+        return spec.pretrained, None
+    path = Path(choice)
+    if path.is_dir():
+        found = find_weights_file(path, spec.weights_file) if spec.weights_file else None
+        if found is None:
+            raise KitError(f"--weights {path}: no {spec.weights_file or 'weights file'} for {spec.name} in that "
+                           f"folder; expected the file its library uses ({spec.weights_url or 'none'})")
+        link_into_cache(found, spec)
+        return spec.pretrained, None
+    if path.is_file():
+        if spec.weights_file and path.name == spec.weights_file:
+            link_into_cache(path, spec)
+            return spec.pretrained, None
+        return None, path
+    raise KitError(f"--weights {choice}: no such file or folder; expected imagenet, none, a weights "
+                   f"file or a folder holding {spec.weights_file or 'the weights file'}")
+
+
+def find_weights_file(folder: Path, name: str) -> Path | None:
+    """Return folder/name or the first file of that name below it (Kaggle datasets nest folders)."""
+    direct = folder / name
+    if direct.is_file():
+        return direct
+    return next((p for p in sorted(folder.rglob(name)) if p.is_file()), None)
+
+
+def link_into_cache(source: Path, spec) -> Path:
+    """Make the library's cache hold `source` under its file name (a link; an existing real file is kept)."""
+    cache = keras_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / spec.weights_file
+    if target.is_symlink() or not target.exists():
+        if target.is_symlink():
+            target.unlink()
+        target.symlink_to(source.resolve())
+    elif target.resolve() != source.resolve():
+        print(f"weights: {target} already exists and is used; remove it to use {source}")
+    return target
+
+
+def ensure_cached(spec) -> Path:
+    """Return the cached pretrained file, downloading it first; fail fast with how to supply it."""
+    target = keras_cache_dir() / spec.weights_file
+    if target.is_file():
+        return target
+    import keras
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return Path(keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models"))
+    except Exception as err:  # urllib raises URLError, socket.timeout, HTTPError ...
+        partial = target.with_name(target.name + ".part")
+        if partial.exists():
+            os.remove(partial)
+        raise KitError(
+            f"{spec.name}: cannot fetch its {spec.pretrained} weights {spec.weights_file} from "
+            f"{spec.weights_url} ({type(err).__name__}: {err}). Supply the file: --weights PATH (the file, "
+            f"or a folder holding it, e.g. a Kaggle dataset attached to the kernel), or copy it to "
+            f"{target}; --weights none trains from random weights") from None
+    finally:
+        socket.setdefaulttimeout(previous)
