@@ -18,12 +18,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 test: setup
 	$(PY) -m pytest -q
 
+# No pretrained weights can be downloaded on the build machines, so the demo screens with
+# random weights: random ResNet50 features already separate the digits.
 demo: setup
 	$(PY) -m src.demo --out data/demo
 	$(PY) -m src.eda --data data/demo --out runs/eda
+	$(PY) -m src.screen_backbones --data data/demo --backbones resnet50,efficientnet_b0,small_resnet \
+		--weights none --augment none --mode features --epochs 3 --image-size 64 64 --out runs/screen
 
 bench: setup
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/screening.py
 
 clean:
 	rm -rf runs data/demo

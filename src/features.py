@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -32,11 +33,14 @@ def features_key(spec, weights: str, opts: PipelineOptions, frame: pd.DataFrame)
 
 
 def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, cache_dir: str | Path,
-                     strategy=None) -> tuple[dict, float, int]:
-    """Return ({role: features array}, seconds spent extracting, images extracted now) for each frame.
+                     strategy=None) -> tuple[dict, float, int, int]:
+    """Return ({role: features}, seconds extracting, images extracted now, backbone parameters).
 
-    Roles already cached are read back; the backbone is built only when something is missing.
+    Roles already cached are read back; the backbone is built only when something is missing,
+    and all missing roles go through one predict call (one trace, one pass).
     """
+    import keras
+
     from src.images import make_eval_dataset
     from src.model import Preprocess
 
@@ -44,27 +48,32 @@ def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, ca
     cache_dir.mkdir(parents=True, exist_ok=True)
     paths = {role: cache_dir / f"{spec.name}-{role}-{features_key(spec, weights, opts, frame)}.npy"
              for role, frame in frames.items()}
+    params_file = cache_dir / f"{spec.name}.params.json"
     result = {role: np.load(path) for role, path in paths.items() if path.is_file()}
     missing = [role for role in frames if role not in result]
-    if not missing:
-        return result, 0.0, 0
-    import keras
-
-    plain = dataclasses.replace(opts, augment="none", mixup=0.0, cutmix=0.0)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
+    if not missing and params_file.is_file():
+        return result, 0.0, 0, json.loads(params_file.read_text())["params"]
+    # One pass over images that are never seen twice: no augmentation, nothing worth caching.
+    plain = dataclasses.replace(opts, augment="none", mixup=0.0, cutmix=0.0, cache="none")
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         inputs = keras.Input(shape=(*opts.image_size, 3))
         backbone = spec.build((*opts.image_size, 3), weights)
         extractor = keras.Model(inputs, backbone(Preprocess(spec.preprocessing)(inputs), training=False))
-    start, count = time.perf_counter(), 0
+    params = backbone.count_params()  # convolutional backbones: the same at every input size
+    params_file.write_text(json.dumps({"params": params}) + "\n")
+    if not missing:
+        return result, 0.0, 0, params
+    frame = pd.concat([frames[role] for role in missing], ignore_index=True)
+    dataset = make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain).map(lambda x, _: x)
+    start = time.perf_counter()
+    array = extractor.predict(dataset, verbose=0).astype(np.float32)
+    seconds = time.perf_counter() - start
+    offset = 0
     for role in missing:
-        frame = frames[role]
-        dataset = make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain).map(lambda x, _: x)
-        array = extractor.predict(dataset, verbose=0).astype(np.float32)
-        save_atomically(paths[role], array)
-        result[role] = array
-        count += len(frame)
-    return result, time.perf_counter() - start, count
+        result[role] = array[offset: offset + len(frames[role])]
+        offset += len(frames[role])
+        save_atomically(paths[role], result[role])
+    return result, seconds, len(frame), params
 
 
 def save_atomically(path: Path, array: np.ndarray) -> None:

@@ -140,8 +140,8 @@ def train_on_features(spec, cfg: ScreenConfig, data: ScreenData, strategy):
     from src.features import extract_features
     from src.model import build_head
 
-    arrays, seconds, count = extract_features(spec, {"train": data.train, "val": data.val}, cfg.weights,
-                                              cfg, cfg.features_cache, strategy)
+    arrays, seconds, count, params = extract_features(spec, {"train": data.train, "val": data.val},
+                                                      cfg.weights, cfg, cfg.features_cache, strategy)
     rate = round(count / seconds, 1) if count else math.nan  # nan: read from the cache
     with strategy.scope():
         head = build_head(arrays["train"].shape[1], data.num_classes, cfg.dropout)
@@ -149,7 +149,7 @@ def train_on_features(spec, cfg: ScreenConfig, data: ScreenData, strategy):
                      metrics=["accuracy"])
     history = head.fit(arrays["train"], data.y_train, validation_data=(arrays["val"], data.y_val),
                        epochs=cfg.epochs, batch_size=cfg.batch_size, verbose=2)
-    return history.history, backbone_params(spec, cfg), rate
+    return history.history, params, rate
 
 
 def train_full(spec, cfg: ScreenConfig, data: ScreenData, strategy):
@@ -168,20 +168,11 @@ def train_full(spec, cfg: ScreenConfig, data: ScreenData, strategy):
     train = make_train_dataset(data.train, data.y_train, cfg, seed=cfg.seed)
     val = make_eval_dataset(data.val, data.y_val, cfg)
     start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2)
+    history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False)
     seconds = time.perf_counter() - start
     rate = round(cfg.epochs * (len(data.train) + len(data.val)) / seconds, 1)
     params = model.get_layer(spec.name).count_params()
     return history.history, params, rate
-
-
-def backbone_params(spec, cfg: ScreenConfig) -> int:
-    """Return the backbone's parameter count without loading weights (built at the screening size)."""
-    import keras
-
-    count = spec.build((*cfg.image_size, 3), "none").count_params()
-    keras.backend.clear_session()
-    return count
 
 
 def describe(row: dict) -> str:

@@ -1,0 +1,146 @@
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from src.backbones import REGISTRY, get_spec, table
+from src.errors import KitError
+from src.model import build_classifier
+from src.weights import resolve_weights
+
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68])
+
+# What each family's first convolution must see for an RGB pixel x in [0, 255], written from the
+# libraries' documentation (keras.applications.*.preprocess_input and the models' own rescaling
+# layers), not from the registry: this is the check that catches a ResNet fed EfficientNet inputs.
+EXPECTED = {
+    "resnet50": lambda x: x[::-1] - CAFFE_MEAN_BGR,              # caffe: BGR, mean subtracted
+    "resnet152v2": lambda x: x / 127.5 - 1,                        # tf: [-1, 1]
+    "xception": lambda x: x / 127.5 - 1,
+    "inception_v3": lambda x: x / 127.5 - 1,
+    "densenet121": lambda x: (x / 255 - MEAN) / STD,               # torch
+    "mobilenetv3_small": lambda x: x / 127.5 - 1,                  # its own Rescaling layer
+    "efficientnet_b0": lambda x: x / 255,                          # own Rescaling; Normalization holds
+                                                                   # mean 0 / var 1 until weights load
+    "efficientnet_b0_ns": lambda x: (x / 255 - MEAN) / STD,        # efficientnet package: torch mode
+    "efficientnetv2_b0": lambda x: (x / 255 - MEAN) / STD,         # V2 "b" variants: V1's torch scaling
+    "efficientnetv2_s": lambda x: x / 128 - 1,                     # V2 S/M/L: [-1, 1) by 1/128
+    "convnext_tiny": lambda x: (x / 255 - MEAN) / STD,             # own Normalization, ImageNet stats
+    "small_resnet": lambda x: x / 255,                             # unit
+}
+PIXEL = np.array([200.0, 100.0, 50.0])
+
+
+def first_conv(backbone):
+    """Return the first layer that is a convolution or a nested block starting with one (ConvNeXt's stem)."""
+    def starts_with_conv(layer):
+        if isinstance(layer, keras.layers.Conv2D):
+            return True
+        inner = [x for x in getattr(layer, "layers", []) if not isinstance(x, keras.layers.InputLayer)]
+        return bool(inner) and isinstance(inner[0], keras.layers.Conv2D)
+
+    return next(layer for layer in backbone.layers if starts_with_conv(layer))
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_entry_builds_with_the_stated_feature_width(name):
+    spec = REGISTRY[name]
+    size = max(spec.min_size, 32)
+    backbone = spec.build((size, size, 3), "none")
+    features = backbone.predict(np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)), verbose=0)
+    assert features.shape == (2, spec.features)
+    backbone.get_layer(spec.unfreeze_from)  # the fine-tuning cut point exists
+    assert spec.default_size[0] >= size and spec.preprocessing in ("caffe", "tf", "torch", "builtin", "unit")
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_preprocessing_contract(name):
+    spec = REGISTRY[name]
+    size = max(spec.min_size, 32)
+    model = build_classifier(spec, (size, size), num_classes=3, weights="none")
+    backbone = model.get_layer(spec.name)
+    probe = keras.Model(backbone.input, first_conv(backbone).input)
+    image = np.broadcast_to(PIXEL, (1, size, size, 3)).astype("float32")
+    seen = probe(model.get_layer("preprocess")(image)).numpy()[0, size // 2, size // 2]
+    np.testing.assert_allclose(seen, EXPECTED[name](PIXEL), rtol=1e-4, atol=1e-4)
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", ["small_resnet", "efficientnet_b0"])
+def test_weights_path_loads_the_saved_tensors(tmp_path, name):
+    spec = get_spec(name)
+    saved = spec.build((32, 32, 3), "none")
+    path = tmp_path / f"{name}.weights.h5"
+    saved.save_weights(path)
+    fresh = spec.build((32, 32, 3), "none")
+    loaded = spec.build((32, 32, 3), str(path))
+    pairs = list(zip(saved.weights, loaded.weights))
+    assert len(pairs) == len(fresh.weights) > 10
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert any(not np.array_equal(a.numpy(), c.numpy()) for a, c in zip(saved.weights, fresh.weights))
+
+
+def test_a_weights_file_for_another_network_is_refused(tmp_path):
+    path = tmp_path / "other.weights.h5"
+    get_spec("small_resnet").build((32, 32, 3), "none").save_weights(path)
+    with pytest.raises(KitError, match=f"--weights {path}: cannot load into efficientnet_b0"):
+        get_spec("efficientnet_b0").build((32, 32, 3), str(path))
+
+
+def test_missing_weights_fail_fast_and_say_how_to_supply_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("src.weights.keras_cache_dir", lambda: tmp_path / "cache")
+    spec = dataclasses.replace(get_spec("efficientnet_b0"), weights_url="http://127.0.0.1:9/efficientnetb0_notop.h5")
+    start = time.perf_counter()
+    with pytest.raises(KitError) as err:
+        resolve_weights(spec, "imagenet")
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    assert "efficientnetb0_notop.h5" in message and "--weights PATH" in message and "Kaggle dataset" in message
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KitError, match="no efficientnetb0_notop.h5 for efficientnet_b0 in that folder"):
+        resolve_weights(spec, str(tmp_path / "empty"))
+    with pytest.raises(KitError, match="--weights nowhere.h5: no such file or folder"):
+        resolve_weights(spec, "nowhere.h5")
+    with pytest.raises(KitError, match="small_resnet has no pretrained weights"):
+        resolve_weights(get_spec("small_resnet"), "imagenet")
+
+
+def test_a_folder_holding_the_library_file_goes_through_the_library(tmp_path, monkeypatch):
+    """Keras's EfficientNet adds its input rescaling only on the weights='imagenet' path."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr("src.weights.keras_cache_dir", lambda: cache)
+    nested = tmp_path / "kaggle-input" / "effnet" / "weights"
+    nested.mkdir(parents=True)
+    (nested / "efficientnetb0_notop.h5").write_bytes(b"stand-in")
+    assert resolve_weights(get_spec("efficientnet_b0"), str(tmp_path / "kaggle-input")) == ("imagenet", None)
+    assert (cache / "efficientnetb0_notop.h5").resolve() == (nested / "efficientnetb0_notop.h5").resolve()
+    assert resolve_weights(get_spec("efficientnet_b0_ns"), "none") == (None, None)
+
+
+def test_unknown_backbone_lists_the_known_ones():
+    with pytest.raises(KitError, match="unknown backbone 'resnet5'; known: resnet50"):
+        get_spec("resnet5")
+
+
+def test_table_lists_every_entry():
+    text = table(count_params=False)
+    assert all(name in text for name in REGISTRY) and "noisy-student" in text and len(REGISTRY) == 30
+
+
+def test_mixed_precision_keeps_a_float32_output():
+    """On GPUs the accelerator sets mixed_float16; softmax and the loss must stay float32."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_classifier(get_spec("small_resnet"), (32, 32), num_classes=4)
+        assert model.get_layer("small_resnet").dtype_policy.compute_dtype == "float16"
+        out = model.predict(np.full((2, 32, 32, 3), 128, "float32"), verbose=0)
+        assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        keras.backend.clear_session()
