@@ -19,12 +19,16 @@ test: setup
 	$(PY) -m pytest -q
 
 # No pretrained weights can be downloaded on the build machines, so the demo screens with
-# random weights: random ResNet50 features already separate the digits.
+# random weights (random ResNet50 features already separate the digits) and trains
+# small_resnet from scratch. --augment none: a mirrored digit is another digit.
 demo: setup
 	$(PY) -m src.demo --out data/demo
 	$(PY) -m src.eda --data data/demo --out runs/eda
 	$(PY) -m src.screen_backbones --data data/demo --backbones resnet50,efficientnet_b0,small_resnet \
 		--weights none --augment none --mode features --epochs 3 --image-size 64 64 --out runs/screen
+	$(PY) -m src.train --data data/demo --backbone small_resnet --weights none --augment none \
+		--stage1-size 32 32 --stage1-epochs 8 --stage1-lr 3e-3 --stage2-size 48 48 --stage2-epochs 3 \
+		--stage2-lr 1e-3 --decay-steps 100 --out runs/demo-small_resnet --resume
 
 bench: setup
 	$(PY) benchmarks/pipeline.py

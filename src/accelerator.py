@@ -4,12 +4,14 @@
     with strategy.scope():
         model = build_classifier(...)
 
-TPUStrategy when a TPU answers (Kaggle TPU VMs: the local TPU, data read from /kaggle/input);
-MirroredStrategy for several GPUs; the default strategy otherwise. Mixed precision
+MultiWorkerMirroredStrategy when TF_CONFIG names several workers; TPUStrategy when a TPU
+answers (Kaggle TPU VMs: the local TPU, data read from /kaggle/input); MirroredStrategy for
+several GPUs; the default strategy otherwise. Mixed precision
 (mixed_float16 on GPUs, mixed_bfloat16 on TPUs) with float32 outputs (src.model's head).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,16 @@ def detect(mixed_precision: bool):
     import keras
     import tensorflow as tf
 
+    cluster = multi_worker_cluster()
+    if cluster is not None:
+        # Must exist before any other TensorFlow op runs in this process. Keras 3's fit cannot
+        # use it (keras-team/keras#20585): src.distributed trains with a loop of its own.
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        task = cluster.get("task", {})
+        policy = set_policy(keras, "float32")
+        return strategy, Accelerator("multi-worker", strategy.num_replicas_in_sync, policy,
+                                     f"{len(cluster['cluster']['worker'])} workers, this is "
+                                     f"{task.get('type', 'worker')} {task.get('index', 0)}")
     if tpu_may_exist():
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", "local"))
@@ -72,6 +84,15 @@ def detect(mixed_precision: bool):
         return strategy, Accelerator(kind, strategy.num_replicas_in_sync, policy, f"{len(gpus)} GPU(s)")
     policy = set_policy(keras, "float32")
     return tf.distribute.get_strategy(), Accelerator("cpu", 1, policy, f"CPU ({os.cpu_count()} cores)")
+
+
+def multi_worker_cluster() -> dict | None:
+    """Return TF_CONFIG when it names more than one worker, else None."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    config = json.loads(raw)
+    return config if len(config.get("cluster", {}).get("worker", [])) > 1 else None
 
 
 def set_policy(keras, name: str) -> str:

@@ -156,13 +156,17 @@ def parse_backbones(text: str) -> list:
 
 def table(count_params: bool = True) -> str:
     """Return the registry as a text table: name, parameters, default size, weights, preprocessing."""
-    lines = [f"{'name':20s} {'parameters':>12s} {'size':>9s} {'features':>8s}  {'weights':14s} preprocessing"]
+    return "\n".join(table_lines(count_params))
+
+
+def table_lines(count_params: bool = True):
+    """Yield the table's header, then one line per backbone (building each takes a second or so)."""
+    yield f"{'name':20s} {'parameters':>12s} {'size':>9s} {'features':>8s}  {'weights':14s} preprocessing"
     for spec in REGISTRY.values():
         params = f"{parameter_count(spec):,d}" if count_params else "-"
         size = f"{spec.default_size[0]}x{spec.default_size[1]}"
-        lines.append(f"{spec.name:20s} {params:>12s} {size:>9s} {spec.features:8d}  "
-                     f"{spec.pretrained or 'none':14s} {spec.preprocessing}")
-    return "\n".join(lines)
+        yield (f"{spec.name:20s} {params:>12s} {size:>9s} {spec.features:8d}  "
+               f"{spec.pretrained or 'none':14s} {spec.preprocessing}")
 
 
 def parameter_count(spec: BackboneSpec) -> int:
@@ -181,7 +185,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Print the backbone registry.")
     parser.add_argument("--no-params", action="store_true", help="skip building each model to count parameters")
     args = parser.parse_args(argv)
-    print(table(count_params=not args.no_params))
+    for line in table_lines(count_params=not args.no_params):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -78,8 +78,10 @@ def build_parser(cls, description: str | None = None) -> argparse.ArgumentParser
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML file of field values; flags win over it")
     hints = typing.get_type_hints(cls)
+    hidden = getattr(cls, "CLI_HIDDEN", ())  # shared fields a job does not use (train has per-stage sizes)
     for field in dataclasses.fields(cls):
-        add_flag(parser, field, hints[field.name])
+        if field.name not in hidden:
+            add_flag(parser, field, hints[field.name])
     return parser
 
 

@@ -79,3 +79,21 @@ def plot_screening(rows: pd.DataFrame, path: Path, title: str) -> Path:
         ax.text(value + 0.01, y, "failed" if fail else f"{value:.3f}", va="center", fontsize=9)
     ax.set(title=title, xlabel="best validation accuracy", xlim=(0, 1.08))
     return save(fig, path)
+
+
+def plot_curves(history: pd.DataFrame, path: Path, title: str) -> Path:
+    """Save accuracy and loss per epoch across stages, each stage boundary marked; return the path."""
+    plt = pyplot()
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    step = range(1, len(history) + 1)
+    for ax, metric in ((acc, "accuracy"), (loss, "loss")):
+        ax.plot(step, history[metric], marker="o", markersize=3, label=f"training {metric}")
+        ax.plot(step, history[f"val_{metric}"], marker="o", markersize=3, label=f"validation {metric}")
+        starts = history.index[history["stage"] != history["stage"].shift()].tolist()
+        for start, name in zip(starts, history["stage"].iloc[starts]):
+            ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.text(start + 0.6, ax.get_ylim()[1], name, va="top", fontsize=8, color="grey")
+        ax.set(xlabel="epoch (all stages)", ylabel=metric)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    return save(fig, path)

@@ -1,0 +1,75 @@
+"""Training callbacks that survive a cut-off Kaggle session.
+
+Keras's BackupAndRestore brings back the weights, the optimizer (and so the learning-rate
+schedule's step) and the epoch counter, but EarlyStopping and ModelCheckpoint start again
+from nothing: after a resume, the first epoch would count as "best" and overwrite the real
+best checkpoint, and early stopping would forget how long it had waited. These subclasses
+take their state from the stage's history rows and best checkpoint instead.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def resume_state(rows, monitor: str = "val_accuracy") -> tuple[float | None, int]:
+    """Return (best value so far, epochs since it) from a stage's finished history rows."""
+    if rows is None or len(rows) == 0:
+        return None, 0
+    values = np.asarray(rows[monitor], dtype=float)
+    best = int(np.argmax(values))
+    return float(values[best]), len(values) - 1 - best
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping on val_accuracy that resumes with the best value, the wait and the best weights."""
+
+    def __init__(self, patience: int, best: float | None, wait: int, best_weights_file=None):
+        super().__init__(monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True)
+        self.resume_best, self.resume_wait, self.best_weights_file = best, wait, best_weights_file
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume_best is None:
+            return
+        self.best, self.wait = self.resume_best, self.resume_wait
+        if self.best_weights_file is not None:
+            current = self.model.get_weights()
+            self.model.load_weights(self.best_weights_file)
+            self.best_weights = self.model.get_weights()
+            self.model.set_weights(current)
+
+
+class ResumableCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Best-only weights checkpoint on val_accuracy that remembers the best value across a resume."""
+
+    def __init__(self, path, best: float | None):
+        super().__init__(str(path), monitor="val_accuracy", mode="max", save_best_only=True,
+                         save_weights_only=True, verbose=0)
+        if best is not None:
+            self.best = best
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to each epoch's logs as `lr` (for history.csv)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            rate = self.model.optimizer.learning_rate
+            logs["lr"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class FailAt(keras.callbacks.Callback):
+    """Raises `error` when training reaches (epoch, batch): how tests cut a run off or run out of memory."""
+
+    def __init__(self, epoch: int, error: Exception, batch: int = 0):
+        super().__init__()
+        self.epoch, self.batch, self.error, self.current = epoch, batch, error, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch and self.error is not None:
+            error, self.error = self.error, None  # once: the retried or resumed run goes through
+            raise error
