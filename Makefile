@@ -20,19 +20,24 @@ test: setup
 
 # No pretrained weights can be downloaded on the build machines, so the demo screens with
 # random weights (random ResNet50 features already separate the digits) and trains
-# small_resnet from scratch. --augment none: a mirrored digit is another digit.
+# small_resnet from scratch. --no-flip (training and TTA views): a mirrored digit is another
+# digit. solution.csv is read only here, to score the demo's submission.
 demo: setup
 	$(PY) -m src.demo --out data/demo
 	$(PY) -m src.eda --data data/demo --out runs/eda
 	$(PY) -m src.screen_backbones --data data/demo --backbones resnet50,efficientnet_b0,small_resnet \
 		--weights none --augment none --mode features --epochs 3 --image-size 64 64 --out runs/screen
-	$(PY) -m src.train --data data/demo --backbone small_resnet --weights none --augment none \
+	$(PY) -m src.train --data data/demo --backbone small_resnet --weights none --augment light --no-flip \
 		--stage1-size 32 32 --stage1-epochs 8 --stage1-lr 3e-3 --stage2-size 48 48 --stage2-epochs 3 \
 		--stage2-lr 1e-3 --decay-steps 100 --out runs/demo-small_resnet --resume
+	$(PY) -m src.submit --data data/demo --run runs/demo-small_resnet \
+		--tta-views identity,center_crop_90,scale_110,center_crop_80 --name demo --overwrite \
+		--solution data/demo/solution.csv
 
 bench: setup
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/screening.py
+	$(PY) benchmarks/tta.py
 
 clean:
 	rm -rf runs data/demo

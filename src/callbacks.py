@@ -34,10 +34,16 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             return
         self.best, self.wait = self.resume_best, self.resume_wait
         if self.best_weights_file is not None:
+            # The checkpoint holds the optimizer's state too: loading it would rewind the step
+            # counter (and so the learning-rate schedule) to the best epoch. Put both back.
             current = self.model.get_weights()
+            optimizer = self.model.optimizer
+            state = [v.numpy() for v in optimizer.variables] if optimizer is not None else []
             self.model.load_weights(self.best_weights_file)
             self.best_weights = self.model.get_weights()
             self.model.set_weights(current)
+            for variable, value in zip(optimizer.variables if optimizer is not None else [], state):
+                variable.assign(value)
 
 
 class ResumableCheckpoint(keras.callbacks.ModelCheckpoint):

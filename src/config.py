@@ -53,6 +53,7 @@ class PipelineOptions:
     cache: str = opt("memory", "keep decoded, resized images after epoch 1", ("memory", "disk", "none"))
     batch_size: int = opt(32, "images per batch")
     augment: str = opt("light", "training augmentation policy", ("none", "light", "strong"))
+    flip: bool = opt(True, "horizontal flips in augmentation; --no-flip for digits, text, signs")
     augment_backend: str = opt("xla", "xla: XLA-compiled ops (TPU-safe, fastest measured); "
                                "native: tf.image's warp kernel", ("xla", "native"))
     mixup: float = opt(0.0, "MixUp Beta(alpha, alpha) on batches; 0: off")
@@ -92,6 +93,9 @@ def add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, kind) ->
     choices = field.metadata.get("choices")
     if kind is bool:
         parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, help=help_text)
+    elif typing.get_origin(kind) is tuple and typing.get_args(kind)[-1] is Ellipsis:
+        # tuple[str, ...]: a repeatable flag (--run A --run B)
+        parser.add_argument(flag, dest=field.name, action="append", type=typing.get_args(kind)[0], help=help_text)
     elif typing.get_origin(kind) is tuple:
         item_types = typing.get_args(kind)
         parser.add_argument(flag, dest=field.name, nargs=len(item_types), type=item_types[0],
@@ -138,6 +142,10 @@ def make_config(cls, values: dict, source: str, partial: bool = False):
 def check_value(name: str, value, kind, field: dataclasses.Field, source: str):
     """Return `value` converted to the field's type, or raise naming the field and what was expected."""
     where = f"{source}: {name.replace('_', '-')}"
+    if typing.get_origin(kind) is tuple and typing.get_args(kind)[-1] is Ellipsis:
+        if not isinstance(value, (list, tuple)):
+            raise KitError(f"{where}: expected a list, got {value!r}")
+        return tuple(check_value(name, v, typing.get_args(kind)[0], field, source) for v in value)
     if typing.get_origin(kind) is tuple:
         item_types = typing.get_args(kind)
         if not isinstance(value, (list, tuple)) or len(value) != len(item_types):

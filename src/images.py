@@ -49,7 +49,7 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
         ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
         ds = apply_cache(ds, frame, opts, f"train-seed{seed}")
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-    augment = make_augmenter(opts.augment, opts.augment_backend)
+    augment = make_augmenter(opts.augment, opts.augment_backend, opts.flip)
     ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32)), y),
                 num_parallel_calls=AUTOTUNE, deterministic=False)
     # No num_parallel_calls on batch: on 2 cores it took threads from decoding (386 vs 624 images/s).

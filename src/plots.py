@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -96,4 +97,46 @@ def plot_curves(history: pd.DataFrame, path: Path, title: str) -> Path:
         ax.set(xlabel="epoch (all stages)", ylabel=metric)
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(title)
+    return save(fig, path)
+
+
+def plot_confusion(y_true, y_pred, labels: list, path: Path) -> Path:
+    """Save the holdout confusion matrix (rows: true class, columns: predicted); return the path."""
+    from sklearn.metrics import confusion_matrix
+
+    plt = pyplot()
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
+    size = max(5, min(20, 0.45 * len(labels) + 3))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    if len(labels) <= 30:
+        ax.set_xticks(range(len(labels)), [str(v) for v in labels], rotation=90)
+        ax.set_yticks(range(len(labels)), [str(v) for v in labels])
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                        color="white" if count > matrix.max() / 2 else "black")
+    ax.set(title="holdout confusion matrix", xlabel="predicted", ylabel="true")
+    return save(fig, path)
+
+
+def plot_wrong(frame: pd.DataFrame, y_true, probs, labels: list, path: Path, count: int = 16) -> Path:
+    """Save a grid of the most confidently wrong holdout images (true, predicted, confidence); return the path."""
+    from PIL import Image, ImageOps
+
+    plt = pyplot()
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y_true)
+    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
+    columns = 4
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        with Image.open(frame["path"].iloc[i]) as img:
+            ax.imshow(ImageOps.exif_transpose(img).convert("RGB"))
+        ax.set_title(f"true {labels[y_true[i]]}, said {labels[predicted[i]]}\n{probs[i, predicted[i]]:.0%}", fontsize=8)
+    if len(wrong) == 0:
+        axes.flat[0].text(0.5, 0.5, "no holdout image is wrong", ha="center", va="center")
     return save(fig, path)

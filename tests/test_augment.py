@@ -61,3 +61,26 @@ def test_cutmix_mask_share_matches_lambda():
     mixed, soft = mix_batch(images, labels, cutmix=1.0)
     # image 0 took image 1's pixels where the box is; its label says how much of it.
     np.testing.assert_allclose(float(tf.reduce_mean(mixed[0])), float(soft[0, 1]), atol=1e-5)
+
+
+def test_no_flip_never_mirrors():
+    """A mirror reverses a left-to-right ramp; without flips no policy may do that."""
+    ramp = np.arange(8, dtype=np.float32) * 30
+    image = tf.constant(np.tile(ramp[None, :, None], (8, 1, 3)))
+
+    def direction(out):
+        return np.corrcoef(out[2:6, 1:7, 0].mean(axis=0), ramp[1:7])[0, 1]
+
+    # light's colour changes keep the order of intensities, so the ramp's direction shows a mirror
+    assert all(direction(make_augmenter("light", flip=False)(image).numpy()) > 0 for _ in range(20))
+    assert any(direction(make_augmenter("light", flip=True)(image).numpy()) < 0 for _ in range(30))
+    # strong may solarize (reversing intensities), so look for the flip op itself in its graph
+    from src.augment import strong
+
+    def reverses(flip):
+        graph_def = tf.function(lambda x: strong(x, warp_native, flip=flip)).get_concrete_function(
+            tf.TensorSpec([8, 8, 3], tf.float32)).graph.as_graph_def()
+        nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+        return any(node.op == "ReverseV2" for node in nodes)  # conditionals keep ops in the library
+
+    assert reverses(True) and not reverses(False)

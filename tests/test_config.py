@@ -65,3 +65,17 @@ def test_resolved_config_is_saved_as_json(tmp_path):
     saved = json.loads(path.read_text())
     assert path.name == "config.json" and saved["image_size"] == [32, 40] and saved["epochs"] == 3
     assert parse_config(JobConfig, ["--config", str(path)]) == cfg  # a saved config reproduces the run
+
+
+@dataclasses.dataclass
+class RepeatConfig:
+    """A job with a repeatable flag."""
+
+    run: tuple[str, ...] = opt((), "run folders")
+
+
+def test_repeatable_flags_collect_every_value(tmp_path):
+    assert parse_config(RepeatConfig, ["--run", "a", "--run", "b c"]).run == ("a", "b c")
+    assert parse_config(RepeatConfig, []).run == ()
+    (tmp_path / "r.json").write_text(json.dumps({"run": ["x", "y"]}))
+    assert parse_config(RepeatConfig, ["--config", str(tmp_path / "r.json")]).run == ("x", "y")

@@ -198,3 +198,22 @@ def test_two_workers_train_together_and_end_with_equal_weights(comp, tmp_path):
         np.testing.assert_array_equal(a, b)
     history = [pd.read_csv(tmp_path / f"worker{i}" / "history.csv") for i in range(2)]
     assert len(history[0]) == 1 and history[0]["val_accuracy"].equals(history[1]["val_accuracy"])
+
+
+def test_resuming_early_stopping_keeps_the_optimizer_step(tmp_path):
+    """Reading the best weights must not rewind the learning-rate schedule to the best epoch."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    model.fit(x, y, epochs=1, batch_size=2, verbose=0)  # 2 steps, then the best checkpoint
+    model.save_weights(tmp_path / "best.weights.h5")
+    model.fit(x, y, epochs=2, batch_size=2, verbose=0)  # 4 more steps
+    assert int(model.optimizer.iterations.numpy()) == 6
+    latest = model.get_weights()
+    stopper = ResumableEarlyStopping(patience=3, best=0.9, wait=2, best_weights_file=tmp_path / "best.weights.h5")
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    assert int(model.optimizer.iterations.numpy()) == 6
+    for a, b in zip(model.get_weights(), latest):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(stopper.best_weights[0], latest[0])

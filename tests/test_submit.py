@@ -1,0 +1,143 @@
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from src.competition import load_competition
+from src.config import DataOptions, PipelineOptions, parse_config
+from src.errors import KitError
+from src.images import make_predict_dataset
+from src.predict import build_run_model, load_run, predict_frame, predict_views
+from src.predict import main as predict_main
+from src.submit import SubmitConfig, submit, validate_submission
+from src.train import TrainConfig, train
+from tests.conftest import make_folder_competition
+
+TEST_ORDER = ["t3.jpg", "t0.jpg", "t4.jpg", "t1.jpg", "t2.jpg"]
+
+
+def trained_run(root, classes):
+    comp = make_folder_competition(root / "comp", classes=classes, per_class=8, test_order=TEST_ORDER)
+    cfg = parse_config(TrainConfig, [
+        "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+        "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "2", "--stage1-lr", "1e-2",
+        "--batch-size", "8", "--out", str(root / "run"), "--split-file", str(root / "split.csv")])
+    train(cfg)
+    return comp, root / "run"
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory):
+    """A run on string labels with spaces."""
+    return trained_run(tmp_path_factory.mktemp("named"), ("audi a4", "bmw x5", "vw golf"))
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    """A run on integer labels (folders 3, 7, 11)."""
+    return trained_run(tmp_path_factory.mktemp("numbered"), ("3", "7", "11"))
+
+
+def submit_args(comp, run, tmp_path, *extra):
+    return parse_config(SubmitConfig, ["--data", str(comp), "--run", str(run), "--out", str(tmp_path / "subs"),
+                                       "--name", "s", *extra])
+
+
+def test_one_view_tta_equals_plain_prediction(named):
+    comp_dir, run_dir = named
+    run = load_run(run_dir)
+    test = load_competition(DataOptions(data=str(comp_dir))).test
+    model = build_run_model(run)
+    dataset = make_predict_dataset(test, PipelineOptions(image_size=run.size, cache="none"))
+    plain = model.predict(dataset.map(lambda x, ids: x), verbose=0)
+    np.testing.assert_allclose(predict_frame(run, test, ("identity",), model=model), plain, rtol=1e-5, atol=1e-6)
+
+
+def test_hflip_of_a_symmetric_image_gives_the_identity_prediction(named, tmp_path):
+    run = load_run(named[1])
+    array = np.zeros((16, 16, 3), np.uint8)
+    array[:, :] = (200, 40, 40)
+    array[4:12, 5:11] = (20, 20, 220)  # left-right symmetric
+    Image.fromarray(array).save(tmp_path / "sym.png")
+    frame = pd.DataFrame({"id": ["sym"], "path": [str(tmp_path / "sym.png")], "width": [16], "height": [16],
+                          "orientation": [1]})
+    per_view = predict_views(run, frame, ("identity", "hflip"))
+    np.testing.assert_allclose(per_view[0], per_view[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fixture, written", [("named", {"audi a4", "bmw x5", "vw golf"}), ("numbered", {"3", "7", "11"})])
+def test_submission_keeps_row_order_and_the_competitions_labels(request, tmp_path, fixture, written):
+    comp_dir, run_dir = request.getfixturevalue(fixture)
+    result = submit(submit_args(comp_dir, run_dir, tmp_path, "--tta"))
+    text = (tmp_path / "subs" / "s.csv").read_text().splitlines()
+    assert text[0] == "Id,Category"
+    assert [line.split(",")[0] for line in text[1:]] == TEST_ORDER  # the sample's order, not the folder's
+    assert {line.split(",")[1] for line in text[1:]} <= written  # "3", not "3.0"; "audi a4" with its space
+    for name in ["s.json", "s.holdout.csv", "s.confusion_matrix.png", "s.wrong.png"]:
+        assert (tmp_path / "subs" / name).stat().st_size > 0
+    assert [row["views"] for row in result["scores"]][:2] == ["identity", "identity+hflip+center_crop_90"]
+
+
+def test_an_ensemble_of_a_run_with_itself_equals_the_run(named, tmp_path):
+    comp_dir, run_dir = named
+    single = submit(submit_args(comp_dir, run_dir, tmp_path, "--name", "one"))
+    double = submit(submit_args(comp_dir, run_dir, tmp_path, "--name", "two", "--run", str(run_dir),
+                                "--ensemble-weights", "fit"))
+    assert (tmp_path / "subs" / "one.csv").read_text() == (tmp_path / "subs" / "two.csv").read_text()
+    assert single["scores"][-1]["score"] == double["scores"][-1]["score"]
+    assert abs(sum(double["weights"]) - 1) < 1e-9
+
+
+def test_bad_submissions_are_refused_naming_the_problem(named):
+    comp = load_competition(DataOptions(data=str(named[0])))
+    run = load_run(named[1])
+    good = pd.DataFrame({"Id": list(comp.schema.ids), "Category": ["bmw x5"] * len(comp.schema.ids)})
+    validate_submission(good, comp.schema, run.class_map)
+    with pytest.raises(KitError, match="4 rows, but .*sample-submission.csv has 5"):
+        validate_submission(good.iloc[:4], comp.schema, run.class_map)
+    unknown = good.assign(Category=["bmw x5", "tesla", "bmw x5", "bmw x5", "bmw x5"])
+    with pytest.raises(KitError, match=r"row 3 \(id 't0.jpg'\) has label 'tesla'"):
+        validate_submission(unknown, comp.schema, run.class_map)
+    missing = good.assign(Id=["t3.jpg", "t0.jpg", "t9.jpg", "t1.jpg", "t2.jpg"])
+    with pytest.raises(KitError, match="id 't4.jpg' of .* is missing"):
+        validate_submission(missing, comp.schema, run.class_map)
+    shuffled = good.assign(Id=["t0.jpg", "t3.jpg", "t4.jpg", "t1.jpg", "t2.jpg"])
+    with pytest.raises(KitError, match="row 2 has id 't0.jpg' where .* has 't3.jpg'"):
+        validate_submission(shuffled, comp.schema, run.class_map)
+    empty = good.assign(Category=["bmw x5", None, "bmw x5", "bmw x5", "bmw x5"])
+    with pytest.raises(KitError, match=r"row 3 \(id 't0.jpg'\) has no Category"):
+        validate_submission(empty, comp.schema, run.class_map)
+
+
+def test_existing_submission_is_kept_and_upload_says_it_is_not_available(named, tmp_path):
+    comp_dir, run_dir = named
+    submit(submit_args(comp_dir, run_dir, tmp_path))
+    before = (tmp_path / "subs" / "s.csv").read_text()
+    with pytest.raises(KitError, match="s.csv exists: pass --overwrite"):
+        submit(submit_args(comp_dir, run_dir, tmp_path))
+    with pytest.raises(KitError, match="--upload is not available yet"):
+        submit(submit_args(comp_dir, run_dir, tmp_path, "--overwrite", "--upload", "--message", "x"))
+    assert (tmp_path / "subs" / "s.csv").read_text() == before
+
+
+def test_runs_with_different_splits_cannot_be_fitted_together(named, tmp_path):
+    comp_dir, run_dir = named
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(run_dir, other)
+    split = pd.read_csv(other / "split.csv")
+    split["split"] = np.where(split["split"] == "val", "train", "val")
+    split.to_csv(other / "split.csv", index=False)
+    with pytest.raises(KitError, match="used different splits"):
+        submit(submit_args(comp_dir, run_dir, tmp_path, "--run", str(other), "--ensemble-weights", "fit"))
+
+
+def test_single_image_prediction_prints_the_top_classes(named, capsys):
+    comp_dir, run_dir = named
+    image = comp_dir / "test_upload" / "t0.jpg"
+    predict_main(["--run", str(run_dir), str(image)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(image) and len(out) == 4  # three classes: all of them, most probable first
+    shares = [float(line.split("%")[0]) for line in out[1:]]
+    assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 100) < 0.1
