@@ -31,7 +31,7 @@ demo: setup
 		--stage1-size 32 32 --stage1-epochs 8 --stage1-lr 3e-3 --stage2-size 48 48 --stage2-epochs 3 \
 		--stage2-lr 1e-3 --decay-steps 100 --out runs/demo-small_resnet --resume
 	$(PY) -m src.submit --data data/demo --run runs/demo-small_resnet \
-		--tta-views identity,center_crop_90,scale_110,center_crop_80 --name demo --overwrite \
+		--tta-views identity,center_crop_90,center_crop_95,scale_105 --name demo --overwrite \
 		--solution data/demo/solution.csv
 
 bench: setup

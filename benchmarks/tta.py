@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 VIEWS = {1: ("identity",), 2: ("identity", "center_crop_90"),
-         4: ("identity", "center_crop_90", "scale_110", "center_crop_80")}
+         4: ("identity", "center_crop_90", "center_crop_95", "scale_105")}
 DEMO_TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "light", "--no-flip", "--stage1-size", "32", "32",
               "--stage1-epochs", "8", "--stage1-lr", "3e-3", "--stage2-size", "48", "48", "--stage2-epochs", "3",
               "--stage2-lr", "1e-3", "--decay-steps", "100", "--resume"]
