@@ -64,8 +64,8 @@ def submit(cfg: SubmitConfig) -> dict:
     views = chosen_views(cfg)
     holdout, test, scores = predict_all(runs, comp, views, cfg)
     weights = ensemble_weights(holdout, runs, cfg)
-    ensemble_holdout = sum(w * p for w, p in zip(weights, holdout["tta"]))
-    scores.append({"run": "ensemble", "views": "+".join(views), "score": score(ensemble_holdout, holdout["y"], cfg.metric)})
+    ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, cfg.metric)
+    scores.append({"run": "ensemble", "views": "+".join(views), "score": ensemble_score})
     labels = runs[0].class_map.decode(sum(w * p for w, p in zip(weights, test)).argmax(axis=1))
     frame = pd.DataFrame({comp.schema.id_column: list(comp.test["id"]), comp.schema.target_column: labels})
     validate_submission(frame, comp.schema, runs[0].class_map)
@@ -109,9 +109,22 @@ def same_holdout(a, b) -> bool:
     return ids[0] == ids[1]
 
 
+def score_ensemble(runs, holdout: dict, weights: list, metric: str):
+    """Return (ensemble holdout probabilities, score); runs that held out other images cannot be scored together.
+
+    Then the score is NaN and the probabilities are the first run's (for the report's figures).
+    """
+    if all(same_holdout(run, runs[0]) for run in runs[1:]):
+        probs = sum(w * p for w, p in zip(weights, holdout["tta"]))
+        return probs, score(probs, holdout["y"][0], metric)
+    print("the runs held out different images: the ensemble has no holdout score; "
+          "the report's figures show the first run")
+    return holdout["tta"][0], float("nan")
+
+
 def predict_all(runs, comp, views, cfg: SubmitConfig):
-    """Return (holdout probabilities per run, plain and TTA; test probabilities per run; score rows)."""
-    holdout = {"plain": [], "tta": [], "y": None, "frame": None}
+    """Return (holdout TTA probabilities, labels and frames per run; test probabilities per run; score rows)."""
+    holdout = {"tta": [], "y": [], "frame": []}
     test, scores = [], []
     for number, run in enumerate(runs, start=1):
         model = build_run_model(run)
@@ -121,9 +134,9 @@ def predict_all(runs, comp, views, cfg: SubmitConfig):
         plain = per_view[list(views).index("identity")] if "identity" in views else \
             predict_views(run, val, ("identity",), 0, model)[0]
         tta = combine_views(per_view, cfg.tta_mean)
-        holdout["plain"].append(plain)
         holdout["tta"].append(tta)
-        holdout["y"], holdout["frame"] = y, val
+        holdout["y"].append(y)
+        holdout["frame"].append(val)
         scores += [{"run": str(run.folder), "views": "identity", "score": score(plain, y, cfg.metric)},
                    {"run": str(run.folder), "views": "+".join(views), "score": score(tta, y, cfg.metric)}]
         print(f"[{number}/{len(runs)}] {run.folder}: {len(views) + cfg.tta_random} view(s) over "
@@ -134,12 +147,12 @@ def predict_all(runs, comp, views, cfg: SubmitConfig):
 
 def holdout_frame(run, comp) -> pd.DataFrame:
     """Return the run's validation images as rows of the competition's training table (paths, sizes)."""
-    ids = run.split.loc[run.split["split"] == "val", "id"].astype(str)
+    ids = sorted(run.split.loc[run.split["split"] == "val", "id"].astype(str))  # one order for every run
     rows = comp.train.set_index(comp.train["id"].astype(str))
     missing = sorted(set(ids) - set(rows.index))
     if missing:
         raise KitError(f"--run {run.folder}: holdout image {missing[0]!r} is not in {comp.root}'s training images")
-    return rows.loc[list(ids)].reset_index(drop=True)
+    return rows.loc[ids].reset_index(drop=True)
 
 
 def score(probs: np.ndarray, y: np.ndarray, metric: str) -> float:
@@ -161,7 +174,7 @@ def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
     from scipy.optimize import minimize
 
     stacked = np.stack(holdout["tta"])
-    y = holdout["y"]
+    y = holdout["y"][0]  # fitting needs a shared holdout (check_runs_agree)
 
     def loss(raw):
         w = np.exp(raw) / np.exp(raw).sum()
@@ -215,8 +228,9 @@ def write_report(cfg, out: Path, runs, views, weights, report, holdout, ensemble
                 "versions": package_versions(), "git_commit": git_commit()}
     (out / f"{cfg.name}.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     labels = list(runs[0].class_map.values)
-    plot_confusion(holdout["y"], ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
-    plot_wrong(holdout["frame"], holdout["y"], ensemble_holdout, labels, out / f"{cfg.name}.wrong.png")
+    y, frame = holdout["y"][0], holdout["frame"][0]
+    plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
+    plot_wrong(frame, y, ensemble_holdout, labels, out / f"{cfg.name}.wrong.png")
 
 
 def package_versions() -> dict:

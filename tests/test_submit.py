@@ -141,3 +141,19 @@ def test_single_image_prediction_prints_the_top_classes(named, capsys):
     assert out[0] == str(image) and len(out) == 4  # three classes: all of them, most probable first
     shares = [float(line.split("%")[0]) for line in out[1:]]
     assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 100) < 0.1
+
+
+def test_an_equal_weight_ensemble_of_runs_with_other_holdouts_is_not_scored(named, tmp_path, capsys):
+    comp_dir, run_dir = named
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    split = pd.read_csv(other / "split.csv")
+    val = split.index[split["split"] == "val"]
+    split.loc[val[:2], "split"] = "train"  # a smaller holdout: row-by-row averaging would misalign images
+    split.to_csv(other / "split.csv", index=False)
+    result = submit(submit_args(comp_dir, run_dir, tmp_path, "--run", str(other)))
+    assert np.isnan(result["scores"][-1]["score"])
+    assert "the runs held out different images" in capsys.readouterr().out
+    assert (tmp_path / "subs" / "s.csv").exists()
