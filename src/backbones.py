@@ -20,7 +20,7 @@ import dataclasses
 import sys
 from typing import Callable
 
-from src.weights import PRETRAINED_NAMES, resolve_weights  # noqa: F401  (re-exported)
+from src.weights import resolve_weights
 
 APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 NS_URL = "https://github.com/qubvel/efficientnet/releases/download/v0.0.1/"

@@ -64,18 +64,3 @@ class LearningRateLogger(keras.callbacks.Callback):
             rate = self.model.optimizer.learning_rate
             logs["lr"] = float(keras.ops.convert_to_numpy(rate))
 
-
-class FailAt(keras.callbacks.Callback):
-    """Raises `error` when training reaches (epoch, batch): how tests cut a run off or run out of memory."""
-
-    def __init__(self, epoch: int, error: Exception, batch: int = 0):
-        super().__init__()
-        self.epoch, self.batch, self.error, self.current = epoch, batch, error, -1
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.current == self.epoch and batch == self.batch and self.error is not None:
-            error, self.error = self.error, None  # once: the retried or resumed run goes through
-            raise error

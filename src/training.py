@@ -35,7 +35,7 @@ def prepare_run(cfg, out: Path) -> RunData:
     comp = load_competition(cfg, with_test=False)
     split = load_or_make_split(comp, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out)
+    keep_first_config(cfg, out)
     comp.save_class_maps(out)
     split.drop(columns=["width", "height", "orientation"]).to_csv(out / "split.csv", index=False)
     class_map = comp.class_maps[comp.target]
@@ -44,7 +44,7 @@ def prepare_run(cfg, out: Path) -> RunData:
                    class_map)
 
 
-def save_config(cfg, out: Path) -> None:
+def keep_first_config(cfg, out: Path) -> None:
     """Write config.json, keeping the first one on --resume (the run's settings are the original ones)."""
     from src.config import save_config as write
 
@@ -211,7 +211,7 @@ def write_holdout(cfg, spec, data: RunData, out: Path, stage, strategy) -> float
     from src.images import make_eval_dataset
 
     model = build_stage_model(stage, cfg, spec, data, out / f"{stage.name}.weights.h5", strategy)
-    opts = dataclasses.replace(cfg, image_size=tuple(stage.size))
+    opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none")  # one pass: nothing to reuse
     images = make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: x)
     if is_multi_worker():
         from src.distributed import predict_locally

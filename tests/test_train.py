@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from src.callbacks import FailAt, ResumableEarlyStopping
+from src.callbacks import ResumableEarlyStopping
 from src.config import parse_config
 from src.errors import KitError
 from src.train import TrainConfig, train
@@ -24,6 +24,22 @@ def config(comp, tmp_path, *extra):
         "--stage1-size", "16", "16", "--stage2-size", "24", "24", "--stage1-epochs", "3", "--stage2-epochs", "2",
         "--stage1-lr", "1e-2", "--stage2-lr", "1e-3", "--decay-steps", "10", "--batch-size", "8",
         "--out", str(tmp_path / "run"), *extra])
+
+
+class FailAt(keras.callbacks.Callback):
+    """Raises `error` when training reaches (epoch, batch): how tests cut a run off or run out of memory."""
+
+    def __init__(self, epoch: int, error: Exception, batch: int = 0):
+        super().__init__()
+        self.epoch, self.batch, self.error, self.current = epoch, batch, error, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch and self.error is not None:
+            error, self.error = self.error, None  # once: the retried or resumed run goes through
+            raise error
 
 
 class Snapshot(keras.callbacks.Callback):
