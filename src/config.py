@@ -18,9 +18,14 @@ from pathlib import Path
 from src.errors import KitError
 
 
-def opt(default, help: str, choices: tuple | None = None):
-    """Return a dataclass field with its default, help text and allowed values (for the CLI)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def opt(default, help: str, choices: tuple | None = None, positional: bool = False, short: str = ""):
+    """Return a dataclass field with its default, help text and allowed values (for the CLI).
+
+    positional=True makes it a required positional argument (`download COMPETITION`);
+    short adds a one-letter alias (`-m` for `--message`).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+                                                         "positional": positional, "short": short})
 
 
 @dataclasses.dataclass
@@ -60,9 +65,9 @@ class PipelineOptions:
     cutmix: float = opt(0.0, "CutMix Beta(alpha, alpha) on batches; 0: off")
 
 
-def parse_config(cls, argv=None, description: str | None = None):
+def parse_config(cls, argv=None, description: str | None = None, prog: str | None = None):
     """Return an instance of dataclass `cls` from defaults < `--config FILE` < flags."""
-    parser = build_parser(cls, description)
+    parser = build_parser(cls, description, prog)
     given = vars(parser.parse_args(argv))
     values = {}
     config_file = given.pop("config", None)
@@ -72,9 +77,9 @@ def parse_config(cls, argv=None, description: str | None = None):
     return make_config(cls, values, source="flags")
 
 
-def build_parser(cls, description: str | None = None) -> argparse.ArgumentParser:
+def build_parser(cls, description: str | None = None, prog: str | None = None) -> argparse.ArgumentParser:
     """Return an ArgumentParser with one flag per field; absent flags stay absent (not defaulted)."""
-    parser = argparse.ArgumentParser(description=description or cls.__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=description or cls.__doc__,
                                      argument_default=argparse.SUPPRESS, allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML file of field values; flags win over it")
@@ -91,17 +96,25 @@ def add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, kind) ->
     flag = "--" + field.name.replace("_", "-")
     help_text = f"{field.metadata.get('help', '')} (default: {field.default!r})"
     choices = field.metadata.get("choices")
+    if field.metadata.get("positional"):
+        parser.add_argument(field.name, type=kind, choices=choices, help=field.metadata.get("help", ""),
+                            metavar=field.name.upper())
+        return
+    if field.metadata.get("short"):
+        flag = (field.metadata["short"], flag)
+    else:
+        flag = (flag,)
     if kind is bool:
-        parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, help=help_text)
+        parser.add_argument(*flag, dest=field.name, action=argparse.BooleanOptionalAction, help=help_text)
     elif typing.get_origin(kind) is tuple and typing.get_args(kind)[-1] is Ellipsis:
         # tuple[str, ...]: a repeatable flag (--run A --run B)
-        parser.add_argument(flag, dest=field.name, action="append", type=typing.get_args(kind)[0], help=help_text)
+        parser.add_argument(*flag, dest=field.name, action="append", type=typing.get_args(kind)[0], help=help_text)
     elif typing.get_origin(kind) is tuple:
         item_types = typing.get_args(kind)
-        parser.add_argument(flag, dest=field.name, nargs=len(item_types), type=item_types[0],
+        parser.add_argument(*flag, dest=field.name, nargs=len(item_types), type=item_types[0],
                             metavar=tuple(f"V{i}" for i in range(len(item_types))), help=help_text)
     else:
-        parser.add_argument(flag, dest=field.name, type=kind, choices=choices, help=help_text)
+        parser.add_argument(*flag, dest=field.name, type=kind, choices=choices, help=help_text)
 
 
 def read_config_file(path: str, cls) -> dict:

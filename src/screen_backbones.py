@@ -239,8 +239,9 @@ def print_table(rows: pd.DataFrame) -> None:
               f"at epoch {int(best['best_epoch'])})")
 
 
-def main(argv=None) -> None:
-    screen(parse_config(ScreenConfig, argv))
+def main(argv=None) -> "pd.DataFrame":
+    """Run the job from command-line flags; return its result (notebooks show it)."""
+    return screen(parse_config(ScreenConfig, argv))
 
 
 if __name__ == "__main__":

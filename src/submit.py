@@ -42,8 +42,10 @@ class SubmitConfig(DataOptions):
     metric: str = opt("accuracy", "holdout metric", ("accuracy", "f1_macro", "logloss"))
     overwrite: bool = opt(False, "replace an existing submission of the same name")
     solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
-    upload: bool = opt(False, "submit to Kaggle after writing (needs the Kaggle integration)")
-    message: str = opt("", "submission message for --upload")
+    upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")
+    competition: str = opt("", "competition slug for --upload")
+    message: str = opt("", "submission message for --upload; empty: the file's name")
+    wait: bool = opt(False, "with --upload: wait for the public score")
 
 
 def submit(cfg: SubmitConfig) -> dict:
@@ -52,6 +54,8 @@ def submit(cfg: SubmitConfig) -> dict:
 
     if not cfg.run:
         raise KitError("--run: give at least one training run folder")
+    if cfg.upload and not cfg.competition:
+        raise KitError("--upload needs --competition SLUG (kaggle.com/competitions/<slug>)")
     out = Path(cfg.out)
     csv_path = out / f"{cfg.name}.csv"
     if csv_path.exists() and not cfg.overwrite:
@@ -80,8 +84,9 @@ def submit(cfg: SubmitConfig) -> dict:
         result["test_accuracy"] = score_against(frame, cfg.solution, comp.schema)
         print(f"accuracy against {cfg.solution}: {result['test_accuracy']:.4f}")
     if cfg.upload:
-        raise KitError(f"--upload is not available yet: the Kaggle integration module is still to be built; "
-                       f"{csv_path} is written and can be submitted by hand")
+        from src.kaggle_api import SubmitFileConfig, submit_file
+
+        result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
     return result
 
 
@@ -257,8 +262,9 @@ def git_commit() -> str | None:
         return None
 
 
-def main(argv=None) -> None:
-    submit(parse_config(SubmitConfig, argv))
+def main(argv=None) -> dict:
+    """Run the job from command-line flags; return its result (notebooks show it)."""
+    return submit(parse_config(SubmitConfig, argv))
 
 
 if __name__ == "__main__":

@@ -139,8 +139,9 @@ def clear_stage(out: Path, name: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def main(argv=None) -> None:
-    train(parse_config(TrainConfig, argv))
+def main(argv=None) -> dict:
+    """Run the job from command-line flags; return its result (notebooks show it)."""
+    return train(parse_config(TrainConfig, argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,473 @@
+"""The one place that talks to Kaggle: data, submissions, the kit as a dataset, kernels.
+
+    python -m src.kaggle_api download dogs-vs-cats [--data data/dogs-vs-cats]
+    python -m src.kaggle_api submit dogs-vs-cats submissions/blend.csv -m "effb3 tta" --wait
+    python -m src.kaggle_api upload-src me/image-kit-src
+    python -m src.kaggle_api push train --competition dogs-vs-cats --src-dataset me/image-kit-src \
+        --accelerator tpu --param BACKBONE=efficientnet_b3
+    python -m src.kaggle_api status me/dogs-vs-cats-train
+    python -m src.kaggle_api output me/dogs-vs-cats-train [--out runs/kernels/dogs-vs-cats-train/output]
+
+Credentials, in the client's order: KAGGLE_API_TOKEN (the token or a file holding it),
+~/.kaggle/access_token, ~/.kaggle/kaggle.json (or KAGGLE_USERNAME and KAGGLE_KEY). The kaggle
+client is imported only inside `connect()`: importing it authenticates over the network. No
+token is ever printed, saved in a config or written into a pushed file.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from src.config import opt, parse_config
+from src.errors import KitError, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+KERNELS_DIR = REPO / "kernels"
+# The accelerators Kaggle's kernels push accepts (kaggle-cli docs/kernels.md): T4 x2 is the
+# usual GPU; the TPU VM v6e-8 ("TpuV6E8") replaced v3-8 for most users. --machine-shape overrides.
+MACHINE_SHAPES = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV6E8", "none": None}
+DONE_MARKER = ".kaggle-download.json"
+
+
+@dataclasses.dataclass
+class DownloadConfig:
+    """Download and unpack a competition's files (accept its rules on the website first)."""
+
+    competition: str = opt("", "competition slug, as in kaggle.com/competitions/<slug>", positional=True)
+    data: str = opt("", "target folder; empty: data/<competition>")
+    force: bool = opt(False, "download and unpack again even when the files are there")
+    keep_zip: bool = opt(False, "keep the downloaded archive after unpacking")
+
+
+@dataclasses.dataclass
+class SubmitFileConfig:
+    """Submit a CSV to a competition and optionally wait for its public score."""
+
+    competition: str = opt("", "competition slug", positional=True)
+    file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
+    message: str = opt("", "submission description", short="-m")
+    wait: bool = opt(False, "poll the submissions list until the score or the error is back")
+    poll_seconds: float = opt(10.0, "seconds between polls with --wait")
+    timeout: float = opt(1800.0, "give up waiting after this many seconds")
+
+
+@dataclasses.dataclass
+class UploadSrcConfig:
+    """Publish src/ and requirements.txt as a private dataset (created, or a new version)."""
+
+    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
+    title: str = opt("Image classification kit source", "dataset title when it is created (6-50 characters)")
+    notes: str = opt("", "version notes; empty: the git commit")
+
+
+@dataclasses.dataclass
+class PushConfig:
+    """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
+
+    kernel: str = opt("", "notebook: a name in kernels/ (train) or a path to an .ipynb", positional=True)
+    accelerator: str = opt("gpu", "hardware of the run", ("gpu", "tpu", "none"))
+    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaP100, TpuV5E8 ...); empty: from "
+                                 "--accelerator")
+    id: str = opt("", "kernel id owner/slug; empty: <you>/<slug of the title>")
+    title: str = opt("", "kernel title; empty: '<competition> <notebook>'")
+    competition: str = opt("", "competition whose data the kernel reads (competition_sources)")
+    src_dataset: str = opt("", "the dataset upload-src published (owner/slug): the kernel imports the kit from it")
+    dataset: tuple[str, ...] = opt((), "another dataset to attach (owner/slug); repeatable")
+    model: tuple[str, ...] = opt((), "a model to attach (owner/model/framework/variation/version); repeatable")
+    internet: bool = opt(False, "internet in the kernel (competitions with hidden test sets forbid it)")
+    param: tuple[str, ...] = opt((), "NAME=VALUE set in the notebook's parameters (a Python literal or text)")
+    out: str = opt("runs/kernels", "where the pushed folder (notebook + kernel-metadata.json) is written")
+
+
+@dataclasses.dataclass
+class StatusConfig:
+    """Print a kernel's state (queued, running, complete, error)."""
+
+    kernel: str = opt("", "kernel id owner/slug", positional=True)
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    """Download a finished kernel's output files and log."""
+
+    kernel: str = opt("", "kernel id owner/slug", positional=True)
+    out: str = opt("", "target folder; empty: runs/kernels/<slug>/output")
+
+
+# ---------------------------------------------------------------- credentials and client
+
+
+def credential_source() -> str:
+    """Return where the Kaggle credentials come from (a name, never the secret); raise when there are none.
+
+    Exists so a missing token is one clear sentence instead of the client's help text and exit().
+    """
+    home = Path.home()
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return "KAGGLE_API_TOKEN"
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME and KAGGLE_KEY"
+    config_dirs = [Path(os.environ["KAGGLE_CONFIG_DIR"])] if os.environ.get("KAGGLE_CONFIG_DIR") else []
+    config_dirs += [home / ".kaggle", Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "kaggle"]
+    files = [home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt",
+             home / ".kaggle" / "credentials.json", *(d / "kaggle.json" for d in config_dirs)]
+    for file in files:
+        if file.is_file() and file.stat().st_size > 0:
+            return str(file)
+    raise KitError("no Kaggle credentials: create a token at https://www.kaggle.com/settings/api and set "
+                   "KAGGLE_API_TOKEN to it, or save it in ~/.kaggle/access_token (or kaggle.json there)")
+
+
+def connect():
+    """Return an authenticated KaggleApi; unusable credentials raise a KitError naming their source."""
+    source = credential_source()
+    quiet = io.StringIO()
+    try:
+        # Importing kaggle authenticates at once and prints its help text when that fails.
+        with contextlib.redirect_stdout(quiet):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+
+            api = KaggleApi()
+            api.authenticate()
+    except SystemExit:
+        raise KitError(f"Kaggle refused the credentials from {source}: create a new token at "
+                       "https://www.kaggle.com/settings/api") from None
+    except Exception as err:  # requests' connection errors: say where, not the traceback
+        raise KitError(f"cannot reach Kaggle to check the credentials from {source}: {short_error(err)}") from None
+    return api
+
+
+def short_error(err: Exception) -> str:
+    """Return an HTTP error as 'status: server message' (never headers, so never a token)."""
+    response = getattr(err, "response", None)
+    if response is None:
+        return f"{type(err).__name__}: {err}"
+    try:
+        message = response.json().get("message", "")
+    except ValueError:
+        message = response.text[:200]
+    return f"HTTP {response.status_code} {message or response.reason}".strip()
+
+
+def status_of(err: Exception) -> int | None:
+    """Return the HTTP status code of a client error, or None for other errors."""
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+@contextlib.contextmanager
+def kaggle_errors(what: str, competition: str = ""):
+    """Turn the client's HTTP errors into one sentence saying what failed and what to do."""
+    try:
+        yield
+    except KitError:
+        raise
+    except Exception as err:
+        code = status_of(err)
+        if code == 403 and competition:
+            raise KitError(f"{what}: Kaggle answered 403 for {competition}: accept the competition rules on the "
+                           f"website first: https://www.kaggle.com/competitions/{competition}/rules") from None
+        if code == 401:
+            raise KitError(f"{what}: Kaggle refused the credentials ({credential_source()})") from None
+        if code == 404:
+            raise KitError(f"{what}: not found on Kaggle ({short_error(err)})") from None
+        if code is None and not isinstance(err, (OSError, ValueError)):
+            raise  # a bug, not an answer from Kaggle: keep the traceback
+        # requests' errors are OSErrors; the client's own checks of ids and files raise ValueError
+        raise KitError(f"{what}: {short_error(err)}") from None
+
+
+# ---------------------------------------------------------------- download
+
+
+def download(cfg: DownloadConfig) -> Path:
+    """Download the competition's archive and unpack it into the target folder; return the folder.
+
+    Files already there are kept (a second call is nearly free); archive entries that would land
+    outside the folder are refused and named.
+    """
+    dest = Path(cfg.data or Path("data") / cfg.competition)
+    marker = dest / DONE_MARKER
+    if marker.is_file() and not cfg.force:
+        print(f"{cfg.competition}: already in {dest} (--force downloads again)")
+        return dest
+    api = connect()
+    dest.mkdir(parents=True, exist_ok=True)
+    with kaggle_errors(f"download {cfg.competition}", cfg.competition):
+        api.competition_download_files(cfg.competition, path=str(dest), force=cfg.force, quiet=False)
+    archive = dest / f"{cfg.competition}.zip"
+    if not archive.is_file():
+        raise KitError(f"download {cfg.competition}: the client wrote no {archive}")
+    counts = unpack(archive, dest)
+    marker.write_text(json.dumps({"competition": cfg.competition, **counts}, indent=2) + "\n")
+    if not cfg.keep_zip:
+        archive.unlink()
+    print(f"{cfg.competition}: {counts['written']} file(s) written, {counts['kept']} already there, "
+          f"{len(counts['refused'])} refused, in {dest}")
+    return dest
+
+
+def unpack(archive: Path, dest: Path) -> dict:
+    """Extract every safe entry of a zip into dest; return counts and the refused entries.
+
+    zipfile.extract would rewrite '../evil.txt' to 'evil.txt' silently: here such an entry is
+    refused by name, so a hostile archive is noticed, and the rest still unpacks.
+    """
+    root = dest.resolve()
+    written, kept, refused = 0, 0, []
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = (root / info.filename).resolve()
+            if info.filename.startswith(("/", "\\")) or not target.is_relative_to(root) or target == root:
+                refused.append(info.filename)
+                print(f"refused archive entry {info.filename!r}: it would land outside {dest}", file=sys.stderr)
+                continue
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            if target.is_file() and target.stat().st_size == info.file_size:
+                kept += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            written += 1
+    return {"written": written, "kept": kept, "refused": refused}
+
+
+# ---------------------------------------------------------------- submit
+
+
+def submit_file(cfg: SubmitFileConfig) -> dict:
+    """Submit the CSV; with --wait, poll until Kaggle scores it. Return {'ref', 'status', 'public_score'}."""
+    path = Path(cfg.file)
+    if not path.is_file():
+        raise KitError(f"submit: {path} does not exist (python -m src.submit writes submissions/NAME.csv)")
+    api = connect()
+    with kaggle_errors(f"submit {path} to {cfg.competition}", cfg.competition):
+        response = api.competition_submit(str(path), cfg.message or path.stem, cfg.competition, quiet=True)
+    if response.message == getattr(api, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", None):
+        raise KitError(f"submit: uploading {path} to Kaggle failed")
+    print(f"submitted {path} to {cfg.competition}: {response.message} (ref {response.ref})")
+    result = {"ref": response.ref, "status": "pending", "public_score": None}
+    if cfg.wait:
+        result = wait_for_score(api, cfg, response.ref)
+    return result
+
+
+def wait_for_score(api, cfg: SubmitFileConfig, ref: int) -> dict:
+    """Poll the competition's submissions until `ref` is scored or failed; return its state."""
+    deadline = time.monotonic() + cfg.timeout
+    while True:
+        with kaggle_errors(f"list submissions of {cfg.competition}", cfg.competition):
+            found = [s for s in api.competition_submissions(cfg.competition) or [] if s and s.ref == ref]
+        if found:
+            sub = found[0]
+            status = sub.status.name.lower()
+            if status == "complete":
+                print(f"public score: {sub.public_score}")
+                return {"ref": ref, "status": status, "public_score": sub.public_score}
+            if status == "error":
+                raise KitError(f"submission {ref} to {cfg.competition} failed: {sub.error_description}")
+        if time.monotonic() > deadline:
+            raise KitError(f"submission {ref}: no score after {cfg.timeout:.0f} s (it may still come: "
+                           f"kaggle competitions submissions {cfg.competition})")
+        print(f"submission {ref}: pending", flush=True)
+        time.sleep(cfg.poll_seconds)
+
+
+# ---------------------------------------------------------------- upload-src
+
+
+def upload_src(cfg: UploadSrcConfig) -> dict:
+    """Publish src/ and requirements.txt as a private dataset; return {'ref', 'created'}."""
+    owner, slug = split_ref(cfg.dataset, "upload-src DATASET")
+    api = connect()
+    with tempfile.TemporaryDirectory() as staging:
+        folder = stage_src(Path(staging), cfg, owner, slug)
+        exists = dataset_exists(api, cfg.dataset)
+        with kaggle_errors(f"upload-src {cfg.dataset}"):
+            if exists:
+                response = api.dataset_create_version(str(folder), cfg.notes or version_notes(), quiet=True,
+                                                      dir_mode="zip")
+            else:
+                response = api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="zip")
+    if getattr(response, "error", None):
+        raise KitError(f"upload-src {cfg.dataset}: Kaggle said: {response.error}")
+    print(f"{'new version of' if exists else 'created'} private dataset {cfg.dataset}: {response.url}")
+    return {"ref": cfg.dataset, "created": not exists}
+
+
+def stage_src(staging: Path, cfg: UploadSrcConfig, owner: str, slug: str) -> Path:
+    """Copy src/ (no caches) and requirements.txt into staging with dataset-metadata.json; return it."""
+    if not 6 <= len(cfg.title) <= 50:
+        raise KitError(f"--title {cfg.title!r}: Kaggle needs 6-50 characters")
+    folder = staging / slug
+    shutil.copytree(REPO / "src", folder / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(REPO / "requirements.txt", folder / "requirements.txt")
+    meta = {"id": f"{owner}/{slug}", "title": cfg.title, "licenses": [{"name": "CC0-1.0"}],
+            "subtitle": "src/ of the image classification kit, for offline kernels"}
+    (folder / "dataset-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def dataset_exists(api, ref: str) -> bool:
+    """Return True when the dataset is on Kaggle already (a new version is due instead of a new dataset)."""
+    try:
+        api.dataset_status(ref)
+        return True
+    except Exception as err:
+        if status_of(err) in (403, 404):
+            return False
+        with kaggle_errors(f"status of dataset {ref}"):
+            raise
+
+
+def version_notes() -> str:
+    """Return 'src at <git commit>' (or a timestamp outside a checkout) for a dataset version."""
+    from src.submit import git_commit
+
+    return f"src at {git_commit() or time.strftime('%Y-%m-%d %H:%M')}"
+
+
+def split_ref(ref: str, what: str, parts: int = 2) -> list:
+    """Return owner/slug split in two, or raise naming the argument and the expected form."""
+    pieces = ref.split("/")
+    if len(pieces) != parts or not all(pieces):
+        raise KitError(f"{what}: expected owner/slug, got {ref!r}")
+    if not 6 <= len(pieces[-1]) <= 50 or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", pieces[-1]):
+        raise KitError(f"{what}: slug {pieces[-1]!r} must be 6-50 lowercase letters, digits and dashes")
+    return pieces
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def push(cfg: PushConfig) -> dict:
+    """Write the kernel folder (notebook with its parameters, kernel-metadata.json) and push it."""
+    from src.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
+
+    notebook = find_notebook(cfg.kernel)
+    if not cfg.src_dataset:
+        raise KitError("--src-dataset: name the dataset `upload-src` published (owner/slug): "
+                       "the kernel imports the kit from it")
+    split_ref(cfg.src_dataset, "--src-dataset")
+    params = parse_params(cfg.param)
+    if cfg.competition:
+        params.setdefault("COMPETITION", cfg.competition)
+    api = connect()
+    kernel_id = cfg.id or f"{api.config_values['username']}/{slugify(kernel_title(cfg, notebook))}"
+    owner, slug = split_ref(kernel_id, "--id")
+    folder = Path(cfg.out) / slug
+    folder.mkdir(parents=True, exist_ok=True)
+    write_notebook(inject_parameters(read_notebook(notebook), params), folder / notebook.name)
+    meta = kernel_metadata(cfg, kernel_id, notebook.name, kernel_title(cfg, notebook))
+    (folder / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with kaggle_errors(f"push {kernel_id}", cfg.competition):
+        response = api.kernels_push(str(folder))
+    if response.error:
+        raise KitError(f"push {kernel_id}: Kaggle said: {response.error}")
+    for field in ("invalid_dataset_sources", "invalid_competition_sources", "invalid_model_sources"):
+        for bad in getattr(response, field, None) or []:
+            print(f"warning: Kaggle did not attach {bad} ({field.replace('_', ' ')})", file=sys.stderr)
+    print(f"pushed {folder} as {kernel_id} version {response.version_number}: {response.url}")
+    return {"id": kernel_id, "url": response.url, "folder": str(folder), "metadata": meta}
+
+
+def find_notebook(name: str) -> Path:
+    """Return the notebook a push names: a path to an .ipynb, or a name in kernels/."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path
+    candidate = KERNELS_DIR / f"{path.stem}.ipynb"
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in KERNELS_DIR.glob("*.ipynb")))
+    raise KitError(f"push {name}: no such notebook; expected a path to an .ipynb or one of: {known}")
+
+
+def kernel_title(cfg: PushConfig, notebook: Path) -> str:
+    """Return the kernel's title: --title, else '<competition> <notebook>' (at least 5 characters)."""
+    title = cfg.title or f"{cfg.competition or 'image kit'} {notebook.stem.replace('_', ' ')}"
+    if len(title) < 5:
+        raise KitError(f"--title {title!r}: Kaggle needs at least 5 characters")
+    return title
+
+
+def slugify(title: str) -> str:
+    """Return the slug Kaggle derives from a title (lowercase words joined by dashes)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def kernel_metadata(cfg: PushConfig, kernel_id: str, code_file: str, title: str) -> dict:
+    """Return kernel-metadata.json's fields for a private notebook on the chosen accelerator."""
+    shape = cfg.machine_shape or MACHINE_SHAPES[cfg.accelerator]
+    return {
+        "id": kernel_id,
+        "title": title,
+        "code_file": code_file,
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": True,
+        "enable_gpu": cfg.accelerator == "gpu",
+        "enable_tpu": cfg.accelerator == "tpu",
+        "enable_internet": cfg.internet,
+        "machine_shape": shape,
+        "dataset_sources": [cfg.src_dataset, *cfg.dataset],
+        "competition_sources": [cfg.competition] if cfg.competition else [],
+        "kernel_sources": [],
+        "model_sources": list(cfg.model),
+    }
+
+
+def kernel_status(cfg: StatusConfig) -> dict:
+    """Print and return the kernel's state and failure message."""
+    split_ref(cfg.kernel, "status KERNEL")
+    api = connect()
+    with kaggle_errors(f"status of {cfg.kernel}"):
+        response = api.kernels_status(cfg.kernel)
+    state = response.status.name.lower()
+    print(f"{cfg.kernel}: {state}" + (f" ({response.failure_message})" if response.failure_message else ""))
+    return {"status": state, "failure_message": response.failure_message or ""}
+
+
+def kernel_output(cfg: OutputConfig) -> list:
+    """Download the kernel's output files and log; return their paths."""
+    _, slug = split_ref(cfg.kernel, "output KERNEL")
+    out = Path(cfg.out or Path("runs") / "kernels" / slug / "output")
+    api = connect()
+    with kaggle_errors(f"output of {cfg.kernel}"):
+        files, _ = api.kernels_output(cfg.kernel, str(out), force=True, quiet=True)
+    for file in files:
+        print(f"wrote {file}")
+    return files
+
+
+COMMANDS = {"download": (DownloadConfig, download), "submit": (SubmitFileConfig, submit_file),
+            "upload-src": (UploadSrcConfig, upload_src), "push": (PushConfig, push),
+            "status": (StatusConfig, kernel_status), "output": (OutputConfig, kernel_output)}
+
+
+def main(argv=None):
+    """Run one subcommand: download, submit, upload-src, push, status or output."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        given = repr(argv[0]) if argv else "nothing"
+        raise KitError(f"expected a command ({', '.join(COMMANDS)}), got {given}; "
+                       "python -m src.kaggle_api COMMAND --help says more")
+    cls, run = COMMANDS[argv[0]]
+    return run(parse_config(cls, argv[1:], prog=f"python -m src.kaggle_api {argv[0]}"))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

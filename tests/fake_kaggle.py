@@ -1,0 +1,225 @@
+"""A fake Kaggle API server for the tests: the real kaggle client talks to it over HTTP.
+
+With KAGGLE_API_ENVIRONMENT=LOCALHOST the client sends its RPCs (POST /api/v1/<Service>/<Method>,
+JSON bodies) to http://localhost. Port 80 needs root and may be taken, so the server listens
+on a free port of 127.0.0.1 and the tests point HTTP_PROXY at it: the client's requests still
+go to http://localhost/..., through this server acting as that host. It keeps what it received
+(requests, uploaded bytes) for the tests to check field by field.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+BASE = "http://localhost"
+
+
+class FakeKaggle:
+    """State of the fake service: users' tokens, competitions, datasets, kernels, submissions."""
+
+    def __init__(self, token: str, username: str = "tester"):
+        self.token = token
+        self.username = username
+        self.competitions = {}      # slug -> {"zip": bytes, "rules_accepted": bool, "solution": {id: label}}
+        self.blobs = {}             # upload token -> bytes received
+        self.datasets = {}          # owner/slug -> list of create requests (one per version)
+        self.kernels = {}           # owner/slug -> last SaveKernel request
+        self.kernel_status = "COMPLETE"
+        self.outputs = {"submission.csv": b"Id,Category\nt0.jpg,1\n"}
+        self.submissions = []
+        self.pending_polls = 2      # ListSubmissions answers PENDING this many times first
+        self.calls = []             # (method, body, authorization header)
+        self.server = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> int:
+        """Serve on a free port of 127.0.0.1 in a thread; return the port."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_POST(self):
+                fake.handle(self, "POST")
+
+            def do_PUT(self):
+                fake.handle(self, "PUT")
+
+            def do_GET(self):
+                fake.handle(self, "GET")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def handle(self, req: BaseHTTPRequestHandler, verb: str) -> None:
+        path = urlsplit(req.path).path  # proxied requests carry the whole URL
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else b""
+        if verb == "PUT" and path.startswith("/upload/"):
+            self.blobs[path.rsplit("/", 1)[1]] = body
+            return self.reply(req, 200, {})
+        if verb == "GET" and path.startswith("/files/"):
+            return self.send_file(req, path)
+        if verb != "POST" or not path.startswith("/api/v1/"):
+            return self.reply(req, 404, {"code": 404, "message": f"no route {verb} {path}"})
+        method = path[len("/api/v1/"):]
+        data = json.loads(body or b"{}")
+        self.calls.append((method, data, req.headers.get("Authorization", "")))
+        if method != "security.OAuthService/IntrospectToken" and not self.authorised(req):
+            return self.reply(req, 401, {"code": 401, "message": "Unauthenticated"})
+        handler = getattr(self, "rpc_" + method.split("/")[-1], None)
+        if handler is None:
+            return self.reply(req, 404, {"code": 404, "message": f"fake server has no {method}"})
+        handler(req, data)
+
+    def authorised(self, req) -> bool:
+        return req.headers.get("Authorization", "") == f"Bearer {self.token}"
+
+    def reply(self, req, code: int, payload: dict) -> None:
+        raw = json.dumps(payload).encode()
+        req.send_response(code)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(raw)))
+        req.end_headers()
+        req.wfile.write(raw)
+
+    def send_file(self, req, path: str) -> None:
+        name = path.rsplit("/", 1)[1]
+        if name.endswith(".zip") and name[:-4] in self.competitions:
+            raw = self.competitions[name[:-4]]["zip"]
+        elif name in self.outputs:
+            raw = self.outputs[name]
+        else:
+            return self.reply(req, 404, {"code": 404, "message": f"no file {name}"})
+        req.send_response(200)
+        req.send_header("Content-Type", "application/octet-stream")
+        req.send_header("Content-Length", str(len(raw)))
+        req.end_headers()
+        req.wfile.write(raw)
+
+    def redirect(self, req, url: str) -> None:
+        req.send_response(302)
+        req.send_header("Location", url)
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+
+    def upload_slot(self, prefix: str) -> dict:
+        token = f"{prefix}-{len(self.blobs) + len(self.calls)}"
+        return {"token": token, "createUrl": f"{BASE}/upload/{token}"}
+
+    # ------------------------------------------------------------ RPCs
+
+    def rpc_IntrospectToken(self, req, data):
+        active = data.get("token") == self.token
+        self.reply(req, 200, {"active": active, "username": self.username if active else ""})
+
+    def rpc_DownloadDataFiles(self, req, data):
+        comp = self.competitions.get(data.get("competitionName"))
+        if comp is None:
+            return self.reply(req, 404, {"code": 404, "message": "Competition not found"})
+        if not comp["rules_accepted"]:
+            return self.reply(req, 403, {"code": 403, "message": "You must accept this competition's rules "
+                                                                 "before you'll be able to download files."})
+        self.redirect(req, f"{BASE}/files/{data['competitionName']}.zip")
+
+    def rpc_StartSubmissionUpload(self, req, data):
+        self.reply(req, 200, self.upload_slot("submission"))
+
+    def rpc_CreateSubmission(self, req, data):
+        ref = 1000 + len(self.submissions)
+        csv = self.blobs.get(data.get("blobFileTokens"), b"")
+        self.submissions.append({"ref": ref, "competition": data.get("competitionName"),
+                                 "description": data.get("submissionDescription"), "csv": csv,
+                                 "polls": self.pending_polls})
+        self.reply(req, 200, {"message": "Successfully submitted", "ref": ref})
+
+    def rpc_ListSubmissions(self, req, data):
+        rows = []
+        for sub in self.submissions:
+            if sub["competition"] != data.get("competitionName"):
+                continue
+            row = {"ref": sub["ref"], "description": sub["description"], "status": "PENDING"}
+            if sub["polls"] > 0:
+                sub["polls"] -= 1
+            else:
+                row.update(self.score(sub))
+            rows.append(row)
+        self.reply(req, 200, {"submissions": rows})
+
+    def score(self, sub: dict) -> dict:
+        """Score a submission's CSV against the competition's solution, like Kaggle's public board."""
+        solution = self.competitions[sub["competition"]]["solution"]
+        try:
+            frame = pd.read_csv(io.BytesIO(sub["csv"]), dtype=str)
+            got = dict(zip(frame.iloc[:, 0], frame.iloc[:, 1]))
+            if set(got) != set(solution):
+                raise ValueError("ids do not match the solution")
+        except Exception as err:
+            return {"status": "ERROR", "errorDescription": f"Submission error: {err}"}
+        accuracy = sum(got[k] == v for k, v in solution.items()) / len(solution)
+        return {"status": "COMPLETE", "publicScore": f"{accuracy:.5f}"}
+
+    def rpc_StartBlobUpload(self, req, data):
+        self.reply(req, 200, self.upload_slot(data.get("name", "blob")))
+
+    def rpc_GetDatasetStatus(self, req, data):
+        ref = f"{data.get('ownerSlug')}/{data.get('datasetSlug')}"
+        if ref not in self.datasets:
+            return self.reply(req, 404, {"code": 404, "message": "Dataset not found"})
+        self.reply(req, 200, {"status": "READY"})
+
+    def rpc_CreateDataset(self, req, data):
+        ref = f"{data.get('ownerSlug')}/{data.get('slug')}"
+        self.datasets.setdefault(ref, []).append(data)
+        self.reply(req, 200, {"ref": ref, "url": f"{BASE}/datasets/{ref}", "status": "ok"})
+
+    def rpc_CreateDatasetVersion(self, req, data):
+        ref = f"{data.get('ownerSlug')}/{data.get('datasetSlug')}"
+        if ref not in self.datasets:
+            return self.reply(req, 404, {"code": 404, "message": "Dataset not found"})
+        self.datasets[ref].append(data)
+        self.reply(req, 200, {"ref": ref, "url": f"{BASE}/datasets/{ref}", "status": "ok"})
+
+    def rpc_SaveKernel(self, req, data):
+        slug = data.get("slug")
+        self.kernels[slug] = data
+        self.reply(req, 200, {"ref": f"/code/{slug}", "url": f"{BASE}/code/{slug}", "versionNumber": 1})
+
+    def rpc_GetKernelSessionStatus(self, req, data):
+        ref = f"{data.get('userName')}/{data.get('kernelSlug')}"
+        if ref not in self.kernels:
+            return self.reply(req, 404, {"code": 404, "message": "Kernel not found"})
+        failure = "cell 5 raised" if self.kernel_status == "ERROR" else ""
+        self.reply(req, 200, {"status": self.kernel_status, "failureMessage": failure})
+
+    def rpc_ListKernelSessionOutput(self, req, data):
+        files = [{"url": f"{BASE}/files/{name}", "fileName": name} for name in self.outputs]
+        self.reply(req, 200, {"files": files, "log": "[{\"data\": \"done\"}]"})
+
+    def uploaded_text(self) -> str:
+        """Return every uploaded blob's bytes, zips opened, as one string (for secret checks)."""
+        import zipfile
+
+        parts = []
+        for raw in self.blobs.values():
+            if raw[:2] == b"PK":
+                with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                    parts += [zf.read(n).decode("utf-8", "replace") for n in zf.namelist()]
+            else:
+                parts.append(raw.decode("utf-8", "replace"))
+        return "\n".join(parts)

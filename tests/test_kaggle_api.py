@@ -1,0 +1,204 @@
+"""src.kaggle_api end to end: the real kaggle client, over HTTP, against a fake Kaggle on localhost.
+
+Every command runs as `python -m src.kaggle_api ...` in a subprocess with its own HOME, so the
+client's import-time authentication and config lookup happen as they would for a user. Every
+run's output is checked for the token.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.fake_kaggle import FakeKaggle
+
+TOKEN = "KGAT_test-secret-4f9a1c"
+
+
+def can_bind() -> bool:
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """Start the fake Kaggle; yield it with the environment a user's shell would have."""
+    if not can_bind():
+        pytest.skip("cannot bind a port on 127.0.0.1 for the fake Kaggle server")
+    server = FakeKaggle(TOKEN)
+    port = server.start()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("KAGGLE_") and k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONPATH": str(REPO),
+                "KAGGLE_API_ENVIRONMENT": "LOCALHOST", "KAGGLE_API_TOKEN": TOKEN,
+                "HTTP_PROXY": f"http://127.0.0.1:{port}", "http_proxy": f"http://127.0.0.1:{port}"})
+    server.env = env
+    yield server
+    server.stop()
+
+
+def kaggle(fake, *args, env=None, expect=0):
+    """Run `python -m src.kaggle_api ARGS`; check the exit code and that the token never shows."""
+    result = subprocess.run([sys.executable, "-m", "src.kaggle_api", *args], env=env or fake.env,
+                            capture_output=True, text=True, timeout=180)
+    shown = result.stdout + result.stderr
+    assert TOKEN not in shown
+    assert result.returncode == expect, shown
+    return result
+
+
+def competition_zip(hostile: bool = True) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("train/cat/c1.jpg", b"\xff\xd8 not really a jpeg")
+        zf.writestr("sample_submission.csv", "Id,Category\nt0.jpg,0\nt1.jpg,0\nt2.jpg,0\n")
+        if hostile:
+            zf.writestr("../evil.txt", "owned")
+            zf.writestr("/abs/evil2.txt", "owned")
+    return buf.getvalue()
+
+
+def test_download_unpacks_refuses_escaping_entries_and_skips_what_is_there(fake, tmp_path):
+    fake.competitions["toy-comp"] = {"zip": competition_zip(), "rules_accepted": True, "solution": {}}
+    result = kaggle(fake, "download", "toy-comp", "--data", "data/toy")
+    data = tmp_path / "data" / "toy"
+    assert (data / "train" / "cat" / "c1.jpg").read_bytes() == b"\xff\xd8 not really a jpeg"
+    assert (data / "sample_submission.csv").is_file()
+    assert not (tmp_path / "data" / "evil.txt").exists() and not (data / "evil.txt").exists()
+    assert not Path("/abs/evil2.txt").exists()
+    assert "refused archive entry '../evil.txt'" in result.stderr
+    assert "refused archive entry '/abs/evil2.txt'" in result.stderr
+    assert "2 file(s) written" in result.stdout and not (data / "toy-comp.zip").exists()
+    calls = len(fake.calls)
+    again = kaggle(fake, "download", "toy-comp", "--data", "data/toy")
+    assert "already in" in again.stdout and len(fake.calls) == calls  # nothing asked of Kaggle
+    forced = kaggle(fake, "download", "toy-comp", "--data", "data/toy", "--force")
+    assert "0 file(s) written, 2 already there" in forced.stdout
+
+
+def test_download_403_says_to_accept_the_rules(fake):
+    fake.competitions["toy-comp"] = {"zip": competition_zip(False), "rules_accepted": False, "solution": {}}
+    result = kaggle(fake, "download", "toy-comp", expect=2)
+    assert "accept the competition rules on the website first" in result.stderr
+    assert "https://www.kaggle.com/competitions/toy-comp/rules" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_submit_polls_until_the_public_score(fake, tmp_path):
+    fake.competitions["toy-comp"] = {"zip": b"", "rules_accepted": True,
+                                     "solution": {"t0.jpg": "1", "t1.jpg": "0", "t2.jpg": "2"}}
+    csv = tmp_path / "sub.csv"
+    csv.write_text("Id,Category\nt0.jpg,1\nt1.jpg,0\nt2.jpg,0\n")
+    result = kaggle(fake, "submit", "toy-comp", str(csv), "-m", "first try", "--wait", "--poll-seconds", "0.05")
+    assert "public score: 0.66667" in result.stdout
+    assert result.stdout.count("pending") == fake.pending_polls
+    sub = fake.submissions[0]
+    assert sub["description"] == "first try" and sub["csv"] == csv.read_bytes()
+
+
+def test_submit_reports_kaggle_scoring_error(fake, tmp_path):
+    fake.competitions["toy-comp"] = {"zip": b"", "rules_accepted": True, "solution": {"t0.jpg": "1"}}
+    fake.pending_polls = 0
+    csv = tmp_path / "bad.csv"
+    csv.write_text("Id,Category\nzzz,1\n")
+    result = kaggle(fake, "submit", "toy-comp", str(csv), "--wait", expect=2)
+    assert "failed: Submission error: ids do not match" in result.stderr
+
+
+def test_upload_src_creates_a_private_dataset_then_versions_it(fake):
+    kaggle(fake, "upload-src", "tester/image-kit-src")
+    created = fake.datasets["tester/image-kit-src"][0]
+    assert created["isPrivate"] is True and created["title"] == "Image classification kit source"
+    assert created["licenseName"] == "CC0-1.0" and len(created["files"]) == 2
+    uploaded = fake.uploaded_text()
+    assert "def connect()" in uploaded and "tensorflow==" in uploaded  # src/kaggle_api.py, requirements.txt
+    assert TOKEN not in uploaded
+    names = [n for raw in fake.blobs.values() if raw[:2] == b"PK"
+             for n in zipfile.ZipFile(io.BytesIO(raw)).namelist()]
+    assert "kaggle_api.py" in names and not any("__pycache__" in n for n in names)
+    result = kaggle(fake, "upload-src", "tester/image-kit-src", "--notes", "second")
+    assert "new version of private dataset tester/image-kit-src" in result.stdout
+    assert fake.datasets["tester/image-kit-src"][1]["body"]["versionNotes"] == "second"
+
+
+@pytest.mark.parametrize("accelerator,gpu,tpu,shape", [("tpu", False, True, "TpuV6E8"),
+                                                        ("gpu", True, False, "NvidiaTeslaT4")])
+def test_push_sends_the_metadata_field_by_field(fake, tmp_path, accelerator, gpu, tpu, shape):
+    kaggle(fake, "push", "train", "--competition", "toy-comp", "--src-dataset", "tester/image-kit-src",
+           "--accelerator", accelerator, "--model", "tester/effnet/keras/b0/1", "--param", "STAGE1_EPOCHS=7",
+           "--out", "pushed")
+    sent = fake.kernels["tester/toy-comp-train"]
+    assert sent["slug"] == "tester/toy-comp-train"
+    assert sent["newTitle"] == "toy-comp train"
+    assert sent["language"] == "python"
+    assert sent["kernelType"] == "notebook"
+    assert sent["isPrivate"] is True
+    assert sent["enableGpu"] is gpu
+    assert sent["enableTpu"] is tpu
+    assert sent["enableInternet"] is False
+    assert sent["machineShape"] == shape
+    assert sent["datasetDataSources"] == ["tester/image-kit-src"]
+    assert sent["competitionDataSources"] == ["toy-comp"]
+    assert sent["modelDataSources"] == ["tester/effnet/keras/b0/1"]
+    notebook = json.loads(sent["text"])
+    injected = [c for c in notebook["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert "STAGE1_EPOCHS = 7" in injected[0]["source"] and "COMPETITION = 'toy-comp'" in injected[0]["source"]
+    assert TOKEN not in sent["text"]
+    meta = json.loads((tmp_path / "pushed" / "toy-comp-train" / "kernel-metadata.json").read_text())
+    assert meta["code_file"] == "train.ipynb" and meta["enable_tpu"] is tpu and meta["machine_shape"] == shape
+    assert TOKEN not in json.dumps(meta)
+
+
+def test_push_refuses_a_parameter_the_notebook_does_not_have(fake):
+    result = kaggle(fake, "push", "train", "--src-dataset", "tester/image-kit-src", "--param", "EPOHCS=3",
+                    expect=2)
+    assert "EPOHCS" in result.stderr and "not in the notebook's parameters cell" in result.stderr
+
+
+def test_status_and_output_of_a_pushed_kernel(fake, tmp_path):
+    kaggle(fake, "push", "submit", "--competition", "toy-comp", "--src-dataset", "tester/image-kit-src")
+    fake.kernel_status = "ERROR"
+    result = kaggle(fake, "status", "tester/toy-comp-submit")
+    assert "tester/toy-comp-submit: error (cell 5 raised)" in result.stdout
+    kaggle(fake, "output", "tester/toy-comp-submit", "--out", "got")
+    assert (tmp_path / "got" / "submission.csv").read_bytes() == fake.outputs["submission.csv"]
+    assert (tmp_path / "got" / "toy-comp-submit.log").is_file()
+
+
+def test_missing_token_is_one_clear_message(fake):
+    env = {k: v for k, v in fake.env.items() if k != "KAGGLE_API_TOKEN"}
+    result = kaggle(fake, "download", "toy-comp", env=env, expect=2)
+    assert result.stderr.startswith("error: no Kaggle credentials")
+    assert "KAGGLE_API_TOKEN" in result.stderr and "Traceback" not in result.stderr
+    assert fake.calls == []  # nothing was sent
+
+
+def test_refused_token_is_named_by_source_not_value(fake):
+    env = dict(fake.env, KAGGLE_API_TOKEN="KGAT_wrong-token-77")
+    result = kaggle(fake, "status", "tester/some-kernel", env=env, expect=2)
+    assert "Kaggle refused the credentials from KAGGLE_API_TOKEN" in result.stderr
+    assert "KGAT_wrong-token-77" not in result.stdout + result.stderr
+
+
+def test_token_file_in_home_is_found(fake):
+    env = {k: v for k, v in fake.env.items() if k != "KAGGLE_API_TOKEN"}
+    token_file = Path(env["HOME"]) / ".kaggle" / "access_token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(TOKEN + "\n")
+    fake.kernels["tester/some-kernel"] = {}
+    result = kaggle(fake, "status", "tester/some-kernel", env=env)
+    assert "tester/some-kernel: complete" in result.stdout

@@ -1,0 +1,77 @@
+"""kernels/*.ipynb: thin (no function or class defined in a cell) and runnable locally with nbclient.
+
+The three notebooks run in a row on a tiny competition, as a user would run them: screening,
+then training, then the submission from that training run. Their parameters are set the way
+`python -m src.kaggle_api push --param` sets them: a cell tagged injected-parameters.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from src.errors import KitError
+from src.notebooks import definitions, inject_parameters, parameter_names, read_notebook
+from tests.conftest import REPO, make_folder_competition
+
+NOTEBOOKS = sorted((REPO / "kernels").glob("*.ipynb"))
+
+
+def test_there_are_the_three_kernels():
+    assert [p.name for p in NOTEBOOKS] == ["screen_backbones.ipynb", "submit.ipynb", "train.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_defines_a_function_or_a_class(path):
+    nb = read_notebook(path)
+    assert definitions(nb) == []
+    assert {"COMPETITION", "DATA", "WORK_DIR", "KIT_ROOT", "RUN" if "submit" not in path.name else "RUNS"} \
+        <= set(parameter_names(nb))
+
+
+def test_the_thinness_check_catches_definitions():
+    nb = read_notebook(NOTEBOOKS[0])
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                        "source": ["%matplotlib inline\n", "class Head:\n", "    def build(self):\n",
+                                   "        pass\n"]})
+    assert [name for _, name in definitions(nb)] == ["Head", "build"]
+
+
+def test_injecting_an_unknown_parameter_is_refused():
+    with pytest.raises(KitError, match="EPOHCS"):
+        inject_parameters(read_notebook(REPO / "kernels" / "train.ipynb"), {"EPOHCS": 3})
+
+
+def execute(name: str, params: dict, tmp_path):
+    """Run kernels/<name>.ipynb with params; return the executed notebook's text outputs."""
+    from nbclient import NotebookClient
+    import nbformat
+
+    nb = inject_parameters(read_notebook(REPO / "kernels" / f"{name}.ipynb"), params)
+    node = nbformat.from_dict(nb)
+    NotebookClient(node, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return "\n".join(out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+                     for cell in node.cells if cell.cell_type == "code" for out in cell.outputs)
+
+
+def test_the_three_notebooks_run_locally_in_a_row(tmp_path):
+    pytest.importorskip("nbclient")
+    make_folder_competition(tmp_path / "data" / "tiny", per_class=8, n_test=6)
+    common = {"COMPETITION": "tiny", "WORK_DIR": str(tmp_path), "KIT_ROOT": str(REPO)}
+    text = execute("screen_backbones", {**common, "BACKBONES": "small_resnet,mobilenetv3_small",
+                                        "WEIGHTS": "none", "IMAGE_SIZE": (32, 32), "EPOCHS": 1,
+                                        "EXTRA": ["--batch-size", "8", "--augment", "none"]}, tmp_path)
+    assert "accelerator: CPU" in text and "data: data/tiny" in text
+    screening = pd.read_csv(tmp_path / "runs" / "screen" / "screening.csv")
+    assert set(screening["backbone"]) == {"small_resnet", "mobilenetv3_small"}
+    text = execute("train", {**common, "BACKBONE": "small_resnet", "WEIGHTS": "none", "STAGE1_SIZE": (32, 32),
+                             "STAGE1_EPOCHS": 1, "STAGE2_SIZE": (40, 40), "STAGE2_EPOCHS": 1, "BATCH_SIZE": 8,
+                             "RUN": "runs/nb-train"}, tmp_path)
+    assert "holdout_accuracy" in text
+    assert (tmp_path / "runs" / "nb-train" / "stage2.weights.h5").is_file()
+    text = execute("submit", {**common, "RUNS": ["runs/nb-train"], "TTA_VIEWS": "identity,hflip",
+                              "NAME": "nb-sub", "OUT": "subs"}, tmp_path)
+    submission = pd.read_csv(tmp_path / "subs" / "nb-sub.csv", dtype=str)
+    assert list(submission.columns) == ["Id", "Category"]
+    assert list(submission["Id"]) == [f"t{i}.jpg" for i in range(6)]
+    assert set(submission["Category"]) <= {"0", "1", "2"}
