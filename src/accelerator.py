@@ -73,7 +73,7 @@ def detect(mixed_precision: bool):
             strategy = tf.distribute.TPUStrategy(resolver)
             policy = set_policy(keras, "mixed_bfloat16" if mixed_precision else "float32")
             return strategy, Accelerator("tpu", strategy.num_replicas_in_sync, policy,
-                                         os.environ.get("TPU_ACCELERATOR_TYPE", "TPU"))
+                                         f"TPU {os.environ.get('TPU_ACCELERATOR_TYPE', '')}".strip())
         except Exception as err:  # no TPU after all: say so and carry on with what is here
             print(f"accelerator: TPU not reachable ({type(err).__name__}: {err}); trying GPUs")
     gpus = tf.config.list_physical_devices("GPU")

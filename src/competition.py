@@ -105,6 +105,10 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     if not root.is_dir():
         raise KitError(f"data folder {root} does not exist: expected a competition folder "
                        "(python -m src.demo builds data/demo)")
+    from src.tfrecords import is_shard_folder, load_shard_competition
+
+    if is_shard_folder(root):
+        return load_shard_competition(root, opts, with_test)
     schema = read_sample_submission(root)
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)

@@ -38,14 +38,16 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
     With MixUp or CutMix the labels come out one-hot (num_classes needed), for a categorical loss.
     """
     n = len(frame)
-    ds = tf.data.Dataset.from_tensor_slices((decode_inputs(frame, opts), labels))
+    ds = tf.data.Dataset.zip((image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels)))
+    # From shards the inputs are the image bytes, not paths: a full-size buffer would hold them all.
+    buffer = min(n, SHUFFLE_BUFFER) if "shard" in frame else n
     if opts.cache == "none":
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda x, y: (load_image(x, opts, as_uint8=False), y), num_parallel_calls=AUTOTUNE,
                     deterministic=False)
     else:
         # Shuffled once before caching, so the small per-epoch buffer below still mixes classes.
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=False)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
         ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
         ds = apply_cache(ds, frame, opts, f"train-seed{seed}")
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
@@ -64,7 +66,7 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
 
 def make_eval_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions) -> tf.data.Dataset:
     """Return (float32 images, labels) batches in frame order, every image kept (no dropped remainder)."""
-    ds = tf.data.Dataset.from_tensor_slices((decode_inputs(frame, opts), labels))
+    ds = tf.data.Dataset.zip((image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels)))
     ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
     ds = apply_cache(ds, frame, opts, "eval")
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
@@ -72,8 +74,42 @@ def make_eval_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions) -> tf.
 
 
 def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:
-    """Return (float32 images, ids) batches in frame order: ids stay beside their images."""
+    """Return (float32 images, ids) batches: ids stay beside their images.
+
+    In frame order for image files; in shard order for TFRecord rows (shards are streamed), so
+    callers match results to rows by the ids.
+    """
+    if "shard" in frame:
+        frame = in_shard_order(frame)
     return make_eval_dataset(frame, frame["id"].astype(str).to_numpy(), opts)
+
+
+def in_shard_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows sorted by shard and record: an order in which whole shards stream."""
+    return frame.sort_values(["shard", "record"], kind="stable")
+
+
+def image_inputs(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:
+    """Return a dataset of the decoder's inputs per row: file paths, or image bytes read from shards."""
+    inputs = decode_inputs(frame, opts)
+    if "shard" not in frame:
+        return tf.data.Dataset.from_tensor_slices(inputs)
+    from src.tfrecords import check_whole_shards, parse_record
+
+    files = check_whole_shards(frame)
+    extra = {k: v for k, v in inputs.items() if k != "path"}
+    extra["id"] = frame["id"].astype(str).to_numpy()
+    records = tf.data.TFRecordDataset(files, buffer_size=8 << 20).map(parse_record, num_parallel_calls=AUTOTUNE)
+
+    def merge(record, row):
+        # A record out of step with the index would mislabel silently: fail loudly instead.
+        same = tf.debugging.assert_equal(record["id"], row["id"], message="TFRecord shard out of step with index.csv")
+        with tf.control_dependencies([same]):
+            data = tf.identity(record["image"])
+        return {"bytes": data, **{k: v for k, v in row.items() if k != "id"}}
+
+    return tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(extra))).map(
+        merge, num_parallel_calls=AUTOTUNE)
 
 
 def decode_inputs(frame: pd.DataFrame, opts: PipelineOptions) -> dict:
@@ -112,7 +148,8 @@ def load_image(inputs: dict, opts: PipelineOptions, as_uint8: bool = True) -> tf
 
     inputs["orientation"] / inputs["scale"] may be None: no image needs turning / reducing.
     """
-    image = decode(inputs["path"], inputs.get("scale"))
+    data = inputs["bytes"] if "bytes" in inputs else tf.io.read_file(inputs["path"])
+    image = decode(data, inputs.get("scale"))
     if inputs.get("orientation") is not None:
         image = orient(image, inputs["orientation"])
     image = resize(tf.cast(image, tf.float32), opts.image_size, opts.resize)
@@ -123,9 +160,8 @@ def load_image(inputs: dict, opts: PipelineOptions, as_uint8: bool = True) -> tf
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
-def decode(path: tf.Tensor, scale_index: tf.Tensor | None = None) -> tf.Tensor:
-    """Return a file decoded to uint8 RGB (greyscale, CMYK, RGBA and palettes converted)."""
-    data = tf.io.read_file(path)
+def decode(data: tf.Tensor, scale_index: tf.Tensor | None = None) -> tf.Tensor:
+    """Return an image file's bytes decoded to uint8 RGB (greyscale, CMYK, RGBA and palettes converted)."""
     branches = [lambda: tf.io.decode_image(data, channels=3, expand_animations=False)]
     branches += [lambda s=s: tf.io.decode_jpeg(data, channels=3, ratio=s) for s in JPEG_SCALES[1:]]
     image = branches[0]() if scale_index is None else tf.switch_case(scale_index, branches)
@@ -208,8 +244,10 @@ def apply_cache(ds: tf.data.Dataset, frame: pd.DataFrame, opts: PipelineOptions,
         return ds
     if opts.cache == "memory":
         return ds.cache()
+    names = frame["path"].astype(str) if "shard" not in frame else \
+        frame["shard"].astype(str) + "#" + frame["record"].astype(str)
     key = hashlib.sha1("\n".join([role, str(opts.image_size), opts.resize, str(opts.sharpen),
-                                  *frame["path"].astype(str)]).encode()).hexdigest()[:16]
+                                  *names]).encode()).hexdigest()[:16]
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     stem = CACHE_ROOT / f"{role}-{key}"
     if not Path(f"{stem}.index").exists():

@@ -367,7 +367,7 @@ def push(cfg: PushConfig) -> dict:
         params.setdefault("COMPETITION", cfg.competition)
     api = connect()
     kernel_id = cfg.id or f"{api.config_values['username']}/{slugify(kernel_title(cfg, notebook))}"
-    owner, slug = split_ref(kernel_id, "--id")
+    _, slug = split_ref(kernel_id, "--id")
     folder = Path(cfg.out) / slug
     folder.mkdir(parents=True, exist_ok=True)
     write_notebook(inject_parameters(read_notebook(notebook), params), folder / notebook.name)

@@ -1,6 +1,7 @@
 """Every figure the kit draws. matplotlib is imported inside each function (Agg, no screen)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,14 @@ def plot_wrong(frame: pd.DataFrame, y_true, probs, labels: list, path: Path, cou
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i in zip(axes.flat, wrong):
-        with Image.open(frame["path"].iloc[i]) as img:
+    if "shard" in frame:  # TFRecord rows: the files are inside the shards
+        from src.tfrecords import read_image_bytes
+
+        sources = [io.BytesIO(raw) for raw in read_image_bytes(frame.iloc[wrong])]
+    else:
+        sources = [frame["path"].iloc[i] for i in wrong]
+    for ax, i, source in zip(axes.flat, wrong, sources):
+        with Image.open(source) as img:
             ax.imshow(ImageOps.exif_transpose(img).convert("RGB"))
         ax.set_title(f"true {labels[y_true[i]]}, said {labels[predicted[i]]}\n{probs[i, predicted[i]]:.0%}", fontsize=8)
     if len(wrong) == 0:

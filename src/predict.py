@@ -122,10 +122,15 @@ def predict_views(run: Run, frame: pd.DataFrame, views=("identity",), random_pas
         probs = model(tf.concat(batch, axis=0), training=False)
         return tf.reshape(probs, [len(batch), tf.shape(images)[0], -1])
 
-    parts = [all_views(images).numpy() for images, _ in make_predict_dataset(frame, opts)]
+    parts, ids = [], []
+    for images, batch_ids in make_predict_dataset(frame, opts):
+        parts.append(all_views(images).numpy())
+        ids += [i.decode() for i in batch_ids.numpy()]
     if not parts:
         return np.zeros((len(views) + random_passes, 0, len(run.class_map.values)), np.float32)
-    return np.concatenate(parts, axis=1)
+    # Shards stream in their own order: put the rows back in the frame's order by id.
+    order = pd.Index(ids).get_indexer(frame["id"].astype(str))
+    return np.concatenate(parts, axis=1)[:, order]
 
 
 def combine_views(per_view: np.ndarray, mean: str = "arithmetic") -> np.ndarray:

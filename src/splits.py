@@ -33,6 +33,9 @@ def split_file_for(comp, opts: DataOptions) -> Path:
 
 def load_or_make_split(comp, opts: DataOptions) -> pd.DataFrame:
     """Return the split frame; read from its CSV when present (checked), else made and saved."""
+    if comp.layout == "tfrecords":  # one shard set per fold: the split was fixed when they were written
+        print(f"split: the folds of the shards in {comp.root}")
+        return mark_validation(comp.train.copy(), opts)
     path = split_file_for(comp, opts)
     if path.is_file():
         split = read_split(path, comp)

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.fake_kaggle"]  # the `fake` fixture: a fake Kaggle API server
 COLOURS = [(220, 40, 40), (40, 200, 60), (50, 60, 230), (230, 220, 40)]
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
 import subprocess
 import sys
 import zipfile
@@ -17,38 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.fake_kaggle import FakeKaggle
-
-TOKEN = "KGAT_test-secret-4f9a1c"
-
-
-def can_bind() -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def fake(tmp_path):
-    """Start the fake Kaggle; yield it with the environment a user's shell would have."""
-    if not can_bind():
-        pytest.skip("cannot bind a port on 127.0.0.1 for the fake Kaggle server")
-    server = FakeKaggle(TOKEN)
-    port = server.start()
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("KAGGLE_") and k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
-    env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "PYTHONPATH": str(REPO),
-                "KAGGLE_API_ENVIRONMENT": "LOCALHOST", "KAGGLE_API_TOKEN": TOKEN,
-                "HTTP_PROXY": f"http://127.0.0.1:{port}", "http_proxy": f"http://127.0.0.1:{port}"})
-    server.env = env
-    yield server
-    server.stop()
+from tests.fake_kaggle import TOKEN
 
 
 def kaggle(fake, *args, env=None, expect=0):

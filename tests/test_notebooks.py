@@ -43,8 +43,8 @@ def test_injecting_an_unknown_parameter_is_refused():
 
 def execute(name: str, params: dict, tmp_path):
     """Run kernels/<name>.ipynb with params; return the executed notebook's text outputs."""
-    from nbclient import NotebookClient
     import nbformat
+    from nbclient import NotebookClient
 
     nb = inject_parameters(read_notebook(REPO / "kernels" / f"{name}.ipynb"), params)
     node = nbformat.from_dict(nb)

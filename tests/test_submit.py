@@ -109,15 +109,31 @@ def test_bad_submissions_are_refused_naming_the_problem(named):
         validate_submission(empty, comp.schema, run.class_map)
 
 
-def test_existing_submission_is_kept_and_upload_says_it_is_not_available(named, tmp_path):
+def test_existing_submission_is_kept_and_upload_needs_a_competition(named, tmp_path):
     comp_dir, run_dir = named
     submit(submit_args(comp_dir, run_dir, tmp_path))
     before = (tmp_path / "subs" / "s.csv").read_text()
     with pytest.raises(KitError, match="s.csv exists: pass --overwrite"):
         submit(submit_args(comp_dir, run_dir, tmp_path))
-    with pytest.raises(KitError, match="--upload is not available yet"):
+    with pytest.raises(KitError, match="--upload needs --competition"):
         submit(submit_args(comp_dir, run_dir, tmp_path, "--overwrite", "--upload", "--message", "x"))
     assert (tmp_path / "subs" / "s.csv").read_text() == before
+
+
+def test_upload_submits_the_written_file_and_waits_for_the_score(named, tmp_path, fake, monkeypatch):
+    comp_dir, run_dir = named
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HOME", "XDG_CONFIG_HOME", "KAGGLE_API_ENVIRONMENT", "KAGGLE_API_TOKEN", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, fake.env[name])
+    schema = pd.read_csv(comp_dir / "sample-submission.csv", dtype=str)
+    fake.competitions["toy"] = {"zip": b"", "rules_accepted": True, "solution": dict.fromkeys(schema["Id"], "1")}
+    fake.pending_polls = 0  # scored at the first poll
+    result = submit(submit_args(comp_dir, run_dir, tmp_path, "--upload", "--competition", "toy", "--message",
+                                "from src.submit", "--wait"))
+    assert fake.submissions[0]["csv"] == (tmp_path / "subs" / "s.csv").read_bytes()
+    assert fake.submissions[0]["description"] == "from src.submit"
+    assert result["kaggle"]["status"] == "complete" and float(result["kaggle"]["public_score"]) >= 0
 
 
 def test_runs_with_different_splits_cannot_be_fitted_together(named, tmp_path):
