@@ -142,8 +142,12 @@ def predict_all(runs, comp, views, cfg: SubmitConfig):
         holdout["tta"].append(tta)
         holdout["y"].append(y)
         holdout["frame"].append(val)
-        scores += [{"run": str(run.folder), "views": "identity", "score": score(plain, y, cfg.metric)},
-                   {"run": str(run.folder), "views": "+".join(views), "score": score(tta, y, cfg.metric)}]
+        # runs with and without --extra-data share the holdout: this column shows what the extra images gave
+        extra = int((run.split["source"] == "extra").sum()) if "source" in run.split else 0
+        scores += [{"run": str(run.folder), "extra_images": extra, "views": "identity",
+                    "score": score(plain, y, cfg.metric)},
+                   {"run": str(run.folder), "extra_images": extra, "views": "+".join(views),
+                    "score": score(tta, y, cfg.metric)}]
         print(f"[{number}/{len(runs)}] {run.folder}: {len(views) + cfg.tta_random} view(s) over "
               f"{len(comp.test)} test images", flush=True)
         test.append(combine_views(predict_views(run, comp.test, views, cfg.tta_random, model), cfg.tta_mean))

@@ -49,12 +49,16 @@ class TrainConfig(DataOptions, PipelineOptions):
     decay_steps: int = opt(1000, "ExponentialDecay decay_steps")
     decay_rate: float = opt(0.9, "ExponentialDecay decay_rate")
     optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"))
-    label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy")
+    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"))
+    label_smoothing: float = opt(0.0, "label smoothing of either loss")
+    focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy")
+    focal_alpha: float = opt(1.0, "focal loss weight alpha (the paper's 0.25); 1: no weighting")
     class_weights: bool = opt(False, "weight classes by inverse training frequency")
     train_batchnorm: bool = opt(False, "train BatchNorm layers too (always so with --weights none)")
     dropout: float = opt(0.2, "dropout before the head")
     min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up")
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+    extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
 
 
 @dataclasses.dataclass(frozen=True)

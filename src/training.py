@@ -34,6 +34,8 @@ def prepare_run(cfg, out: Path) -> RunData:
     check_run_folder(cfg, out)
     comp = load_competition(cfg, with_test=False)
     split = load_or_make_split(comp, cfg)
+    if cfg.extra_data:
+        split = add_extra_data(split, comp, cfg)
     out.mkdir(parents=True, exist_ok=True)
     keep_first_config(cfg, out)
     comp.save_class_maps(out)
@@ -42,6 +44,45 @@ def prepare_run(cfg, out: Path) -> RunData:
     train, val = split[split["split"] == "train"], split[split["split"] == "val"]
     return RunData(train, val, class_map.encode(train[comp.target]), class_map.encode(val[comp.target]),
                    class_map)
+
+
+def add_extra_data(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
+    """Return the split with a second labelled folder's images added to training, never to the holdout.
+
+    The split is made from the competition's images alone, so runs with and without extra data
+    are scored on the same holdout (src.submit's holdout table compares them). Extra images whose
+    bytes equal a holdout image's are dropped: they would leak the answer.
+    """
+    from src.competition import load_competition
+
+    if comp.layout == "tfrecords":
+        raise KitError(f"--extra-data with TFRecord shards ({comp.root}): train from the image folders, or write "
+                       "shards of a folder that holds both")
+    extra = load_competition(dataclasses.replace(cfg, data=cfg.extra_data, labels_csv="", id_column="",
+                                                 label_column="", images_dir="", split_file="",
+                                                 min_class_count=0), with_test=False)
+    labels = extra.train[extra.target]
+    known = set(comp.class_maps[comp.target].values)
+    unknown = ~labels.isin(known)
+    if unknown.all():
+        raise KitError(f"--extra-data {cfg.extra_data}: none of its labels ({', '.join(map(str, labels.unique()[:5]))}"
+                       f" ...) is a class of {comp.root}")
+    holdout = {file_digest(p) for p in split.loc[split["split"] == "val", "path"]}
+    leaked = extra.train["path"].map(file_digest).isin(holdout)
+    keep = extra.train[~unknown & ~leaked]
+    rows = pd.DataFrame({"id": "extra/" + keep["id"].astype(str), "path": keep["path"], comp.target: keep[extra.target],
+                         "width": keep["width"], "height": keep["height"], "orientation": keep["orientation"],
+                         "fold": -1, "split": "train", "source": "extra"})
+    print(f"extra data: {len(rows)} training image(s) from {cfg.extra_data} ({int(unknown.sum())} of unknown "
+          f"classes and {int((leaked & ~unknown).sum())} identical to holdout images left out)")
+    return pd.concat([split.assign(source="competition"), rows], ignore_index=True)
+
+
+def file_digest(path: str) -> str:
+    """Return the SHA-1 of a file's bytes (finds the same image under another name)."""
+    import hashlib
+
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def keep_first_config(cfg, out: Path) -> None:
@@ -95,7 +136,7 @@ def fit_stage(stage, cfg, spec, data: RunData, out: Path, init_weights, strategy
     if is_multi_worker():
         from src.distributed import fit_multi_worker
 
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing, reduction="none")
+        loss = make_loss(cfg, reduction="none")
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, strategy, loss, class_weights(data, cfg))
     else:
         model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
@@ -128,9 +169,22 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
                     layer.trainable = False  # pretrained statistics stay put (Keras fine-tuning guide)
         schedule = keras.optimizers.schedules.ExponentialDecay(stage.lr, cfg.decay_steps, cfg.decay_rate)
         model.compile(optimizer=make_optimizer(cfg.optimizer, schedule),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                      metrics=["accuracy"])
+                      loss=make_loss(cfg), metrics=["accuracy"])
     return model
+
+
+def make_loss(cfg, reduction: str = "sum_over_batch_size"):
+    """Return the training loss: cross-entropy, or focal loss (--loss focal), both with label smoothing.
+
+    Focal loss (Lin et al. 2017) scales each example by alpha * (1 - p)^gamma: with gamma 0 and
+    alpha 1 it is the cross-entropy; gamma > 0 shrinks the loss of images already classified well.
+    """
+    import keras
+
+    if cfg.loss == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(alpha=cfg.focal_alpha, gamma=cfg.focal_gamma,
+                                                         label_smoothing=cfg.label_smoothing, reduction=reduction)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing, reduction=reduction)
 
 
 def make_optimizer(name: str, schedule):

@@ -1,0 +1,64 @@
+"""The reference recipes' pieces: losses, extra training data."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.config import DataOptions
+from src.errors import KitError
+from src.train import TrainConfig
+from src.train import main as train
+from tests.conftest import make_folder_competition, write_image
+
+
+def test_focal_loss_with_gamma_0_and_no_alpha_is_the_cross_entropy():
+    from src.training import make_loss
+
+    rng = np.random.default_rng(0)
+    y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 16)]
+    logits = rng.normal(size=(16, 5)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    focal = TrainConfig(loss="focal", focal_gamma=0.0, focal_alpha=1.0, label_smoothing=0.1)
+    cce = dataclasses.replace(focal, loss="cce")
+    assert float(make_loss(focal)(y, probs)) == pytest.approx(float(make_loss(cce)(y, probs)), rel=1e-5)
+    focusing = dataclasses.replace(focal, focal_gamma=2.0)
+    assert float(make_loss(focusing)(y, probs)) < float(make_loss(cce)(y, probs))  # easy examples count less
+    weighted = dataclasses.replace(focal, focal_alpha=0.25)
+    assert float(make_loss(weighted)(y, probs)) == pytest.approx(0.25 * float(make_loss(cce)(y, probs)), rel=1e-5)
+
+
+def test_extra_data_trains_but_never_enters_the_holdout(tmp_path):
+    from src.competition import load_competition
+    from src.splits import load_or_make_split
+
+    comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=2)
+    extra = tmp_path / "extra"
+    for c in ("0", "1", "2", "9"):
+        for i in range(3):  # other sizes and colours than the competition's: other bytes
+            write_image(extra / "train" / c / f"e{c}{i}.png", size=(30 + i, 26), colour=(90, 60 + 20 * i, int(c) * 20))
+    split = load_or_make_split(load_competition(DataOptions(data=str(comp))), DataOptions(data=str(comp)))
+    holdout_image = split[split["split"] == "val"].iloc[0]
+    shutil.copy(holdout_image["path"], extra / "train" / str(holdout_image["Category"]) / "leak.jpg")
+    summary = train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "small_resnet",
+                     "--weights", "none", "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "1",
+                     "--batch-size", "4", "--augment", "none", "--loss", "focal", "--class-weights",
+                     "--out", "runs/extra"])
+    saved = pd.read_csv(tmp_path / "runs" / "extra" / "split.csv", dtype={"id": str})
+    added = saved[saved["source"] == "extra"]
+    assert len(added) == 9  # class 9 (3 images) and the copy of a holdout image (1) left out
+    assert (added["split"] == "train").all() and not added["id"].str.endswith("leak.jpg").any()
+    holdout = pd.read_csv(tmp_path / "runs" / "extra" / "holdout_predictions.csv", dtype={"id": str})
+    assert sorted(holdout["id"]) == sorted(split.loc[split["split"] == "val", "id"])
+    assert summary["holdout_accuracy"] >= 0
+
+
+def test_extra_data_of_other_classes_only_is_refused(tmp_path):
+    comp = make_folder_competition(tmp_path / "comp", per_class=5, n_test=1)
+    extra = make_folder_competition(tmp_path / "extra", classes=("7", "8"), per_class=2, n_test=0)
+    with pytest.raises(KitError, match="--extra-data .* none of its labels"):
+        train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "small_resnet", "--weights", "none",
+               "--out", "runs/x"])
