@@ -147,3 +147,16 @@ def plot_wrong(frame: pd.DataFrame, y_true, probs, labels: list, path: Path, cou
     if len(wrong) == 0:
         axes.flat[0].text(0.5, 0.5, "no holdout image is wrong", ha="center", va="center")
     return save(fig, path)
+
+
+def plot_pruning(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Save holdout accuracy against sparsity, right after pruning and after fine-tuning; return the path."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(table["sparsity"], table["accuracy_pruned"], "o--", label="pruned")
+    ax.plot(table["sparsity"], table["accuracy_finetuned"], "o-", label="pruned + fine-tuned")
+    ax.set(title=title, xlabel="share of each pruned kernel's weights at zero", ylabel="holdout accuracy",
+           ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save(fig, path)

@@ -62,3 +62,28 @@ def test_extra_data_of_other_classes_only_is_refused(tmp_path):
     with pytest.raises(KitError, match="--extra-data .* none of its labels"):
         train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "small_resnet", "--weights", "none",
                "--out", "runs/x"])
+
+
+def test_pruning_zeroes_half_of_each_pruned_kernel_and_the_model_still_predicts(tmp_path):
+    from src.predict import build_run_model, load_run, predict_frame
+    from src.prune import main as prune
+    from src.prune import prunable, run_frames
+
+    comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=2)
+    train(["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--stages", "1",
+           "--stage1-size", "16", "16", "--stage1-epochs", "1", "--batch-size", "4", "--augment", "none",
+           "--out", "runs/p"])
+    table = prune(["--run", "runs/p", "--sparsity", "0.5", "--sweep", "0.8", "--epochs", "1", "--batch-size", "4"])
+    assert list(table["sparsity"]) == [0.0, 0.5, 0.8]
+    assert (tmp_path / "runs" / "p" / "prune" / "prune.png").is_file()
+    run = load_run("runs/p")
+    model = build_run_model(run)
+    model.load_weights(str(tmp_path / "runs" / "p" / "prune" / "pruned-0.50.weights.h5"))
+    kernels = list(prunable(model, 1024))
+    assert kernels
+    for kernel in kernels:  # after fine-tuning, still exactly half zero in every pruned kernel
+        values = kernel.numpy()
+        assert (values == 0).sum() == int(0.5 * values.size)
+    _, val = run_frames(run)
+    probs = predict_frame(run, val, model=model)
+    assert probs.shape == (len(val), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
