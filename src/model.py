@@ -9,6 +9,8 @@ precision, so softmax and the loss stay stable on GPUs and TPUs.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
@@ -37,9 +39,28 @@ class Preprocess(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def build_classifier(spec, image_size, num_classes: int, weights: str = "none", dropout: float = 0.2,
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+    """The head on the pooled features: hidden Dense layers (0 by default), their width, dropout, L2."""
+
+    dropout: float = 0.2
+    layers: int = 0
+    units: int = 256
+    l2: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg) -> "HeadSpec":
+        """Return the head a job's config (a dataclass or a run's config.json dict) asks for."""
+        get = cfg.get if isinstance(cfg, dict) else lambda k, d: getattr(cfg, k, d)
+        return cls(get("dropout", 0.2), get("head_layers", 0), get("head_units", 256), get("head_l2", 0.0))
+
+
+def build_classifier(spec, image_size, num_classes: int, weights: str = "none", head: HeadSpec | float = 0.2,
                      train_backbone: bool = False) -> keras.Model:
-    """Return image -> class probabilities: Preprocess, the backbone (frozen unless asked), the head."""
+    """Return image -> class probabilities: Preprocess, the backbone (frozen unless asked), the head.
+
+    head: a HeadSpec, or just the dropout rate of the default head.
+    """
     height, width = image_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
     backbone = spec.build((height, width, 3), weights)
@@ -47,22 +68,28 @@ def build_classifier(spec, image_size, num_classes: int, weights: str = "none", 
     x = Preprocess(spec.preprocessing, name="preprocess")(inputs)
     # training=False keeps a frozen backbone's BatchNorm in inference mode (Keras fine-tuning guide).
     x = backbone(x, training=None if train_backbone else False)
-    outputs = head_layers(x, num_classes, dropout)
+    outputs = head_layers(x, num_classes, head)
     return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
 
 
-def build_head(features: int, num_classes: int, dropout: float = 0.2) -> keras.Model:
+def build_head(features: int, num_classes: int, head: HeadSpec | float = 0.2) -> keras.Model:
     """Return pooled features -> class probabilities: the classifier's head alone, for cached features."""
     inputs = keras.Input(shape=(features,), name="features")
-    return keras.Model(inputs, head_layers(inputs, num_classes, dropout), name="head")
+    return keras.Model(inputs, head_layers(inputs, num_classes, head), name="head")
 
 
-def head_layers(x, num_classes: int, dropout: float):
-    """Return the head applied to x: BatchNormalization, Dropout, then a float32 softmax Dense.
+def head_layers(x, num_classes: int, head: HeadSpec | float):
+    """Return the head applied to x: BatchNormalization, [Dense+Dropout] x layers, Dropout, float32 softmax.
 
     Pooled features differ in scale by orders of magnitude between families (ConvNeXt vs
     MobileNetV3); normalising them lets one head learning rate serve every backbone.
     """
+    head = head if isinstance(head, HeadSpec) else HeadSpec(dropout=float(head))
+    regularizer = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
     x = keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    for i in range(head.layers):
+        x = keras.layers.Dense(head.units, activation="relu", kernel_regularizer=regularizer, name=f"head_dense{i}")(x)
+        x = keras.layers.Dropout(head.dropout, name=f"head_dropout{i}")(x)
+    x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", kernel_regularizer=regularizer,
+                              name="head")(x)

@@ -62,10 +62,10 @@ def load_run(folder: str | Path) -> Run:
 def build_run_model(run: Run):
     """Return the run's classifier at its final size with its best weights loaded."""
     from src.backbones import get_spec
-    from src.model import build_classifier
+    from src.model import HeadSpec, build_classifier
 
     spec = get_spec(run.config["backbone"])
-    model = build_classifier(spec, run.size, len(run.class_map.values), "none", run.config.get("dropout", 0.2))
+    model = build_classifier(spec, run.size, len(run.class_map.values), "none", HeadSpec.from_config(run.config))
     model.load_weights(str(run.weights))
     return model
 

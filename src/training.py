@@ -155,12 +155,13 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
     """Return the compiled classifier for a stage: weights from the previous stage, BatchNorm per the flags."""
     import keras
 
-    from src.model import build_classifier
+    from src.model import HeadSpec, build_classifier
 
     num_classes = len(data.class_map.values)
     with strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
-        model = build_classifier(spec, stage.size, num_classes, weights, cfg.dropout, stage.train_backbone)
+        model = build_classifier(spec, stage.size, num_classes, weights, HeadSpec.from_config(cfg),
+                                 stage.train_backbone)
         if init_weights is not None:
             model.load_weights(str(init_weights))
         if stage.train_backbone and not (cfg.train_batchnorm or cfg.weights == "none"):

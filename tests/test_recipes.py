@@ -87,3 +87,24 @@ def test_pruning_zeroes_half_of_each_pruned_kernel_and_the_model_still_predicts(
     _, val = run_frames(run)
     probs = predict_frame(run, val, model=model)
     assert probs.shape == (len(val), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+
+
+def test_hyperband_on_cached_features_writes_a_config_src_train_accepts(tmp_path):
+    pytest.importorskip("keras_tuner")
+    from src.config import parse_config
+    from src.tune import main as tune
+
+    comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=1)
+    best = tune(["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--image-size", "16", "16",
+                 "--augment", "none", "--batch-size", "8", "--max-epochs", "2", "--factor", "2", "--out", "runs/tune"])
+    trials = pd.read_csv(tmp_path / "runs" / "tune" / "trials.csv")
+    assert len(trials) >= 2 and trials["val_accuracy"].is_monotonic_decreasing
+    assert {"head_layers", "head_units", "dropout", "head_l2", "learning_rate", "optimizer"} <= set(trials.columns)
+    assert list(tmp_path.glob("runs/features/small_resnet-*.npy"))  # trials trained on cached features
+    path = tmp_path / "runs" / "tune" / "best_config.json"
+    cfg = parse_config(TrainConfig, ["--config", str(path)])
+    assert (cfg.head_layers, cfg.head_units, cfg.optimizer) == (best["head_layers"], best["head_units"],
+                                                               best["optimizer"])
+    summary = train(["--config", str(path), "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "1",
+                     "--warmup-epochs", "1", "--batch-size", "4", "--augment", "none", "--out", "runs/tuned"])
+    assert (tmp_path / "runs" / "tuned" / "stage1.weights.h5").is_file() and summary["holdout_accuracy"] >= 0
