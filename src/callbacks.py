@@ -64,3 +64,23 @@ class LearningRateLogger(keras.callbacks.Callback):
             rate = self.model.optimizer.learning_rate
             logs["lr"] = float(keras.ops.convert_to_numpy(rate))
 
+
+
+class TargetMetrics(keras.callbacks.Callback):
+    """Multi-task runs: copy the submission target's head metrics to accuracy / val_accuracy.
+
+    Keras logs `<column>_accuracy` per head; early stopping, the best checkpoint, resume and the
+    reports all follow `val_accuracy`, which should be the column the competition scores.
+    """
+
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = target
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for prefix in ("", "val_"):
+            key = f"{prefix}{self.target}_accuracy"
+            if key in logs:
+                logs[f"{prefix}accuracy"] = logs[key]

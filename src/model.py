@@ -10,6 +10,7 @@ precision, so softmax and the loss stay stable on GPUs and TPUs.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import keras
 
@@ -49,17 +50,18 @@ class HeadSpec:
     l2: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg) -> "HeadSpec":
+    def from_config(cls, cfg) -> HeadSpec:
         """Return the head a job's config (a dataclass or a run's config.json dict) asks for."""
         get = cfg.get if isinstance(cfg, dict) else lambda k, d: getattr(cfg, k, d)
         return cls(get("dropout", 0.2), get("head_layers", 0), get("head_units", 256), get("head_l2", 0.0))
 
 
-def build_classifier(spec, image_size, num_classes: int, weights: str = "none", head: HeadSpec | float = 0.2,
-                     train_backbone: bool = False) -> keras.Model:
+def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
+                     train_backbone: bool = False, scheme: str = "parallel") -> keras.Model:
     """Return image -> class probabilities: Preprocess, the backbone (frozen unless asked), the head.
 
-    head: a HeadSpec, or just the dropout rate of the default head.
+    head: a HeadSpec, or just the dropout rate of the default head. num_classes: an int, or
+    {label column: classes} for one softmax head per column (multi-task; outputs a dict).
     """
     height, width = image_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
@@ -68,8 +70,30 @@ def build_classifier(spec, image_size, num_classes: int, weights: str = "none", 
     x = Preprocess(spec.preprocessing, name="preprocess")(inputs)
     # training=False keeps a frozen backbone's BatchNorm in inference mode (Keras fine-tuning guide).
     x = backbone(x, training=None if train_backbone else False)
+    if isinstance(num_classes, dict):
+        return keras.Model(inputs, multi_heads(x, num_classes, head, scheme), name=f"{spec.name}_multitask")
     outputs = head_layers(x, num_classes, head)
     return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
+
+
+def multi_heads(x, classes: dict, head: HeadSpec | float, scheme: str) -> dict:
+    """Return {column: softmax} with one head per label column over the shared features.
+
+    scheme "chained" (the Stanford Cars reference's second version): each head also sees the
+    probabilities of the heads before it, so list the coarse columns first (make, type, model).
+    """
+    outputs = {}
+    for column, k in classes.items():
+        inputs = x
+        if scheme == "chained" and outputs:
+            inputs = keras.layers.Concatenate(name=f"chain_{layer_name(column)}")([x, *outputs.values()])
+        outputs[column] = head_layers(inputs, k, head, suffix=f"_{layer_name(column)}")
+    return outputs
+
+
+def layer_name(column: str) -> str:
+    """Return a label column's name made safe for a layer name ('model name' -> 'model_name')."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(column))
 
 
 def build_head(features: int, num_classes: int, head: HeadSpec | float = 0.2) -> keras.Model:
@@ -78,7 +102,7 @@ def build_head(features: int, num_classes: int, head: HeadSpec | float = 0.2) ->
     return keras.Model(inputs, head_layers(inputs, num_classes, head), name="head")
 
 
-def head_layers(x, num_classes: int, head: HeadSpec | float):
+def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
     """Return the head applied to x: BatchNormalization, [Dense+Dropout] x layers, Dropout, float32 softmax.
 
     Pooled features differ in scale by orders of magnitude between families (ConvNeXt vs
@@ -86,10 +110,11 @@ def head_layers(x, num_classes: int, head: HeadSpec | float):
     """
     head = head if isinstance(head, HeadSpec) else HeadSpec(dropout=float(head))
     regularizer = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
-    x = keras.layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_bn{suffix}")(x)
     for i in range(head.layers):
-        x = keras.layers.Dense(head.units, activation="relu", kernel_regularizer=regularizer, name=f"head_dense{i}")(x)
-        x = keras.layers.Dropout(head.dropout, name=f"head_dropout{i}")(x)
-    x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
+        x = keras.layers.Dense(head.units, activation="relu", kernel_regularizer=regularizer,
+                               name=f"head_dense{i}{suffix}")(x)
+        x = keras.layers.Dropout(head.dropout, name=f"head_dropout{i}{suffix}")(x)
+    x = keras.layers.Dropout(head.dropout, name=f"head_dropout{suffix}")(x)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", kernel_regularizer=regularizer,
-                              name="head")(x)
+                              name=f"head{suffix}")(x)

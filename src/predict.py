@@ -38,6 +38,7 @@ class Run:
     target: str
     class_map: object
     split: pd.DataFrame
+    heads: dict = dataclasses.field(default_factory=dict)  # every label column's ClassMap
 
 
 def load_run(folder: str | Path) -> Run:
@@ -56,7 +57,7 @@ def load_run(folder: str | Path) -> Run:
     target, maps = load_class_maps(folder / "class_map.json")
     split = pd.read_csv(folder / "split.csv", dtype={"id": str})
     return Run(folder, config, stage, tuple(config[size_key]), folder / f"{stage}.weights.h5", target,
-               maps[target], split)
+               maps[target], split, maps)
 
 
 def build_run_model(run: Run):
@@ -65,7 +66,10 @@ def build_run_model(run: Run):
     from src.model import HeadSpec, build_classifier
 
     spec = get_spec(run.config["backbone"])
-    model = build_classifier(spec, run.size, len(run.class_map.values), "none", HeadSpec.from_config(run.config))
+    columns = [c.strip() for c in run.config.get("targets", "").split(",") if c.strip()]
+    classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
+    model = build_classifier(spec, run.size, classes, "none", HeadSpec.from_config(run.config),
+                             scheme=run.config.get("head_scheme", "parallel"))
     model.load_weights(str(run.weights))
     return model
 
@@ -120,6 +124,8 @@ def predict_views(run: Run, frame: pd.DataFrame, views=("identity",), random_pas
         batch = [make_view(images, name) for name in views]
         batch += [tf.map_fn(augment, images) for _ in range(random_passes)]
         probs = model(tf.concat(batch, axis=0), training=False)
+        if isinstance(probs, dict):  # a multi-task run: the submission's column
+            probs = probs[run.target]
         return tf.reshape(probs, [len(batch), tf.shape(images)[0], -1])
 
     parts, ids = [], []

@@ -43,6 +43,8 @@ def prune(cfg: PruneConfig) -> pd.DataFrame:
     from src.predict import build_run_model, load_run
 
     run = load_run(cfg.run)
+    if run.config.get("targets"):
+        raise KitError(f"--run {cfg.run}: a multi-task run (--targets); pruning supports one-head runs")
     levels = parse_levels(cfg)
     out = Path(cfg.out or Path(cfg.run) / "prune")
     train, val = run_frames(run)

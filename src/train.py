@@ -62,6 +62,11 @@ class TrainConfig(DataOptions, PipelineOptions):
     min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up")
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
+    targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
+                           "submission's column; empty: that column alone")
+    loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each")
+    head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
+                                       "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"))
 
 
 @dataclasses.dataclass(frozen=True)

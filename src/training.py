@@ -23,6 +23,15 @@ class RunData:
     y_train: np.ndarray
     y_val: np.ndarray
     class_map: object
+    heads: dict = dataclasses.field(default_factory=dict)  # multi-task: {label column: ClassMap}, target included
+    target: str = ""
+
+    def labels(self, role: str):
+        """Return a role's class indices: one array, or {column: array} for a multi-task run."""
+        frame = self.train if role == "train" else self.val
+        if not self.heads:
+            return self.y_train if role == "train" else self.y_val
+        return {column: class_map.encode(frame[column]) for column, class_map in self.heads.items()}
 
 
 def prepare_run(cfg, out: Path) -> RunData:
@@ -42,8 +51,38 @@ def prepare_run(cfg, out: Path) -> RunData:
     split.drop(columns=["width", "height", "orientation"]).to_csv(out / "split.csv", index=False)
     class_map = comp.class_maps[comp.target]
     train, val = split[split["split"] == "train"], split[split["split"] == "val"]
+    heads = {column: comp.class_maps[column] for column in task_columns(cfg, comp)}
     return RunData(train, val, class_map.encode(train[comp.target]), class_map.encode(val[comp.target]),
-                   class_map)
+                   class_map, heads, comp.target)
+
+
+def task_columns(cfg, comp) -> list:
+    """Return the label columns of a multi-task run (--targets), checked; [] for one head."""
+    if not cfg.targets:
+        return []
+    columns = [c.strip() for c in cfg.targets.split(",") if c.strip()]
+    unknown = [c for c in columns if c not in comp.label_columns]
+    if unknown:
+        raise KitError(f"--targets: {unknown[0]!r} is not a label column of {comp.root} "
+                       f"(label columns: {', '.join(map(str, comp.label_columns))})")
+    if comp.target not in columns:
+        raise KitError(f"--targets must include {comp.target!r}, the column the submission predicts")
+    weights = loss_weights(cfg, columns)
+    if len(weights) != len(columns):
+        raise KitError(f"--loss-weights: {len(weights)} value(s) for {len(columns)} target(s) {', '.join(columns)}")
+    if cfg.mixup > 0 or cfg.cutmix > 0 or cfg.class_weights:
+        raise KitError("--targets: MixUp, CutMix and --class-weights work with one head only")
+    return columns
+
+
+def loss_weights(cfg, columns: list) -> list:
+    """Return one loss weight per target column: --loss-weights, else 1 each."""
+    if not cfg.loss_weights:
+        return [1.0] * len(columns)
+    try:
+        return [float(v) for v in cfg.loss_weights.split(",")]
+    except ValueError:
+        raise KitError(f"--loss-weights {cfg.loss_weights!r}: expected numbers such as 0.3,1") from None
 
 
 def add_extra_data(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
@@ -122,12 +161,18 @@ def fit_stage(stage, cfg, spec, data: RunData, out: Path, init_weights, strategy
     history_file = out / f"history-{stage.name}.csv"
     backup = out / "backup" / stage.name
     rows = finished_rows(history_file, backup)
-    from src.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
-                               resume_state)
+    from src.callbacks import (
+        LearningRateLogger,
+        ResumableCheckpoint,
+        ResumableEarlyStopping,
+        TargetMetrics,
+        resume_state,
+    )
 
     best, wait = resume_state(rows)
     checkpoint = out / f"{stage.name}.weights.h5"
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup)),  # first: later callbacks see restored weights
+    aliases = [TargetMetrics(data.target)] if data.heads else []  # before the callbacks that read val_accuracy
+    callbacks = [*aliases, keras.callbacks.BackupAndRestore(str(backup)),  # later callbacks see restored weights
                  ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
@@ -135,6 +180,9 @@ def fit_stage(stage, cfg, spec, data: RunData, out: Path, init_weights, strategy
           f"batch {batch}, backbone {'trained' if stage.train_backbone else 'frozen'}", flush=True)
     if is_multi_worker():
         from src.distributed import fit_multi_worker
+
+        if data.heads:
+            raise KitError("--targets: multi-task training on several machines is not supported")
 
         loss = make_loss(cfg, reduction="none")
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, strategy, loss, class_weights(data, cfg))
@@ -157,11 +205,11 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
 
     from src.model import HeadSpec, build_classifier
 
-    num_classes = len(data.class_map.values)
+    num_classes = {c: len(m.values) for c, m in data.heads.items()} or len(data.class_map.values)
     with strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
         model = build_classifier(spec, stage.size, num_classes, weights, HeadSpec.from_config(cfg),
-                                 stage.train_backbone)
+                                 stage.train_backbone, cfg.head_scheme)
         if init_weights is not None:
             model.load_weights(str(init_weights))
         if stage.train_backbone and not (cfg.train_batchnorm or cfg.weights == "none"):
@@ -169,9 +217,18 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.trainable = False  # pretrained statistics stay put (Keras fine-tuning guide)
         schedule = keras.optimizers.schedules.ExponentialDecay(stage.lr, cfg.decay_steps, cfg.decay_rate)
-        model.compile(optimizer=make_optimizer(cfg.optimizer, schedule),
-                      loss=make_loss(cfg), metrics=["accuracy"])
+        if data.heads:  # one loss and one accuracy per head, weighted by --loss-weights
+            columns = list(data.heads)
+            model.compile(optimizer=make_optimizer(cfg.optimizer, schedule),
+                          loss={c: make_loss(cfg) for c in columns},
+                          loss_weights=dict(zip(columns, loss_weights(cfg, columns))),
+                          metrics={c: ["accuracy"] for c in columns})
+        else:
+            model.compile(optimizer=make_optimizer(cfg.optimizer, schedule), loss=make_loss(cfg),
+                          metrics=["accuracy"])
     return model
+
+
 
 
 def make_loss(cfg, reduction: str = "sum_over_batch_size"):
@@ -209,6 +266,14 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int):
     opts = dataclasses.replace(cfg, image_size=tuple(stage.size), batch_size=global_batch)
     k = len(data.class_map.values)
     tpu = found() is not None and found().kind == "tpu"  # TPUs need fixed batch shapes
+    if data.heads:  # {column: indices} -> {column: one-hot}
+        ks = {c: len(m.values) for c, m in data.heads.items()}
+
+        def one_hot(x, y):
+            return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}
+
+        train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=tpu)
+        return train.map(one_hot), make_eval_dataset(data.val, data.labels("val"), opts).map(one_hot)
     train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=k, drop_remainder=tpu)
     if cfg.mixup <= 0 and cfg.cutmix <= 0:
         train = train.map(lambda x, y: (x, tf.one_hot(y, k)))
@@ -257,7 +322,8 @@ def collect_history(out: Path, stages) -> pd.DataFrame:
         if path.is_file():
             rows = pd.read_csv(path).assign(stage=stage.name)
             rows["epoch"] = rows["epoch"] + 1
-            parts.append(rows.reindex(columns=HISTORY_COLUMNS))
+            heads = [c for c in rows.columns if c.endswith("_accuracy") and c not in HISTORY_COLUMNS]
+            parts.append(rows.reindex(columns=HISTORY_COLUMNS + heads))  # multi-task: accuracy per head too
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
@@ -274,10 +340,20 @@ def write_holdout(cfg, spec, data: RunData, out: Path, stage, strategy) -> float
         probs = predict_locally(model, images)
     else:
         probs = model.predict(images, verbose=0)
+    heads = probs if isinstance(probs, dict) else {}
+    probs = heads.get(data.target, probs)
     values = data.class_map.values
     frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.class_map.decode(data.y_val),
                           "predicted": data.class_map.decode(probs.argmax(axis=1))})
+    for column, head_probs in heads.items():  # every head's answer, so its accuracy can be checked
+        if column != data.target:
+            frame[f"{column}_label"] = data.heads[column].decode(data.heads[column].encode(data.val[column]))
+            frame[f"{column}_predicted"] = data.heads[column].decode(head_probs.argmax(axis=1))
     for i, value in enumerate(values):
         frame[f"prob_{value}"] = probs[:, i]
     frame.to_csv(out / "holdout_predictions.csv", index=False)
+    for column in heads:
+        labels = frame["label"] if column == data.target else frame[f"{column}_label"]
+        guesses = frame["predicted"] if column == data.target else frame[f"{column}_predicted"]
+        print(f"holdout accuracy of head {column}: {(labels == guesses).mean():.4f}")
     return float((probs.argmax(axis=1) == data.y_val).mean())

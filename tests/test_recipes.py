@@ -108,3 +108,40 @@ def test_hyperband_on_cached_features_writes_a_config_src_train_accepts(tmp_path
     summary = train(["--config", str(path), "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "1",
                      "--warmup-epochs", "1", "--batch-size", "4", "--augment", "none", "--out", "runs/tuned"])
     assert (tmp_path / "runs" / "tuned" / "stage1.weights.h5").is_file() and summary["holdout_accuracy"] >= 0
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "chained"])
+def test_multi_task_trains_every_head_and_submits_the_competition_column(csv_comp, tmp_path, capsys, scheme):
+    from src.predict import build_run_model, load_run
+    from src.submit import main as submit
+
+    summary = train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id,model_id",
+                     "--loss-weights", "0.5,1", "--head-scheme", scheme, "--backbone", "small_resnet",
+                     "--weights", "none", "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "2",
+                     "--batch-size", "4", "--augment", "none", "--out", "runs/mt"])
+    out = capsys.readouterr().out
+    assert "holdout accuracy of head make_id:" in out and "holdout accuracy of head model_id:" in out
+    history = pd.read_csv(tmp_path / "runs" / "mt" / "history.csv")
+    for column in ("make_id_accuracy", "model_id_accuracy", "val_make_id_accuracy", "val_model_id_accuracy"):
+        assert history[column].notna().all()
+    assert (history["val_accuracy"] == history["val_model_id_accuracy"]).all()  # early stopping follows model_id
+    holdout = pd.read_csv(tmp_path / "runs" / "mt" / "holdout_predictions.csv", dtype=str)
+    assert {"make_id_label", "make_id_predicted", "label", "predicted"} <= set(holdout.columns)
+    assert set(holdout["label"]) <= {"audi a4", "audi a6", "bmw x5"} and summary["holdout_accuracy"] >= 0
+    model = build_run_model(load_run("runs/mt"))
+    assert set(model.output) == {"make_id", "model_id"}
+    assert any(layer.name.startswith("chain_") for layer in model.layers) == (scheme == "chained")
+    result = submit(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--run", "runs/mt",
+                     "--name", "mt", "--out", "subs"])
+    written = pd.read_csv(result["path"], dtype=str)
+    assert list(written.columns) == ["image_id", "model_id"]
+    assert set(written["model_id"]) <= {"audi a4", "audi a6", "bmw x5"}
+
+
+def test_targets_must_include_the_submission_column(csv_comp):
+    with pytest.raises(KitError, match="--targets must include 'model_id'"):
+        train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id",
+               "--backbone", "small_resnet", "--weights", "none", "--out", "runs/bad"])
+    with pytest.raises(KitError, match="--loss-weights: 1 value"):
+        train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id,model_id",
+               "--loss-weights", "1", "--backbone", "small_resnet", "--weights", "none", "--out", "runs/bad2"])
