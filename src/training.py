@@ -44,6 +44,8 @@ def prepare_run(cfg, out: Path) -> RunData:
     comp = load_competition(cfg, with_test=False)
     split = load_or_make_split(comp, cfg)
     if cfg.extra_data:
+        from src.extra_data import add_extra_data
+
         split = add_extra_data(split, comp, cfg)
     out.mkdir(parents=True, exist_ok=True)
     keep_first_config(cfg, out)
@@ -51,77 +53,11 @@ def prepare_run(cfg, out: Path) -> RunData:
     split.drop(columns=["width", "height", "orientation"]).to_csv(out / "split.csv", index=False)
     class_map = comp.class_maps[comp.target]
     train, val = split[split["split"] == "train"], split[split["split"] == "val"]
+    from src.multitask import task_columns
+
     heads = {column: comp.class_maps[column] for column in task_columns(cfg, comp)}
     return RunData(train, val, class_map.encode(train[comp.target]), class_map.encode(val[comp.target]),
                    class_map, heads, comp.target)
-
-
-def task_columns(cfg, comp) -> list:
-    """Return the label columns of a multi-task run (--targets), checked; [] for one head."""
-    if not cfg.targets:
-        return []
-    columns = [c.strip() for c in cfg.targets.split(",") if c.strip()]
-    unknown = [c for c in columns if c not in comp.label_columns]
-    if unknown:
-        raise KitError(f"--targets: {unknown[0]!r} is not a label column of {comp.root} "
-                       f"(label columns: {', '.join(map(str, comp.label_columns))})")
-    if comp.target not in columns:
-        raise KitError(f"--targets must include {comp.target!r}, the column the submission predicts")
-    weights = loss_weights(cfg, columns)
-    if len(weights) != len(columns):
-        raise KitError(f"--loss-weights: {len(weights)} value(s) for {len(columns)} target(s) {', '.join(columns)}")
-    if cfg.mixup > 0 or cfg.cutmix > 0 or cfg.class_weights:
-        raise KitError("--targets: MixUp, CutMix and --class-weights work with one head only")
-    return columns
-
-
-def loss_weights(cfg, columns: list) -> list:
-    """Return one loss weight per target column: --loss-weights, else 1 each."""
-    if not cfg.loss_weights:
-        return [1.0] * len(columns)
-    try:
-        return [float(v) for v in cfg.loss_weights.split(",")]
-    except ValueError:
-        raise KitError(f"--loss-weights {cfg.loss_weights!r}: expected numbers such as 0.3,1") from None
-
-
-def add_extra_data(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
-    """Return the split with a second labelled folder's images added to training, never to the holdout.
-
-    The split is made from the competition's images alone, so runs with and without extra data
-    are scored on the same holdout (src.submit's holdout table compares them). Extra images whose
-    bytes equal a holdout image's are dropped: they would leak the answer.
-    """
-    from src.competition import load_competition
-
-    if comp.layout == "tfrecords":
-        raise KitError(f"--extra-data with TFRecord shards ({comp.root}): train from the image folders, or write "
-                       "shards of a folder that holds both")
-    extra = load_competition(dataclasses.replace(cfg, data=cfg.extra_data, labels_csv="", id_column="",
-                                                 label_column="", images_dir="", split_file="",
-                                                 min_class_count=0), with_test=False)
-    labels = extra.train[extra.target]
-    known = set(comp.class_maps[comp.target].values)
-    unknown = ~labels.isin(known)
-    if unknown.all():
-        raise KitError(f"--extra-data {cfg.extra_data}: none of its labels ({', '.join(map(str, labels.unique()[:5]))}"
-                       f" ...) is a class of {comp.root}")
-    holdout = {file_digest(p) for p in split.loc[split["split"] == "val", "path"]}
-    leaked = extra.train["path"].map(file_digest).isin(holdout)
-    keep = extra.train[~unknown & ~leaked]
-    rows = pd.DataFrame({"id": "extra/" + keep["id"].astype(str), "path": keep["path"], comp.target: keep[extra.target],
-                         "width": keep["width"], "height": keep["height"], "orientation": keep["orientation"],
-                         "fold": -1, "split": "train", "source": "extra"})
-    print(f"extra data: {len(rows)} training image(s) from {cfg.extra_data} ({int(unknown.sum())} of unknown "
-          f"classes and {int((leaked & ~unknown).sum())} identical to holdout images left out)")
-    return pd.concat([split.assign(source="competition"), rows], ignore_index=True)
-
-
-def file_digest(path: str) -> str:
-    """Return the SHA-1 of a file's bytes (finds the same image under another name)."""
-    import hashlib
-
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def keep_first_config(cfg, out: Path) -> None:
@@ -218,6 +154,8 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
                     layer.trainable = False  # pretrained statistics stay put (Keras fine-tuning guide)
         schedule = keras.optimizers.schedules.ExponentialDecay(stage.lr, cfg.decay_steps, cfg.decay_rate)
         if data.heads:  # one loss and one accuracy per head, weighted by --loss-weights
+            from src.multitask import loss_weights
+
             columns = list(data.heads)
             model.compile(optimizer=make_optimizer(cfg.optimizer, schedule),
                           loss={c: make_loss(cfg) for c in columns},

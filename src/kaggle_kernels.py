@@ -1,0 +1,228 @@
+"""Kaggle kernels and the kit as a Kaggle dataset (the `upload-src`, `push`, `status` and `output`
+commands of `python -m src.kaggle_api`).
+
+A kernel imports the kit from a private dataset holding src/ and requirements.txt, so it runs
+with the internet off; `push` writes the notebook with its parameters set and its
+kernel-metadata.json into runs/kernels/<slug>/ and pushes that folder. The client itself is
+reached through src.kaggle_api.connect(), the one place that imports it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from src.config import opt
+from src.errors import KitError
+from src.kaggle_api import connect, kaggle_errors, split_ref, status_of
+
+REPO = Path(__file__).resolve().parents[1]
+KERNELS_DIR = REPO / "kernels"
+# The accelerators Kaggle's kernels push accepts (kaggle-cli docs/kernels.md): T4 x2 is the
+# usual GPU; the TPU VM v6e-8 ("TpuV6E8") replaced v3-8 for most users. --machine-shape overrides.
+MACHINE_SHAPES = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV6E8", "none": None}
+
+
+@dataclasses.dataclass
+class UploadSrcConfig:
+    """Publish src/ and requirements.txt as a private dataset (created, or a new version)."""
+
+    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
+    title: str = opt("Image classification kit source", "dataset title when it is created (6-50 characters)")
+    notes: str = opt("", "version notes; empty: the git commit")
+
+
+@dataclasses.dataclass
+class PushConfig:
+    """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
+
+    kernel: str = opt("", "notebook: a name in kernels/ (train) or a path to an .ipynb", positional=True)
+    accelerator: str = opt("gpu", "hardware of the run", ("gpu", "tpu", "none"))
+    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaP100, TpuV5E8 ...); empty: from "
+                                 "--accelerator")
+    id: str = opt("", "kernel id owner/slug; empty: <you>/<slug of the title>")
+    title: str = opt("", "kernel title; empty: '<competition> <notebook>'")
+    competition: str = opt("", "competition whose data the kernel reads (competition_sources)")
+    src_dataset: str = opt("", "the dataset upload-src published (owner/slug): the kernel imports the kit from it")
+    dataset: tuple[str, ...] = opt((), "another dataset to attach (owner/slug); repeatable")
+    model: tuple[str, ...] = opt((), "a model to attach (owner/model/framework/variation/version); repeatable")
+    internet: bool = opt(False, "internet in the kernel (competitions with hidden test sets forbid it)")
+    param: tuple[str, ...] = opt((), "NAME=VALUE set in the notebook's parameters (a Python literal or text)")
+    out: str = opt("runs/kernels", "where the pushed folder (notebook + kernel-metadata.json) is written")
+
+
+@dataclasses.dataclass
+class StatusConfig:
+    """Print a kernel's state (queued, running, complete, error)."""
+
+    kernel: str = opt("", "kernel id owner/slug", positional=True)
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    """Download a finished kernel's output files and log."""
+
+    kernel: str = opt("", "kernel id owner/slug", positional=True)
+    out: str = opt("", "target folder; empty: runs/kernels/<slug>/output")
+
+
+# ---------------------------------------------------------------- upload-src
+
+
+def upload_src(cfg: UploadSrcConfig) -> dict:
+    """Publish src/ and requirements.txt as a private dataset; return {'ref', 'created'}."""
+    owner, slug = split_ref(cfg.dataset, "upload-src DATASET")
+    api = connect()
+    with tempfile.TemporaryDirectory() as staging:
+        folder = stage_src(Path(staging), cfg, owner, slug)
+        exists = dataset_exists(api, cfg.dataset)
+        with kaggle_errors(f"upload-src {cfg.dataset}"):
+            if exists:
+                response = api.dataset_create_version(str(folder), cfg.notes or version_notes(), quiet=True,
+                                                      dir_mode="zip")
+            else:
+                response = api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="zip")
+    if getattr(response, "error", None):
+        raise KitError(f"upload-src {cfg.dataset}: Kaggle said: {response.error}")
+    print(f"{'new version of' if exists else 'created'} private dataset {cfg.dataset}: {response.url}")
+    return {"ref": cfg.dataset, "created": not exists}
+
+
+def stage_src(staging: Path, cfg: UploadSrcConfig, owner: str, slug: str) -> Path:
+    """Copy src/ (no caches) and requirements.txt into staging with dataset-metadata.json; return it."""
+    if not 6 <= len(cfg.title) <= 50:
+        raise KitError(f"--title {cfg.title!r}: Kaggle needs 6-50 characters")
+    folder = staging / slug
+    shutil.copytree(REPO / "src", folder / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(REPO / "requirements.txt", folder / "requirements.txt")
+    meta = {"id": f"{owner}/{slug}", "title": cfg.title, "licenses": [{"name": "CC0-1.0"}],
+            "subtitle": "src/ of the image classification kit, for offline kernels"}
+    (folder / "dataset-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def dataset_exists(api, ref: str) -> bool:
+    """Return True when the dataset is on Kaggle already (a new version is due instead of a new dataset)."""
+    try:
+        api.dataset_status(ref)
+        return True
+    except Exception as err:
+        if status_of(err) in (403, 404):
+            return False
+        with kaggle_errors(f"status of dataset {ref}"):
+            raise
+
+
+def version_notes() -> str:
+    """Return 'src at <git commit>' (or a timestamp outside a checkout) for a dataset version."""
+    from src.submit import git_commit
+
+    return f"src at {git_commit() or time.strftime('%Y-%m-%d %H:%M')}"
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def push(cfg: PushConfig) -> dict:
+    """Write the kernel folder (notebook with its parameters, kernel-metadata.json) and push it."""
+    from src.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
+
+    notebook = find_notebook(cfg.kernel)
+    if not cfg.src_dataset:
+        raise KitError("--src-dataset: name the dataset `upload-src` published (owner/slug): "
+                       "the kernel imports the kit from it")
+    split_ref(cfg.src_dataset, "--src-dataset")
+    params = parse_params(cfg.param)
+    if cfg.competition:
+        params.setdefault("COMPETITION", cfg.competition)
+    api = connect()
+    kernel_id = cfg.id or f"{api.config_values['username']}/{slugify(kernel_title(cfg, notebook))}"
+    _, slug = split_ref(kernel_id, "--id")
+    folder = Path(cfg.out) / slug
+    folder.mkdir(parents=True, exist_ok=True)
+    write_notebook(inject_parameters(read_notebook(notebook), params), folder / notebook.name)
+    meta = kernel_metadata(cfg, kernel_id, notebook.name, kernel_title(cfg, notebook))
+    (folder / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with kaggle_errors(f"push {kernel_id}", cfg.competition):
+        response = api.kernels_push(str(folder))
+    if response.error:
+        raise KitError(f"push {kernel_id}: Kaggle said: {response.error}")
+    for field in ("invalid_dataset_sources", "invalid_competition_sources", "invalid_model_sources"):
+        for bad in getattr(response, field, None) or []:
+            print(f"warning: Kaggle did not attach {bad} ({field.replace('_', ' ')})", file=sys.stderr)
+    print(f"pushed {folder} as {kernel_id} version {response.version_number}: {response.url}")
+    return {"id": kernel_id, "url": response.url, "folder": str(folder), "metadata": meta}
+
+
+def find_notebook(name: str) -> Path:
+    """Return the notebook a push names: a path to an .ipynb, or a name in kernels/."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path
+    candidate = KERNELS_DIR / f"{path.stem}.ipynb"
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in KERNELS_DIR.glob("*.ipynb")))
+    raise KitError(f"push {name}: no such notebook; expected a path to an .ipynb or one of: {known}")
+
+
+def kernel_title(cfg: PushConfig, notebook: Path) -> str:
+    """Return the kernel's title: --title, else '<competition> <notebook>' (at least 5 characters)."""
+    title = cfg.title or f"{cfg.competition or 'image kit'} {notebook.stem.replace('_', ' ')}"
+    if len(title) < 5:
+        raise KitError(f"--title {title!r}: Kaggle needs at least 5 characters")
+    return title
+
+
+def slugify(title: str) -> str:
+    """Return the slug Kaggle derives from a title (lowercase words joined by dashes)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def kernel_metadata(cfg: PushConfig, kernel_id: str, code_file: str, title: str) -> dict:
+    """Return kernel-metadata.json's fields for a private notebook on the chosen accelerator."""
+    shape = cfg.machine_shape or MACHINE_SHAPES[cfg.accelerator]
+    return {
+        "id": kernel_id,
+        "title": title,
+        "code_file": code_file,
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": True,
+        "enable_gpu": cfg.accelerator == "gpu",
+        "enable_tpu": cfg.accelerator == "tpu",
+        "enable_internet": cfg.internet,
+        "machine_shape": shape,
+        "dataset_sources": [cfg.src_dataset, *cfg.dataset],
+        "competition_sources": [cfg.competition] if cfg.competition else [],
+        "kernel_sources": [],
+        "model_sources": list(cfg.model),
+    }
+
+
+def kernel_status(cfg: StatusConfig) -> dict:
+    """Print and return the kernel's state and failure message."""
+    split_ref(cfg.kernel, "status KERNEL")
+    api = connect()
+    with kaggle_errors(f"status of {cfg.kernel}"):
+        response = api.kernels_status(cfg.kernel)
+    state = response.status.name.lower()
+    print(f"{cfg.kernel}: {state}" + (f" ({response.failure_message})" if response.failure_message else ""))
+    return {"status": state, "failure_message": response.failure_message or ""}
+
+
+def kernel_output(cfg: OutputConfig) -> list:
+    """Download the kernel's output files and log; return their paths."""
+    _, slug = split_ref(cfg.kernel, "output KERNEL")
+    out = Path(cfg.out or Path("runs") / "kernels" / slug / "output")
+    api = connect()
+    with kaggle_errors(f"output of {cfg.kernel}"):
+        files, _ = api.kernels_output(cfg.kernel, str(out), force=True, quiet=True)
+    for file in files:
+        print(f"wrote {file}")
+    return files
