@@ -94,11 +94,16 @@ def upload_src(cfg: UploadSrcConfig) -> dict:
 
 
 def stage_src(staging: Path, cfg: UploadSrcConfig, owner: str, slug: str) -> Path:
-    """Copy src/ (no caches) and requirements.txt into staging with dataset-metadata.json; return it."""
+    """Copy src/ (no caches) as kit/src and requirements.txt into staging with dataset-metadata.json; return it.
+
+    The client uploads the folder kit/ as kit.zip holding src/...: if Kaggle unpacks it, kernels
+    find /kaggle/input/<slug>/kit/src; if not, `sys.path.insert(0, ".../kit.zip")` imports src
+    straight from the archive. The kernels' import cell tries both.
+    """
     if not 6 <= len(cfg.title) <= 50:
         raise KitError(f"--title {cfg.title!r}: Kaggle needs 6-50 characters")
     folder = staging / slug
-    shutil.copytree(REPO / "src", folder / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / "src", folder / "kit" / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(REPO / "requirements.txt", folder / "requirements.txt")
     meta = {"id": f"{owner}/{slug}", "title": cfg.title, "licenses": [{"name": "CC0-1.0"}],
             "subtitle": "src/ of the image classification kit, for offline kernels"}

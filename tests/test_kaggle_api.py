@@ -86,7 +86,7 @@ def test_submit_reports_kaggle_scoring_error(fake, tmp_path):
     assert "failed: Submission error: ids do not match" in result.stderr
 
 
-def test_upload_src_creates_a_private_dataset_then_versions_it(fake):
+def test_upload_src_creates_a_private_dataset_then_versions_it(fake, tmp_path):
     kaggle(fake, "upload-src", "tester/image-kit-src")
     created = fake.datasets["tester/image-kit-src"][0]
     assert created["isPrivate"] is True and created["title"] == "Image classification kit source"
@@ -96,7 +96,15 @@ def test_upload_src_creates_a_private_dataset_then_versions_it(fake):
     assert TOKEN not in uploaded
     names = [n for raw in fake.blobs.values() if raw[:2] == b"PK"
              for n in zipfile.ZipFile(io.BytesIO(raw)).namelist()]
-    assert "kaggle_api.py" in names and not any("__pycache__" in n for n in names)
+    assert "src/kaggle_api.py" in names and not any("__pycache__" in n for n in names)
+    # unpacked or not by Kaggle, a kernel imports the kit: here straight from the archive
+    archive = tmp_path / "kit.zip"
+    archive.write_bytes(next(raw for raw in fake.blobs.values() if raw[:2] == b"PK"))
+    env = {k: v for k, v in fake.env.items() if k != "PYTHONPATH"}
+    probe = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(archive)!r}); "
+                            "import src.notebooks, src.config; print(src.notebooks.__file__)"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and "kit.zip" in probe.stdout, probe.stderr
     result = kaggle(fake, "upload-src", "tester/image-kit-src", "--notes", "second")
     assert "new version of private dataset tester/image-kit-src" in result.stdout
     assert fake.datasets["tester/image-kit-src"][1]["body"]["versionNotes"] == "second"
