@@ -94,7 +94,11 @@ class FakeKaggle:
         handler(req, data)
 
     def authorised(self, req) -> bool:
-        return req.headers.get("Authorization", "") == f"Bearer {self.token}"
+        """Accept the token as a Bearer token, or as the key of kaggle.json's legacy Basic auth."""
+        import base64
+
+        basic = base64.b64encode(f"{self.username}:{self.token}".encode()).decode()
+        return req.headers.get("Authorization", "") in (f"Bearer {self.token}", f"Basic {basic}")
 
     def reply(self, req, code: int, payload: dict) -> None:
         raw = json.dumps(payload).encode()

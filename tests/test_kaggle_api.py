@@ -177,3 +177,14 @@ def test_token_file_in_home_is_found(fake):
     fake.kernels["tester/some-kernel"] = {}
     result = kaggle(fake, "status", "tester/some-kernel", env=env)
     assert "tester/some-kernel: complete" in result.stdout
+
+
+def test_legacy_kaggle_json_is_found(fake):
+    env = {k: v for k, v in fake.env.items() if k != "KAGGLE_API_TOKEN"}
+    config = Path(env["HOME"]) / ".kaggle" / "kaggle.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"username": "tester", "key": TOKEN}))
+    fake.kernels["tester/some-kernel"] = {}
+    result = kaggle(fake, "status", "tester/some-kernel", env=env)
+    assert "tester/some-kernel: complete" in result.stdout
+    assert fake.calls[-1][2].startswith("Basic ")  # the client used the key, not a token
