@@ -69,7 +69,7 @@ def submit(cfg: SubmitConfig) -> dict:
     holdout, test, scores = predict_all(runs, comp, views, cfg)
     weights = ensemble_weights(holdout, runs, cfg)
     ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, cfg.metric)
-    scores.append({"run": "ensemble", "views": "+".join(views), "score": ensemble_score})
+    scores.append({"run": "ensemble", "extra_images": "", "views": "+".join(views), "score": ensemble_score})
     labels = runs[0].class_map.decode(sum(w * p for w, p in zip(weights, test)).argmax(axis=1))
     frame = pd.DataFrame({comp.schema.id_column: list(comp.test["id"]), comp.schema.target_column: labels})
     validate_submission(frame, comp.schema, runs[0].class_map)
