@@ -47,11 +47,13 @@ def write_shards(cfg: TfrecordsConfig) -> Path:
 
     comp = load_competition(cfg)
     out = Path(cfg.out or Path("runs") / "tfrecords" / comp.root.resolve().name)
-    if (out / MANIFEST).is_file() and not cfg.overwrite:
-        raise KitError(f"{out} holds shards already: pass --overwrite to replace them, or another --out")
     if out.resolve() == comp.root.resolve():
         raise KitError(f"--out {out}: must not be the data folder itself")
-    for old in out.glob("*.tfrec"):
+    if (out / MANIFEST).is_file() and not cfg.overwrite:
+        raise KitError(f"{out} holds shards already: pass --overwrite to replace them, or another --out")
+    if not (out / MANIFEST).is_file() and any(out.glob("*.tfrec")):
+        raise KitError(f"{out} holds .tfrec files this kit did not write: choose another --out")
+    for old in out.glob("*.tfrec"):  # only shards of ours, with --overwrite
         old.unlink()
     out.mkdir(parents=True, exist_ok=True)
     split = load_or_make_split(comp, cfg)

@@ -108,6 +108,12 @@ def test_existing_shards_are_not_overwritten_and_folds_must_match(tmp_path):
     out = shards_of(data, tmp_path / "shards")
     with pytest.raises(KitError, match="--overwrite"):
         shards_of(data, out)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "other-00-10.tfrec").write_bytes(b"someone else's")
+    with pytest.raises(KitError, match="did not write"):
+        shards_of(data, foreign, "--overwrite")
+    assert (foreign / "other-00-10.tfrec").read_bytes() == b"someone else's"
     from src.competition import load_competition
 
     with pytest.raises(KitError, match="written with --folds 0"):
