@@ -145,12 +145,13 @@ def push(cfg: PushConfig) -> dict:
     params = parse_params(cfg.param)
     if cfg.competition:
         params.setdefault("COMPETITION", cfg.competition)
+    prepared = inject_parameters(read_notebook(notebook), params)  # a misspelt name fails before Kaggle is asked
     api = connect()
     kernel_id = cfg.id or f"{api.config_values['username']}/{slugify(kernel_title(cfg, notebook))}"
     _, slug = split_ref(kernel_id, "--id")
     folder = Path(cfg.out) / slug
     folder.mkdir(parents=True, exist_ok=True)
-    write_notebook(inject_parameters(read_notebook(notebook), params), folder / notebook.name)
+    write_notebook(prepared, folder / notebook.name)
     meta = kernel_metadata(cfg, kernel_id, notebook.name, kernel_title(cfg, notebook))
     (folder / "kernel-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
     with kaggle_errors(f"push {kernel_id}", cfg.competition):

@@ -138,12 +138,6 @@ def test_push_sends_the_metadata_field_by_field(fake, tmp_path, accelerator, gpu
     assert TOKEN not in json.dumps(meta)
 
 
-def test_push_refuses_a_parameter_the_notebook_does_not_have(fake):
-    result = kaggle(fake, "push", "train", "--src-dataset", "tester/image-kit-src", "--param", "EPOHCS=3",
-                    expect=2)
-    assert "EPOHCS" in result.stderr and "not in the notebook's parameters cell" in result.stderr
-
-
 def test_status_and_output_of_a_pushed_kernel(fake, tmp_path):
     kaggle(fake, "push", "submit", "--competition", "toy-comp", "--src-dataset", "tester/image-kit-src")
     fake.kernel_status = "ERROR"
@@ -188,3 +182,25 @@ def test_legacy_kaggle_json_is_found(fake):
     result = kaggle(fake, "status", "tester/some-kernel", env=env)
     assert "tester/some-kernel: complete" in result.stdout
     assert fake.calls[-1][2].startswith("Basic ")  # the client used the key, not a token
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["upload-src", "tester/kit"], "slug 'kit' must be 6-50 lowercase letters"),
+    (["upload-src", "no-owner-here"], "upload-src DATASET: expected owner/slug, got 'no-owner-here'"),
+    (["push", "train"], "--src-dataset: name the dataset `upload-src` published"),
+    (["push", "nosuch", "--src-dataset", "tester/image-kit-src"], "push nosuch: no such notebook"),
+    (["push", "train", "--src-dataset", "tester/image-kit-src", "--param", "oops"],
+     "--param 'oops': expected NAME=VALUE"),
+    (["push", "train", "--src-dataset", "tester/image-kit-src", "--param", "EPOHCS=3"],
+     "parameter(s) EPOHCS are not in the notebook's parameters cell"),
+    (["frobnicate"], "expected a command (download, submit, upload-src, push, status, output), got 'frobnicate'"),
+])
+def test_bad_arguments_are_named_before_kaggle_is_asked(argv, message, monkeypatch):
+    from src.errors import KitError
+    from src.kaggle_api import main
+
+    for module in ("src.kaggle_api", "src.kaggle_kernels"):
+        monkeypatch.setattr(f"{module}.connect", lambda: pytest.fail("Kaggle was asked"))
+    with pytest.raises(KitError) as err:
+        main(argv)
+    assert message in str(err.value)
