@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import os
 from pathlib import Path
 
 from src.errors import KitError
@@ -110,8 +111,6 @@ def kernel_paths(competition: str, data: str = "", work_dir: str = "") -> tuple[
     Exists so one notebook runs unchanged locally, on a Kaggle GPU and on a Kaggle TPU VM
     (which reads /kaggle/input directly: no cloud bucket needed).
     """
-    import os
-
     kaggle = Path("/kaggle/input").is_dir()
     work = Path(work_dir or ("/kaggle/working" if kaggle else Path(__file__).resolve().parents[1]))
     work.mkdir(parents=True, exist_ok=True)

@@ -284,14 +284,12 @@ def write_holdout(cfg, spec, data: RunData, out: Path, stage, strategy) -> float
     frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.class_map.decode(data.y_val),
                           "predicted": data.class_map.decode(probs.argmax(axis=1))})
     for column, head_probs in heads.items():  # every head's answer, so its accuracy can be checked
+        truth, guess = data.heads[column].encode(data.val[column]), head_probs.argmax(axis=1)
         if column != data.target:
-            frame[f"{column}_label"] = data.heads[column].decode(data.heads[column].encode(data.val[column]))
-            frame[f"{column}_predicted"] = data.heads[column].decode(head_probs.argmax(axis=1))
+            frame[f"{column}_label"] = data.val[column].to_numpy()
+            frame[f"{column}_predicted"] = data.heads[column].decode(guess)
+        print(f"holdout accuracy of head {column}: {(truth == guess).mean():.4f}")
     for i, value in enumerate(values):
         frame[f"prob_{value}"] = probs[:, i]
     frame.to_csv(out / "holdout_predictions.csv", index=False)
-    for column in heads:
-        labels = frame["label"] if column == data.target else frame[f"{column}_label"]
-        guesses = frame["predicted"] if column == data.target else frame[f"{column}_predicted"]
-        print(f"holdout accuracy of head {column}: {(labels == guesses).mean():.4f}")
     return float((probs.argmax(axis=1) == data.y_val).mean())

@@ -145,3 +145,12 @@ def test_targets_must_include_the_submission_column(csv_comp):
     with pytest.raises(KitError, match="--loss-weights: 1 value"):
         train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id,model_id",
                "--loss-weights", "1", "--backbone", "small_resnet", "--weights", "none", "--out", "runs/bad2"])
+
+
+def test_bad_pruning_levels_are_named():
+    from src.prune import PruneConfig, parse_levels
+
+    with pytest.raises(KitError, match="--sweep '0.2,x'"):
+        parse_levels(PruneConfig(sweep="0.2,x"))
+    with pytest.raises(KitError, match="1.5 is not between 0 and 1"):
+        parse_levels(PruneConfig(sparsity=1.5, sweep=""))
