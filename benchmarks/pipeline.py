@@ -99,9 +99,9 @@ def keras_dataset(folder: Path) -> tf.data.Dataset:
 
 
 def main() -> None:
-    from src.config import PipelineOptions
-    from src.imagefiles import scan_images
-    from src.images import make_eval_dataset, make_train_dataset
+    from src.core.config import PipelineOptions
+    from src.data.imagefiles import scan_images
+    from src.pipeline.images import make_eval_dataset, make_train_dataset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 def run_mode(mode: str, args, work: Path):
     """Return (seconds, ranking) of one screening run in `mode` with a cold feature cache."""
-    from src.config import parse_config
-    from src.screen_backbones import ScreenConfig, screen
+    from src.core.config import parse_config
+    from src.training.screening import screen
+    from src.core.settings import ScreenConfig
 
     shutil.rmtree(work, ignore_errors=True)
     cfg = parse_config(ScreenConfig, [
@@ -38,7 +39,8 @@ def run_mode(mode: str, args, work: Path):
 
 
 def main() -> None:
-    from src.demo import DemoConfig, build_demo
+    from src.data.demo_data import build_demo
+    from src.core.settings import DemoConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/demo")

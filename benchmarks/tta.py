@@ -29,12 +29,14 @@ DEMO_TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "l
 def main() -> None:
     import numpy as np
 
-    from src.competition import load_competition
-    from src.config import DataOptions, parse_config
-    from src.demo import DemoConfig, build_demo
-    from src.predict import build_run_model, combine_views, load_run, predict_views
-    from src.submit import holdout_frame
-    from src.train import TrainConfig, train
+    from src.data.competition import load_competition
+    from src.core.config import DataOptions, parse_config
+    from src.data.demo_data import build_demo
+    from src.core.settings import DemoConfig
+    from src.inference.prediction import build_run_model, combine_views, load_run, predict_views
+    from src.inference.prediction import holdout_frame
+    from src.training.two_stage import train
+    from src.core.settings import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/demo")

@@ -1,193 +1,26 @@
-"""The backbone registry: name -> BackboneSpec. `python -m src.backbones` prints the table.
+"""The backbone registry as a table.
 
-A BackboneSpec carries everything that depends on the backbone: how to build it, its own
-input preprocessing, its default image size, its pooled feature width, the pretrained
-weights it can load (and the file name its library uses for them), and where partial
-unfreezing starts. Callers never hard-code preprocessing: feeding a ResNet inputs scaled for
-an EfficientNet is the field's most common silent failure (a reference write-up screened
-ResNet50 at chance level, 0.13 on 10 classes).
-
-Every model takes float32 images in [0, 255]; `preprocessing` says what happens next:
-  caffe    RGB -> BGR, ImageNet mean subtracted (ResNet50)
-  tf       scaled to [-1, 1] (ResNetV2, Xception, InceptionV3)
-  torch    scaled to [0, 1], ImageNet mean/std normalised (DenseNet, efficientnet package)
-  builtin  the network rescales inside itself (MobileNetV3, EfficientNet, EfficientNetV2, ConvNeXt)
-  unit     scaled to [0, 1] (small_resnet)
+    python -m src.backbones [--no-params]
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
-from typing import Callable
 
-from src.weights import resolve_weights
-
-APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
-NS_URL = "https://github.com/qubvel/efficientnet/releases/download/v0.0.1/"
-EFFICIENTNET_SIZES = (224, 240, 260, 300, 380, 456, 528, 600)
-EFFICIENTNET_WIDTHS = (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560)
+from src.core.config import parse_config
+from src.core.errors import run_cli
+from src.core.settings import BackbonesConfig
 
 
-@dataclasses.dataclass(frozen=True)
-class BackboneSpec:
-    """Everything about one backbone that other modules must not guess."""
+def main(argv=None):
+    """Parse the flags into a BackbonesConfig, then run the job; return its result (notebooks show it).
 
-    name: str
-    family: str
-    constructor: str            # "keras.applications.ResNet50", "efficientnet.tfkeras.EfficientNetB0", ...
-    preprocessing: str          # caffe | tf | torch | builtin | unit (see the module docstring)
-    default_size: tuple         # (height, width) the weights were trained at
-    features: int               # width of the pooled features
-    pretrained: str             # the library's weights name ("imagenet", "noisy-student"), "" for none
-    weights_file: str           # the file name the library caches those weights under
-    weights_url: str            # where the library downloads them from
-    unfreeze_from: str          # first layer trained when only the top of the network is fine-tuned
-    min_size: int = 32          # smallest input side the architecture accepts
+    The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
+    """
+    cfg = parse_config(BackbonesConfig, argv, prog="python -m src.backbones")
+    from src.models.backbones import print_table
 
-    def build(self, input_shape, weights: str = "none"):
-        """Return the backbone (no top, average-pooled) for input_shape with the given weights."""
-        import keras
-
-        library_weights, extra_file = resolve_weights(self, weights)
-        if self.family == "small_resnet":
-            from src.small_resnet import build_small_resnet
-
-            model = build_small_resnet(input_shape)
-        else:
-            model = load_constructor(self.constructor)(
-                include_top=False, weights=library_weights, input_shape=tuple(input_shape), pooling="avg")
-        if extra_file is not None:
-            load_weights_file(model, extra_file, self.name)
-        model.trainable = True
-        return keras.Model(model.input, model.output, name=self.name)
-
-
-def load_constructor(path: str) -> Callable:
-    """Return the constructor named by a dotted path, importing its module only now."""
-    import importlib
-
-    module, attribute = path.rsplit(".", 1)
-    return getattr(importlib.import_module(module), attribute)
-
-
-def load_weights_file(model, path, name: str) -> None:
-    """Load a weights file into a backbone; a mismatch names the file and the backbone."""
-    from src.errors import KitError
-
-    try:
-        model.load_weights(str(path))
-    except Exception as err:  # Keras raises ValueError or OSError with the detail
-        raise KitError(f"--weights {path}: cannot load into {name}: {err}") from None
-
-
-def keras_app(name, family, constructor, preprocessing, size, features, weights_file, unfreeze_from,
-              url_folder, min_size=32) -> BackboneSpec:
-    """Return the spec of a keras.applications backbone with ImageNet weights."""
-    return BackboneSpec(name, family, f"keras.applications.{constructor}", preprocessing, (size, size),
-                        features, "imagenet", weights_file, APPS + url_folder + weights_file,
-                        unfreeze_from, min_size)
-
-
-def make_registry() -> dict:
-    """Return {name: BackboneSpec} for every supported backbone."""
-    specs = [
-        keras_app("resnet50", "resnet", "ResNet50", "caffe", 224, 2048,
-                  "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "conv5_block1_1_conv", "resnet/"),
-        keras_app("resnet152v2", "resnet_v2", "ResNet152V2", "tf", 224, 2048,
-                  "resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5", "conv5_block1_preact_bn",
-                  "resnet/"),
-        keras_app("xception", "xception", "Xception", "tf", 299, 2048,
-                  "xception_weights_tf_dim_ordering_tf_kernels_notop.h5", "block14_sepconv1", "xception/",
-                  min_size=71),
-        keras_app("inception_v3", "inception", "InceptionV3", "tf", 299, 2048,
-                  "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "mixed9", "inception_v3/",
-                  min_size=75),
-        keras_app("densenet121", "densenet", "DenseNet121", "torch", 224, 1024,
-                  "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5", "conv5_block1_0_bn", "densenet/"),
-        keras_app("mobilenetv3_small", "mobilenet_v3", "MobileNetV3Small", "builtin", 224, 576,
-                  "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5", "expanded_conv_8_expand",
-                  "mobilenet_v3/"),
-        keras_app("mobilenetv3_large", "mobilenet_v3", "MobileNetV3Large", "builtin", 224, 960,
-                  "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5", "expanded_conv_12_expand",
-                  "mobilenet_v3/"),
-    ]
-    for i, (size, width) in enumerate(zip(EFFICIENTNET_SIZES, EFFICIENTNET_WIDTHS)):
-        specs.append(BackboneSpec(
-            f"efficientnet_b{i}", "efficientnet", f"keras.applications.EfficientNetB{i}", "builtin",
-            (size, size), width, "imagenet", f"efficientnetb{i}_notop.h5",
-            f"https://storage.googleapis.com/keras-applications/efficientnetb{i}_notop.h5",
-            "block6a_expand_conv"))
-        specs.append(BackboneSpec(
-            f"efficientnet_b{i}_ns", "efficientnet_ns", f"efficientnet.tfkeras.EfficientNetB{i}", "torch",
-            (size, size), width, "noisy-student", f"efficientnet-b{i}_noisy-student_notop.h5",
-            f"{NS_URL}efficientnet-b{i}_noisy-student_notop.h5", "block6a_expand_conv"))
-    for name, constructor, size, cut in [("b0", "EfficientNetV2B0", 224, "block6a_expand_conv"),
-                                         ("s", "EfficientNetV2S", 384, "block6a_expand_conv"),
-                                         ("m", "EfficientNetV2M", 480, "block7a_expand_conv"),
-                                         ("l", "EfficientNetV2L", 480, "block7a_expand_conv")]:
-        specs.append(keras_app(f"efficientnetv2_{name}", "efficientnet_v2", constructor, "builtin", size,
-                               1280, f"efficientnetv2-{name}_notop.h5", cut, "efficientnet_v2/"))
-    for name, constructor in [("tiny", "ConvNeXtTiny"), ("small", "ConvNeXtSmall")]:
-        specs.append(keras_app(f"convnext_{name}", "convnext", constructor, "builtin", 224, 768,
-                               f"convnext_{name}_notop.h5", f"convnext_{name}_stage_3_block_0_depthwise_conv",
-                               "convnext/"))
-    specs.append(BackboneSpec("small_resnet", "small_resnet", "src.small_resnet.build_small_resnet", "unit",
-                              (32, 32), 128, "", "", "", "stage3_block1_conv1", min_size=8))
-    return {spec.name: spec for spec in specs}
-
-
-REGISTRY = make_registry()
-
-
-def get_spec(name: str) -> BackboneSpec:
-    """Return the spec for a backbone name; an unknown name lists the known ones."""
-    from src.errors import KitError
-
-    if name not in REGISTRY:
-        raise KitError(f"--backbones: unknown backbone {name!r}; known: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
-
-
-def parse_backbones(text: str) -> list:
-    """Return the specs named in a comma-separated list, checked before anything runs."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    return [get_spec(n) for n in names]
-
-
-def table(count_params: bool = True) -> str:
-    """Return the registry as a text table: name, parameters, default size, weights, preprocessing."""
-    return "\n".join(table_lines(count_params))
-
-
-def table_lines(count_params: bool = True):
-    """Yield the table's header, then one line per backbone (building each takes a second or so)."""
-    yield f"{'name':20s} {'parameters':>12s} {'size':>9s} {'features':>8s}  {'weights':14s} preprocessing"
-    for spec in REGISTRY.values():
-        params = f"{parameter_count(spec):,d}" if count_params else "-"
-        size = f"{spec.default_size[0]}x{spec.default_size[1]}"
-        yield (f"{spec.name:20s} {params:>12s} {size:>9s} {spec.features:8d}  "
-               f"{spec.pretrained or 'none':14s} {spec.preprocessing}")
-
-
-def parameter_count(spec: BackboneSpec) -> int:
-    """Return the backbone's parameter count (built once at a small size with random weights)."""
-    import keras
-
-    size = max(spec.min_size, 32)
-    count = spec.build((size, size, 3), "none").count_params()
-    keras.backend.clear_session()
-    return count
-
-
-def main(argv=None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Print the backbone registry.")
-    parser.add_argument("--no-params", action="store_true", help="skip building each model to count parameters")
-    args = parser.parse_args(argv)
-    for line in table_lines(count_params=not args.no_params):
-        print(line, flush=True)
+    return print_table(cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,101 +1,25 @@
-"""Look at a competition's data: `python -m src.eda --data data/demo --out runs/eda`.
+"""Look at a competition's data: class balance, sample grid, image sizes, the split.
 
-Writes class_distribution.png, samples.png (a labelled grid), image_sizes.png,
-image_sizes.csv, split_report.csv and config.json, and prints class counts, imbalance,
-mean width and height, files skipped and images per class per split.
+    python -m src.eda --data data/demo --out runs/eda
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
-from pathlib import Path
 
-import pandas as pd
-
-from src.competition import Competition, load_competition
-from src.config import DataOptions, opt, parse_config, save_config
-from src.errors import run_cli
-from src.plots import plot_class_distribution, plot_image_sizes, plot_samples
-from src.splits import load_or_make_split, split_report
+from src.core.config import parse_config
+from src.core.errors import run_cli
+from src.core.settings import EdaConfig
 
 
-@dataclasses.dataclass
-class EdaConfig(DataOptions):
-    """Report on a competition's images and labels."""
+def main(argv=None):
+    """Parse the flags into a EdaConfig, then run the job; return its result (notebooks show it).
 
-    out: str = opt("runs/eda", "folder for the report's figures and tables")
-    samples_per_class: int = opt(6, "images per class in samples.png")
-    max_classes_shown: int = opt(12, "classes (most common first) in samples.png")
+    The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
+    """
+    cfg = parse_config(EdaConfig, argv, prog="python -m src.eda")
+    from src.data.report import run_eda
 
-
-def run_eda(cfg: EdaConfig) -> dict:
-    """Write the report into cfg.out and return its numbers (counts, imbalance, mean size)."""
-    out = Path(cfg.out)
-    comp = load_competition(cfg)
-    save_config(cfg, out)
-    counts = comp.train[comp.target].value_counts()
-    plot_class_distribution(counts, out / "class_distribution.png",
-                            f"{comp.root.name}: {comp.target}, {len(comp.train)} training images")
-    plot_samples(pick_samples(comp, cfg), out / "samples.png", cfg.samples_per_class)
-    sizes = image_sizes(comp)
-    sizes.to_csv(out / "image_sizes.csv", index=False)
-    plot_image_sizes(sizes, out / "image_sizes.png")
-    report = split_report(load_or_make_split(comp, cfg), comp.target)
-    report.to_csv(out / "split_report.csv")
-    summary = summarize(comp, counts, sizes)
-    print_summary(comp, counts, summary, report, out)
-    return summary
-
-
-def pick_samples(comp: Competition, cfg: EdaConfig) -> list:
-    """Return (label, upright PIL image) pairs: the first images of the most common classes."""
-    from PIL import Image, ImageOps
-
-    samples = []
-    counts = comp.train[comp.target].value_counts()
-    for label in counts.index[: cfg.max_classes_shown]:
-        rows = comp.train[comp.train[comp.target] == label].head(cfg.samples_per_class)
-        for path in rows["path"]:
-            with Image.open(path) as img:
-                samples.append((label, ImageOps.exif_transpose(img).convert("RGB")))
-        samples += [("", Image.new("RGB", (1, 1), "white"))] * (cfg.samples_per_class - len(rows))
-    return samples
-
-
-def image_sizes(comp: Competition) -> pd.DataFrame:
-    """Return id, split (train/test), width, height and orientation of every image, as displayed."""
-    columns = ["id", "width", "height", "orientation"]
-    parts = [comp.train[columns].assign(split="train")]
-    if comp.test is not None:
-        parts.append(comp.test[columns].assign(split="test"))
-    return pd.concat(parts, ignore_index=True)[["id", "split", "width", "height", "orientation"]]
-
-
-def summarize(comp: Competition, counts: pd.Series, sizes: pd.DataFrame) -> dict:
-    """Return the report's headline numbers."""
-    return {"classes": int(len(counts)), "train_images": int(len(comp.train)),
-            "test_images": 0 if comp.test is None else int(len(comp.test)),
-            "imbalance": float(counts.max() / counts.min()),
-            "mean_width": float(sizes["width"].mean()), "mean_height": float(sizes["height"].mean()),
-            "skipped": int(len(comp.skipped))}
-
-
-def print_summary(comp: Competition, counts: pd.Series, summary: dict, report: pd.DataFrame, out: Path):
-    """Print the class counts, the headline numbers and the split report."""
-    print(f"{comp.root}: {comp.layout} layout, target column {comp.target!r}")
-    print(f"class counts ({summary['classes']} classes):")
-    print(counts.to_string())
-    print(f"imbalance (largest / smallest class): {summary['imbalance']:.2f}")
-    print(f"mean image size: {summary['mean_width']:.0f} x {summary['mean_height']:.0f} (width x height)")
-    print(f"training images: {summary['train_images']}, test images: {summary['test_images']}, "
-          f"skipped files: {summary['skipped']}")
-    print("images per class per split:")
-    print(report.T.to_string())
-    print(f"report written to {out}/")
-
-
-def main(argv=None) -> None:
-    run_eda(parse_config(EdaConfig, argv))
+    return run_eda(cfg)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The one place that talks to Kaggle: data, submissions, the kit as a dataset, kernels.
+"""The one command that talks to Kaggle: data, submissions, the kit as a dataset, kernels.
 
     python -m src.kaggle_api download dogs-vs-cats [--data data/dogs-vs-cats]
     python -m src.kaggle_api submit dogs-vs-cats submissions/blend.csv -m "effb3 tta" --wait
@@ -8,264 +8,41 @@
     python -m src.kaggle_api status me/dogs-vs-cats-train
     python -m src.kaggle_api output me/dogs-vs-cats-train [--out runs/kernels/dogs-vs-cats-train/output]
 
-Credentials, in the client's order: KAGGLE_API_TOKEN (the token or a file holding it),
-~/.kaggle/access_token, ~/.kaggle/kaggle.json (or KAGGLE_USERNAME and KAGGLE_KEY). The kaggle
-client is imported only inside `connect()`: importing it authenticates over the network. No
-token is ever printed, saved in a config or written into a pushed file.
+Credentials: KAGGLE_API_TOKEN, ~/.kaggle/access_token or ~/.kaggle/kaggle.json (src.kaggle.client).
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import io
-import json
-import os
-import re
-import shutil
 import sys
-import time
-import zipfile
-from pathlib import Path
 
-from src.config import opt, parse_config
-from src.errors import KitError, run_cli
+from src.core import settings
+from src.core.config import parse_config
+from src.core.errors import KitError, run_cli
 
-DONE_MARKER = ".kaggle-download.json"
-
-
-@dataclasses.dataclass
-class DownloadConfig:
-    """Download and unpack a competition's files (accept its rules on the website first)."""
-
-    competition: str = opt("", "competition slug, as in kaggle.com/competitions/<slug>", positional=True)
-    data: str = opt("", "target folder; empty: data/<competition>")
-    force: bool = opt(False, "download and unpack again even when the files are there")
-    keep_zip: bool = opt(False, "keep the downloaded archive after unpacking")
-
-
-@dataclasses.dataclass
-class SubmitFileConfig:
-    """Submit a CSV to a competition and optionally wait for its public score."""
-
-    competition: str = opt("", "competition slug", positional=True)
-    file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
-    message: str = opt("", "submission description", short="-m")
-    wait: bool = opt(False, "poll the submissions list until the score or the error is back")
-    poll_seconds: float = opt(10.0, "seconds between polls with --wait")
-    timeout: float = opt(1800.0, "give up waiting after this many seconds")
-
-
-# ---------------------------------------------------------------- credentials and client
-
-
-def credential_source() -> str:
-    """Return where the Kaggle credentials come from (a name, never the secret); raise when there are none.
-
-    Exists so a missing token is one clear sentence instead of the client's help text and exit().
-    """
-    home = Path.home()
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return "KAGGLE_API_TOKEN"
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return "KAGGLE_USERNAME and KAGGLE_KEY"
-    config_dirs = [Path(os.environ["KAGGLE_CONFIG_DIR"])] if os.environ.get("KAGGLE_CONFIG_DIR") else []
-    config_dirs += [home / ".kaggle", Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "kaggle"]
-    files = [home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt",
-             home / ".kaggle" / "credentials.json", *(d / "kaggle.json" for d in config_dirs)]
-    for file in files:
-        if file.is_file() and file.stat().st_size > 0:
-            return str(file)
-    raise KitError("no Kaggle credentials: create a token at https://www.kaggle.com/settings/api and set "
-                   "KAGGLE_API_TOKEN to it, or save it in ~/.kaggle/access_token (or kaggle.json there)")
-
-
-def connect():
-    """Return an authenticated KaggleApi; unusable credentials raise a KitError naming their source."""
-    source = credential_source()
-    quiet = io.StringIO()
-    try:
-        # Importing kaggle authenticates at once and prints its help text when that fails.
-        with contextlib.redirect_stdout(quiet):
-            from kaggle.api.kaggle_api_extended import KaggleApi
-
-            api = KaggleApi()
-            api.authenticate()
-    except SystemExit:
-        raise KitError(f"Kaggle refused the credentials from {source}: create a new token at "
-                       "https://www.kaggle.com/settings/api") from None
-    except Exception as err:  # requests' connection errors: say where, not the traceback
-        raise KitError(f"cannot reach Kaggle to check the credentials from {source}: {short_error(err)}") from None
-    return api
-
-
-def short_error(err: Exception) -> str:
-    """Return an HTTP error as 'status: server message' (never headers, so never a token)."""
-    response = getattr(err, "response", None)
-    if response is None:
-        return f"{type(err).__name__}: {err}"
-    try:
-        message = response.json().get("message", "")
-    except ValueError:
-        message = response.text[:200]
-    return f"HTTP {response.status_code} {message or response.reason}".strip()
-
-
-def status_of(err: Exception) -> int | None:
-    """Return the HTTP status code of a client error, or None for other errors."""
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
-
-
-@contextlib.contextmanager
-def kaggle_errors(what: str, competition: str = ""):
-    """Turn the client's HTTP errors into one sentence saying what failed and what to do."""
-    try:
-        yield
-    except KitError:
-        raise
-    except Exception as err:
-        code = status_of(err)
-        if code == 403 and competition:
-            raise KitError(f"{what}: Kaggle answered 403 for {competition}: accept the competition rules on the "
-                           f"website first: https://www.kaggle.com/competitions/{competition}/rules") from None
-        if code == 401:
-            raise KitError(f"{what}: Kaggle refused the credentials ({credential_source()})") from None
-        if code == 404:
-            raise KitError(f"{what}: not found on Kaggle ({short_error(err)})") from None
-        if code is None and not isinstance(err, (OSError, ValueError)):
-            raise  # a bug, not an answer from Kaggle: keep the traceback
-        # requests' errors are OSErrors; the client's own checks of ids and files raise ValueError
-        raise KitError(f"{what}: {short_error(err)}") from None
-
-
-# ---------------------------------------------------------------- download
-
-
-def download(cfg: DownloadConfig) -> Path:
-    """Download the competition's archive and unpack it into the target folder; return the folder.
-
-    Files already there are kept (a second call is nearly free); archive entries that would land
-    outside the folder are refused and named.
-    """
-    dest = Path(cfg.data or Path("data") / cfg.competition)
-    marker = dest / DONE_MARKER
-    if marker.is_file() and not cfg.force:
-        print(f"{cfg.competition}: already in {dest} (--force downloads again)")
-        return dest
-    api = connect()
-    dest.mkdir(parents=True, exist_ok=True)
-    with kaggle_errors(f"download {cfg.competition}", cfg.competition):
-        api.competition_download_files(cfg.competition, path=str(dest), force=cfg.force, quiet=False)
-    archive = dest / f"{cfg.competition}.zip"
-    if not archive.is_file():
-        raise KitError(f"download {cfg.competition}: the client wrote no {archive}")
-    counts = unpack(archive, dest)
-    marker.write_text(json.dumps({"competition": cfg.competition, **counts}, indent=2) + "\n")
-    if not cfg.keep_zip:
-        archive.unlink()
-    print(f"{cfg.competition}: {counts['written']} file(s) written, {counts['kept']} already there, "
-          f"{len(counts['refused'])} refused, in {dest}")
-    return dest
-
-
-def unpack(archive: Path, dest: Path) -> dict:
-    """Extract every safe entry of a zip into dest; return counts and the refused entries.
-
-    zipfile.extract would rewrite '../evil.txt' to 'evil.txt' silently: here such an entry is
-    refused by name, so a hostile archive is noticed, and the rest still unpacks.
-    """
-    root = dest.resolve()
-    written, kept, refused = 0, 0, []
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = (root / info.filename).resolve()
-            if info.filename.startswith(("/", "\\")) or not target.is_relative_to(root) or target == root:
-                refused.append(info.filename)
-                print(f"refused archive entry {info.filename!r}: it would land outside {dest}", file=sys.stderr)
-                continue
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            if target.is_file() and target.stat().st_size == info.file_size:
-                kept += 1
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            written += 1
-    return {"written": written, "kept": kept, "refused": refused}
-
-
-# ---------------------------------------------------------------- submit
-
-
-def submit_file(cfg: SubmitFileConfig) -> dict:
-    """Submit the CSV; with --wait, poll until Kaggle scores it. Return {'ref', 'status', 'public_score'}."""
-    path = Path(cfg.file)
-    if not path.is_file():
-        raise KitError(f"submit: {path} does not exist (python -m src.submit writes submissions/NAME.csv)")
-    api = connect()
-    with kaggle_errors(f"submit {path} to {cfg.competition}", cfg.competition):
-        response = api.competition_submit(str(path), cfg.message or path.stem, cfg.competition, quiet=True)
-    if response.message == getattr(api, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", None):
-        raise KitError(f"submit: uploading {path} to Kaggle failed")
-    print(f"submitted {path} to {cfg.competition}: {response.message} (ref {response.ref})")
-    result = {"ref": response.ref, "status": "pending", "public_score": None}
-    if cfg.wait:
-        result = wait_for_score(api, cfg, response.ref)
-    return result
-
-
-def wait_for_score(api, cfg: SubmitFileConfig, ref: int) -> dict:
-    """Poll the competition's submissions until `ref` is scored or failed; return its state."""
-    deadline = time.monotonic() + cfg.timeout
-    while True:
-        with kaggle_errors(f"list submissions of {cfg.competition}", cfg.competition):
-            found = [s for s in api.competition_submissions(cfg.competition) or [] if s and s.ref == ref]
-        if found:
-            sub = found[0]
-            status = sub.status.name.lower()
-            if status == "complete":
-                print(f"public score: {sub.public_score}")
-                return {"ref": ref, "status": status, "public_score": sub.public_score}
-            if status == "error":
-                raise KitError(f"submission {ref} to {cfg.competition} failed: {sub.error_description}")
-        if time.monotonic() > deadline:
-            raise KitError(f"submission {ref}: no score after {cfg.timeout:.0f} s (it may still come: "
-                           f"kaggle competitions submissions {cfg.competition})")
-        print(f"submission {ref}: pending", flush=True)
-        time.sleep(cfg.poll_seconds)
-
-
-def split_ref(ref: str, what: str, parts: int = 2) -> list:
-    """Return owner/slug split in two, or raise naming the argument and the expected form."""
-    pieces = ref.split("/")
-    if len(pieces) != parts or not all(pieces):
-        raise KitError(f"{what}: expected owner/slug, got {ref!r}")
-    if not 6 <= len(pieces[-1]) <= 50 or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", pieces[-1]):
-        raise KitError(f"{what}: slug {pieces[-1]!r} must be 6-50 lowercase letters, digits and dashes")
-    return pieces
-
-
-def commands() -> dict:
-    """Return {subcommand: (config class, function)}; kernels and the src dataset live in src.kaggle_kernels."""
-    from src import kaggle_kernels as k
-
-    return {"download": (DownloadConfig, download), "submit": (SubmitFileConfig, submit_file),
-            "upload-src": (k.UploadSrcConfig, k.upload_src), "push": (k.PushConfig, k.push),
-            "status": (k.StatusConfig, k.kernel_status), "output": (k.OutputConfig, k.kernel_output)}
+COMMANDS = {"download": (settings.DownloadConfig, "src.kaggle.client", "download"),
+            "submit": (settings.SubmitFileConfig, "src.kaggle.client", "submit_file"),
+            "upload-src": (settings.UploadSrcConfig, "src.kaggle.kernels", "upload_src"),
+            "push": (settings.PushConfig, "src.kaggle.kernels", "push"),
+            "status": (settings.StatusConfig, "src.kaggle.kernels", "kernel_status"),
+            "output": (settings.OutputConfig, "src.kaggle.kernels", "kernel_output")}
+USAGE = f"python -m src.kaggle_api {{{','.join(COMMANDS)}}} ... (COMMAND --help says more)"
 
 
 def main(argv=None):
-    """Run one subcommand: download, submit, upload-src, push, status or output."""
+    """Run one subcommand: download, submit, upload-src, push, status or output; return its result."""
+    import importlib
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    known = commands()
-    if not argv or argv[0] not in known:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print(f"usage: {USAGE}")
+        return None
+    if not argv or argv[0] not in COMMANDS:
         given = repr(argv[0]) if argv else "nothing"
-        raise KitError(f"expected a command ({', '.join(known)}), got {given}; "
+        raise KitError(f"expected a command ({', '.join(COMMANDS)}), got {given}; "
                        "python -m src.kaggle_api COMMAND --help says more")
-    cls, run = known[argv[0]]
-    return run(parse_config(cls, argv[1:], prog=f"python -m src.kaggle_api {argv[0]}"))
+    cls, module, function = COMMANDS[argv[0]]
+    cfg = parse_config(cls, argv[1:], prog=f"python -m src.kaggle_api {argv[0]}")
+    return getattr(importlib.import_module(module), function)(cfg)
 
 
 if __name__ == "__main__":

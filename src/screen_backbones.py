@@ -1,247 +1,28 @@
-"""Frozen-backbone screening: `python -m src.screen_backbones`.
+"""Frozen-backbone screening: each backbone frozen under a fresh head, one table.
 
     python -m src.screen_backbones --data data/demo --backbones efficientnet_b0,resnet50,small_resnet \
         --epochs 3 --image-size 180 240 --mode features --weights imagenet --out runs/screen
 
-Each backbone is frozen under a fresh head (Dropout, Dense) and trained for a few epochs on
-the saved split; the best validation accuracy ranks them. `full` is the reference method
-(the frozen backbone inside the model, augmented images every epoch); `features` runs each
-backbone once over un-augmented images, caches the pooled features and trains the head on
-them (the default when --augment none). Writes screening.csv (best first), screening.png,
-config.json and class_map.json into --out; a backbone that fails gets its error in the table
-and the screen goes on; rows already in screening.csv are kept, and --resume skips them.
+Writes screening.csv (best first), screening.png and config.json into --out.
 """
 from __future__ import annotations
 
-import dataclasses
-import gc
-import math
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from src.config import DataOptions, PipelineOptions, opt, parse_config, save_config
-from src.errors import KitError, run_cli
-
-COLUMNS = ["backbone", "best_val_accuracy", "best_epoch", "val_loss", "params", "seconds",
-           "images_per_second", "mode", "weights", "error"]
+from src.core.config import parse_config
+from src.core.errors import run_cli
+from src.core.settings import ScreenConfig
 
 
-@dataclasses.dataclass
-class ScreenConfig(DataOptions, PipelineOptions):
-    """Screen pretrained backbones, each frozen under a fresh head."""
+def main(argv=None):
+    """Parse the flags into a ScreenConfig, then run the job; return its result (notebooks show it).
 
-    backbones: str = opt("efficientnet_b0,efficientnet_b0_ns,resnet50,mobilenetv3_large",
-                         "comma-separated backbone names (python -m src.backbones lists them)")
-    epochs: int = opt(3, "epochs of head training per backbone")
-    mode: str = opt("auto", "full: frozen backbone in the model; features: cached pooled features; "
-                    "auto: features when --augment none, else full", ("auto", "full", "features"))
-    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
-    learning_rate: float = opt(1e-3, "Adam learning rate of the head")
-    dropout: float = opt(0.2, "dropout before the head's Dense layer")
-    out: str = opt("runs/screen", "folder for screening.csv, screening.png and config.json")
-    features_cache: str = opt("runs/features", "folder of cached pooled features (features mode)")
-    resume: bool = opt(False, "skip backbones that already have a row without error in screening.csv")
+    The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
+    """
+    cfg = parse_config(ScreenConfig, argv, prog="python -m src.screen_backbones")
+    from src.training.screening import screen
 
-
-@dataclasses.dataclass
-class ScreenData:
-    """What every backbone is screened on: the split, labels as indices, and the class count."""
-
-    train: pd.DataFrame
-    val: pd.DataFrame
-    y_train: np.ndarray
-    y_val: np.ndarray
-    num_classes: int
-
-
-def screen(cfg: ScreenConfig) -> pd.DataFrame:
-    """Screen every backbone in cfg.backbones; return the table (best first), also written to cfg.out."""
-    from src.accelerator import pick_strategy
-    from src.backbones import parse_backbones
-
-    specs = parse_backbones(cfg.backbones)  # unknown names fail before anything runs
-    mode = resolve_mode(cfg)
-    out = Path(cfg.out)
-    data = prepare_data(cfg, out)
-    save_config(cfg, out)
-    strategy = pick_strategy()
-    rows = read_rows(out / "screening.csv")
-    for number, spec in enumerate(specs, start=1):
-        tag = f"[{number}/{len(specs)}] {spec.name}"
-        if cfg.resume and finished(rows, spec.name):
-            print(f"{tag}: already in screening.csv, skipped (--resume)")
-            continue
-        print(f"{tag}: {mode}, {cfg.epochs} epoch(s), {cfg.image_size[0]}x{cfg.image_size[1]}, "
-              f"weights {cfg.weights}", flush=True)
-        row = screen_one(spec, cfg, mode, data, strategy)
-        print(f"{tag}: {describe(row)}", flush=True)
-        rows = merge_row(rows, row)
-        write_rows(rows, out / "screening.csv")
-    plot_rows(rows, out / "screening.png", cfg, mode)
-    print_table(rows)
-    return rows
-
-
-def resolve_mode(cfg: ScreenConfig) -> str:
-    """Return full or features; auto means features exactly when there is no augmentation."""
-    if cfg.mode != "auto":
-        return cfg.mode
-    return "features" if cfg.augment == "none" and cfg.mixup == 0 and cfg.cutmix == 0 else "full"
-
-
-def prepare_data(cfg: ScreenConfig, out: Path) -> ScreenData:
-    """Return the saved split as frames and label indices; the class map is saved into out."""
-    from src.competition import load_competition
-    from src.splits import load_or_make_split
-
-    comp = load_competition(cfg, with_test=False)
-    split = load_or_make_split(comp, cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    comp.save_class_maps(out)
-    class_map = comp.class_maps[comp.target]
-    train, val = split[split["split"] == "train"], split[split["split"] == "val"]
-    return ScreenData(train, val, class_map.encode(train[comp.target]), class_map.encode(val[comp.target]),
-                      len(class_map.values))
-
-
-def screen_one(spec, cfg: ScreenConfig, mode: str, data: ScreenData, strategy) -> dict:
-    """Return one table row for a backbone; an exception becomes the row's error, not a crash."""
-    import keras
-
-    start = time.perf_counter()
-    row = {"backbone": spec.name, "mode": mode, "weights": cfg.weights, "error": ""}
-    try:
-        keras.utils.set_random_seed(cfg.seed)
-        runner = train_on_features if mode == "features" else train_full
-        history, params, rate = runner(spec, cfg, data, strategy)
-        accuracy = history["val_accuracy"]
-        best = int(np.argmax(accuracy))
-        row.update(best_val_accuracy=float(accuracy[best]), best_epoch=best + 1,
-                   val_loss=float(history["val_loss"][best]), params=int(params), images_per_second=rate)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as err:  # out of memory, missing weights, a broken build: record it and go on
-        row["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-    finally:
-        keras.backend.clear_session()
-        gc.collect()
-    row["seconds"] = round(time.perf_counter() - start, 2)
-    return row
-
-
-def train_on_features(spec, cfg: ScreenConfig, data: ScreenData, strategy):
-    """Return (history, backbone params, images/s of extraction) from a head trained on cached features."""
-    import keras
-
-    from src.features import extract_features
-    from src.model import build_head
-
-    arrays, seconds, count, params = extract_features(spec, {"train": data.train, "val": data.val},
-                                                      cfg.weights, cfg, cfg.features_cache, strategy)
-    rate = round(count / seconds, 1) if count else math.nan  # nan: read from the cache
-    with strategy.scope():
-        head = build_head(arrays["train"].shape[1], data.num_classes, cfg.dropout)
-        head.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"])
-    history = head.fit(arrays["train"], data.y_train, validation_data=(arrays["val"], data.y_val),
-                       epochs=cfg.epochs, batch_size=cfg.batch_size, verbose=2)
-    return history.history, params, rate
-
-
-def train_full(spec, cfg: ScreenConfig, data: ScreenData, strategy):
-    """Return (history, backbone params, images/s) of the frozen backbone inside the model, augmented."""
-    import keras
-
-    from src.images import make_eval_dataset, make_train_dataset
-    from src.model import build_classifier
-
-    if cfg.mixup > 0 or cfg.cutmix > 0:
-        raise KitError("screening trains with sparse labels: leave --mixup and --cutmix at 0")
-    with strategy.scope():
-        model = build_classifier(spec, cfg.image_size, data.num_classes, cfg.weights, cfg.dropout)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"])
-    train = make_train_dataset(data.train, data.y_train, cfg, seed=cfg.seed)
-    val = make_eval_dataset(data.val, data.y_val, cfg)
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False)
-    seconds = time.perf_counter() - start
-    rate = round(cfg.epochs * (len(data.train) + len(data.val)) / seconds, 1)
-    params = model.get_layer(spec.name).count_params()
-    return history.history, params, rate
-
-
-def describe(row: dict) -> str:
-    """Return the progress line's result part for one row."""
-    if row["error"]:
-        return f"FAILED after {row['seconds']:.1f} s: {row['error']}"
-    rate = row["images_per_second"]
-    speed = "features from cache" if isinstance(rate, float) and math.isnan(rate) else f"{rate:.0f} images/s"
-    return (f"best val_accuracy {row['best_val_accuracy']:.4f} at epoch {row['best_epoch']}, "
-            f"val_loss {row['val_loss']:.4f}, {row['seconds']:.1f} s, {speed}")
-
-
-def read_rows(path: Path) -> pd.DataFrame:
-    """Return the rows already in screening.csv (kept across runs), or an empty table."""
-    if not path.is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    rows = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    missing = [c for c in COLUMNS if c not in rows.columns]
-    if missing:
-        raise KitError(f"{path}: not a screening table (missing {', '.join(missing)}); move it away or pick --out")
-    rows["error"] = rows["error"].fillna("")
-    return rows[COLUMNS]
-
-
-def finished(rows: pd.DataFrame, name: str) -> bool:
-    """Return True when the table has a row for this backbone that did not fail."""
-    done = rows[(rows["backbone"] == name) & (rows["error"] == "")]
-    return not done.empty
-
-
-def merge_row(rows: pd.DataFrame, row: dict) -> pd.DataFrame:
-    """Return the table with this backbone's row replaced (or added), sorted best first."""
-    kept = rows[rows["backbone"] != row["backbone"]]
-    new = pd.DataFrame([{c: row.get(c, np.nan) for c in COLUMNS}])
-    merged = new if kept.empty else pd.concat([kept, new], ignore_index=True)
-    return merged.sort_values("best_val_accuracy", ascending=False, na_position="last").reset_index(drop=True)
-
-
-def write_rows(rows: pd.DataFrame, path: Path) -> None:
-    """Write the table so that an interrupted write never leaves a half file."""
-    partial = path.with_name(path.name + ".partial")
-    rows.to_csv(partial, index=False)
-    partial.replace(path)
-
-
-def plot_rows(rows: pd.DataFrame, path: Path, cfg: ScreenConfig, mode: str) -> None:
-    """Draw screening.png."""
-    from src.plots import plot_screening
-
-    title = f"frozen-backbone screening: {mode}, {cfg.epochs} epoch(s), {cfg.image_size[0]}x{cfg.image_size[1]}"
-    plot_screening(rows, path, title)
-
-
-def print_table(rows: pd.DataFrame) -> None:
-    """Print the table and the winner."""
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(rows.to_string(index=False))
-    good = rows[rows["error"] == ""]
-    if good.empty:
-        print("winner: none (every backbone failed)")
-    else:
-        best = good.iloc[0]
-        print(f"winner: {best['backbone']} (best val_accuracy {best['best_val_accuracy']:.4f} "
-              f"at epoch {int(best['best_epoch'])})")
-
-
-def main(argv=None) -> "pd.DataFrame":
-    """Run the job from command-line flags; return its result (notebooks show it)."""
-    return screen(parse_config(ScreenConfig, argv))
+    return screen(cfg)
 
 
 if __name__ == "__main__":

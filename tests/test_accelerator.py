@@ -1,4 +1,4 @@
-"""src.accelerator: what it detects and the one line it prints, with TensorFlow's devices faked.
+"""src.hardware.accelerator: what it detects and the one line it prints, with TensorFlow's devices faked.
 
 No TPU or GPU here: the resolver, device list and strategies are replaced by stand-ins that
 answer as the real ones do on a Kaggle TPU VM or a 2xT4 kernel.
@@ -9,7 +9,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from src import accelerator
+from src.hardware import accelerator
 
 
 class FakeStrategy:

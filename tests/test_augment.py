@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from src.augment import affine_transform, cutmix_mask, make_augmenter, mix_batch, warp_native, warp_xla
+from src.pipeline.augment import affine_transform, cutmix_mask, make_augmenter, mix_batch, warp_native, warp_xla
 
 
 def picture(size=32) -> tf.Tensor:
@@ -75,7 +75,7 @@ def test_no_flip_never_mirrors():
     assert all(direction(make_augmenter("light", flip=False)(image).numpy()) > 0 for _ in range(20))
     assert any(direction(make_augmenter("light", flip=True)(image).numpy()) < 0 for _ in range(30))
     # strong may solarize (reversing intensities), so look for the flip op itself in its graph
-    from src.augment import strong
+    from src.pipeline.augment import strong
 
     def reverses(flip):
         graph_def = tf.function(lambda x: strong(x, warp_native, flip=flip)).get_concrete_function(

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from src.backbones import REGISTRY, get_spec, table
-from src.errors import KitError
-from src.model import build_classifier
-from src.weights import resolve_weights
+from src.models.backbones import REGISTRY, get_spec, table
+from src.core.errors import KitError
+from src.models.classifier import build_classifier
+from src.models.weights import resolve_weights
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
@@ -94,7 +94,7 @@ def test_a_weights_file_for_another_network_is_refused(tmp_path):
 
 
 def test_missing_weights_fail_fast_and_say_how_to_supply_them(tmp_path, monkeypatch):
-    monkeypatch.setattr("src.weights.keras_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr("src.models.weights.keras_cache_dir", lambda: tmp_path / "cache")
     spec = dataclasses.replace(get_spec("efficientnet_b0"), weights_url="http://127.0.0.1:9/efficientnetb0_notop.h5")
     start = time.perf_counter()
     with pytest.raises(KitError) as err:
@@ -114,7 +114,7 @@ def test_missing_weights_fail_fast_and_say_how_to_supply_them(tmp_path, monkeypa
 def test_a_folder_holding_the_library_file_goes_through_the_library(tmp_path, monkeypatch):
     """Keras's EfficientNet adds its input rescaling only on the weights='imagenet' path."""
     cache = tmp_path / "cache"
-    monkeypatch.setattr("src.weights.keras_cache_dir", lambda: cache)
+    monkeypatch.setattr("src.models.weights.keras_cache_dir", lambda: cache)
     nested = tmp_path / "kaggle-input" / "effnet" / "weights"
     nested.mkdir(parents=True)
     (nested / "efficientnetb0_notop.h5").write_bytes(b"stand-in")

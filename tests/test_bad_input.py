@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from src.competition import load_competition
-from src.config import DataOptions
-from src.errors import KitError
+from src.data.competition import load_competition
+from src.core.config import DataOptions
+from src.core.errors import KitError
 from tests.conftest import REPO, make_folder_competition, write_image
 
 

@@ -3,10 +3,10 @@ import json
 import pandas as pd
 import pytest
 
-from src.competition import ClassMap, load_class_maps, load_competition
-from src.config import DataOptions
-from src.errors import KitError
-from src.splits import load_or_make_split, make_split, split_report
+from src.data.competition import ClassMap, load_class_maps, load_competition, save_class_maps
+from src.core.config import DataOptions
+from src.core.errors import KitError
+from src.data.splits import load_or_make_split, make_split, split_report
 from tests.conftest import make_folder_competition, write_image
 
 
@@ -19,7 +19,6 @@ def test_folder_layout_labels_test_order_and_schema(tmp_path):
     assert list(comp.test["id"]) == ["t3.jpg", "t0.jpg", "t4.jpg", "t1.jpg", "t2.jpg"]  # the sample's order
     assert all(p.endswith("/test_upload/" + i) for p, i in zip(comp.test["path"], comp.test["id"]))
     assert comp.schema.id_column == "Id" and comp.schema.target_column == "Category"
-    assert comp.schema.with_extension is True
     assert {"width", "height", "orientation"} <= set(comp.train.columns)
 
 
@@ -36,7 +35,7 @@ def test_csv_layout_multiple_label_columns_ids_without_extension(csv_comp):
     assert comp.class_maps["make_id"].values == (0, 1)
     assert comp.class_maps["model_id"].values == ("audi a4", "audi a6", "bmw x5")
     assert comp.train["path"].str.endswith(".jpg").all()
-    assert list(comp.test["id"]) == ["x2", "x0", "x1"] and comp.schema.with_extension is False
+    assert list(comp.test["id"]) == ["x2", "x0", "x1"]
 
 
 def test_csv_layout_with_explicit_flags(csv_comp):
@@ -48,7 +47,7 @@ def test_csv_layout_with_explicit_flags(csv_comp):
 
 def test_class_map_round_trip_keeps_types(tmp_path, csv_comp):
     comp = load_competition(DataOptions(data=str(csv_comp), label_column="make_id,model_id"))
-    path = comp.save_class_maps(tmp_path / "run")
+    path = save_class_maps(tmp_path / "run" / "class_map.json", comp.target, comp.class_maps)
     target, maps = load_class_maps(path)
     assert target == "model_id" and maps == comp.class_maps
     assert maps["make_id"].decode([1, 0]) == [1, 0] and isinstance(maps["make_id"].decode([1])[0], int)
@@ -98,7 +97,7 @@ def test_min_class_count_drops_and_reports(tmp_path, capsys):
         write_image(root / "train" / "a" / f"more{extra}.jpg")
     (root / "train" / "rare" / "rare_5.jpg").unlink()
     comp = load_competition(DataOptions(data=str(root), min_class_count=6))
-    assert comp.dropped_classes == {"rare": 5} and comp.class_maps["Category"].values == ("a", "b")
+    assert comp.class_maps["Category"].values == ("a", "b") and "rare" not in set(comp.train["Category"])
     assert "dropped 1 class(es), 5 image(s): {'rare': 5}" in capsys.readouterr().out
 
 
@@ -107,7 +106,7 @@ def test_single_image_class_needs_min_class_count(tmp_path):
     for path in list((root / "train" / "2").iterdir())[1:]:
         path.unlink()
     opts = DataOptions(data=str(root))
-    with pytest.raises(KitError, match=r"class\(es\) \[2\] have a single image.*--min-class-count 2"):
+    with pytest.raises(KitError, match=r"class\(es\) \[2\] have fewer than 2 images.*--min-class-count 2"):
         load_or_make_split(load_competition(opts), opts)
 
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from src.config import DataOptions, PipelineOptions, opt, parse_config, save_config
-from src.errors import KitError
+from src.core.config import DataOptions, PipelineOptions, opt, parse_config, save_config
+from src.core.errors import KitError
 
 
 @dataclasses.dataclass

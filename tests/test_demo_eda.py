@@ -6,11 +6,13 @@ import sys
 import pandas as pd
 import pytest
 
-from src.competition import load_competition
-from src.config import DataOptions
-from src.demo import DemoConfig, build_demo
-from src.eda import EdaConfig, run_eda
-from src.errors import KitError
+from src.data.competition import load_competition
+from src.core.config import DataOptions
+from src.data.demo_data import build_demo
+from src.core.settings import DemoConfig
+from src.data.report import run_eda
+from src.core.settings import EdaConfig
+from src.core.errors import KitError
 from tests.conftest import REPO
 
 
@@ -27,7 +29,7 @@ def test_demo_has_the_reference_layout(demo):
     comp = load_competition(DataOptions(data=str(demo)))
     assert comp.layout == "folders" and comp.class_maps["Category"].values == tuple(range(10))
     assert len(comp.train) + len(comp.test) == 1797  # every scikit-learn digit, once
-    assert comp.schema.id_column == "Id" and comp.schema.with_extension
+    assert comp.schema.id_column == "Id"
     solution = pd.read_csv(demo / "solution.csv")
     assert list(solution.columns) == ["Id", "Category"] and list(solution["Id"]) == list(comp.test["id"])
     sizes = comp.train[["width", "height"]].drop_duplicates()

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from src.config import PipelineOptions
-from src.imagefiles import scan_images
-from src.images import (jpeg_scale_index, load_image, make_eval_dataset, make_predict_dataset,
+from src.core.config import PipelineOptions
+from src.data.imagefiles import scan_images
+from src.pipeline.images import (jpeg_scale_index, load_image, make_eval_dataset, make_predict_dataset,
                         make_train_dataset, resize, unsharp_mask)
 from tests.conftest import write_image
 
@@ -158,9 +158,9 @@ def test_shrinking_filters_fine_detail_instead_of_aliasing():
 
 
 def test_decode_inputs_leave_out_what_no_image_needs(tmp_path):
-    from src.images import decode_inputs
+    from src.pipeline.images import decode_inputs
 
     small = frame_for([write_image(tmp_path / "a.png")])
-    assert set(decode_inputs(small, PipelineOptions(image_size=(16, 16)))) == {"path"}
+    assert set(decode_inputs(small, PipelineOptions(image_size=(16, 16)))) == set()
     turned = frame_for([write_image(tmp_path / "b.jpg", size=(300, 200), orientation=6)])
-    assert set(decode_inputs(turned, PipelineOptions(image_size=(16, 16)))) == {"path", "orientation", "scale"}
+    assert set(decode_inputs(turned, PipelineOptions(image_size=(16, 16)))) == {"orientation", "scale"}

@@ -1,4 +1,4 @@
-"""src.kaggle_api end to end: the real kaggle client, over HTTP, against a fake Kaggle on localhost.
+"""src.kaggle.client end to end: the real kaggle client, over HTTP, against a fake Kaggle on localhost.
 
 Every command runs as `python -m src.kaggle_api ...` in a subprocess with its own HOME, so the
 client's import-time authentication and config lookup happen as they would for a user. Every
@@ -102,7 +102,7 @@ def test_upload_src_creates_a_private_dataset_then_versions_it(fake, tmp_path):
     archive.write_bytes(next(raw for raw in fake.blobs.values() if raw[:2] == b"PK"))
     env = {k: v for k, v in fake.env.items() if k != "PYTHONPATH"}
     probe = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(archive)!r}); "
-                            "import src.notebooks, src.config; print(src.notebooks.__file__)"],
+                            "import src.kaggle.notebooks, src.core.config; print(src.notebooks.__file__)"],
                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0 and "kit.zip" in probe.stdout, probe.stderr
     result = kaggle(fake, "upload-src", "tester/image-kit-src", "--notes", "second")
@@ -196,10 +196,10 @@ def test_legacy_kaggle_json_is_found(fake):
     (["frobnicate"], "expected a command (download, submit, upload-src, push, status, output), got 'frobnicate'"),
 ])
 def test_bad_arguments_are_named_before_kaggle_is_asked(argv, message, monkeypatch):
-    from src.errors import KitError
+    from src.core.errors import KitError
     from src.kaggle_api import main
 
-    for module in ("src.kaggle_api", "src.kaggle_kernels"):
+    for module in ("src.kaggle.client", "src.kaggle.kernels"):
         monkeypatch.setattr(f"{module}.connect", lambda: pytest.fail("Kaggle was asked"))
     with pytest.raises(KitError) as err:
         main(argv)

@@ -6,14 +6,61 @@ then training, then the submission from that training run. Their parameters are 
 """
 from __future__ import annotations
 
+import ast
+import dataclasses
+
 import pandas as pd
 import pytest
 
-from src.errors import KitError
-from src.notebooks import definitions, inject_parameters, parameter_names, read_notebook
+from src.core import settings
+from src.core.errors import KitError
+from src.kaggle.notebooks import PLUMBING, cell_source, inject_parameters, parameter_names, parameters_cell, read_notebook
 from tests.conftest import REPO, make_folder_competition
 
 NOTEBOOKS = sorted((REPO / "kernels").glob("*.ipynb"))
+JOBS = {"screen_backbones": settings.ScreenConfig, "train": settings.TrainConfig, "submit": settings.SubmitConfig}
+
+
+def definitions(nb: dict) -> list:
+    """Return (cell index, name) of every function or class a code cell defines: notebooks stay thin."""
+    found = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "\n".join(line for line in cell_source(cell).splitlines()
+                           if not line.lstrip().startswith(("%", "!")))  # IPython magics are not Python
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.append((i, node.name))
+    return found
+
+
+def parameter_defaults(nb: dict) -> dict:
+    """Return {NAME: value} of the parameters cell's assignments."""
+    tree = ast.parse(cell_source(nb["cells"][parameters_cell(nb)]))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_parameters_default_to_the_library(path):
+    """One source of defaults: a parameter that sets a job field holds that field's default."""
+    cls = JOBS[path.stem]
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    checked = 0
+    for name, value in parameter_defaults(read_notebook(path)).items():
+        if name in PLUMBING:
+            continue
+        assert name.lower() in fields, f"{path.name}: {name} is neither plumbing nor a field of {cls.__name__}"
+        wanted = fields[name.lower()]
+        assert (tuple(value) if isinstance(value, list) else value) == wanted, \
+            f"{path.name}: {name} = {value!r}, but {cls.__name__}.{name.lower()} defaults to {wanted!r}"
+        checked += 1
+    assert checked >= 4
+
+
+def test_the_train_kernel_runs_the_reference_recipe():
+    defaults = parameter_defaults(read_notebook(REPO / "kernels" / "train.ipynb"))
+    assert defaults["STAGE1_EPOCHS"] == 30 and defaults["STAGE2_LR"] == 1e-6
 
 
 def test_there_are_the_three_kernels():
@@ -60,7 +107,7 @@ def test_the_three_notebooks_run_locally_in_a_row(tmp_path):
     common = {"COMPETITION": "tiny", "WORK_DIR": str(tmp_path), "KIT_ROOT": str(REPO)}
     text = execute("screen_backbones", {**common, "BACKBONES": "small_resnet,mobilenetv3_small",
                                         "WEIGHTS": "none", "IMAGE_SIZE": (32, 32), "EPOCHS": 1,
-                                        "EXTRA": ["--batch-size", "8", "--augment", "none"]}, tmp_path)
+                                        "SETTINGS": {"batch_size": 8, "augment": "none"}}, tmp_path)
     assert "accelerator: CPU" in text and "data: data/tiny" in text
     screening = pd.read_csv(tmp_path / "runs" / "screen" / "screening.csv")
     assert set(screening["backbone"]) == {"small_resnet", "mobilenetv3_small"}

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.config import DataOptions
-from src.errors import KitError
-from src.train import TrainConfig
+from src.core.config import DataOptions
+from src.core.errors import KitError
+from src.core.settings import TrainConfig
 from src.train import main as train
 from tests.conftest import make_folder_competition, write_image
 
 
 def test_focal_loss_with_gamma_0_and_no_alpha_is_the_cross_entropy():
-    from src.training import make_loss
+    from src.models.recipe import make_loss
 
     rng = np.random.default_rng(0)
     y = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 16)]
@@ -32,8 +32,8 @@ def test_focal_loss_with_gamma_0_and_no_alpha_is_the_cross_entropy():
 
 
 def test_extra_data_trains_but_never_enters_the_holdout(tmp_path):
-    from src.competition import load_competition
-    from src.splits import load_or_make_split
+    from src.data.competition import load_competition
+    from src.data.splits import load_or_make_split
 
     comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=2)
     extra = tmp_path / "extra"
@@ -65,9 +65,9 @@ def test_extra_data_of_other_classes_only_is_refused(tmp_path):
 
 
 def test_pruning_zeroes_half_of_each_pruned_kernel_and_the_model_still_predicts(tmp_path):
-    from src.predict import build_run_model, load_run, predict_frame
+    from src.inference.prediction import build_run_model, load_run, predict_frame
     from src.prune import main as prune
-    from src.prune import prunable, run_frames
+    from src.training.pruning import prunable, run_frames
 
     comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=2)
     train(["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--stages", "1",
@@ -91,7 +91,7 @@ def test_pruning_zeroes_half_of_each_pruned_kernel_and_the_model_still_predicts(
 
 def test_hyperband_on_cached_features_writes_a_config_src_train_accepts(tmp_path):
     pytest.importorskip("keras_tuner")
-    from src.config import parse_config
+    from src.core.config import parse_config
     from src.tune import main as tune
 
     comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=1)
@@ -112,7 +112,7 @@ def test_hyperband_on_cached_features_writes_a_config_src_train_accepts(tmp_path
 
 @pytest.mark.parametrize("scheme", ["parallel", "chained"])
 def test_multi_task_trains_every_head_and_submits_the_competition_column(csv_comp, tmp_path, capsys, scheme):
-    from src.predict import build_run_model, load_run
+    from src.inference.prediction import build_run_model, load_run
     from src.submit import main as submit
 
     summary = train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id,model_id",
@@ -148,7 +148,8 @@ def test_targets_must_include_the_submission_column(csv_comp):
 
 
 def test_bad_pruning_levels_are_named():
-    from src.prune import PruneConfig, parse_levels
+    from src.training.pruning import parse_levels
+    from src.core.settings import PruneConfig
 
     with pytest.raises(KitError, match="--sweep '0.2,x'"):
         parse_levels(PruneConfig(sweep="0.2,x"))

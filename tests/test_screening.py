@@ -4,11 +4,12 @@ import math
 import pandas as pd
 import pytest
 
-from src import backbones
-from src.accelerator import pick_strategy
-from src.config import parse_config
-from src.errors import KitError
-from src.screen_backbones import COLUMNS, ScreenConfig, screen
+from src.models import backbones
+from src.hardware.accelerator import pick_strategy
+from src.core.config import parse_config
+from src.core.errors import KitError
+from src.training.screening import COLUMNS, screen
+from src.core.settings import ScreenConfig
 from tests.conftest import make_folder_competition
 
 

@@ -3,14 +3,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from src.competition import load_competition
-from src.config import DataOptions, PipelineOptions, parse_config
-from src.errors import KitError
-from src.images import make_predict_dataset
-from src.predict import build_run_model, load_run, predict_frame, predict_views
+from src.data.competition import load_competition
+from src.core.config import DataOptions, PipelineOptions, parse_config
+from src.core.errors import KitError
+from src.pipeline.images import make_predict_dataset
+from src.inference.prediction import build_run_model, load_run, predict_frame, predict_views
 from src.predict import main as predict_main
-from src.submit import SubmitConfig, submit, validate_submission
-from src.train import TrainConfig, train
+from src.inference.submission import submit, validate_submission
+from src.core.settings import SubmitConfig
+from src.training.two_stage import train
+from src.core.settings import TrainConfig
 from tests.conftest import make_folder_competition
 
 TEST_ORDER = ["t3.jpg", "t0.jpg", "t4.jpg", "t1.jpg", "t2.jpg"]

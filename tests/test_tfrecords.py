@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.config import DataOptions, PipelineOptions
-from src.errors import KitError
+from src.core.config import DataOptions, PipelineOptions
+from src.core.errors import KitError
 from tests.conftest import make_folder_competition
 
 
@@ -22,9 +22,9 @@ def shards_of(data: Path, out: Path, *flags) -> Path:
 def test_round_trip_keeps_bytes_ids_and_every_label_column(csv_comp, tmp_path):
     import tensorflow as tf
 
-    from src.competition import load_competition
-    from src.splits import load_or_make_split
-    from src.tfrecords import parse_record, shard_count
+    from src.data.competition import load_competition
+    from src.data.splits import load_or_make_split
+    from src.data.shards import parse_record, shard_count
 
     out = shards_of(csv_comp, tmp_path / "shards", "--shard-mb", "0.002")  # a few images per shard
     opts = DataOptions(data=str(csv_comp))
@@ -52,9 +52,9 @@ def test_round_trip_keeps_bytes_ids_and_every_label_column(csv_comp, tmp_path):
 
 
 def test_datasets_from_shards_match_datasets_from_folders(tmp_path):
-    from src.competition import load_competition
-    from src.images import make_eval_dataset, make_predict_dataset, make_train_dataset
-    from src.splits import load_or_make_split
+    from src.data.competition import load_competition
+    from src.pipeline.images import make_eval_dataset, make_predict_dataset, make_train_dataset
+    from src.data.splits import load_or_make_split
 
     data = make_folder_competition(tmp_path / "comp", per_class=5, n_test=4)
     out = shards_of(data, tmp_path / "shards", "--shard-mb", "0.003")
@@ -92,8 +92,8 @@ def test_datasets_from_shards_match_datasets_from_folders(tmp_path):
 
 
 def test_a_frame_that_is_not_whole_shards_is_refused(tmp_path):
-    from src.competition import load_competition
-    from src.images import make_eval_dataset
+    from src.data.competition import load_competition
+    from src.pipeline.images import make_eval_dataset
 
     data = make_folder_competition(tmp_path / "comp", per_class=4, n_test=2)
     out = shards_of(data, tmp_path / "shards")
@@ -114,7 +114,7 @@ def test_existing_shards_are_not_overwritten_and_folds_must_match(tmp_path):
     with pytest.raises(KitError, match="did not write"):
         shards_of(data, foreign, "--overwrite")
     assert (foreign / "other-00-10.tfrec").read_bytes() == b"someone else's"
-    from src.competition import load_competition
+    from src.data.competition import load_competition
 
     with pytest.raises(KitError, match="written with --folds 0"):
         load_competition(DataOptions(data=str(out), folds=3))

@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from src.callbacks import ResumableEarlyStopping
-from src.config import parse_config
-from src.errors import KitError
-from src.train import TrainConfig, train
+from src.training.callbacks import ResumableEarlyStopping
+from src.core.config import parse_config
+from src.core.errors import KitError
+from src.training.two_stage import train
+from src.core.settings import TrainConfig
 from tests.conftest import make_folder_competition
 
 
@@ -58,8 +59,8 @@ class Snapshot(keras.callbacks.Callback):
 
 
 def weights_of(path, size, classes=3):
-    from src.backbones import get_spec
-    from src.model import build_classifier
+    from src.models.backbones import get_spec
+    from src.models.classifier import build_classifier
 
     model = build_classifier(get_spec("small_resnet"), size, classes, train_backbone=True)
     model.load_weights(str(path))
@@ -184,9 +185,9 @@ def test_two_workers_train_together_and_end_with_equal_weights(comp, tmp_path):
     import subprocess
     import sys
 
-    from src.competition import load_competition
-    from src.config import DataOptions
-    from src.splits import load_or_make_split
+    from src.data.competition import load_competition
+    from src.core.config import DataOptions
+    from src.data.splits import load_or_make_split
     from tests.conftest import REPO
 
     split = tmp_path / "split.csv"

@@ -3,7 +3,7 @@
     model = build_classifier(spec, (180, 240), num_classes=10, weights="imagenet")
     head = build_head(spec.features, num_classes=10)   # the same head, on cached features
 
-Images enter as float32 in [0, 255] (what src.images yields); the Preprocess layer turns
+Images enter as float32 in [0, 255] (what src.pipeline.images yields); the Preprocess layer turns
 them into what this backbone was trained on. The output layer is float32 even under mixed
 precision, so softmax and the loss stay stable on GPUs and TPUs.
 """
@@ -13,6 +13,8 @@ import dataclasses
 import re
 
 import keras
+
+from src.core.errors import KitError
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -51,9 +53,8 @@ class HeadSpec:
 
     @classmethod
     def from_config(cls, cfg) -> HeadSpec:
-        """Return the head a job's config (a dataclass or a run's config.json dict) asks for."""
-        get = cfg.get if isinstance(cfg, dict) else lambda k, d: getattr(cfg, k, d)
-        return cls(get("dropout", 0.2), get("head_layers", 0), get("head_units", 256), get("head_l2", 0.0))
+        """Return the head a TrainConfig asks for."""
+        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2)
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
@@ -118,3 +119,12 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
     x = keras.layers.Dropout(head.dropout, name=f"head_dropout{suffix}")(x)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", kernel_regularizer=regularizer,
                               name=f"head{suffix}")(x)
+
+
+def load_checked(model, path) -> None:
+    """Load weights the kit saved; a truncated or foreign file is an error naming it, not an h5py traceback."""
+    try:
+        model.load_weights(str(path))
+    except Exception as err:  # h5py's OSError, Keras's ValueError
+        raise KitError(f"{path}: cannot load these weights ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                       "the file is damaged or belongs to another model") from None

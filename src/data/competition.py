@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.config import DataOptions
-from src.errors import KitError
-from src.imagefiles import IMAGE_EXTENSIONS, describe_bad, is_image_name, list_folder, scan_images
+from src.core.config import DataOptions
+from src.core.errors import KitError
+from src.core.files import write_json
+from src.data.imagefiles import IMAGE_EXTENSIONS, describe_bad, list_folder, scan_images
+from src.data.shards import is_shard_folder, read_shard_index
 
 TRAIN_FOLDERS = ("train", "training", "train_images", "train_data", "images", "imgs")
 TEST_FOLDERS = ("test_upload", "test", "test_images", "testing", "test_data")
@@ -65,7 +67,6 @@ class SubmissionSchema:
     id_column: str
     target_column: str
     ids: tuple          # ids exactly as the sample writes them, in its row order
-    with_extension: bool
 
 
 @dataclasses.dataclass
@@ -73,7 +74,7 @@ class Competition:
     """Everything found in a competition folder; see the module docstring."""
 
     root: Path
-    layout: str                         # "folders" or "csv"
+    layout: str                         # "folders", "csv" or "tfrecords"
     train: pd.DataFrame
     label_columns: list
     target: str                         # the label column the submission predicts
@@ -81,15 +82,16 @@ class Competition:
     test: pd.DataFrame | None
     schema: SubmissionSchema | None
     skipped: pd.DataFrame               # training files left out (corrupt, not images), with why
-    dropped_classes: dict               # class value -> count, below --min-class-count
 
-    def save_class_maps(self, folder: str | Path) -> Path:
-        """Write class_map.json (one ClassMap per label column) into a run folder; return its path."""
-        path = Path(folder) / "class_map.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"target": self.target, "maps": [m.to_json() for m in self.class_maps.values()]}
-        path.write_text(json.dumps(payload, indent=2) + "\n")
-        return path
+    @property
+    def fixed_split(self) -> bool:
+        """True for TFRecord shards: their folds were fixed when they were written."""
+        return self.layout == "tfrecords"
+
+
+def save_class_maps(path: str | Path, target: str, maps: dict) -> Path:
+    """Write class_map.json: the target column and every label column's classes in index order."""
+    return write_json(path, {"target": target, "maps": [m.to_json() for m in maps.values()]})
 
 
 def load_class_maps(path: str | Path) -> tuple[str, dict]:
@@ -105,19 +107,27 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     if not root.is_dir():
         raise KitError(f"data folder {root} does not exist: expected a competition folder "
                        "(python -m src.demo builds data/demo)")
-    from src.tfrecords import is_shard_folder, load_shard_competition
-
     if is_shard_folder(root):
         return load_shard_competition(root, opts, with_test)
     schema = read_sample_submission(root)
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
-    train, dropped = drop_sparse_classes(train, target, opts.min_class_count)
+    train = drop_sparse_classes(train, target, opts.min_class_count)
     class_maps = {col: make_class_map(train[col], col) for col in label_columns}
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
-                       class_maps, test, schema, skipped, dropped)
+                       class_maps, test, schema, skipped)
+
+
+def load_shard_competition(root: Path, opts: DataOptions, with_test: bool = True) -> Competition:
+    """Return the Competition of a TFRecord shard folder (rows point into the shards, split fixed)."""
+    train, test, manifest = read_shard_index(root, opts)
+    columns = manifest["label_columns"]
+    class_maps = {c: make_class_map(train[c], c) for c in columns}
+    return Competition(root, "tfrecords", train, columns, manifest["target"], class_maps,
+                       test if with_test and len(test) else None, read_sample_submission(root),
+                       pd.DataFrame(columns=["path", "why"]))
 
 
 def read_sample_submission(root: Path) -> SubmissionSchema | None:
@@ -137,8 +147,7 @@ def read_sample_submission(root: Path) -> SubmissionSchema | None:
         raise KitError(f"{path}: duplicate id {frame[id_column].iloc[row]!r} in column {id_column} "
                        f"(row {row + 2} of the file): expected each id once")
     ids = tuple(frame[id_column])
-    with_extension = bool(ids) and all(is_image_name(i) for i in ids[:50])
-    return SubmissionSchema(path, id_column, target_column, ids, with_extension)
+    return SubmissionSchema(path, id_column, target_column, ids)
 
 
 def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd.DataFrame, list]:
@@ -317,16 +326,16 @@ def pick_target(label_columns: list, schema: SubmissionSchema | None) -> str:
     return label_columns[0]
 
 
-def drop_sparse_classes(train: pd.DataFrame, target: str, min_count: int) -> tuple[pd.DataFrame, dict]:
-    """Return (train without classes under `min_count` images, {class: count} dropped), printed."""
+def drop_sparse_classes(train: pd.DataFrame, target: str, min_count: int) -> pd.DataFrame:
+    """Return train without the classes under `min_count` images; what was dropped is printed."""
     counts = train[target].value_counts()
     sparse = counts[counts < min_count]
     if sparse.empty:
-        return train, {}
+        return train
     dropped = {k.item() if hasattr(k, "item") else k: int(v) for k, v in sparse.items()}
     print(f"--min-class-count {min_count}: dropped {len(dropped)} class(es), "
           f"{int(sparse.sum())} image(s): {dropped}")
-    return train[~train[target].isin(sparse.index)], dropped
+    return train[~train[target].isin(sparse.index)]
 
 
 def make_class_map(values: pd.Series, column: str) -> ClassMap:

@@ -15,7 +15,8 @@ import json
 import typing
 from pathlib import Path
 
-from src.errors import KitError
+from src.core.errors import KitError
+from src.core.files import write_text
 
 
 def opt(default, help: str, choices: tuple | None = None, positional: bool = False, short: str = ""):
@@ -97,7 +98,9 @@ def add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, kind) ->
     help_text = f"{field.metadata.get('help', '')} (default: {field.default!r})"
     choices = field.metadata.get("choices")
     if field.metadata.get("positional"):
-        parser.add_argument(field.name, type=kind, choices=choices, help=field.metadata.get("help", ""),
+        many = typing.get_origin(kind) is tuple  # tuple[str, ...]: one or more values (IMAGE ...)
+        parser.add_argument(field.name, type=typing.get_args(kind)[0] if many else kind, choices=choices,
+                            nargs="+" if many else None, help=field.metadata.get("help", ""),
                             metavar=field.name.upper())
         return
     if field.metadata.get("short"):
@@ -136,6 +139,11 @@ def read_config_file(path: str, cls) -> dict:
         raise KitError(f"--config {path}: expected a mapping of field names to values")
     names = {f.name for f in dataclasses.fields(cls)}
     values = {key.replace("-", "_"): value for key, value in data.items()}
+    hidden = set(getattr(cls, "CLI_HIDDEN", ()))
+    unused = sorted(set(values) & hidden)
+    if unused:
+        raise KitError(f"--config {path}: {', '.join(unused)} is not a setting of this job "
+                       f"({cls.__name__} uses per-stage values instead)")
     unknown = sorted(set(values) - names)
     if unknown:
         raise KitError(f"--config {path}: unknown field(s) {', '.join(unknown)}; "
@@ -177,9 +185,11 @@ def check_value(name: str, value, kind, field: dataclasses.Field, source: str):
 
 
 def save_config(cfg, folder: str | Path) -> Path:
-    """Write the resolved config as folder/config.json and return its path."""
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.json"
-    path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n")
-    return path
+    """Write the resolved config as folder/config.json (atomically) and return its path.
+
+    Fields the job hides from its flags (CLI_HIDDEN) are left out: a value no job used must
+    not be read back as if it had been.
+    """
+    hidden = getattr(cfg, "CLI_HIDDEN", ())
+    values = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in hidden}
+    return write_text(Path(folder) / "config.json", json.dumps(values, indent=2, sort_keys=True) + "\n")

@@ -16,7 +16,7 @@ import os
 import socket
 from pathlib import Path
 
-from src.errors import KitError
+from src.core.errors import KitError
 
 PRETRAINED_NAMES = ("imagenet", "noisy-student", "pretrained")
 DOWNLOAD_TIMEOUT_S = 10  # a machine with no internet answers at once; a black hole would hang

@@ -9,16 +9,55 @@ split is made once per (data, settings), written to runs/splits/, and read back 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from src.config import DataOptions
-from src.errors import KitError
+from src.core.config import DataOptions
+from src.core.errors import KitError
+from src.data.competition import load_competition
 
 SPLITS_ROOT = Path("runs") / "splits"
+
+
+@dataclasses.dataclass
+class SplitData:
+    """The competition and its split, as every job that trains or scores on the holdout needs them."""
+
+    comp: object                # the Competition
+    split: pd.DataFrame         # every training image with its fold and split ('train' / 'val')
+    train: pd.DataFrame
+    val: pd.DataFrame
+    target: str
+    class_map: object           # the target column's ClassMap
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.class_map.encode(self.train[self.target])
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return self.class_map.encode(self.val[self.target])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_map.values)
+
+
+def prepare_split(opts: DataOptions, extra=None) -> SplitData:
+    """Return the competition's saved split, ready to train on: the one path screening, training and tuning take.
+
+    extra(split, comp) may add rows to training (--extra-data) before the frames are cut.
+    """
+    comp = load_competition(opts, with_test=False)
+    split = load_or_make_split(comp, opts)
+    if extra is not None:
+        split = extra(split, comp)
+    train, val = split[split["split"] == "train"], split[split["split"] == "val"]
+    return SplitData(comp, split, train, val, comp.target, comp.class_maps[comp.target])
 
 
 def split_file_for(comp, opts: DataOptions) -> Path:
@@ -33,7 +72,7 @@ def split_file_for(comp, opts: DataOptions) -> Path:
 
 def load_or_make_split(comp, opts: DataOptions) -> pd.DataFrame:
     """Return the split frame; read from its CSV when present (checked), else made and saved."""
-    if comp.layout == "tfrecords":  # one shard set per fold: the split was fixed when they were written
+    if comp.fixed_split:  # TFRecord shards: one shard set per fold: the split was fixed when they were written
         print(f"split: the folds of the shards in {comp.root}")
         return mark_validation(comp.train.copy(), opts)
     path = split_file_for(comp, opts)
@@ -52,7 +91,7 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions) -> pd.DataFr
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
     labels = train[target].astype(str).to_numpy()
-    check_stratifiable(train, target, max(opts.folds, 2))
+    check_stratifiable(train, target, opts.folds if opts.folds > 1 else 2)
     fold = np.full(len(train), 1 if opts.folds <= 1 else -1, dtype=int)
     groups = train["group"].to_numpy() if "group" in train else None
     if opts.folds > 1 or groups is not None:
@@ -71,12 +110,14 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions) -> pd.DataFr
 
 
 def check_stratifiable(train: pd.DataFrame, target: str, needed: int) -> None:
-    """Raise naming the classes too small to appear on both sides of the split."""
+    """Raise naming the classes with fewer than `needed` images: each fold (or each side) needs one of each."""
     counts = train[target].value_counts()
-    small = counts[counts < 2]
+    small = counts[counts < needed]
     if not small.empty:
-        raise KitError(f"column {target}: class(es) {list(small.index)[:10]} have a single image, "
-                       f"so they cannot be in both training and validation: pass --min-class-count 2")
+        what = f"--folds {needed} needs at least {needed} images per class" if needed > 2 else \
+            "they cannot be in both training and validation"
+        raise KitError(f"column {target}: class(es) {list(small.index)[:10]} have fewer than {needed} images, so "
+                       f"{what}: pass --min-class-count {needed}")
 
 
 def mark_validation(split: pd.DataFrame, opts: DataOptions) -> pd.DataFrame:

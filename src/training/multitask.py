@@ -6,7 +6,7 @@ checkpoint and the submission follow its head. The heads are built by src.model.
 """
 from __future__ import annotations
 
-from src.errors import KitError
+from src.core.errors import KitError
 
 
 def task_columns(cfg, comp) -> list:

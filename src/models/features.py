@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.config import PipelineOptions
+from src.core.config import PipelineOptions
+from src.core.files import atomic_path
+from src.models.classifier import Preprocess
+from src.pipeline.images import make_eval_dataset
 
 
 def features_key(spec, weights: str, opts: PipelineOptions, frame: pd.DataFrame) -> str:
@@ -40,9 +43,6 @@ def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, ca
     and all missing roles go through one predict call (one trace, one pass).
     """
     import keras
-
-    from src.images import make_eval_dataset
-    from src.model import Preprocess
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,6 @@ def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, ca
 
 def save_atomically(path: Path, array: np.ndarray) -> None:
     """Write the array so that an interrupted run never leaves a truncated cache file."""
-    partial = path.with_name(path.name + ".partial.npy")
-    np.save(partial, array)
-    partial.replace(path)
+    with atomic_path(path) as temp:
+        np.save(temp, array)
 

@@ -8,8 +8,12 @@ take their state from the stage's history rows and best checkpoint instead.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
+
+from src.core.files import atomic_path
 
 
 def resume_state(rows, monitor: str = "val_accuracy") -> tuple[float | None, int]:
@@ -46,14 +50,24 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 variable.assign(value)
 
 
-class ResumableCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Best-only weights checkpoint on val_accuracy that remembers the best value across a resume."""
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Best-only weights checkpoint on val_accuracy that remembers the best value across a resume.
 
-    def __init__(self, path, best: float | None):
-        super().__init__(str(path), monitor="val_accuracy", mode="max", save_best_only=True,
-                         save_weights_only=True, verbose=0)
-        if best is not None:
-            self.best = best
+    Written to a temporary name and renamed (Keras's ModelCheckpoint writes in place): a kill
+    mid-write leaves the previous best file whole.
+    """
+
+    def __init__(self, path, best: float | None, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.path, self.best, self.monitor = Path(path), best, monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or (self.best is not None and not value > self.best):
+            return
+        self.best = float(value)
+        with atomic_path(self.path) as temp:
+            self.model.save_weights(str(temp))
 
 
 class LearningRateLogger(keras.callbacks.Callback):

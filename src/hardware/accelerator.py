@@ -7,30 +7,30 @@
 MultiWorkerMirroredStrategy when TF_CONFIG names several workers; TPUStrategy when a TPU
 answers (Kaggle TPU VMs: the local TPU, data read from /kaggle/input); MirroredStrategy for
 several GPUs; the default strategy otherwise. Mixed precision
-(mixed_float16 on GPUs, mixed_bfloat16 on TPUs) with float32 outputs (src.model's head).
+(mixed_float16 on GPUs, mixed_bfloat16 on TPUs) with float32 outputs (src.models.classifier's head).
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Accelerator:
-    """What was found: kind (tpu, gpus, gpu, cpu), replicas and the precision policy set."""
+    """What was found: kind (tpu, gpus, gpu, cpu, multi-worker), replicas, the precision policy, the strategy."""
 
     kind: str
     replicas: int
     policy: str
     detail: str
+    strategy: object = None     # the tf.distribute strategy models are built under
 
     def describe(self) -> str:
         return f"accelerator: {self.detail}, {self.replicas} replica(s), {self.policy}"
 
 
-_STRATEGY = None
 _FOUND = None
 
 
@@ -40,14 +40,20 @@ def tpu_may_exist() -> bool:
             or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
 
 
-def pick_strategy(mixed_precision: bool = True, verbose: bool = True):
-    """Return the tf.distribute strategy for this machine (made once per process) and print what was found."""
-    global _STRATEGY, _FOUND
-    if _STRATEGY is None:
-        _STRATEGY, _FOUND = detect(mixed_precision)
+def pick_accelerator(mixed_precision: bool = True, verbose: bool = True) -> Accelerator:
+    """Return what runs the job (made once per process: TensorFlow allows one TPU/cluster set-up) and print it."""
+    global _FOUND
+    if _FOUND is None:
+        strategy, found = detect(mixed_precision)
+        _FOUND = replace(found, strategy=strategy)
     if verbose:
         print(_FOUND.describe())
-    return _STRATEGY
+    return _FOUND
+
+
+def pick_strategy(mixed_precision: bool = True, verbose: bool = True):
+    """Return the tf.distribute strategy of pick_accelerator() (notebooks call this for the one line)."""
+    return pick_accelerator(mixed_precision, verbose).strategy
 
 
 def detect(mixed_precision: bool):
@@ -58,7 +64,7 @@ def detect(mixed_precision: bool):
     cluster = multi_worker_cluster()
     if cluster is not None:
         # Must exist before any other TensorFlow op runs in this process. Keras 3's fit cannot
-        # use it (keras-team/keras#20585): src.distributed trains with a loop of its own.
+        # use it (keras-team/keras#20585): src.hardware.distributed trains with a loop of its own.
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         task = cluster.get("task", {})
         policy = set_policy(keras, "float32")
@@ -99,8 +105,3 @@ def set_policy(keras, name: str) -> str:
     """Set Keras's global dtype policy and return its name."""
     keras.mixed_precision.set_global_policy(name)
     return name
-
-
-def found() -> Accelerator | None:
-    """Return what pick_strategy found, or None before it ran."""
-    return _FOUND

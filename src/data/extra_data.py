@@ -1,7 +1,7 @@
 """Extra labelled images for training only (`python -m src.train --extra-data DIR`).
 
 The split is made from the competition's images alone, so runs with and without extra data
-are scored on the same holdout and src.submit's holdout table shows whether it helped (the car
+are scored on the same holdout and src.inference.submission's holdout table shows whether it helped (the car
 reference tried an extra dataset and dropped it).
 """
 from __future__ import annotations
@@ -11,19 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.errors import KitError
+from src.core.errors import KitError
+from src.data.competition import load_competition
 
 
 def add_extra_data(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
     """Return the split with a second labelled folder's images added to training, never to the holdout.
 
     The split is made from the competition's images alone, so runs with and without extra data
-    are scored on the same holdout (src.submit's holdout table compares them). Extra images whose
+    are scored on the same holdout (src.inference.submission's holdout table compares them). Extra images whose
     bytes equal a holdout image's are dropped: they would leak the answer.
     """
-    from src.competition import load_competition
-
-    if comp.layout == "tfrecords":
+    if comp.fixed_split:
         raise KitError(f"--extra-data with TFRecord shards ({comp.root}): train from the image folders, or write "
                        "shards of a folder that holds both")
     extra = load_competition(dataclasses.replace(cfg, data=cfg.extra_data, labels_csv="", id_column="",

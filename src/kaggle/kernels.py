@@ -8,7 +8,6 @@ reached through src.kaggle_api.connect(), the one place that imports it.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -17,9 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from src.config import opt
-from src.errors import KitError
-from src.kaggle_api import connect, kaggle_errors, split_ref, status_of
+from src.core.errors import KitError
+from src.core.provenance import git_commit
+from src.core.settings import OutputConfig, PushConfig, StatusConfig, UploadSrcConfig
+from src.kaggle.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
+from src.kaggle.client import connect, kaggle_errors, split_ref, status_of
 
 REPO = Path(__file__).resolve().parents[1]
 KERNELS_DIR = REPO / "kernels"
@@ -28,47 +29,12 @@ KERNELS_DIR = REPO / "kernels"
 MACHINE_SHAPES = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV6E8", "none": None}
 
 
-@dataclasses.dataclass
-class UploadSrcConfig:
-    """Publish src/ and requirements.txt as a private dataset (created, or a new version)."""
-
-    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
-    title: str = opt("Image classification kit source", "dataset title when it is created (6-50 characters)")
-    notes: str = opt("", "version notes; empty: the git commit")
 
 
-@dataclasses.dataclass
-class PushConfig:
-    """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
-
-    kernel: str = opt("", "notebook: a name in kernels/ (train) or a path to an .ipynb", positional=True)
-    accelerator: str = opt("gpu", "hardware of the run", ("gpu", "tpu", "none"))
-    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaP100, TpuV5E8 ...); empty: from "
-                                 "--accelerator")
-    id: str = opt("", "kernel id owner/slug; empty: <you>/<slug of the title>")
-    title: str = opt("", "kernel title; empty: '<competition> <notebook>'")
-    competition: str = opt("", "competition whose data the kernel reads (competition_sources)")
-    src_dataset: str = opt("", "the dataset upload-src published (owner/slug): the kernel imports the kit from it")
-    dataset: tuple[str, ...] = opt((), "another dataset to attach (owner/slug); repeatable")
-    model: tuple[str, ...] = opt((), "a model to attach (owner/model/framework/variation/version); repeatable")
-    internet: bool = opt(False, "internet in the kernel (competitions with hidden test sets forbid it)")
-    param: tuple[str, ...] = opt((), "NAME=VALUE set in the notebook's parameters (a Python literal or text)")
-    out: str = opt("runs/kernels", "where the pushed folder (notebook + kernel-metadata.json) is written")
 
 
-@dataclasses.dataclass
-class StatusConfig:
-    """Print a kernel's state (queued, running, complete, error)."""
-
-    kernel: str = opt("", "kernel id owner/slug", positional=True)
 
 
-@dataclasses.dataclass
-class OutputConfig:
-    """Download a finished kernel's output files and log."""
-
-    kernel: str = opt("", "kernel id owner/slug", positional=True)
-    out: str = opt("", "target folder; empty: runs/kernels/<slug>/output")
 
 
 # ---------------------------------------------------------------- upload-src
@@ -125,8 +91,6 @@ def dataset_exists(api, ref: str) -> bool:
 
 def version_notes() -> str:
     """Return 'src at <git commit>' (or a timestamp outside a checkout) for a dataset version."""
-    from src.submit import git_commit
-
     return f"src at {git_commit() or time.strftime('%Y-%m-%d %H:%M')}"
 
 
@@ -135,8 +99,6 @@ def version_notes() -> str:
 
 def push(cfg: PushConfig) -> dict:
     """Write the kernel folder (notebook with its parameters, kernel-metadata.json) and push it."""
-    from src.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
-
     notebook = find_notebook(cfg.kernel)
     if not cfg.src_dataset:
         raise KitError("--src-dataset: name the dataset `upload-src` published (owner/slug): "

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import json
 import os
 from pathlib import Path
 
-from src.errors import KitError
+from src.core.config import make_config
+from src.core.errors import KitError
+
+# Notebook parameters that locate things (data, outputs, the kit) rather than set a job's fields.
+PLUMBING = ("COMPETITION", "DATA", "WORK_DIR", "KIT_ROOT", "RUN", "RUNS", "OUT", "SETTINGS")
 
 
 def read_notebook(path: str | Path) -> dict:
@@ -89,18 +94,22 @@ def inject_parameters(nb: dict, params: dict) -> dict:
     return nb
 
 
-def definitions(nb: dict) -> list:
-    """Return (cell index, name) of every function or class a code cell defines: notebooks stay thin."""
-    found = []
-    for i, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") != "code":
-            continue
-        source = "\n".join(line for line in cell_source(cell).splitlines()
-                           if not line.lstrip().startswith(("%", "!")))  # IPython magics are not Python
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                found.append((i, node.name))
-    return found
+def job_config(cls, parameters: dict, **fixed):
+    """Return a job's config from the library's defaults, a notebook's parameters and `fixed` values.
+
+    Every UPPERCASE parameter whose lowercase name is a field of `cls` sets that field
+    (BACKBONE -> backbone); SETTINGS = {...} sets any other field; the notebook's plumbing
+    (COMPETITION, DATA, WORK_DIR, KIT_ROOT, RUN, RUNS, OUT) never does. Values are checked as
+    flags are. Exists so a notebook re-types no default: what it leaves alone is the library's.
+    """
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {name.lower(): value for name, value in parameters.items()
+              if name.isupper() and name not in PLUMBING and name.lower() in fields}
+    extra = dict(parameters.get("SETTINGS") or {})
+    unknown = sorted(set(extra) - fields)
+    if unknown:
+        raise KitError(f"SETTINGS: {', '.join(unknown)} is not a setting of {cls.__name__}")
+    return make_config(cls, {**values, **extra, **fixed}, source="notebook parameters")
 
 
 def kernel_paths(competition: str, data: str = "", work_dir: str = "") -> tuple[str, str]:

@@ -15,15 +15,15 @@ the decoded, resized uint8 images after the first epoch so later epochs skip dec
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from src.augment import make_augmenter, mix_batch
-from src.config import PipelineOptions
+from src.pipeline.augment import make_augmenter, mix_batch
+from src.core.config import PipelineOptions
+from src.data.sources import content_key, image_source
 
 AUTOTUNE = tf.data.AUTOTUNE
 JPEG_SCALES = (1, 2, 4, 8)
@@ -39,8 +39,7 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
     """
     n = len(frame)
     ds = tf.data.Dataset.zip((image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels)))
-    # From shards the inputs are the image bytes, not paths: a full-size buffer would hold them all.
-    buffer = min(n, SHUFFLE_BUFFER) if "shard" in frame else n
+    buffer = image_source(frame).shuffle_buffer()
     if opts.cache == "none":
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda x, y: (load_image(x, opts, as_uint8=False), y), num_parallel_calls=AUTOTUNE,
@@ -79,45 +78,21 @@ def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.
     In frame order for image files; in shard order for TFRecord rows (shards are streamed), so
     callers match results to rows by the ids.
     """
-    if "shard" in frame:
-        frame = in_shard_order(frame)
+    frame = image_source(frame).in_stream_order()
     return make_eval_dataset(frame, frame["id"].astype(str).to_numpy(), opts)
 
 
-def in_shard_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return the rows sorted by shard and record: an order in which whole shards stream."""
-    return frame.sort_values(["shard", "record"], kind="stable")
-
-
 def image_inputs(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:
-    """Return a dataset of the decoder's inputs per row: file paths, or image bytes read from shards."""
-    inputs = decode_inputs(frame, opts)
-    if "shard" not in frame:
-        return tf.data.Dataset.from_tensor_slices(inputs)
-    from src.tfrecords import check_whole_shards, parse_record
-
-    files = check_whole_shards(frame)
-    extra = {k: v for k, v in inputs.items() if k != "path"}
-    extra["id"] = frame["id"].astype(str).to_numpy()
-    records = tf.data.TFRecordDataset(files, buffer_size=8 << 20).map(parse_record, num_parallel_calls=AUTOTUNE)
-
-    def merge(record, row):
-        # A record out of step with the index would mislabel silently: fail loudly instead.
-        same = tf.debugging.assert_equal(record["id"], row["id"], message="TFRecord shard out of step with index.csv")
-        with tf.control_dependencies([same]):
-            data = tf.identity(record["image"])
-        return {"bytes": data, **{k: v for k, v in row.items() if k != "id"}}
-
-    return tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(extra))).map(
-        merge, num_parallel_calls=AUTOTUNE)
+    """Return a dataset of the decoder's inputs per row: a file path or a shard record's bytes, plus hints."""
+    return image_source(frame).dataset(decode_inputs(frame, opts))
 
 
 def decode_inputs(frame: pd.DataFrame, opts: PipelineOptions) -> dict:
-    """Return the per-image tensors the decoder needs: path, EXIF orientation, JPEG scale index.
+    """Return the per-image hints the decoder needs besides the bytes: EXIF orientation, JPEG scale index.
 
     Orientation and scale are left out when no image needs them: the branch costs ~10%.
     """
-    inputs = {"path": frame["path"].astype(str).to_numpy()}
+    inputs = {}
     orientation = frame["orientation"].astype(np.int32).to_numpy()
     if (orientation != 1).any():
         inputs["orientation"] = orientation
@@ -244,10 +219,9 @@ def apply_cache(ds: tf.data.Dataset, frame: pd.DataFrame, opts: PipelineOptions,
         return ds
     if opts.cache == "memory":
         return ds.cache()
-    names = frame["path"].astype(str) if "shard" not in frame else \
-        frame["shard"].astype(str) + "#" + frame["record"].astype(str)
-    key = hashlib.sha1("\n".join([role, str(opts.image_size), opts.resize, str(opts.sharpen),
-                                  *names]).encode()).hexdigest()[:16]
+    # File sizes and times are part of the key: new pixels at the same paths are new images.
+    key = content_key(role, tuple(opts.image_size), opts.resize, opts.sharpen,
+                      names=image_source(frame).cache_names())
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     stem = CACHE_ROOT / f"{role}-{key}"
     if not Path(f"{stem}.index").exists():

@@ -1,7 +1,6 @@
 """Every figure the kit draws. matplotlib is imported inside each function (Agg, no screen)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +120,11 @@ def plot_confusion(y_true, y_pred, labels: list, path: Path) -> Path:
     return save(fig, path)
 
 
-def plot_wrong(frame: pd.DataFrame, y_true, probs, labels: list, path: Path, count: int = 16) -> Path:
-    """Save a grid of the most confidently wrong holdout images (true, predicted, confidence); return the path."""
+def plot_wrong(open_images, y_true, probs, labels: list, path: Path, count: int = 16) -> Path:
+    """Save a grid of the most confidently wrong holdout images (true, predicted, confidence); return the path.
+
+    open_images(indices) returns what PIL can open (paths or in-memory files) for those holdout rows.
+    """
     from PIL import Image, ImageOps
 
     plt = pyplot()
@@ -134,12 +136,7 @@ def plot_wrong(frame: pd.DataFrame, y_true, probs, labels: list, path: Path, cou
     fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    if "shard" in frame:  # TFRecord rows: the files are inside the shards
-        from src.tfrecords import read_image_bytes
-
-        sources = [io.BytesIO(raw) for raw in read_image_bytes(frame.iloc[wrong])]
-    else:
-        sources = [frame["path"].iloc[i] for i in wrong]
+    sources = open_images(wrong) if len(wrong) else []
     for ax, i, source in zip(axes.flat, wrong, sources):
         with Image.open(source) as img:
             ax.imshow(ImageOps.exif_transpose(img).convert("RGB"))

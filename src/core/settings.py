@@ -1,0 +1,253 @@
+"""Every job's settings in one place: one dataclass per command, its fields the command's flags.
+
+Each field's default is the kit's recipe and its help says why; `src.core.config` turns the
+fields into flags, reads `--config FILE` and checks every value's type. `check()` methods
+check what a type cannot say (a positive batch size, a fold within the folds) when the config
+is made, before any folder is written. The notebooks in kernels/ take their defaults from
+here too (tests/test_notebooks.py fails when a notebook's parameter drifts from its field).
+
+This module imports nothing heavy: `python -m src.train --help` must not load TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from src.core.config import DataOptions, PipelineOptions, opt
+
+# Test-time augmentation views (src.inference.prediction makes them).
+VIEWS = ("identity", "hflip", "vflip", "center_crop_90", "center_crop_80", "scale_110", "scale_120")
+DEFAULT_VIEWS = ("identity", "hflip", "center_crop_90")
+
+
+# ---------------------------------------------------------------- training
+@dataclasses.dataclass
+class TrainConfig(DataOptions, PipelineOptions):
+    """Fine-tune one backbone in two stages at increasing resolution."""
+
+    CLI_HIDDEN = ("image_size",)  # each stage has its own size
+
+    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them)")
+    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
+    out: str = opt("", "run folder; empty: runs/<backbone>")
+    stages: int = opt(2, "1: stop after stage 1; 2: both stages")
+    warmup_epochs: int = opt(0, "epochs of head-only training (backbone frozen) before stage 1")
+    warmup_lr: float = opt(1e-3, "learning rate of the warm-up")
+    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width")
+    stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)")
+    stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (ExponentialDecay)")
+    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better val_accuracy")
+    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width")
+    stage2_epochs: int = opt(10, "most epochs of stage 2")
+    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (ExponentialDecay)")
+    stage2_patience: int = opt(5, "stage 2 early-stopping patience")
+    decay_steps: int = opt(1000, "ExponentialDecay decay_steps")
+    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate")
+    optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"))
+    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"))
+    label_smoothing: float = opt(0.0, "label smoothing of either loss")
+    focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy")
+    focal_alpha: float = opt(1.0, "focal loss weight alpha (the paper's 0.25); 1: no weighting")
+    class_weights: bool = opt(False, "weight classes by inverse training frequency")
+    unfreeze: str = opt("all", "all: every backbone layer trains in stages 1 and 2; top: only the layers from the "
+                               "registry's cut point on (the last blocks)", ("all", "top"))
+    train_batchnorm: bool = opt(False, "train BatchNorm layers too (always so with --weights none)")
+    dropout: float = opt(0.2, "dropout before the head (and after each hidden head layer)")
+    head_layers: int = opt(0, "hidden Dense layers in the head (python -m src.tune searches this)")
+    head_units: int = opt(256, "width of each hidden head layer")
+    head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers")
+    min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up")
+    resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+    extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
+    targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
+                           "submission's column; empty: that column alone")
+    loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each")
+    head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
+                                       "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"))
+
+
+# ---------------------------------------------------------------- screening
+@dataclasses.dataclass
+class ScreenConfig(DataOptions, PipelineOptions):
+    """Screen pretrained backbones, each frozen under a fresh head."""
+
+    backbones: str = opt("efficientnet_b0,efficientnet_b0_ns,resnet50,mobilenetv3_large",
+                         "comma-separated backbone names (python -m src.backbones lists them)")
+    epochs: int = opt(3, "epochs of head training per backbone")
+    mode: str = opt("auto", "full: frozen backbone in the model; features: cached pooled features; "
+                    "auto: features when --augment none, else full", ("auto", "full", "features"))
+    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
+    learning_rate: float = opt(1e-3, "Adam learning rate of the head")
+    dropout: float = opt(0.2, "dropout before the head's Dense layer")
+    out: str = opt("runs/screen", "folder for screening.csv, screening.png and config.json")
+    features_cache: str = opt("runs/features", "folder of cached pooled features (features mode)")
+    resume: bool = opt(False, "skip backbones that already have a row without error in screening.csv")
+
+
+# ---------------------------------------------------------------- submission
+@dataclasses.dataclass
+class SubmitConfig(DataOptions):
+    """Predict the test set with one or more runs and write a checked submission."""
+
+    run: tuple[str, ...] = opt((), "training run folder; repeat for an ensemble")
+    name: str = opt("submission", "file name (without .csv) in --out")
+    out: str = opt("submissions", "folder for the submission and its report")
+    tta: bool = opt(False, f"test-time augmentation with the default views ({', '.join(DEFAULT_VIEWS)})")
+    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_90, scale_110 ...)")
+    tta_random: int = opt(0, "extra passes of each run's training augmentation")
+    tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
+    ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
+    metric: str = opt("accuracy", "holdout metric", ("accuracy", "f1_macro", "logloss"))
+    overwrite: bool = opt(False, "replace an existing submission of the same name")
+    solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
+    upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")
+    competition: str = opt("", "competition slug for --upload")
+    message: str = opt("", "submission message for --upload; empty: the file's name")
+    wait: bool = opt(False, "with --upload: wait for the public score")
+
+
+# ---------------------------------------------------------------- head search
+@dataclasses.dataclass
+class TuneConfig(DataOptions, PipelineOptions):
+    """Search the head's hyperparameters with Hyperband on a frozen backbone's cached features."""
+
+    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them)")
+    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
+    max_epochs: int = opt(20, "Hyperband: most epochs a trial trains")
+    factor: int = opt(3, "Hyperband: reduction factor between brackets")
+    iterations: int = opt(1, "Hyperband: times the whole schedule runs")
+    out: str = opt("runs/tune", "folder for trials.csv, trials.png, best_config.json and the tuner's state")
+    features_cache: str = opt("runs/features", "folder of cached pooled features (shared with screening)")
+    overwrite: bool = opt(False, "start the search again instead of resuming the one in --out")
+
+
+# ---------------------------------------------------------------- pruning
+@dataclasses.dataclass
+class PruneConfig:
+    """Prune a run's weights by magnitude, fine-tune briefly, report accuracy against sparsity."""
+
+    run: str = opt("", "training run folder (python -m src.train wrote it)")
+    sparsity: float = opt(0.4, "share of each pruned kernel's weights set to zero in the saved model")
+    sweep: str = opt("0.2,0.4,0.6,0.8", "more sparsities to report (comma separated; empty: --sparsity only)")
+    epochs: int = opt(1, "fine-tuning epochs after pruning (0: none)")
+    lr: float = opt(1e-4, "fine-tuning learning rate (Adam)")
+    batch_size: int = opt(32, "images per batch")
+    min_params: int = opt(1024, "kernels smaller than this stay dense")
+    out: str = opt("", "output folder; empty: <run>/prune")
+
+
+# ---------------------------------------------------------------- data report
+@dataclasses.dataclass
+class EdaConfig(DataOptions):
+    """Report on a competition's images and labels."""
+
+    out: str = opt("runs/eda", "folder for the report's figures and tables")
+    samples_per_class: int = opt(6, "images per class in samples.png")
+    max_classes_shown: int = opt(12, "classes (most common first) in samples.png")
+
+
+# ---------------------------------------------------------------- demo competition
+@dataclasses.dataclass
+class DemoConfig:
+    """Build the demo competition from scikit-learn's digits."""
+
+    out: str = opt("data/demo", "folder to write the demo competition into")
+    seed: int = opt(0, "seed for sizes, colours and the train/test split")
+    test_fraction: float = opt(0.2, "share of digits that become test images")
+    force: bool = opt(False, "rebuild even when the folder already holds this demo")
+
+
+# ---------------------------------------------------------------- TFRecord shards
+@dataclasses.dataclass
+class TfrecordsConfig(DataOptions):
+    """Write a competition's saved split and test images into TFRecord shards."""
+
+    out: str = opt("", "folder for the shards; empty: runs/tfrecords/<data folder name>")
+    shard_mb: float = opt(100.0, "image bytes per shard, in MB (Kaggle TPU notebooks use 100-200)")
+    overwrite: bool = opt(False, "replace shards already in --out")
+
+
+# ---------------------------------------------------------------- Kaggle
+@dataclasses.dataclass
+class DownloadConfig:
+    """Download and unpack a competition's files (accept its rules on the website first)."""
+
+    competition: str = opt("", "competition slug, as in kaggle.com/competitions/<slug>", positional=True)
+    data: str = opt("", "target folder; empty: data/<competition>")
+    force: bool = opt(False, "download and unpack again even when the files are there")
+    keep_zip: bool = opt(False, "keep the downloaded archive after unpacking")
+
+
+@dataclasses.dataclass
+class SubmitFileConfig:
+    """Submit a CSV to a competition and optionally wait for its public score."""
+
+    competition: str = opt("", "competition slug", positional=True)
+    file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
+    message: str = opt("", "submission description", short="-m")
+    wait: bool = opt(False, "poll the submissions list until the score or the error is back")
+    poll_seconds: float = opt(10.0, "seconds between polls with --wait")
+    timeout: float = opt(1800.0, "give up waiting after this many seconds")
+
+
+@dataclasses.dataclass
+class UploadSrcConfig:
+    """Publish src/ and requirements.txt as a private dataset (created, or a new version)."""
+
+    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
+    title: str = opt("Image classification kit source", "dataset title when it is created (6-50 characters)")
+    notes: str = opt("", "version notes; empty: the git commit")
+
+
+@dataclasses.dataclass
+class PushConfig:
+    """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
+
+    kernel: str = opt("", "notebook: a name in kernels/ (train) or a path to an .ipynb", positional=True)
+    accelerator: str = opt("gpu", "hardware of the run", ("gpu", "tpu", "none"))
+    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaP100, TpuV5E8 ...); empty: from "
+                                 "--accelerator")
+    id: str = opt("", "kernel id owner/slug; empty: <you>/<slug of the title>")
+    title: str = opt("", "kernel title; empty: '<competition> <notebook>'")
+    competition: str = opt("", "competition whose data the kernel reads (competition_sources)")
+    src_dataset: str = opt("", "the dataset upload-src published (owner/slug): the kernel imports the kit from it")
+    dataset: tuple[str, ...] = opt((), "another dataset to attach (owner/slug); repeatable")
+    model: tuple[str, ...] = opt((), "a model to attach (owner/model/framework/variation/version); repeatable")
+    internet: bool = opt(False, "internet in the kernel (competitions with hidden test sets forbid it)")
+    param: tuple[str, ...] = opt((), "NAME=VALUE set in the notebook's parameters (a Python literal or text)")
+    out: str = opt("runs/kernels", "where the pushed folder (notebook + kernel-metadata.json) is written")
+
+
+@dataclasses.dataclass
+class StatusConfig:
+    """Print a kernel's state (queued, running, complete, error)."""
+
+    kernel: str = opt("", "kernel id owner/slug", positional=True)
+
+
+@dataclasses.dataclass
+class OutputConfig:
+    """Download a finished kernel's output files and log."""
+
+    kernel: str = opt("", "kernel id owner/slug", positional=True)
+    out: str = opt("", "target folder; empty: runs/kernels/<slug>/output")
+
+
+# ---------------------------------------------------------------- prediction and the registry
+@dataclasses.dataclass
+class PredictConfig:
+    """Print the most probable classes of each image for a trained run."""
+
+    images: tuple[str, ...] = opt((), "image files", positional=True)
+    run: str = opt("", "training run folder (python -m src.train)")
+    tta: bool = opt(False, f"average the default views ({', '.join(DEFAULT_VIEWS)})")
+    tta_views: str = opt("", "comma-separated views instead of the defaults")
+    top: int = opt(5, "classes printed per image")
+    batch_size: int = opt(32, "images per batch")
+
+
+@dataclasses.dataclass
+class BackbonesConfig:
+    """Print the backbone registry: name, parameters, size, feature width, weights, preprocessing."""
+
+    params: bool = opt(True, "count each backbone's parameters (builds every model: about a minute); "
+                             "--no-params skips it")

@@ -1,0 +1,164 @@
+"""Prediction from a trained run, with test-time augmentation (the library behind `python -m src.predict`).
+
+    run = load_run("runs/effb0")
+    probs = predict_frame(run, frame, views=("identity", "hflip"))    # TTA, views averaged
+
+Each image is decoded once; its views (flips, centre crops, zooms, random training
+augmentations) are made from the decoded batch inside the graph and go through the model
+together. A run predicts at its final stage's resolution with that stage's best weights, as
+its RunFolder says; never another stage's weights instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from src.core.config import PipelineOptions
+from src.core.errors import KitError
+from src.core.settings import DEFAULT_VIEWS, VIEWS
+from src.data.imagefiles import describe_bad, scan_images
+from src.models.backbones import get_spec
+from src.models.classifier import HeadSpec, build_classifier, load_checked
+from src.pipeline.augment import make_augmenter
+from src.pipeline.images import make_predict_dataset
+from src.runs.folder import RunFolder
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished training run: its folder, typed config, final stage (size, weights), class maps and split."""
+
+    folder: RunFolder
+    config: object              # the run's TrainConfig
+    stage: str
+    size: tuple
+    weights: object
+    target: str
+    class_map: object
+    split: pd.DataFrame
+    heads: dict = dataclasses.field(default_factory=dict)  # every label column's ClassMap
+
+
+def load_run(folder) -> Run:
+    """Return the run in `folder`; a folder without its final stage's weights is an error naming what is missing."""
+    run = RunFolder(folder)
+    config = run.load_config()
+    stage = run.final_stage()
+    target, maps = run.class_maps()
+    return Run(run, config, stage.name, tuple(stage.size), run.weights(stage.name), target, maps[target],
+               run.split(), maps)
+
+
+def build_run_model(run: Run):
+    """Return the run's classifier at its final size with its best weights loaded."""
+    spec = get_spec(run.config.backbone)
+    columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
+    classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
+    model = build_classifier(spec, run.size, classes, "none", HeadSpec.from_config(run.config),
+                             scheme=run.config.head_scheme)
+    load_checked(model, run.weights)
+    return model
+
+
+def make_view(images, name: str):
+    """Return a batch view by name (float images in [0, 255], same size): flips, centre crops, zooms."""
+    if name == "identity":
+        return images
+    if name == "hflip":
+        return images[:, :, ::-1]
+    if name == "vflip":
+        return images[:, ::-1]
+    kind, _, percent = name.rpartition("_")
+    if kind not in ("center_crop", "scale") or not percent.isdigit():
+        raise KitError(f"--tta-views: unknown view {name!r}; known: {', '.join(VIEWS)}, center_crop_P, scale_P")
+    keep = int(percent) / 100 if kind == "center_crop" else 100 / int(percent)
+    size = tf.shape(images)[1:3]
+    if keep >= 1:  # a zoom out: shrink, then pad back to size
+        shrunk = tf.image.resize(images, tf.cast(tf.cast(size, tf.float32) / keep, tf.int32))
+        return tf.image.resize_with_crop_or_pad(shrunk, size[0], size[1])
+    return tf.image.resize(tf.image.central_crop(images, keep), size)
+
+
+def predict_frame(run: Run, frame: pd.DataFrame, views=("identity",), random_passes: int = 0,
+                  mean: str = "arithmetic", model=None, batch_size: int = 32) -> np.ndarray:
+    """Return class probabilities (n, classes) for the frame's images, averaged over the TTA views."""
+    per_view = predict_views(run, frame, views, random_passes, model, batch_size)
+    return combine_views(per_view, mean)
+
+
+def predict_views(run: Run, frame: pd.DataFrame, views=("identity",), random_passes: int = 0, model=None,
+                  batch_size: int = 32) -> np.ndarray:
+    """Return probabilities per view, shape (views + random passes, n, classes); images decoded once."""
+    for name in views:
+        make_view(tf.zeros([1, 4, 4, 3]), name)  # unknown names fail before any work
+    model = model or build_run_model(run)
+    opts = PipelineOptions(image_size=run.size, resize=run.config.resize, sharpen=run.config.sharpen,
+                           cache="none", batch_size=batch_size)
+    augment = make_augmenter(run.config.augment, run.config.augment_backend, run.config.flip)
+
+    @tf.function
+    def all_views(images):
+        batch = [make_view(images, name) for name in views]
+        batch += [tf.map_fn(augment, images) for _ in range(random_passes)]
+        probs = model(tf.concat(batch, axis=0), training=False)
+        if isinstance(probs, dict):  # a multi-task run: the submission's column
+            probs = probs[run.target]
+        return tf.reshape(probs, [len(batch), tf.shape(images)[0], -1])
+
+    parts, ids = [], []
+    for images, batch_ids in make_predict_dataset(frame, opts):
+        parts.append(all_views(images).numpy())
+        ids += [i.decode() for i in batch_ids.numpy()]
+    if not parts:
+        return np.zeros((len(views) + random_passes, 0, len(run.class_map.values)), np.float32)
+    # Shards stream in their own order: put the rows back in the frame's order by id.
+    order = pd.Index(ids).get_indexer(frame["id"].astype(str))
+    return np.concatenate(parts, axis=1)[:, order]
+
+
+def combine_views(per_view: np.ndarray, mean: str = "arithmetic") -> np.ndarray:
+    """Return the views' arithmetic mean, or their geometric mean renormalised to sum to 1."""
+    if mean == "arithmetic":
+        return per_view.mean(axis=0)
+    if mean != "geometric":
+        raise KitError(f"--tta-mean {mean}: expected arithmetic or geometric")
+    log_mean = np.log(np.clip(per_view, 1e-7, 1.0)).mean(axis=0)
+    probs = np.exp(log_mean)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def top_classes(probs: np.ndarray, class_map, k: int = 5) -> list:
+    """Return, per image, the k most probable (competition label, probability) pairs."""
+    order = np.argsort(-probs, axis=1)[:, :k]
+    return [[(class_map.values[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
+
+
+def print_predictions(cfg) -> list:
+    """Print the top classes of each image of a PredictConfig; return them as (path, [(label, probability)])."""
+    run = load_run(cfg.run)
+    frame = scan_images(list(cfg.images))
+    bad = frame[frame["error"] != ""]
+    if not bad.empty:
+        raise KitError(f"cannot predict {describe_bad(bad)}")
+    frame["id"] = [f"{i}:{path}" for i, path in enumerate(frame["path"])]  # the same file twice is two rows
+    views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
+    probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
+    result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
+    for path, best in result:
+        print(path)
+        for label, probability in best:
+            print(f"  {probability:7.2%}  {label}")
+    return result
+
+
+def holdout_frame(run, comp) -> pd.DataFrame:
+    """Return the run's validation images as rows of the competition's training table (paths, sizes)."""
+    ids = sorted(run.split.loc[run.split["split"] == "val", "id"].astype(str))  # one order for every run
+    rows = comp.train.set_index(comp.train["id"].astype(str))
+    missing = sorted(set(ids) - set(rows.index))
+    if missing:
+        raise KitError(f"--run {run.folder}: holdout image {missing[0]!r} is not in {comp.root}'s training images")
+    return rows.loc[ids].reset_index(drop=True)

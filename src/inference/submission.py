@@ -1,0 +1,207 @@
+"""A validated Kaggle submission from one or more runs: `python -m src.submit`.
+
+    python -m src.submit --data data/cars --run runs/effb0 --run runs/effb3 --tta --name blend \
+        --ensemble-weights fit --out submissions
+
+Predicts every test image with each run's best weights (test-time augmentation with --tta),
+averages the runs (equal weights, or weights fitted on their shared holdout predictions,
+never on the test set), maps indices back to the competition's own labels, checks the result
+against the sample submission (rows, ids and their order, no missing values, known labels)
+and writes submissions/NAME.csv, NAME.json (runs, views, weights, holdout scores, versions,
+git commit), NAME.holdout.csv, NAME.confusion_matrix.png and NAME.wrong.png. An existing
+submission is never replaced unless --overwrite.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src.core.errors import KitError
+from src.core.files import write_csv, write_json
+from src.core.plots import plot_confusion, plot_wrong
+from src.core.provenance import git_commit, package_versions
+from src.core.settings import DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
+from src.data.competition import load_competition
+from src.data.sources import image_source
+from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_run, predict_views
+from src.kaggle.client import submit_file
+
+
+def submit(cfg: SubmitConfig) -> dict:
+    """Write the submission and its report; return the holdout scores and the file's path."""
+    if not cfg.run:
+        raise KitError("--run: give at least one training run folder")
+    if cfg.upload and not cfg.competition:
+        raise KitError("--upload needs --competition SLUG (kaggle.com/competitions/<slug>)")
+    out = Path(cfg.out)
+    csv_path = out / f"{cfg.name}.csv"
+    if csv_path.exists() and not cfg.overwrite:
+        raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
+    runs = [load_run(folder) for folder in cfg.run]
+    check_runs_agree(runs, cfg.ensemble_weights)
+    comp = load_competition(cfg)
+    if comp.test is None or comp.schema is None:
+        raise KitError(f"{comp.root}: no sample submission and test images to predict")
+    views = chosen_views(cfg)
+    holdout, test, scores = predict_all(runs, comp, views, cfg)
+    weights = ensemble_weights(holdout, runs, cfg)
+    ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, cfg.metric)
+    scores.append({"run": "ensemble", "extra_images": "", "views": "+".join(views), "score": ensemble_score})
+    labels = runs[0].class_map.decode(sum(w * p for w, p in zip(weights, test)).argmax(axis=1))
+    frame = pd.DataFrame({comp.schema.id_column: list(comp.test["id"]), comp.schema.target_column: labels})
+    validate_submission(frame, comp.schema, runs[0].class_map)
+    write_csv(csv_path, frame)
+    report = pd.DataFrame(scores)
+    write_report(cfg, out, runs, views, weights, report, holdout, ensemble_holdout, comp)
+    print(report.to_string(index=False))
+    print(f"wrote {csv_path} ({len(frame)} rows)")
+    result = {"path": str(csv_path), "scores": scores, "weights": weights}
+    if cfg.solution:
+        result["test_accuracy"] = score_against(frame, cfg.solution, comp.schema)
+        print(f"accuracy against {cfg.solution}: {result['test_accuracy']:.4f}")
+    if cfg.upload:
+        result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
+    return result
+
+
+def chosen_views(cfg: SubmitConfig) -> tuple:
+    """Return the TTA views: --tta-views, else the defaults with --tta, else identity only."""
+    if cfg.tta_views:
+        return tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip())
+    return DEFAULT_VIEWS if cfg.tta else ("identity",)
+
+
+def check_runs_agree(runs, ensemble_weights: str) -> None:
+    """Refuse runs with different classes, and fitted weights for runs validated on different images."""
+    first = runs[0]
+    for run in runs[1:]:
+        if run.class_map.values != first.class_map.values:
+            raise KitError(f"--run {run.folder} predicts other classes than --run {first.folder}")
+        if ensemble_weights == "fit" and not same_holdout(run, first):
+            raise KitError(f"--ensemble-weights fit: --run {run.folder} and --run {first.folder} used different "
+                           "splits, so their holdout predictions cannot be fitted together; use equal weights")
+
+
+def same_holdout(a, b) -> bool:
+    """Return True when two runs held out exactly the same images."""
+    ids = [set(r.split.loc[r.split["split"] == "val", "id"]) for r in (a, b)]
+    return ids[0] == ids[1]
+
+
+def score_ensemble(runs, holdout: dict, weights: list, metric: str):
+    """Return (ensemble holdout probabilities, score); runs that held out other images cannot be scored together.
+
+    Then the score is NaN and the probabilities are the first run's (for the report's figures).
+    """
+    if all(same_holdout(run, runs[0]) for run in runs[1:]):
+        probs = sum(w * p for w, p in zip(weights, holdout["tta"]))
+        return probs, score(probs, holdout["y"][0], metric)
+    print("the runs held out different images: the ensemble has no holdout score; "
+          "the report's figures show the first run")
+    return holdout["tta"][0], float("nan")
+
+
+def predict_all(runs, comp, views, cfg: SubmitConfig):
+    """Return (holdout TTA probabilities, labels and frames per run; test probabilities per run; score rows)."""
+    holdout = {"tta": [], "y": [], "frame": []}
+    test, scores = [], []
+    for number, run in enumerate(runs, start=1):
+        model = build_run_model(run)
+        val = holdout_frame(run, comp)
+        y = run.class_map.encode(val[run.target])
+        per_view = predict_views(run, val, views, cfg.tta_random, model)
+        plain = per_view[list(views).index("identity")] if "identity" in views else \
+            predict_views(run, val, ("identity",), 0, model)[0]
+        tta = combine_views(per_view, cfg.tta_mean)
+        holdout["tta"].append(tta)
+        holdout["y"].append(y)
+        holdout["frame"].append(val)
+        # runs with and without --extra-data share the holdout: this column shows what the extra images gave
+        extra = int((run.split["source"] == "extra").sum()) if "source" in run.split else 0
+        scores += [{"run": str(run.folder), "extra_images": extra, "views": "identity",
+                    "score": score(plain, y, cfg.metric)},
+                   {"run": str(run.folder), "extra_images": extra, "views": "+".join(views),
+                    "score": score(tta, y, cfg.metric)}]
+        print(f"[{number}/{len(runs)}] {run.folder}: {len(views) + cfg.tta_random} view(s) over "
+              f"{len(comp.test)} test images", flush=True)
+        test.append(combine_views(predict_views(run, comp.test, views, cfg.tta_random, model), cfg.tta_mean))
+    return holdout, test, scores
+
+
+def score(probs: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """Return the holdout metric: accuracy, macro F1 or log loss."""
+    from sklearn.metrics import f1_score, log_loss
+
+    if metric == "accuracy":
+        return float((probs.argmax(axis=1) == y).mean())
+    if metric == "f1_macro":
+        return float(f1_score(y, probs.argmax(axis=1), average="macro"))
+    return float(log_loss(y, np.clip(probs, 1e-7, 1), labels=list(range(probs.shape[1]))))
+
+
+def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
+    """Return one weight per run: equal, or fitted to minimise holdout log loss (weights sum to 1)."""
+    n = len(runs)
+    if cfg.ensemble_weights == "equal" or n == 1:
+        return [1.0 / n] * n
+    from scipy.optimize import minimize
+
+    stacked = np.stack(holdout["tta"])
+    y = holdout["y"][0]  # fitting needs a shared holdout (check_runs_agree)
+
+    def loss(raw):
+        w = np.exp(raw) / np.exp(raw).sum()
+        probs = np.tensordot(w, stacked, axes=1)
+        return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean()
+
+    best = minimize(loss, np.zeros(n), method="Nelder-Mead")
+    return [float(w) for w in np.exp(best.x) / np.exp(best.x).sum()]
+
+
+def validate_submission(frame: pd.DataFrame, schema, class_map) -> None:
+    """Raise naming the first problem: row count, ids and their order, missing values, unknown labels."""
+    where = "submission"
+    if len(frame) != len(schema.ids):
+        raise KitError(f"{where}: {len(frame)} rows, but {schema.path} has {len(schema.ids)}")
+    ids = frame[schema.id_column].astype(str).tolist()
+    missing = sorted(set(schema.ids) - set(ids))
+    if missing:
+        raise KitError(f"{where}: id {missing[0]!r} of {schema.path} is missing")
+    for row, (got, wanted) in enumerate(zip(ids, schema.ids)):
+        if got != wanted:
+            raise KitError(f"{where}: row {row + 2} has id {got!r} where {schema.path} has {wanted!r}")
+    empty = frame[schema.target_column].isna()
+    if empty.any():
+        row = int(np.argmax(empty.to_numpy()))
+        raise KitError(f"{where}: row {row + 2} (id {ids[row]!r}) has no {schema.target_column}")
+    known = set(class_map.values)
+    for row, label in enumerate(frame[schema.target_column]):
+        if label not in known:
+            raise KitError(f"{where}: row {row + 2} (id {ids[row]!r}) has label {label!r}, "
+                           f"not one of the competition's classes")
+
+
+def score_against(frame: pd.DataFrame, solution: str, schema) -> float:
+    """Return the share of rows whose label matches a solution CSV (id, true label)."""
+    truth = pd.read_csv(solution, dtype={schema.id_column: str})
+    merged = frame.astype({schema.id_column: str}).merge(truth, on=schema.id_column, suffixes=("", "_true"))
+    if len(merged) != len(frame):
+        raise KitError(f"--solution {solution}: its ids do not match the submission's")
+    return float((merged[schema.target_column].astype(str) == merged[f"{schema.target_column}_true"].astype(str)).mean())
+
+
+def write_report(cfg, out: Path, runs, views, weights, report, holdout, ensemble_holdout, comp) -> None:
+    """Write NAME.json, NAME.holdout.csv, NAME.confusion_matrix.png and NAME.wrong.png beside the submission."""
+    write_csv(out / f"{cfg.name}.holdout.csv", report)
+    manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs], "views": list(views),
+                "random_passes": cfg.tta_random, "mean": cfg.tta_mean, "ensemble_weights": weights,
+                "holdout": report.to_dict(orient="records"), "metric": cfg.metric,
+                "versions": package_versions(), "git_commit": git_commit()}
+    write_json(out / f"{cfg.name}.json", manifest)
+    labels = list(runs[0].class_map.values)
+    y, frame = holdout["y"][0], holdout["frame"][0]
+    plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
+    plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,
+               out / f"{cfg.name}.wrong.png")

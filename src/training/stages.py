@@ -1,0 +1,203 @@
+"""One stage of src.train: its model, its datasets, its fit (resumable, out-of-memory retry), the reports."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from src.core.errors import KitError
+from src.core.files import write_csv
+from src.core.plots import plot_curves
+from src.hardware.distributed import fit_multi_worker, predict_locally
+from src.models.classifier import HeadSpec, build_classifier, load_checked
+from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
+from src.pipeline.images import make_eval_dataset, make_train_dataset
+from src.runs.folder import RunFolder
+from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping, TargetMetrics,
+                                    resume_state)
+from src.training.multitask import loss_weights
+
+HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+@dataclasses.dataclass
+class RunData:
+    """The split and labels every stage trains and validates on."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    class_map: object
+    heads: dict = dataclasses.field(default_factory=dict)  # multi-task: {label column: ClassMap}, target included
+    target: str = ""
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.class_map.encode(self.train[self.target])
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return self.class_map.encode(self.val[self.target])
+
+    def labels(self, role: str):
+        """Return a role's class indices: one array, or {column: array} for a multi-task run."""
+        frame = self.train if role == "train" else self.val
+        if not self.heads:
+            return self.class_map.encode(frame[self.target])
+        return {column: class_map.encode(frame[column]) for column, class_map in self.heads.items()}
+
+
+def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, callbacks=()) -> float:
+    """Fit one stage, halving the batch on out-of-memory errors; return its best val_accuracy."""
+    batch = cfg.batch_size
+    while True:
+        try:
+            return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks)
+        except tf.errors.ResourceExhaustedError as err:
+            smaller = batch // 2
+            if smaller < cfg.min_batch_size:
+                raise KitError(f"{stage.name}: out of memory at batch size {batch}, and halving it would go "
+                               f"below --min-batch-size {cfg.min_batch_size}: use a smaller stage size") from err
+            print(f"{stage.name}: out of memory at batch size {batch}; retrying the stage with batch size {smaller}")
+            run.clear_stage(stage.name)
+            batch = smaller
+
+
+def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, batch: int,
+              extra=()) -> float:
+    """Build the model at the stage's size, load init_weights, fit; return the best val_accuracy."""
+    model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator.strategy)
+    train_ds, val_ds = stage_datasets(stage, cfg, data, batch * accelerator.replicas, accelerator.kind == "tpu")
+    history_file = run.stage_history(stage.name)
+    rows = finished_rows(history_file, run.backup(stage.name))
+    best, wait = resume_state(rows)
+    checkpoint = run.weights(stage.name)
+    aliases = [TargetMetrics(data.target)] if data.heads else []  # before the callbacks that read val_accuracy
+    callbacks = [*aliases, keras.callbacks.BackupAndRestore(str(run.backup(stage.name))),  # later callbacks see restored weights
+                 ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
+                 ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
+                 keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
+    print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
+          f"batch {batch}, backbone {'trained' if stage.train_backbone else 'frozen'}", flush=True)
+    if accelerator.kind == "multi-worker":
+        if data.heads:
+            raise KitError("--targets: multi-task training on several machines is not supported")
+        fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, accelerator.strategy,
+                         make_loss(cfg, reduction="none"), class_weights(data, cfg))
+    else:
+        model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
+                  shuffle=False, class_weight=class_weights(data, cfg))
+    return float(pd.read_csv(history_file)["val_accuracy"].max())
+
+
+def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
+    """Return the compiled classifier for a stage: weights from the previous stage, layers frozen per the flags."""
+    num_classes = {c: len(m.values) for c, m in data.heads.items()} or len(data.class_map.values)
+    with strategy.scope():
+        weights = "none" if init_weights is not None else cfg.weights
+        model = build_classifier(spec, stage.size, num_classes, weights, HeadSpec.from_config(cfg),
+                                 stage.train_backbone, cfg.head_scheme)
+        if init_weights is not None:
+            load_checked(model, init_weights)
+        if stage.train_backbone and cfg.unfreeze == "top":
+            unfreeze_top(model, spec)
+        if stage.train_backbone and not (cfg.train_batchnorm or cfg.weights == "none"):
+            freeze_batchnorm(model, spec)
+        heads = data.heads or None
+        compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None)
+    return model
+
+
+def stage_datasets(stage, cfg, data: RunData, global_batch: int, fixed_batches: bool = False):
+    """Return (training, validation) datasets at the stage's size with one-hot labels (label smoothing).
+
+    fixed_batches: every batch full (TPUs compile one shape).
+    """
+    opts = dataclasses.replace(cfg, image_size=tuple(stage.size), batch_size=global_batch)
+    k = len(data.class_map.values)
+    if data.heads:  # {column: indices} -> {column: one-hot}
+        ks = {c: len(m.values) for c, m in data.heads.items()}
+
+        def one_hot(x, y):
+            return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}
+
+        train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches)
+        return train.map(one_hot), make_eval_dataset(data.val, data.labels("val"), opts).map(one_hot)
+    train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=k,
+                               drop_remainder=fixed_batches)
+    if cfg.mixup <= 0 and cfg.cutmix <= 0:
+        train = train.map(lambda x, y: (x, tf.one_hot(y, k)))
+    val = make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: (x, tf.one_hot(y, k)))
+    return train, val
+
+
+def class_weights(data: RunData, cfg):
+    """Return {class index: weight} by inverse training frequency when --class-weights, else None."""
+    if not cfg.class_weights:
+        return None
+    y = data.y_train
+    counts = np.bincount(y, minlength=len(data.class_map.values)).astype(float)
+    return {i: float(len(y) / (len(counts) * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def finished_rows(history_file, backup) -> pd.DataFrame | None:
+    """Return the stage's history rows of finished epochs (trimmed to the backup's epoch), or None."""
+    if not history_file.is_file():
+        return None
+    rows = pd.read_csv(history_file)
+    metadata = backup / "training_metadata.json"
+    done = json.loads(metadata.read_text())["epoch"] if metadata.is_file() else len(rows)
+    rows = rows[rows["epoch"] < done]
+    write_csv(history_file, rows)  # an epoch logged but not backed up is run again
+    return rows
+
+
+def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator) -> dict:
+    """Write history.csv, curves.png and holdout_predictions.csv; return the holdout accuracy."""
+    history = collect_history(run, stages)
+    write_csv(run.history_file, history)
+    plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}")
+    last = stages[-1]
+    accuracy = write_holdout(cfg, spec, data, run, last, accelerator)
+    shutil.rmtree(run.path / "backup", ignore_errors=True)
+    return {"holdout_accuracy": accuracy, "final_stage": last.name}
+
+
+def collect_history(run: RunFolder, stages) -> pd.DataFrame:
+    """Return one row per epoch of every stage: stage, epoch (1-based), lr, loss, accuracy, val_*."""
+    parts = []
+    for stage in stages:
+        path = run.stage_history(stage.name)
+        if path.is_file():
+            rows = pd.read_csv(path).assign(stage=stage.name)
+            rows["epoch"] = rows["epoch"] + 1
+            heads = [c for c in rows.columns if c.endswith("_accuracy") and c not in HISTORY_COLUMNS]
+            parts.append(rows.reindex(columns=HISTORY_COLUMNS + heads))  # multi-task: accuracy per head too
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:
+    """Predict the validation images with the final weights; write ids, labels, probabilities; return accuracy."""
+    model = build_stage_model(stage, cfg, spec, data, run.weights(stage.name), accelerator.strategy)
+    opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none")  # one pass: nothing to reuse
+    images = make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: x)
+    probs = predict_locally(model, images) if accelerator.kind == "multi-worker" else model.predict(images, verbose=0)
+    heads = probs if isinstance(probs, dict) else {}
+    probs = heads.get(data.target, probs)
+    y_val = data.y_val
+    frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.class_map.decode(y_val),
+                          "predicted": data.class_map.decode(probs.argmax(axis=1))})
+    for column, head_probs in heads.items():  # every head's answer, so its accuracy can be checked
+        truth, guess = data.heads[column].encode(data.val[column]), head_probs.argmax(axis=1)
+        if column != data.target:
+            frame[f"{column}_label"] = data.val[column].to_numpy()
+            frame[f"{column}_predicted"] = data.heads[column].decode(guess)
+        print(f"holdout accuracy of head {column}: {(truth == guess).mean():.4f}")
+    for i, value in enumerate(data.class_map.values):
+        frame[f"prob_{value}"] = probs[:, i]
+    write_csv(run.holdout_file, frame)
+    return float((probs.argmax(axis=1) == y_val).mean())

@@ -1,0 +1,87 @@
+"""Two-stage progressive-resolution fine-tuning (the job behind `python -m src.train`).
+
+The reference recipe: an optional warm-up (head only, backbone frozen); stage 1 with every
+layer trainable (BatchNorm kept frozen for pretrained weights, as the Keras fine-tuning guide
+advises) at a moderate size, ExponentialDecay and EarlyStopping on val_accuracy restoring
+the best weights; stage 2 rebuilt at a higher size from stage 1's best weights with a much
+lower rate. Everything lands in one RunFolder (src.runs.folder). `--resume` continues a run
+that was cut off, from its last finished epoch (and starts one when there is none, so a
+rerun of a notebook or of `make demo` is safe), refusing settings that would change the run;
+an out-of-memory error halves the batch size and retries the stage, down to --min-batch-size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from src.core.errors import KitError
+from src.data.extra_data import add_extra_data
+from src.data.splits import prepare_split
+from src.hardware.accelerator import pick_accelerator
+from src.models.backbones import get_spec
+from src.runs.folder import RunFolder
+from src.runs.stages import plan_stages
+from src.training.multitask import task_columns
+from src.training.stages import RunData, run_stage, write_reports
+
+
+def run_folder_for(cfg) -> RunFolder:
+    """Return the run folder a TrainConfig names: --out, else runs/<backbone>."""
+    return RunFolder(cfg.out or Path("runs") / cfg.backbone)
+
+
+def train(cfg, callbacks=()) -> dict:
+    """Run every stage into the run folder; return the summary (best val_accuracy per stage, holdout accuracy)."""
+    spec = get_spec(cfg.backbone)
+    run = run_folder_for(cfg)
+    with run.lock():
+        data = prepare_run(cfg, run)
+        accelerator = pick_accelerator()
+        state = run.state()
+        previous = None
+        for stage in plan_stages(cfg):
+            if stage.name in state["finished"]:
+                print(f"{stage.name}: finished earlier, weights in {run.weights(stage.name)}")
+            else:
+                state["best"][stage.name] = run_stage(stage, cfg, spec, data, run, previous, accelerator, callbacks)
+                state["finished"].append(stage.name)
+                run.save_state(state)
+            previous = run.weights(stage.name)
+        summary = write_reports(cfg, spec, data, run, plan_stages(cfg), accelerator)
+    for name, value in state["best"].items():
+        print(f"{name}: best val_accuracy {value:.4f}, weights {run.weights(name)}")
+    print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
+    return {**summary, "best": dict(state["best"]), "out": str(run.path)}
+
+
+def prepare_run(cfg, run: RunFolder) -> RunData:
+    """Check the folder (a new run, or --resume with the same settings); save config, classes and split."""
+    resuming = run.is_run()
+    if run.holds_files() and not cfg.resume:
+        raise KitError(f"{run.path} already holds a run: pass --resume to continue it, or another --out; "
+                       "nothing was changed")
+    if cfg.resume and run.holds_files() and not resuming:
+        raise KitError(f"--resume: {run.path} holds files but no run (no config.json); nothing was changed")
+    if resuming:
+        run.check_resume(cfg)
+    extra = (lambda split, comp: add_extra_data(split, comp, cfg)) if cfg.extra_data else None
+    data = prepare_split(cfg, extra)
+    if resuming:
+        check_same_split(run, data.split)
+    heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
+    if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
+        run.save_split(data.split)
+        run.save_class_maps(data.target, data.comp.class_maps)
+        run.save_config(cfg)
+    return RunData(data.train, data.val, data.class_map, heads, data.target)
+
+
+def check_same_split(run: RunFolder, split) -> None:
+    """Refuse to resume when the split would differ from the one the run trained on (another seed, other images)."""
+    saved = run.split()
+    before = dict(zip(saved["id"].astype(str), saved["split"] if "split" in saved else saved["fold"]))
+    now = dict(zip(split["id"].astype(str), split["split"] if "split" in saved else split["fold"]))
+    if before != now:
+        differ = sorted(set(before.items()) ^ set(now.items()))
+        raise KitError(f"--resume: the split differs from {run.split_file} ({len(differ)} image(s) moved or "
+                       f"changed, first {differ[0][0]!r}): resume with the run's own data and split settings")
+
