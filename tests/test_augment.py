@@ -84,3 +84,35 @@ def test_no_flip_never_mirrors():
         return any(node.op == "ReverseV2" for node in nodes)  # conditionals keep ops in the library
 
     assert reverses(True) and not reverses(False)
+
+
+def test_an_albumentations_compose_saved_by_the_user_is_the_policy(tmp_path):
+    """--augment albumentations:FILE: A.load reads the user's Compose (JSON or YAML), applied per image in tf.data."""
+    import albumentations as A
+
+    from src.core.config import PipelineOptions
+    from src.data.imagefiles import scan_images
+    from src.pipeline.images import make_train_dataset
+    from tests.conftest import write_image
+
+    A.save(A.Compose([A.HorizontalFlip(p=1.0)]), str(tmp_path / "flip.json"))
+    A.save(A.Compose([A.RandomCrop(16, 16, p=1.0), A.ToGray(p=1.0)]), str(tmp_path / "crop.yaml"), data_format="yaml")
+    image = picture()
+    flipped = make_augmenter(f"albumentations:{tmp_path / 'flip.json'}")(image).numpy()
+    np.testing.assert_allclose(flipped, np.rint(image.numpy())[:, ::-1], atol=0.5)
+    cropped = make_augmenter(f"albumentations:{tmp_path / 'crop.yaml'}")(image).numpy()
+    assert cropped.shape == (32, 32, 3)  # resized back: batches keep one shape
+    assert np.allclose(cropped[..., 0], cropped[..., 1], atol=1)  # ToGray ran
+    paths = [write_image(tmp_path / f"i{i}.png", size=(20, 20)) for i in range(4)]
+    frame = scan_images(paths)
+    opts = PipelineOptions(image_size=(24, 24), batch_size=2, cache="none", augment=f"albumentations:{tmp_path / 'flip.json'}")
+    batches = list(make_train_dataset(frame, np.zeros(4, np.int32), opts))
+    assert [tuple(x.shape) for x, _ in batches] == [(2, 24, 24, 3), (2, 24, 24, 3)]
+
+
+def test_a_file_that_is_not_a_compose_is_named(tmp_path):
+    from src.core.errors import KitError
+
+    (tmp_path / "aug.json").write_text('{"hello": 1}')
+    with pytest.raises(KitError, match="aug.json is not a Compose saved by albumentations' A.save"):
+        make_augmenter(f"albumentations:{tmp_path / 'aug.json'}")

@@ -46,10 +46,11 @@ def test_config_file_json_and_yaml_with_flags_winning(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ({"epoch": 3}, "unknown field(s) epoch"),
-    ({"epochs": "3"}, "epochs: expected int, got '3'"),
-    ({"epochs": True}, "epochs: expected int"),
-    ({"image_size": [64]}, "image-size: expected 2 values"),
-    ({"cache": "gpu"}, "cache: expected one of memory, disk, none"),
+    ({"epochs": "3"}, "epochs (--epochs): expected int, got '3'"),
+    ({"epochs": True}, "epochs (--epochs): expected int"),
+    ({"image_size": [64]}, "image_size (--image-size): expected 2 values"),
+    ({"cache": "gpu"}, "cache (--cache): expected one of memory, disk, none"),
+    ({"batch_size": 0}, "batch_size (--batch-size): expected a number above 0, got 0"),
 ])
 def test_config_file_errors_name_the_field(tmp_path, content, message):
     path = tmp_path / "bad.json"
@@ -79,3 +80,34 @@ def test_repeatable_flags_collect_every_value(tmp_path):
     assert parse_config(RepeatConfig, []).run == ()
     (tmp_path / "r.json").write_text(json.dumps({"run": ["x", "y"]}))
     assert parse_config(RepeatConfig, ["--config", str(tmp_path / "r.json")]).run == ("x", "y")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size: expected a number above 0, got 0"),
+    (["--stage1-size", "0", "32"], "--stage1-size: expected a number above 0, got 0"),
+    (["--seed", "-1"], "--seed: expected a number of 0 or more, got -1"),
+    (["--val-fraction", "1.5"], "--val-fraction: expected a number between 0 and 1, got 1.5"),
+    (["--folds", "1"], "--folds: expected 0 (one split) or 2 and more, got 1"),
+    (["--folds", "3", "--fold", "3"], "--fold 3: expected 0 .. 2 with --folds 3"),
+    (["--augment", "albumentations:missing.json"], "--augment: expected albumentations:FILE naming an existing file"),
+    (["--augment", "heavy"], "--augment: expected one of none, light, strong, or albumentations:FILE"),
+])
+def test_flag_values_are_checked_when_the_config_is_made(argv, message, tmp_path):
+    """Bad values fail at parse time, before any folder exists (issue 12's tracebacks deep in TensorFlow)."""
+    from src.core.settings import TrainConfig
+
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, argv)
+    assert message in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_setting_the_job_does_not_use_is_refused_in_a_config_file(tmp_path):
+    """src.train has per-stage sizes: an image_size in its config file was silently ignored (a ghost)."""
+    from src.core.settings import TrainConfig
+
+    (tmp_path / "c.json").write_text(json.dumps({"image_size": [64, 64]}))
+    with pytest.raises(KitError, match="image_size is not a setting of this job"):
+        parse_config(TrainConfig, ["--config", str(tmp_path / "c.json")])
+    saved = json.loads(save_config(parse_config(TrainConfig, []), tmp_path / "run").read_text())
+    assert "image_size" not in saved and saved["stage1_size"] == [220, 305]

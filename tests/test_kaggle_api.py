@@ -92,17 +92,17 @@ def test_upload_src_creates_a_private_dataset_then_versions_it(fake, tmp_path):
     assert created["isPrivate"] is True and created["title"] == "Image classification kit source"
     assert created["licenseName"] == "CC0-1.0" and len(created["files"]) == 2
     uploaded = fake.uploaded_text()
-    assert "def connect()" in uploaded and "tensorflow==" in uploaded  # src/kaggle_api.py, requirements.txt
+    assert "def connect()" in uploaded and "tensorflow==" in uploaded  # src/kaggle/client.py, requirements.txt
     assert TOKEN not in uploaded
     names = [n for raw in fake.blobs.values() if raw[:2] == b"PK"
              for n in zipfile.ZipFile(io.BytesIO(raw)).namelist()]
-    assert "src/kaggle_api.py" in names and not any("__pycache__" in n for n in names)
+    assert "src/kaggle/client.py" in names and "src/kaggle_api.py" in names and not any("__pycache__" in n for n in names)
     # unpacked or not by Kaggle, a kernel imports the kit: here straight from the archive
     archive = tmp_path / "kit.zip"
     archive.write_bytes(next(raw for raw in fake.blobs.values() if raw[:2] == b"PK"))
     env = {k: v for k, v in fake.env.items() if k != "PYTHONPATH"}
     probe = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(archive)!r}); "
-                            "import src.kaggle.notebooks, src.core.config; print(src.notebooks.__file__)"],
+                            "import src.kaggle.notebooks, src.core.config; print(src.kaggle.notebooks.__file__)"],
                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0 and "kit.zip" in probe.stdout, probe.stderr
     result = kaggle(fake, "upload-src", "tester/image-kit-src", "--notes", "second")

@@ -19,14 +19,38 @@ from src.core.errors import KitError
 from src.core.files import write_text
 
 
-def opt(default, help: str, choices: tuple | None = None, positional: bool = False, short: str = ""):
+def opt(default, help: str, choices: tuple | None = None, positional: bool = False, short: str = "",
+        check=None):
     """Return a dataclass field with its default, help text and allowed values (for the CLI).
 
     positional=True makes it a required positional argument (`download COMPETITION`);
-    short adds a one-letter alias (`-m` for `--message`).
+    short adds a one-letter alias (`-m` for `--message`); check(value) returns what was
+    expected when a value is wrong (checked per item for tuples), else None.
     """
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "check": check,
                                                          "positional": positional, "short": short})
+
+
+def positive(value):
+    return None if value > 0 else "a number above 0"
+
+
+def non_negative(value):
+    return None if value >= 0 else "a number of 0 or more"
+
+
+def fraction(value):
+    return None if 0 < value < 1 else "a number between 0 and 1"
+
+
+def augment_policy(value):
+    """Return what --augment expects unless value is a built-in policy or albumentations:FILE naming a file."""
+    if value in ("none", "light", "strong"):
+        return None
+    if value.startswith("albumentations:"):
+        return None if Path(value.split(":", 1)[1]).is_file() else \
+            "albumentations:FILE naming an existing file (a Compose saved with A.save)"
+    return "one of none, light, strong, or albumentations:FILE"
 
 
 @dataclasses.dataclass
@@ -39,31 +63,39 @@ class DataOptions:
     label_column: str = opt("", "label column(s) of the labels CSV, comma separated; empty: guessed")
     images_dir: str = opt("", "folder of the training images a CSV names; empty: guessed")
     test_dir: str = opt("", "folder of the test images; empty: guessed (test_upload, test, ...)")
-    val_fraction: float = opt(0.2, "share of training images held out for validation")
-    folds: int = opt(0, "K for a stratified K-fold split; 0: a single train/validation split")
-    fold: int = opt(0, "which fold is the validation fold when --folds K is set")
+    val_fraction: float = opt(0.2, "share of training images held out for validation", check=fraction)
+    folds: int = opt(0, "K for a stratified K-fold split; 0: a single train/validation split",
+                     check=lambda k: None if k == 0 or k >= 2 else "0 (one split) or 2 and more")
+    fold: int = opt(0, "which fold is the validation fold when --folds K is set", check=non_negative)
     group_column: str = opt("", "CSV column whose equal values must stay on one side of the split")
-    min_class_count: int = opt(0, "drop classes with fewer training images than this (reported)")
-    seed: int = opt(42, "seed of the split and of shuffling")
+    min_class_count: int = opt(0, "drop classes with fewer training images than this (reported)",
+                               check=non_negative)
+    seed: int = opt(42, "seed of the split and of shuffling", check=non_negative)
     strict_images: bool = opt(False, "a corrupt training image is fatal instead of skipped")
     split_file: str = opt("", "split CSV to reuse or write; empty: runs/splits/<data>-<settings>.csv")
+
+    def check(self) -> None:
+        """Raise naming the flags that do not fit together."""
+        if self.folds > 1 and self.fold >= self.folds:
+            raise KitError(f"--fold {self.fold}: expected 0 .. {self.folds - 1} with --folds {self.folds}")
 
 
 @dataclasses.dataclass
 class PipelineOptions:
     """How images are decoded, resized, cached, augmented and batched."""
 
-    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network")
+    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network", check=positive)
     resize: str = opt("stretch", "resize mode", ("stretch", "pad", "crop", "longest"))
-    sharpen: float = opt(0.0, "unsharp-mask amount after resizing; 0: off")
+    sharpen: float = opt(0.0, "unsharp-mask amount after resizing; 0: off", check=non_negative)
     cache: str = opt("memory", "keep decoded, resized images after epoch 1", ("memory", "disk", "none"))
-    batch_size: int = opt(32, "images per batch")
-    augment: str = opt("light", "training augmentation policy", ("none", "light", "strong"))
+    batch_size: int = opt(32, "images per batch", check=positive)
+    augment: str = opt("light", "training augmentation: none, light, strong, or albumentations:FILE (a Compose "
+                       "saved with albumentations' A.save, JSON or YAML)", check=augment_policy)
     flip: bool = opt(True, "horizontal flips in augmentation; --no-flip for digits, text, signs")
     augment_backend: str = opt("xla", "xla: XLA-compiled ops (TPU-safe, fastest measured); "
                                "native: tf.image's warp kernel", ("xla", "native"))
-    mixup: float = opt(0.0, "MixUp Beta(alpha, alpha) on batches; 0: off")
-    cutmix: float = opt(0.0, "CutMix Beta(alpha, alpha) on batches; 0: off")
+    mixup: float = opt(0.0, "MixUp Beta(alpha, alpha) on batches; 0: off", check=non_negative)
+    cutmix: float = opt(0.0, "CutMix Beta(alpha, alpha) on batches; 0: off", check=non_negative)
 
 
 def parse_config(cls, argv=None, description: str | None = None, prog: str | None = None):
@@ -157,12 +189,20 @@ def make_config(cls, values: dict, source: str, partial: bool = False):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     checked = {name: check_value(name, value, hints[name], fields[name], source)
                for name, value in values.items()}
-    return checked if partial else cls(**checked)
+    if partial:
+        return checked
+    cfg = cls(**checked)
+    for field in dataclasses.fields(cfg):  # defaults too: a job may change a default's meaning
+        check_value(field.name, getattr(cfg, field.name), hints[field.name], field, source)
+    if hasattr(cfg, "check"):
+        cfg.check()
+    return cfg
 
 
 def check_value(name: str, value, kind, field: dataclasses.Field, source: str):
     """Return `value` converted to the field's type, or raise naming the field and what was expected."""
-    where = f"{source}: {name.replace('_', '-')}"
+    flag = f"--{name.replace('_', '-')}"
+    where = flag if source == "flags" else f"{source}: {name} ({flag})"
     if typing.get_origin(kind) is tuple and typing.get_args(kind)[-1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
             raise KitError(f"{where}: expected a list, got {value!r}")
@@ -181,6 +221,9 @@ def check_value(name: str, value, kind, field: dataclasses.Field, source: str):
     choices = field.metadata.get("choices")
     if choices and value not in choices:
         raise KitError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+    expected = field.metadata.get("check") and field.metadata["check"](value)
+    if expected:
+        raise KitError(f"{where}: expected {expected}, got {value!r}")
     return float(value) if kind is float else value
 
 

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from src.core.config import DataOptions, PipelineOptions, opt
+from src.core.config import DataOptions, PipelineOptions, fraction, non_negative, opt, positive
+
+def below_one(value):
+    return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
+
 
 # Test-time augmentation views (src.inference.prediction makes them).
 VIEWS = ("identity", "hflip", "vflip", "center_crop_90", "center_crop_80", "scale_110", "scale_120")
@@ -29,33 +33,33 @@ class TrainConfig(DataOptions, PipelineOptions):
     backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them)")
     weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
     out: str = opt("", "run folder; empty: runs/<backbone>")
-    stages: int = opt(2, "1: stop after stage 1; 2: both stages")
-    warmup_epochs: int = opt(0, "epochs of head-only training (backbone frozen) before stage 1")
-    warmup_lr: float = opt(1e-3, "learning rate of the warm-up")
-    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width")
-    stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)")
-    stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (ExponentialDecay)")
-    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better val_accuracy")
-    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width")
-    stage2_epochs: int = opt(10, "most epochs of stage 2")
-    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (ExponentialDecay)")
-    stage2_patience: int = opt(5, "stage 2 early-stopping patience")
-    decay_steps: int = opt(1000, "ExponentialDecay decay_steps")
-    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate")
+    stages: int = opt(2, "1: stop after stage 1; 2: both stages", check=lambda v: None if v in (1, 2) else "1 or 2")
+    warmup_epochs: int = opt(0, "epochs of head-only training (backbone frozen) before stage 1", check=non_negative)
+    warmup_lr: float = opt(1e-3, "learning rate of the warm-up", check=positive)
+    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width", check=positive)
+    stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive)
+    stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (ExponentialDecay)", check=positive)
+    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better val_accuracy", check=positive)
+    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=positive)
+    stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive)
+    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (ExponentialDecay)", check=positive)
+    stage2_patience: int = opt(5, "stage 2 early-stopping patience", check=positive)
+    decay_steps: int = opt(1000, "ExponentialDecay decay_steps", check=positive)
+    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate", check=positive)
     optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"))
     loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"))
-    label_smoothing: float = opt(0.0, "label smoothing of either loss")
-    focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy")
-    focal_alpha: float = opt(1.0, "focal loss weight alpha (the paper's 0.25); 1: no weighting")
+    label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one)
+    focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy", check=non_negative)
+    focal_alpha: float = opt(1.0, "focal loss weight alpha (the paper's 0.25); 1: no weighting", check=positive)
     class_weights: bool = opt(False, "weight classes by inverse training frequency")
     unfreeze: str = opt("all", "all: every backbone layer trains in stages 1 and 2; top: only the layers from the "
                                "registry's cut point on (the last blocks)", ("all", "top"))
     train_batchnorm: bool = opt(False, "train BatchNorm layers too (always so with --weights none)")
-    dropout: float = opt(0.2, "dropout before the head (and after each hidden head layer)")
-    head_layers: int = opt(0, "hidden Dense layers in the head (python -m src.tune searches this)")
-    head_units: int = opt(256, "width of each hidden head layer")
-    head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers")
-    min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up")
+    dropout: float = opt(0.2, "dropout before the head (and after each hidden head layer)", check=below_one)
+    head_layers: int = opt(0, "hidden Dense layers in the head (python -m src.tune searches this)", check=non_negative)
+    head_units: int = opt(256, "width of each hidden head layer", check=positive)
+    head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers", check=non_negative)
+    min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up", check=positive)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
     extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
     targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
@@ -72,12 +76,12 @@ class ScreenConfig(DataOptions, PipelineOptions):
 
     backbones: str = opt("efficientnet_b0,efficientnet_b0_ns,resnet50,mobilenetv3_large",
                          "comma-separated backbone names (python -m src.backbones lists them)")
-    epochs: int = opt(3, "epochs of head training per backbone")
+    epochs: int = opt(3, "epochs of head training per backbone", check=positive)
     mode: str = opt("auto", "full: frozen backbone in the model; features: cached pooled features; "
                     "auto: features when --augment none, else full", ("auto", "full", "features"))
     weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
-    learning_rate: float = opt(1e-3, "Adam learning rate of the head")
-    dropout: float = opt(0.2, "dropout before the head's Dense layer")
+    learning_rate: float = opt(1e-3, "Adam learning rate of the head", check=positive)
+    dropout: float = opt(0.2, "dropout before the head's Dense layer", check=below_one)
     out: str = opt("runs/screen", "folder for screening.csv, screening.png and config.json")
     features_cache: str = opt("runs/features", "folder of cached pooled features (features mode)")
     resume: bool = opt(False, "skip backbones that already have a row without error in screening.csv")
@@ -93,7 +97,7 @@ class SubmitConfig(DataOptions):
     out: str = opt("submissions", "folder for the submission and its report")
     tta: bool = opt(False, f"test-time augmentation with the default views ({', '.join(DEFAULT_VIEWS)})")
     tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_90, scale_110 ...)")
-    tta_random: int = opt(0, "extra passes of each run's training augmentation")
+    tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
     metric: str = opt("accuracy", "holdout metric", ("accuracy", "f1_macro", "logloss"))
@@ -112,9 +116,9 @@ class TuneConfig(DataOptions, PipelineOptions):
 
     backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them)")
     weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
-    max_epochs: int = opt(20, "Hyperband: most epochs a trial trains")
-    factor: int = opt(3, "Hyperband: reduction factor between brackets")
-    iterations: int = opt(1, "Hyperband: times the whole schedule runs")
+    max_epochs: int = opt(20, "Hyperband: most epochs a trial trains", check=positive)
+    factor: int = opt(3, "Hyperband: reduction factor between brackets", check=lambda v: None if v >= 2 else "2 or more")
+    iterations: int = opt(1, "Hyperband: times the whole schedule runs", check=positive)
     out: str = opt("runs/tune", "folder for trials.csv, trials.png, best_config.json and the tuner's state")
     features_cache: str = opt("runs/features", "folder of cached pooled features (shared with screening)")
     overwrite: bool = opt(False, "start the search again instead of resuming the one in --out")
@@ -126,12 +130,12 @@ class PruneConfig:
     """Prune a run's weights by magnitude, fine-tune briefly, report accuracy against sparsity."""
 
     run: str = opt("", "training run folder (python -m src.train wrote it)")
-    sparsity: float = opt(0.4, "share of each pruned kernel's weights set to zero in the saved model")
+    sparsity: float = opt(0.4, "share of each pruned kernel's weights set to zero in the saved model", check=fraction)
     sweep: str = opt("0.2,0.4,0.6,0.8", "more sparsities to report (comma separated; empty: --sparsity only)")
-    epochs: int = opt(1, "fine-tuning epochs after pruning (0: none)")
-    lr: float = opt(1e-4, "fine-tuning learning rate (Adam)")
-    batch_size: int = opt(32, "images per batch")
-    min_params: int = opt(1024, "kernels smaller than this stay dense")
+    epochs: int = opt(1, "fine-tuning epochs after pruning (0: none)", check=positive)
+    lr: float = opt(1e-4, "fine-tuning learning rate (Adam)", check=positive)
+    batch_size: int = opt(32, "images per batch", check=positive)
+    min_params: int = opt(1024, "kernels smaller than this stay dense", check=positive)
     out: str = opt("", "output folder; empty: <run>/prune")
 
 
@@ -152,7 +156,7 @@ class DemoConfig:
 
     out: str = opt("data/demo", "folder to write the demo competition into")
     seed: int = opt(0, "seed for sizes, colours and the train/test split")
-    test_fraction: float = opt(0.2, "share of digits that become test images")
+    test_fraction: float = opt(0.2, "share of digits that become test images", check=fraction)
     force: bool = opt(False, "rebuild even when the folder already holds this demo")
 
 
@@ -162,7 +166,7 @@ class TfrecordsConfig(DataOptions):
     """Write a competition's saved split and test images into TFRecord shards."""
 
     out: str = opt("", "folder for the shards; empty: runs/tfrecords/<data folder name>")
-    shard_mb: float = opt(100.0, "image bytes per shard, in MB (Kaggle TPU notebooks use 100-200)")
+    shard_mb: float = opt(100.0, "image bytes per shard, in MB (Kaggle TPU notebooks use 100-200)", check=positive)
     overwrite: bool = opt(False, "replace shards already in --out")
 
 
@@ -185,8 +189,8 @@ class SubmitFileConfig:
     file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
     message: str = opt("", "submission description", short="-m")
     wait: bool = opt(False, "poll the submissions list until the score or the error is back")
-    poll_seconds: float = opt(10.0, "seconds between polls with --wait")
-    timeout: float = opt(1800.0, "give up waiting after this many seconds")
+    poll_seconds: float = opt(10.0, "seconds between polls with --wait", check=positive)
+    timeout: float = opt(1800.0, "give up waiting after this many seconds", check=positive)
 
 
 @dataclasses.dataclass
@@ -241,8 +245,8 @@ class PredictConfig:
     run: str = opt("", "training run folder (python -m src.train)")
     tta: bool = opt(False, f"average the default views ({', '.join(DEFAULT_VIEWS)})")
     tta_views: str = opt("", "comma-separated views instead of the defaults")
-    top: int = opt(5, "classes printed per image")
-    batch_size: int = opt(32, "images per batch")
+    top: int = opt(5, "classes printed per image", check=positive)
+    batch_size: int = opt(32, "images per batch", check=positive)
 
 
 @dataclasses.dataclass

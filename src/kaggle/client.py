@@ -32,10 +32,6 @@ from src.core.settings import DownloadConfig, SubmitFileConfig
 DONE_MARKER = ".kaggle-download.json"
 
 
-
-
-
-
 # ---------------------------------------------------------------- credentials and client
 
 

@@ -22,19 +22,11 @@ from src.core.settings import OutputConfig, PushConfig, StatusConfig, UploadSrcC
 from src.kaggle.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
 from src.kaggle.client import connect, kaggle_errors, split_ref, status_of
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout: src/kaggle/kernels.py -> ../../..
 KERNELS_DIR = REPO / "kernels"
 # The accelerators Kaggle's kernels push accepts (kaggle-cli docs/kernels.md): T4 x2 is the
 # usual GPU; the TPU VM v6e-8 ("TpuV6E8") replaced v3-8 for most users. --machine-shape overrides.
 MACHINE_SHAPES = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV6E8", "none": None}
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------- upload-src

@@ -121,7 +121,7 @@ def kernel_paths(competition: str, data: str = "", work_dir: str = "") -> tuple[
     (which reads /kaggle/input directly: no cloud bucket needed).
     """
     kaggle = Path("/kaggle/input").is_dir()
-    work = Path(work_dir or ("/kaggle/working" if kaggle else Path(__file__).resolve().parents[1]))
+    work = Path(work_dir or ("/kaggle/working" if kaggle else Path(__file__).resolve().parents[2]))
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)
     if data:

@@ -8,6 +8,9 @@ each with p=0.5 as in albumentations: the reference recipe's light augmentation)
 ops from 12 at a fixed magnitude). Per-image tf ops inside tf.data measured about 7x faster
 here than Keras augmentation layers on batches (DESIGN.md), hence functions, not layers.
 
+`albumentations:FILE`: a Compose the user saved with albumentations' A.save, applied per image
+(src.pipeline.albumentations_policy).
+
 Backends: `xla` (default) warps with gathers and plain arithmetic and comes back compiled
 with jit_compile=True: TPU-safe, and on CPU the fastest measured (XLA fuses the ops; 3.2x the
 native warp). `native` warps with ImageProjectiveTransformV3, tf.image's kernel, which has no
@@ -18,6 +21,8 @@ from __future__ import annotations
 import math
 
 import tensorflow as tf
+
+from src.pipeline.albumentations_policy import is_albumentations, make_albumentations_augmenter
 
 POLICIES = ("none", "light", "strong")
 # albumentations' HorizontalFlip, ShiftScaleRotate(rotate 15) and RandomBrightnessContrast, each
@@ -34,8 +39,10 @@ def make_augmenter(policy: str, backend: str = "xla", flip: bool = True):
     The xla backend comes back compiled (jit_compile=True): XLA fuses the gathers and the
     arithmetic into one loop, measured 3.2x faster on CPU than the native warp kernel.
     """
+    if is_albumentations(policy):
+        return make_albumentations_augmenter(policy)
     if policy not in POLICIES:
-        raise ValueError(f"augment policy {policy!r}: expected one of {', '.join(POLICIES)}")
+        raise ValueError(f"augment policy {policy!r}: expected one of {', '.join(POLICIES)}, or albumentations:FILE")
     if policy == "none":
         return lambda image: image
     warp = warp_native if backend == "native" else warp_xla

@@ -79,7 +79,6 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["lr"] = float(keras.ops.convert_to_numpy(rate))
 
 
-
 class TargetMetrics(keras.callbacks.Callback):
     """Multi-task runs: copy the submission target's head metrics to accuracy / val_accuracy.
 

@@ -1,0 +1,120 @@
+"""The shape of src/: commands on top, packages in layers, no import cycle, `--help` without TensorFlow.
+
+Read with `ast`, not by importing: a cycle hidden inside a function is still a cycle.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SRC = REPO / "src"
+# Lower layers first: a package imports only from itself and the packages before it.
+LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training"]
+COMMANDS = ["backbones", "demo", "eda", "kaggle_api", "predict", "prune", "screen_backbones", "submit",
+            "tfrecords", "train", "tune"]
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def kit_imports(path) -> list:
+    """Return (imported kit module, line, at top level?) for every import of src.* in a file."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "src":
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.split(".")[0] == "src"]
+        modules = [n for n in names if (SRC.parent / (n.replace(".", "/") + ".py")).is_file()
+                   or (SRC.parent / n.replace(".", "/") / "__init__.py").is_file()]
+        found += [(m, node.lineno, id(node) in top) for m in modules]
+    return found
+
+
+def graph() -> dict:
+    files = sorted(SRC.rglob("*.py"))
+    return {module_name(f): {m for m, _, _ in kit_imports(f)} for f in files}
+
+
+def test_no_import_cycle():
+    edges = graph()
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt == node or nxt not in edges:
+                continue
+            if state.get(nxt) == "open":
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch):
+    """The check above must be able to fail: a planted two-module cycle is reported."""
+    edges = {"src.a": {"src.b"}, "src.b": {"src.a"}}
+    monkeypatch.setattr(sys.modules[__name__], "graph", lambda: edges)
+    with pytest.raises(pytest.fail.Exception, match="import cycle: src.a -> src.b -> src.a"):
+        test_no_import_cycle()
+
+
+def test_packages_import_only_lower_layers():
+    assert sorted(p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").is_file()) == sorted(LAYERS)
+    for path in sorted(SRC.rglob("*.py")):
+        module = module_name(path)
+        parts = module.split(".")
+        if len(parts) < 3:
+            continue  # the commands and src/__init__ may import any package
+        own = LAYERS.index(parts[1])
+        for imported, line, _ in kit_imports(path):
+            package = imported.split(".")[1]
+            assert package in LAYERS and LAYERS.index(package) <= own, \
+                f"{path.relative_to(REPO)}:{line} ({parts[1]}) imports {imported} ({package}), a higher layer"
+
+
+def test_the_library_imports_the_kit_at_the_top():
+    """Lazy imports of the kit's own modules only in the commands (so --help stays light)."""
+    for path in sorted(SRC.rglob("*.py")):
+        if path.parent == SRC:
+            continue
+        lazy = [f"{imported} (line {line})" for imported, line, top in kit_imports(path) if not top]
+        assert not lazy, f"{path.relative_to(REPO)} imports kit modules inside functions: {', '.join(lazy)}"
+
+
+def test_top_of_src_holds_only_commands():
+    assert sorted(p.stem for p in SRC.glob("*.py") if p.stem != "__init__") == COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_works_without_tensorflow(command):
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['{command}', '--help']\n"
+            "try:\n"
+            f"    runpy.run_module('src.{command}', run_name='__main__')\n"
+            "except SystemExit as err:\n"
+            "    assert err.code in (0, None), err.code\n"
+            "heavy = sorted(m for m in ('tensorflow', 'keras', 'jax', 'matplotlib', 'kaggle') if m in sys.modules)\n"
+            "print('HEAVY', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "usage" in result.stdout.lower()
+    assert "HEAVY []" in result.stdout
