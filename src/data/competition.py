@@ -219,7 +219,8 @@ def find_labels_csv(root: Path, labels_csv: str, schema) -> Path:
 
 def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[pd.DataFrame, list]:
     """Return (id/path/labels frame, label columns) from a labels CSV; checks columns and files."""
-    raw = pd.read_csv(path)
+    # As text: '007' stays '007' and a label 'NA' stays a label (pandas would read 7 and a missing value).
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
     id_column = opts.id_column or guess_id_column(raw)
     label_columns = [c.strip() for c in opts.label_column.split(",") if c.strip()]
     label_columns = label_columns or [c for c in raw.columns if c not in (id_column, opts.group_column)]
@@ -228,10 +229,17 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
             raise KitError(f"{path}: no column {column!r}: expected one of {', '.join(map(str, raw.columns))}")
     if not label_columns:
         raise KitError(f"{path}: no label column besides the id column {id_column!r}")
-    for column in label_columns:
-        if raw[column].isna().any():
-            row = int(np.argmax(raw[column].isna().to_numpy()))
-            raise KitError(f"{path}: empty label in column {column!r} at row {row + 2}")
+    for column in [id_column, *label_columns]:
+        empty = raw[column].str.strip() == ""
+        if empty.any():
+            row = int(np.argmax(empty.to_numpy()))
+            what = "id" if column == id_column else "label"
+            raise KitError(f"{path}: empty {what} in column {column!r} at row {row + 2}")
+    check_duplicate_ids(raw, id_column, label_columns, path)
+    if raw[id_column].duplicated().any():
+        print(f"warning: {path}: {int(raw[id_column].duplicated().sum())} repeated row(s) of the same id and "
+              "labels; each image is kept once")
+        raw = raw.drop_duplicates(subset=[id_column]).reset_index(drop=True)
     ids = raw[id_column].astype(str)
     images_dir = find_images_dir(root, opts.images_dir, ids, path)
     frame = pd.DataFrame({"id": ids, "path": resolve_image_paths(images_dir, ids, path)})
@@ -240,6 +248,18 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
     if opts.group_column:
         frame["group"] = raw[opts.group_column].astype(str)
     return frame, label_columns
+
+
+def sniff_separator(path: Path) -> str:
+    """Return the CSV's separator (comma, semicolon, tab or pipe), read from its header line."""
+    import csv
+
+    with open(path, newline="") as handle:
+        header = handle.readline()
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or nothing to tell: the default
+        return ","
 
 
 def guess_id_column(raw: pd.DataFrame) -> str:
@@ -252,10 +272,25 @@ def guess_id_column(raw: pd.DataFrame) -> str:
 
 
 def clean_labels(values: pd.Series) -> pd.Series:
-    """Return labels as ints when they are whole numbers (3.0 -> 3), else as stripped strings."""
-    if pd.api.types.is_numeric_dtype(values) and np.all(np.mod(values, 1) == 0):
-        return values.astype(int)
-    return values.astype(str)
+    """Return labels as ints when every one is written as a plain integer ('3', '3.0'), else as stripped text.
+
+    '05' stays '05': a competition whose labels are zero-padded wants them back that way.
+    """
+    text = values.astype(str).str.strip()
+    if text.str.fullmatch(r"-?(0|[1-9]\d*)(\.0+)?").all():
+        return text.str.replace(r"\.0+$", "", regex=True).astype(int)
+    return text
+
+
+def check_duplicate_ids(raw: pd.DataFrame, id_column: str, label_columns: list, path: Path) -> None:
+    """Raise naming an id listed twice with different labels (the split and the class maps would disagree)."""
+    rows = raw[[id_column, *label_columns]].drop_duplicates()
+    dup = rows[id_column].duplicated(keep=False)
+    if dup.any():
+        image_id = rows.loc[dup, id_column].iloc[0]
+        labels = rows.loc[rows[id_column] == image_id, label_columns].astype(str).agg("/".join, axis=1).tolist()
+        raise KitError(f"{path}: id {image_id!r} is listed with different labels ({', '.join(labels)}): "
+                       "expected one label per image")
 
 
 def find_images_dir(root: Path, images_dir: str, ids: pd.Series, csv_path: Path) -> Path:

@@ -23,8 +23,12 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
-def fit_multi_worker(model, train_ds, val_ds, epochs: int, callbacks, strategy, loss_fn, class_weights=None):
-    """Train like Model.fit(train_ds, validation_data=val_ds, epochs, callbacks) across workers; return the logs."""
+def fit_multi_worker(model, train_ds, val_ds, epochs: int, callbacks, strategy, loss_fn, class_weights=None,
+                     initial_epoch: int = 0):
+    """Train like Model.fit(train_ds, validation_data=val_ds, epochs, callbacks) across workers; return the logs.
+
+    initial_epoch: epochs already finished (a resumed stage); BackupAndRestore brings their weights back.
+    """
     import keras
 
     steps = make_steps(model, strategy, loss_fn, class_weights)
@@ -32,10 +36,9 @@ def fit_multi_worker(model, train_ds, val_ds, epochs: int, callbacks, strategy, 
     val_dist = strategy.experimental_distribute_dataset(shard_by_data(val_ds))
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model, epochs=epochs)
     model.stop_training = False
-    model._initial_epoch = 0
     callback_list.on_train_begin()
     logs = {}
-    for epoch in range(getattr(model, "_initial_epoch", 0) or 0, epochs):  # BackupAndRestore sets it
+    for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
         train_logs = run_epoch(train_dist, steps["train"], callback_list)
         steps["sync"]()

@@ -23,10 +23,16 @@ DOWNLOAD_TIMEOUT_S = 10  # a machine with no internet answers at once; a black h
 
 
 def keras_cache_dir() -> Path:
-    """Return the folder where Keras looks for downloaded weights ($KERAS_HOME/models or ~/.keras/models)."""
-    from keras.src.backend import config
+    """Return the folder where Keras looks for downloaded weights: $KERAS_HOME/models, else ~/.keras/models.
 
-    return Path(config.keras_home()) / "models"
+    The rule keras.utils.get_file documents (with /tmp/.keras when the home folder is read-only),
+    spelled out here because Keras exposes it only through a private module.
+    """
+    if os.environ.get("KERAS_HOME"):
+        return Path(os.environ["KERAS_HOME"]) / "models"
+    home = Path.home()
+    base = home if os.access(home, os.W_OK) else Path("/tmp")
+    return base / ".keras" / "models"
 
 
 def resolve_weights(spec, weights: str):

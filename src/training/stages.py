@@ -87,7 +87,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
         if data.heads:
             raise KitError("--targets: multi-task training on several machines is not supported")
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, accelerator.strategy,
-                         make_loss(cfg, reduction="none"), class_weights(data, cfg))
+                         make_loss(cfg, reduction="none"), class_weights(data, cfg),
+                         initial_epoch=0 if rows is None else len(rows))
     else:
         model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
                   shuffle=False, class_weight=class_weights(data, cfg))
