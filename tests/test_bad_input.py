@@ -26,6 +26,32 @@ def test_missing_data_folder_from_the_command_line_is_one_line(tmp_path):
     assert result.stderr.startswith("error: data folder") and "Traceback" not in result.stderr
 
 
+def test_commands_print_their_own_lines_not_tensorflows_start_up(tmp_path):
+    """issue 12 #21: every command printed TensorFlow's C++ start-up lines, a red cuInit error among them."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    result = subprocess.run([sys.executable, "-m", "src.train", "--data", str(tmp_path / "nope"),
+                             "--out", str(tmp_path / "run")], cwd=tmp_path, capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: data folder"), result.stderr
+    assert "I0000" not in result.stderr and "cuInit" not in result.stderr and "absl::InitializeLog" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_log_filter_drops_only_cpp_start_up_lines():
+    from src.core.console import is_noise
+
+    assert is_noise(b"I0000 00:00:1795323321.474817   16757 port.cc:153] oneDNN custom operations are on.")
+    assert is_noise(b"E0000 00:00:1795323322.970898   16757 cuda_platform.cc:52] failed call to cuInit: INTERNAL")
+    assert is_noise(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
+    assert not is_noise(b"E0000 00:00:1795323322.970898   16757 bfc_allocator.cc:52] Out of memory")
+    assert not is_noise(b"Traceback (most recent call last):")
+    assert not is_noise(b"error: data folder x does not exist")
+
+
 def test_no_training_images(tmp_path):
     (tmp_path / "c" / "train").mkdir(parents=True)
     with pytest.raises(KitError, match="no training images"):

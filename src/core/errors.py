@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from src.core.console import quiet_native_logs
+
 
 class KitError(Exception):
     """Bad input from the user: the message names the file, column or flag and what was expected."""
@@ -11,11 +13,13 @@ class KitError(Exception):
 def run_cli(main, argv=None) -> int:
     """Run a CLI `main(argv)`; a KitError becomes one `error:` line and exit code 2, no traceback.
 
-    Exists so every `python -m src.<module>` reports bad input the same way.
+    Exists so every `python -m src.<module>` reports bad input the same way, and prints its own
+    lines rather than TensorFlow's C++ start-up noise (src.core.console).
     """
-    try:
-        main(argv)
-    except KitError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    with quiet_native_logs():
+        try:
+            main(argv)
+        except KitError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0

@@ -1,0 +1,118 @@
+"""The run folder (src.runs.folder): its typed config, final stage, resume checks and lock."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from src.core.config import parse_config
+from src.core.errors import KitError
+from src.core.settings import TrainConfig
+from src.runs.folder import RunFolder
+from src.runs.stages import plan_stages
+
+
+def saved_run(tmp_path, argv=(), finished=("stage1", "stage2"), weights=("stage1", "stage2")) -> RunFolder:
+    """Return a run folder holding a config, a state and (empty) weights files, as training leaves them."""
+    run = RunFolder(tmp_path / "run")
+    run.save_config(parse_config(TrainConfig, ["--data", "d", *argv]))
+    run.save_state({"finished": list(finished), "best": {}})
+    for stage in weights:
+        run.weights(stage).write_bytes(b"")
+    return run
+
+
+def test_the_config_comes_back_typed(tmp_path):
+    run = saved_run(tmp_path, ["--stage2-size", "48", "64", "--backbone", "small_resnet"])
+    cfg = run.load_config()
+    assert isinstance(cfg, TrainConfig) and cfg.stage2_size == (48, 64) and cfg.backbone == "small_resnet"
+    assert run.final_stage().name == "stage2" and run.final_stage().size == (48, 64)
+
+
+def test_prediction_never_falls_back_to_another_stage(tmp_path):
+    """issue 12 #10: with stage2.weights.h5 deleted, submit quietly predicted with stage 1."""
+    run = saved_run(tmp_path, weights=("stage1",))
+    with pytest.raises(KitError, match="stage2.weights.h5 is missing"):
+        run.final_stage()
+    unfinished = saved_run(tmp_path / "b", finished=("stage1",))
+    with pytest.raises(KitError, match="stage2 has not finished"):
+        unfinished.final_stage()
+    one_stage = saved_run(tmp_path / "c", ["--stages", "1"], finished=("stage1",), weights=("stage1",))
+    assert one_stage.final_stage().name == "stage1"
+
+
+@pytest.mark.parametrize("argv, setting", [
+    (["--seed", "7"], "--seed"),
+    (["--stage2-size", "48", "48"], "--stage2-size"),
+    (["--backbone", "resnet50"], "--backbone"),
+    (["--stage2-lr", "0.001"], "--stage2-lr"),
+])
+def test_resume_refuses_settings_that_change_the_run(tmp_path, argv, setting):
+    """issue 12 #1 and #18: --resume with another seed or size mixed two runs; another backbone failed in Keras."""
+    run = saved_run(tmp_path)
+    with pytest.raises(KitError, match=f"--resume: {setting} is"):
+        run.check_resume(parse_config(TrainConfig, ["--data", "d", *argv, "--resume"]))
+
+
+def test_resume_may_change_epochs_and_where_the_data_sits(tmp_path):
+    run = saved_run(tmp_path)
+    run.check_resume(parse_config(TrainConfig, ["--data", "/kaggle/input/d", "--stage1-epochs", "50", "--resume"]))
+
+
+def test_a_live_lock_refuses_a_second_writer(tmp_path):
+    """issue 12 #2: two src.train --out R started together both wrote into R."""
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        run = RunFolder(tmp_path / "run")
+        run.path.mkdir()
+        (run.path / ".lock").write_text(f"{holder.pid}\n")
+        with pytest.raises(KitError, match=f"in use by process {holder.pid}"):
+            with run.lock():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_stale_lock_is_taken_over_saying_so(tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / ".lock").write_text(f"{dead.pid}\n")
+    with run.lock():
+        assert (run.path / ".lock").read_text().strip() != str(dead.pid)
+    assert f"taking over the lock of process {dead.pid}" in capsys.readouterr().out
+    assert not (run.path / ".lock").exists()
+
+
+def test_a_run_that_fails_on_bad_input_leaves_no_folder(tmp_path):
+    """issue 12 #17: the half-made run folder blocked the corrected rerun."""
+    from src.training.two_stage import train
+
+    cfg = parse_config(TrainConfig, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")])
+    with pytest.raises(KitError, match="does not exist"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_stage_plan_is_shared(tmp_path):
+    cfg = parse_config(TrainConfig, ["--warmup-epochs", "2", "--stages", "1"])
+    assert [s.name for s in plan_stages(cfg)] == ["warmup", "stage1"]
+    assert json.loads(saved_run(tmp_path).config_file.read_text())["stages"] == 2
+
+
+def test_unfreeze_top_trains_only_the_last_blocks():
+    """BackboneSpec.unfreeze_from was read only by a test; --unfreeze top uses it."""
+    from src.models.backbones import get_spec
+    from src.models.classifier import build_classifier
+    from src.models.recipe import unfreeze_top
+
+    spec = get_spec("small_resnet")
+    model = build_classifier(spec, (32, 32), 3, "none", train_backbone=True)
+    cut = unfreeze_top(model, spec)
+    layers = model.get_layer(spec.name).layers
+    assert 0 < cut < len(layers) and layers[cut].name == spec.unfreeze_from
+    assert not any(layer.trainable for layer in layers[:cut]) and layers[cut].trainable
