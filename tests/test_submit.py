@@ -175,3 +175,40 @@ def test_an_equal_weight_ensemble_of_runs_with_other_holdouts_is_not_scored(name
     assert np.isnan(result["scores"][-1]["score"])
     assert "the runs held out different images" in capsys.readouterr().out
     assert (tmp_path / "subs" / "s.csv").exists()
+
+
+def test_the_same_image_twice_is_predicted_twice(named, capsys):
+    """issue 12 #15: src.predict given one image twice raised pandas' InvalidIndexError."""
+    comp_dir, run_dir = named
+    image = str(comp_dir / "test_upload" / "t0.jpg")
+    predict_main(["--run", str(run_dir), image, image])
+    out = capsys.readouterr().out.splitlines()
+    assert out.count(image) == 2 and out[1:4] == out[5:8]
+
+
+def test_a_truncated_weights_file_is_named_not_an_h5py_traceback(named, tmp_path):
+    """issue 12 #11: a kill while Keras wrote weights in place left a file h5py cannot open."""
+    import shutil
+
+    comp_dir, run_dir = named
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    weights = broken / "stage1.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(KitError, match="stage1.weights.h5: cannot load these weights .* damaged"):
+        build_run_model(load_run(broken))
+
+
+def test_extra_sample_columns_are_kept(named, tmp_path):
+    """issue 12 #6: a sample submission Id,Category,Usage gave a two-column file."""
+    import shutil
+
+    comp_dir, run_dir = named
+    comp = tmp_path / "comp"
+    shutil.copytree(comp_dir, comp)
+    sample = pd.read_csv(comp / "sample-submission.csv", dtype=str).assign(Usage="Public")
+    sample.to_csv(comp / "sample-submission.csv", index=False)
+    submit(submit_args(comp, run_dir, tmp_path))
+    written = pd.read_csv(tmp_path / "subs" / "s.csv", dtype=str)
+    assert list(written.columns) == ["Id", "Category", "Usage"] and set(written["Usage"]) == {"Public"}
+    assert list(written["Id"]) == TEST_ORDER

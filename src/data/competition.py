@@ -67,6 +67,7 @@ class SubmissionSchema:
     id_column: str
     target_column: str
     ids: tuple          # ids exactly as the sample writes them, in its row order
+    sample: pd.DataFrame = dataclasses.field(repr=False, compare=False, default=None)  # the file, as text
 
 
 @dataclasses.dataclass
@@ -104,6 +105,9 @@ def load_class_maps(path: str | Path) -> tuple[str, dict]:
 def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     """Return the Competition in `opts.data`; bad input raises a KitError naming the file or column."""
     root = Path(opts.data)
+    if root.is_file():
+        raise KitError(f"--data {root} is a file: expected the competition's folder (the one holding train/ "
+                       "and the sample submission)")
     if not root.is_dir():
         raise KitError(f"data folder {root} does not exist: expected a competition folder "
                        "(python -m src.demo builds data/demo)")
@@ -114,6 +118,7 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
     train = drop_sparse_classes(train, target, opts.min_class_count)
+    check_learnable(train, target, opts.min_class_count)
     class_maps = {col: make_class_map(train[col], col) for col in label_columns}
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
@@ -140,6 +145,8 @@ def read_sample_submission(root: Path) -> SubmissionSchema | None:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if frame.shape[1] < 2:
         raise KitError(f"{path}: expected an id column and a target column, found {list(frame.columns)}")
+    if frame.empty:
+        raise KitError(f"{path}: only a header, no rows: expected one row per test image")
     id_column, target_column = frame.columns[0], frame.columns[1]
     dup = frame[id_column].duplicated()
     if dup.any():
@@ -147,7 +154,7 @@ def read_sample_submission(root: Path) -> SubmissionSchema | None:
         raise KitError(f"{path}: duplicate id {frame[id_column].iloc[row]!r} in column {id_column} "
                        f"(row {row + 2} of the file): expected each id once")
     ids = tuple(frame[id_column])
-    return SubmissionSchema(path, id_column, target_column, ids)
+    return SubmissionSchema(path, id_column, target_column, ids, frame)
 
 
 def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd.DataFrame, list]:
@@ -160,7 +167,7 @@ def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd
                                f"{folder} holds class folders")
             column = schema.target_column if schema else "label"
             return "folders", read_class_folders(folder).rename(columns={"label": column}), [column]
-    csv_path = find_labels_csv(root, opts.labels_csv, schema)
+    csv_path = find_labels_csv(root, opts.labels_csv, schema, opts.label_column)
     frame, label_columns = read_labels_csv(csv_path, root, opts, schema)
     return "csv", frame, label_columns
 
@@ -199,7 +206,7 @@ def typed_labels(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
-def find_labels_csv(root: Path, labels_csv: str, schema) -> Path:
+def find_labels_csv(root: Path, labels_csv: str, schema, label_column: str = "") -> Path:
     """Return the labels CSV: --labels-csv, else the one CSV that is not a sample or solution."""
     if labels_csv:
         path = Path(labels_csv) if Path(labels_csv).is_file() else root / labels_csv
@@ -212,6 +219,9 @@ def find_labels_csv(root: Path, labels_csv: str, schema) -> Path:
     found = preferred or found
     if len(found) == 1:
         return found[0]
+    if not found and label_column:
+        raise KitError(f"--label-column {label_column}: names a column of a labels CSV, but {root} has no CSV "
+                       "besides the sample submission (class folders need no --label-column)")
     if not found:
         raise KitError(f"{root}: no training images: expected train/<class>/ folders or a labels CSV")
     raise KitError(f"{root}: several label CSVs ({', '.join(p.name for p in found)}): pass --labels-csv")
@@ -323,13 +333,18 @@ def resolve_one(folder: Path, image_id: str) -> Path | None:
 
 def resolve_image_paths(folder: Path, ids: pd.Series, source: Path) -> list[str]:
     """Return the file path of every id; a missing file raises naming the id, row and folder."""
-    by_stem = {}
+    by_name, by_stem = {}, {}
     for entry in folder.iterdir():  # one listing instead of a stat per row
-        by_stem.setdefault(entry.name, entry)
-        by_stem.setdefault(entry.stem, entry)
+        by_name[entry.name] = entry
+        if entry.suffix.lower() in IMAGE_EXTENSIONS:
+            by_stem.setdefault(entry.stem, []).append(entry)
     paths = []
     for row, image_id in enumerate(ids):
-        path = by_stem.get(image_id) or resolve_one(folder, image_id)
+        stems = by_stem.get(image_id, [])
+        if image_id not in by_name and len(stems) > 1:
+            raise KitError(f"{source}: row {row + 2} names image {image_id!r}, and {folder} holds "
+                           f"{' and '.join(sorted(p.name for p in stems))}: which one is meant? Remove the other")
+        path = by_name.get(image_id) or (stems[0] if stems else None) or resolve_one(folder, image_id)
         if path is None:
             raise KitError(f"{source}: row {row + 2} names image {image_id!r}, but no such file is in "
                            f"{folder} (tried the name as is and with {', '.join(IMAGE_EXTENSIONS)})")
@@ -373,6 +388,17 @@ def drop_sparse_classes(train: pd.DataFrame, target: str, min_count: int) -> pd.
     return train[~train[target].isin(sparse.index)]
 
 
+def check_learnable(train: pd.DataFrame, target: str, min_count: int) -> None:
+    """Raise when the target column leaves nothing to learn: no image, or a single class."""
+    classes = train[target].unique()
+    if len(classes) == 0:
+        raise KitError(f"--min-class-count {min_count}: every class of column {target} has fewer images; "
+                       "nothing is left to train on")
+    if len(classes) == 1:
+        raise KitError(f"column {target} holds one class ({classes[0]!r}): a classifier needs two or more; "
+                       "is it the label column? (--label-column names it)")
+
+
 def make_class_map(values: pd.Series, column: str) -> ClassMap:
     """Return the ClassMap of a label column: sorted values as plain Python ints or strings."""
     unique = sorted(set(values.tolist()))
@@ -384,6 +410,8 @@ def find_test_images(root: Path, opts: DataOptions, schema) -> pd.DataFrame | No
 
     Every test image must decode: a submission needs every row, so a bad one is fatal.
     """
+    if opts.test_dir and not Path(opts.test_dir).is_dir():
+        raise KitError(f"--test-dir {opts.test_dir}: no such folder")
     folder = Path(opts.test_dir) if opts.test_dir else next(
         (root / n for n in TEST_FOLDERS if (root / n).is_dir()), None)
     if folder is None or not folder.is_dir():

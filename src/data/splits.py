@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
+from src.core.files import write_csv
 from src.data.competition import load_competition
 
 SPLITS_ROOT = Path("runs") / "splits"
@@ -132,8 +134,18 @@ def write_split(split: pd.DataFrame, path: Path, root: Path) -> None:
     """Write the split with image paths relative to the data folder, so data can move."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = split.drop(columns=["split"], errors="ignore").copy()
-    out["path"] = [str(Path(p).resolve().relative_to(root.resolve())) for p in out["path"]]
-    out.to_csv(path, index=False)
+    # Relative to the data folder where possible (a link may point elsewhere: then the path as given).
+    out["path"] = [relative_or_absolute(p, root) for p in out["path"]]
+    write_csv(path, out)
+
+
+def relative_or_absolute(path: str, root: Path) -> str:
+    """Return path relative to root when it lies inside it (links are not followed), else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(os.path.abspath(root)))
+    except ValueError:
+        return str(absolute)
 
 
 def read_split(path: Path, comp) -> pd.DataFrame:

@@ -50,7 +50,7 @@ def submit(cfg: SubmitConfig) -> dict:
     ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, cfg.metric)
     scores.append({"run": "ensemble", "extra_images": "", "views": "+".join(views), "score": ensemble_score})
     labels = runs[0].class_map.decode(sum(w * p for w, p in zip(weights, test)).argmax(axis=1))
-    frame = pd.DataFrame({comp.schema.id_column: list(comp.test["id"]), comp.schema.target_column: labels})
+    frame = submission_frame(comp, labels)
     validate_submission(frame, comp.schema, runs[0].class_map)
     write_csv(csv_path, frame)
     report = pd.DataFrame(scores)
@@ -64,6 +64,16 @@ def submit(cfg: SubmitConfig) -> dict:
     if cfg.upload:
         result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
     return result
+
+
+def submission_frame(comp, labels: list) -> pd.DataFrame:
+    """Return the sample submission with its target column filled: every other column kept as the sample has it."""
+    sample = comp.schema.sample
+    if sample is None or list(sample[comp.schema.id_column]) != list(comp.test["id"]):
+        return pd.DataFrame({comp.schema.id_column: list(comp.test["id"]), comp.schema.target_column: labels})
+    frame = sample.copy()
+    frame[comp.schema.target_column] = labels
+    return frame
 
 
 def chosen_views(cfg: SubmitConfig) -> tuple:

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import shutil
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -73,6 +74,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator.strategy)
     train_ds, val_ds = stage_datasets(stage, cfg, data, batch * accelerator.replicas, accelerator.kind == "tpu")
     history_file = run.stage_history(stage.name)
+    discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
     best, wait = resume_state(rows)
     checkpoint = run.weights(stage.name)
@@ -143,6 +145,20 @@ def class_weights(data: RunData, cfg):
     y = data.y_train
     counts = np.bincount(y, minlength=len(data.class_map.values)).astype(float)
     return {i: float(len(y) / (len(counts) * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def discard_broken_backup(run: RunFolder, stage: str) -> None:
+    """Start the stage again when a kill left its backup unreadable (Keras writes it in place)."""
+    weights = run.backup(stage) / "latest.weights.h5"
+    if not weights.is_file():
+        return
+    try:
+        with h5py.File(weights, "r"):
+            pass
+    except OSError as err:
+        print(f"{stage}: its backup {weights} is damaged ({str(err).splitlines()[0]}), probably by a kill while it "
+              "was written: the stage starts again from its beginning")
+        run.clear_stage(stage)
 
 
 def finished_rows(history_file, backup) -> pd.DataFrame | None:
