@@ -110,11 +110,16 @@ def test_upload_src_creates_a_private_dataset_then_versions_it(fake, tmp_path):
     assert fake.datasets["tester/image-kit-src"][1]["body"]["versionNotes"] == "second"
 
 
-@pytest.mark.parametrize("accelerator,gpu,tpu,shape", [("tpu", False, True, "TpuV6E8"),
-                                                        ("gpu", True, False, "NvidiaTeslaT4")])
-def test_push_sends_the_metadata_field_by_field(fake, tmp_path, accelerator, gpu, tpu, shape):
+@pytest.mark.parametrize("flags,gpu,tpu,shape", [
+    (["--accelerator", "tpu"], False, True, "TpuV5E8"),
+    (["--accelerator", "gpu"], True, False, "NvidiaTeslaT4"),
+    (["--accelerator", "none"], False, False, None),
+    ([], True, False, "NvidiaTeslaT4"),
+    (["--machine-shape", "TpuV5E8"], False, True, "TpuV5E8"),     # the shape decides: no enable_gpu on a TPU
+])
+def test_push_sends_the_metadata_field_by_field(fake, tmp_path, flags, gpu, tpu, shape):
     kaggle(fake, "push", "train", "--competition", "toy-comp", "--src-dataset", "tester/image-kit-src",
-           "--accelerator", accelerator, "--model", "tester/effnet/keras/b0/1", "--param", "STAGE1_EPOCHS=7",
+           *flags, "--model", "tester/effnet/keras/b0/1", "--param", "STAGE1_EPOCHS=7",
            "--out", "pushed")
     sent = fake.kernels["tester/toy-comp-train"]
     assert sent["slug"] == "tester/toy-comp-train"
@@ -125,7 +130,7 @@ def test_push_sends_the_metadata_field_by_field(fake, tmp_path, accelerator, gpu
     assert sent["enableGpu"] is gpu
     assert sent["enableTpu"] is tpu
     assert sent["enableInternet"] is False
-    assert sent["machineShape"] == shape
+    assert sent.get("machineShape") == shape
     assert sent["datasetDataSources"] == ["tester/image-kit-src"]
     assert sent["competitionDataSources"] == ["toy-comp"]
     assert sent["modelDataSources"] == ["tester/effnet/keras/b0/1"]
@@ -135,6 +140,7 @@ def test_push_sends_the_metadata_field_by_field(fake, tmp_path, accelerator, gpu
     assert TOKEN not in sent["text"]
     meta = json.loads((tmp_path / "pushed" / "toy-comp-train" / "kernel-metadata.json").read_text())
     assert meta["code_file"] == "train.ipynb" and meta["enable_tpu"] is tpu and meta["machine_shape"] == shape
+    assert meta["enable_internet"] is False and "docker_image" not in meta and "docker_image_pinning_type" not in meta
     assert TOKEN not in json.dumps(meta)
 
 
@@ -189,6 +195,12 @@ def test_legacy_kaggle_json_is_found(fake):
     (["upload-src", "no-owner-here"], "upload-src DATASET: expected owner/slug, got 'no-owner-here'"),
     (["push", "train"], "--src-dataset: name the dataset `upload-src` published"),
     (["push", "nosuch", "--src-dataset", "tester/image-kit-src"], "push nosuch: no such notebook"),
+    (["push", "train", "--src-dataset", "tester/image-kit-src", "--machine-shape", "NvidiaTeslaP100"],
+     "--machine-shape NvidiaTeslaP100: Kaggle retired it; use NvidiaTeslaT4"),
+    (["push", "train", "--src-dataset", "tester/image-kit-src", "--machine-shape", "Gpu9000"],
+     "--machine-shape Gpu9000: not a shape Kaggle offers"),
+    (["push", "train", "--src-dataset", "tester/image-kit-src", "--machine-shape", "TpuV5E8", "--accelerator", "gpu"],
+     "--accelerator gpu with --machine-shape TpuV5E8, a tpu machine"),
     (["push", "train", "--src-dataset", "tester/image-kit-src", "--param", "oops"],
      "--param 'oops': expected NAME=VALUE"),
     (["push", "train", "--src-dataset", "tester/image-kit-src", "--param", "EPOHCS=3"],

@@ -207,8 +207,9 @@ class PushConfig:
     """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
 
     kernel: str = opt("", "notebook: a name in kernels/ (train) or a path to an .ipynb", positional=True)
-    accelerator: str = opt("gpu", "hardware of the run", ("gpu", "tpu", "none"))
-    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaP100, TpuV5E8 ...); empty: from "
+    accelerator: str = opt("auto", "hardware of the run; auto: from --machine-shape, else gpu",
+                           ("auto", "gpu", "tpu", "none"))
+    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaT4: two T4s; TpuV5E8); empty: from "
                                  "--accelerator")
     id: str = opt("", "kernel id owner/slug; empty: <you>/<slug of the title>")
     title: str = opt("", "kernel title; empty: '<competition> <notebook>'")

@@ -24,9 +24,12 @@ from src.kaggle.client import connect, kaggle_errors, split_ref, status_of
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: src/kaggle/kernels.py -> ../../..
 KERNELS_DIR = REPO / "kernels"
-# The accelerators Kaggle's kernels push accepts (kaggle-cli docs/kernels.md): T4 x2 is the
-# usual GPU; the TPU VM v6e-8 ("TpuV6E8") replaced v3-8 for most users. --machine-shape overrides.
-MACHINE_SHAPES = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV6E8", "none": None}
+# Machine shapes a user's kernel push gets (kaggle CLI, late 2026): two T4s, or a TPU v5e-8 VM.
+# TpuV6E8 exists for some competitions and admins only; P100 and TPU v3-8 are retired.
+MACHINE_SHAPES = {"gpu": "NvidiaTeslaT4", "tpu": "TpuV5E8", "none": None}
+SHAPE_KINDS = {"NvidiaTeslaT4": "gpu", "NvidiaL4": "gpu", "NvidiaL4X1": "gpu", "TpuV5E8": "tpu", "TpuV6E8": "tpu"}
+RETIRED_SHAPES = {"NvidiaTeslaP100": "NvidiaTeslaT4", "TpuV38": "TpuV5E8", "Tpu1VmV38": "TpuV5E8",
+                  "TpuV3_8": "TpuV5E8"}
 
 
 # ---------------------------------------------------------------- upload-src
@@ -100,6 +103,7 @@ def push(cfg: PushConfig) -> dict:
     if cfg.competition:
         params.setdefault("COMPETITION", cfg.competition)
     prepared = inject_parameters(read_notebook(notebook), params)  # a misspelt name fails before Kaggle is asked
+    machine(cfg)  # so does a retired or unknown machine shape
     api = connect()
     kernel_id = cfg.id or f"{api.config_values['username']}/{slugify(kernel_title(cfg, notebook))}"
     _, slug = split_ref(kernel_id, "--id")
@@ -144,9 +148,30 @@ def slugify(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
+def machine(cfg: PushConfig) -> tuple[str, str | None]:
+    """Return (accelerator kind, machine shape): the shape decides the kind; a retired or unknown shape is refused.
+
+    enable_gpu/enable_tpu always follow the shape: a TpuV5E8 kernel marked enable_gpu runs on no TPU.
+    """
+    shape = cfg.machine_shape
+    if shape in RETIRED_SHAPES:
+        raise KitError(f"--machine-shape {shape}: Kaggle retired it; use {RETIRED_SHAPES[shape]}")
+    if shape and shape not in SHAPE_KINDS:
+        raise KitError(f"--machine-shape {shape}: not a shape Kaggle offers; expected one of {', '.join(SHAPE_KINDS)}")
+    kind = SHAPE_KINDS[shape] if shape else ("gpu" if cfg.accelerator == "auto" else cfg.accelerator)
+    if shape and cfg.accelerator not in ("auto", kind):
+        raise KitError(f"--accelerator {cfg.accelerator} with --machine-shape {shape}, a {kind} machine: "
+                       "leave one of them out")
+    return kind, shape or MACHINE_SHAPES[kind]
+
+
 def kernel_metadata(cfg: PushConfig, kernel_id: str, code_file: str, title: str) -> dict:
-    """Return kernel-metadata.json's fields for a private notebook on the chosen accelerator."""
-    shape = cfg.machine_shape or MACHINE_SHAPES[cfg.accelerator]
+    """Return kernel-metadata.json's fields for a private notebook on the chosen machine.
+
+    enable_internet is always written (the CLI turns it on when it is left out); no docker image is
+    pinned (a pin on a TPU kernel silently replaces the TPU machine with a CPU one).
+    """
+    kind, shape = machine(cfg)
     return {
         "id": kernel_id,
         "title": title,
@@ -154,8 +179,8 @@ def kernel_metadata(cfg: PushConfig, kernel_id: str, code_file: str, title: str)
         "language": "python",
         "kernel_type": "notebook",
         "is_private": True,
-        "enable_gpu": cfg.accelerator == "gpu",
-        "enable_tpu": cfg.accelerator == "tpu",
+        "enable_gpu": kind == "gpu",
+        "enable_tpu": kind == "tpu",
         "enable_internet": cfg.internet,
         "machine_shape": shape,
         "dataset_sources": [cfg.src_dataset, *cfg.dataset],
