@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-kaggle demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 test: setup
 	$(PY) -m pytest -q
+
+# The same suite under the versions of Kaggle's GPU image (requirements-kaggle.txt), in its own venv.
+KAGGLE_VENV := .venv-kaggle
+$(KAGGLE_VENV)/.installed: requirements-kaggle.txt
+	$(PYTHON) -m venv $(KAGGLE_VENV)
+	$(KAGGLE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KAGGLE_VENV)/bin/python -m pip install --quiet -r requirements-kaggle.txt
+	touch $@
+
+test-kaggle: $(KAGGLE_VENV)/.installed
+	$(KAGGLE_VENV)/bin/python -m pytest -q
 
 # No pretrained weights can be downloaded on the build machines, so the demo screens with
 # random weights (random ResNet50 features already separate the digits) and trains

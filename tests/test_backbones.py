@@ -46,9 +46,22 @@ def first_conv(backbone):
     return next(layer for layer in backbone.layers if starts_with_conv(layer))
 
 
+def needs_missing_package(spec) -> bool:
+    """Return True for an *_ns entry where efficientnet is not installed (Kaggle's images): the error is checked."""
+    import importlib.util
+
+    if spec.family != "efficientnet_ns" or importlib.util.find_spec("efficientnet") is not None:
+        return False
+    with pytest.raises(KitError, match="needs the efficientnet package.*attach the kit dataset made by"):
+        spec.build((32, 32, 3), "none")
+    return True
+
+
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_entry_builds_with_the_stated_feature_width(name):
     spec = REGISTRY[name]
+    if needs_missing_package(spec):
+        return
     size = max(spec.min_size, 32)
     backbone = spec.build((size, size, 3), "none")
     features = backbone.predict(np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)), verbose=0)
@@ -61,6 +74,8 @@ def test_every_entry_builds_with_the_stated_feature_width(name):
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_preprocessing_contract(name):
     spec = REGISTRY[name]
+    if needs_missing_package(spec):
+        return
     size = max(spec.min_size, 32)
     model = build_classifier(spec, (size, size), num_classes=3, weights="none")
     backbone = model.get_layer(spec.name)

@@ -7,6 +7,7 @@ run's output is checked for the token.
 from __future__ import annotations
 
 import io
+import os
 import json
 import subprocess
 import sys
@@ -216,3 +217,35 @@ def test_bad_arguments_are_named_before_kaggle_is_asked(argv, message, monkeypat
     with pytest.raises(KitError) as err:
         main(argv)
     assert message in str(err.value)
+
+
+def test_the_kit_dataset_carries_the_ns_backbone_packages(tmp_path):
+    """issue 14: a staged src dataset builds an *_ns backbone where no efficientnet is installed."""
+    from src.core.settings import UploadSrcConfig
+    from src.kaggle.kernels import stage_src
+
+    kit = stage_src(tmp_path, UploadSrcConfig("me/image-kit-src"), "me", "image-kit-src") / "kit"
+    assert (kit / "src" / "train.py").is_file() and (kit / "efficientnet" / "tfkeras.py").is_file()
+    code = f"""
+import importlib.abc, importlib.machinery, sys
+KIT = {str(kit)!r}
+
+class OnlyFromTheKit(importlib.abc.MetaPathFinder):
+    # The interpreter's own efficientnet/keras_applications stay invisible, as on Kaggle's images.
+    def find_spec(self, name, path, target=None):
+        if name in ("efficientnet", "keras_applications"):
+            return importlib.machinery.PathFinder.find_spec(name, [KIT])
+        return None
+
+sys.meta_path.insert(0, OnlyFromTheKit())
+sys.path.insert(0, KIT)
+from src.models.backbones import get_spec
+import efficientnet, keras_applications
+assert efficientnet.__file__.startswith(KIT) and keras_applications.__file__.startswith(KIT)
+print("features", get_spec("efficientnet_b0_ns").build((32, 32, 3), "none").output.shape[-1])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "features 1280" in result.stdout

@@ -8,6 +8,7 @@ reached through src.kaggle_api.connect(), the one place that imports it.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 from src.core.errors import KitError
 from src.core.provenance import git_commit
 from src.core.settings import OutputConfig, PushConfig, StatusConfig, UploadSrcConfig
+from src.models import OPTIONAL_PACKAGES
 from src.kaggle.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
 from src.kaggle.client import connect, kaggle_errors, split_ref, status_of
 
@@ -64,12 +66,24 @@ def stage_src(staging: Path, cfg: UploadSrcConfig, owner: str, slug: str) -> Pat
     if not 6 <= len(cfg.title) <= 50:
         raise KitError(f"--title {cfg.title!r}: Kaggle needs 6-50 characters")
     folder = staging / slug
-    shutil.copytree(REPO / "src", folder / "kit" / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "src", folder / "kit" / "src", ignore=ignore)
+    for package in OPTIONAL_PACKAGES:  # pure Python, absent from Kaggle's images: kernels import them from kit/
+        shutil.copytree(package_folder(package), folder / "kit" / package, ignore=ignore)
     shutil.copy2(REPO / "requirements.txt", folder / "requirements.txt")
     meta = {"id": f"{owner}/{slug}", "title": cfg.title, "licenses": [{"name": "CC0-1.0"}],
             "subtitle": "src/ of the image classification kit, for offline kernels"}
     (folder / "dataset-metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
     return folder
+
+
+def package_folder(name: str) -> Path:
+    """Return the folder of an installed package; a missing one is an error saying how to install it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise KitError(f"upload-src: {name} is not installed here, so it cannot be shipped in the kit dataset: "
+                       "pip install -r requirements.txt")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def dataset_exists(api, ref: str) -> bool:

@@ -20,6 +20,7 @@ import dataclasses
 from typing import Callable
 
 from src.core.errors import KitError
+from src.models import OPTIONAL_PACKAGES
 from src.models.small_resnet import build_small_resnet
 from src.models.weights import resolve_weights
 
@@ -62,11 +63,22 @@ class BackboneSpec:
 
 
 def load_constructor(path: str) -> Callable:
-    """Return the constructor named by a dotted path, importing its module only now."""
+    """Return the constructor named by a dotted path, importing its module only now.
+
+    The noisy-student EfficientNets need the efficientnet package (and keras_applications),
+    which Kaggle's images lack: a missing one is an error that says what to attach.
+    """
     import importlib
 
     module, attribute = path.rsplit(".", 1)
-    return getattr(importlib.import_module(module), attribute)
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except ModuleNotFoundError as err:
+        if err.name not in OPTIONAL_PACKAGES:
+            raise
+        raise KitError(f"{attribute} needs the {err.name} package, which is not installed (Kaggle's images lack "
+                       f"it): attach the kit dataset made by `python -m src.kaggle_api upload-src` (it carries "
+                       f"{' and '.join(OPTIONAL_PACKAGES)}), or pip install efficientnet==1.1.1") from None
 
 
 def load_weights_file(model, path, name: str) -> None:
