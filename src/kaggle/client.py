@@ -1,12 +1,4 @@
-"""The one place that talks to Kaggle: data, submissions, the kit as a dataset, kernels.
-
-    python -m src.kaggle_api download dogs-vs-cats [--data data/dogs-vs-cats]
-    python -m src.kaggle_api submit dogs-vs-cats submissions/blend.csv -m "effb3 tta" --wait
-    python -m src.kaggle_api upload-src me/image-kit-src
-    python -m src.kaggle_api push train --competition dogs-vs-cats --src-dataset me/image-kit-src \
-        --accelerator tpu --param BACKBONE=efficientnet_b3
-    python -m src.kaggle_api status me/dogs-vs-cats-train
-    python -m src.kaggle_api output me/dogs-vs-cats-train [--out runs/kernels/dogs-vs-cats-train/output]
+"""The one place that imports the Kaggle client: credentials, download, submit (`python -m src.kaggle_api`).
 
 Credentials, in the client's order: KAGGLE_API_TOKEN (the token or a file holding it),
 ~/.kaggle/access_token, ~/.kaggle/kaggle.json (or KAGGLE_USERNAME and KAGGLE_KEY). The kaggle

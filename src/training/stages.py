@@ -14,6 +14,7 @@ import tensorflow as tf
 from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.plots import plot_curves
+from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
@@ -27,22 +28,10 @@ HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_
 
 
 @dataclasses.dataclass
-class RunData:
-    """The split and labels every stage trains and validates on."""
+class RunData(SplitData):
+    """The split and labels every stage trains and validates on, with the heads of a multi-task run."""
 
-    train: pd.DataFrame
-    val: pd.DataFrame
-    class_map: object
     heads: dict = dataclasses.field(default_factory=dict)  # multi-task: {label column: ClassMap}, target included
-    target: str = ""
-
-    @property
-    def y_train(self) -> np.ndarray:
-        return self.class_map.encode(self.train[self.target])
-
-    @property
-    def y_val(self) -> np.ndarray:
-        return self.class_map.encode(self.val[self.target])
 
     def labels(self, role: str):
         """Return a role's class indices: one array, or {column: array} for a multi-task run."""

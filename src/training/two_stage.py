@@ -72,7 +72,7 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
         run.save_split(data.split)
         run.save_class_maps(data.target, data.comp.class_maps)
         run.save_config(cfg)
-    return RunData(data.train, data.val, data.class_map, heads, data.target)
+    return RunData(**vars(data), heads=heads)
 
 
 def check_same_split(run: RunFolder, split) -> None:
