@@ -6,6 +6,7 @@ run's output is checked for the token.
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import json
@@ -87,6 +88,19 @@ def test_submit_reports_kaggle_scoring_error(fake, tmp_path):
     assert "failed: Submission error: ids do not match" in result.stderr
 
 
+NO_EFFICIENTNET = importlib.util.find_spec("efficientnet") is None  # as in Kaggle's images (make test-kaggle)
+
+
+def test_upload_src_without_efficientnet_says_how_to_get_it(fake):
+    """upload-src runs where requirements.txt installed efficientnet; elsewhere it says so, uploading nothing."""
+    if not NO_EFFICIENTNET:
+        pytest.skip("efficientnet is installed here: the upload itself is tested below")
+    result = kaggle(fake, "upload-src", "tester/image-kit-src", expect=2)
+    assert "efficientnet is not installed here" in result.stderr and not fake.datasets
+
+
+@pytest.mark.skipif(NO_EFFICIENTNET, reason="upload-src ships efficientnet, not installed here (Kaggle's versions): "
+                                            "the refusal is tested above")
 def test_upload_src_creates_a_private_dataset_then_versions_it(fake, tmp_path):
     kaggle(fake, "upload-src", "tester/image-kit-src")
     created = fake.datasets["tester/image-kit-src"][0]
@@ -219,6 +233,7 @@ def test_bad_arguments_are_named_before_kaggle_is_asked(argv, message, monkeypat
     assert message in str(err.value)
 
 
+@pytest.mark.skipif(NO_EFFICIENTNET, reason="staging copies the installed efficientnet, absent here (Kaggle's versions)")
 def test_the_kit_dataset_carries_the_ns_backbone_packages(tmp_path):
     """issue 14: a staged src dataset builds an *_ns backbone where no efficientnet is installed."""
     from src.core.settings import UploadSrcConfig

@@ -100,7 +100,10 @@ class SubmitConfig(DataOptions):
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
-    metric: str = opt("accuracy", "holdout metric", ("accuracy", "f1_macro", "logloss"))
+    metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, map@K; empty: the format's "
+                          "(label: accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k)")
+    submission_format: str = opt("", "what the target column(s) hold; empty: read from the sample submission",
+                                 ("", "label", "probability", "class-probabilities", "top-k"))
     overwrite: bool = opt(False, "replace an existing submission of the same name")
     solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
     upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")

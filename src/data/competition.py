@@ -113,7 +113,7 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
                        "(python -m src.demo builds data/demo)")
     if is_shard_folder(root):
         return load_shard_competition(root, opts, with_test)
-    schema = read_sample_submission(root)
+    schema = read_sample_submission(root, need_rows=with_test)
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
@@ -135,8 +135,11 @@ def load_shard_competition(root: Path, opts: DataOptions, with_test: bool = True
                        pd.DataFrame(columns=["path", "why"]))
 
 
-def read_sample_submission(root: Path) -> SubmissionSchema | None:
-    """Return the schema of root's sample submission CSV, or None when there is none."""
+def read_sample_submission(root: Path, need_rows: bool = True) -> SubmissionSchema | None:
+    """Return the schema of root's sample submission CSV, or None when there is none.
+
+    need_rows: a job that predicts the test set needs its rows (training reads only the columns).
+    """
     found = [p for p in sorted(root.glob("*.csv"))
              if re.sub(r"[^a-z]", "", p.stem.lower()).startswith("samplesubmission")]
     if not found:
@@ -145,7 +148,7 @@ def read_sample_submission(root: Path) -> SubmissionSchema | None:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if frame.shape[1] < 2:
         raise KitError(f"{path}: expected an id column and a target column, found {list(frame.columns)}")
-    if frame.empty:
+    if frame.empty and need_rows:
         raise KitError(f"{path}: only a header, no rows: expected one row per test image")
     id_column, target_column = frame.columns[0], frame.columns[1]
     dup = frame[id_column].duplicated()

@@ -13,6 +13,7 @@ submission is never replaced unless --overwrite.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from src.core.settings import DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
 from src.data.competition import load_competition
 from src.data.sources import image_source
 from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_run, predict_views
+from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
+from src.inference.metrics import check_metric, score
 from src.kaggle.client import submit_file
 
 
@@ -44,14 +47,23 @@ def submit(cfg: SubmitConfig) -> dict:
     comp = load_competition(cfg)
     if comp.test is None or comp.schema is None:
         raise KitError(f"{comp.root}: no sample submission and test images to predict")
+    class_map = runs[0].class_map
+    fmt = detect_format(comp.schema, class_map, cfg.submission_format)
+    metric = check_metric(cfg.metric or fmt.metric)
+    positive = class_map.values.index(fmt.positive) if fmt.positive is not None else 1
+    print(f"submission: {fmt.describe()}; holdout metric: {metric}")
+
+    def scorer(probs, y):
+        return score(probs, y, metric, positive)
+
     views = chosen_views(cfg)
-    holdout, test, scores = predict_all(runs, comp, views, cfg)
+    holdout, test, scores = predict_all(runs, comp, views, cfg, scorer)
     weights = ensemble_weights(holdout, runs, cfg)
-    ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, cfg.metric)
+    ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, scorer)
     scores.append({"run": "ensemble", "extra_images": "", "views": "+".join(views), "score": ensemble_score})
-    labels = runs[0].class_map.decode(sum(w * p for w, p in zip(weights, test)).argmax(axis=1))
-    frame = submission_frame(comp, labels)
-    validate_submission(frame, comp.schema, runs[0].class_map)
+    frame = fill_submission(comp.schema, sum(w * p for w, p in zip(weights, test)), class_map, fmt)
+    validate_submission(frame, comp.schema, class_map, fmt)
+    cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
     write_csv(csv_path, frame)
     report = pd.DataFrame(scores)
     write_report(cfg, out, runs, views, weights, report, holdout, ensemble_holdout, comp)
@@ -64,16 +76,6 @@ def submit(cfg: SubmitConfig) -> dict:
     if cfg.upload:
         result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
     return result
-
-
-def submission_frame(comp, labels: list) -> pd.DataFrame:
-    """Return the sample submission with its target column filled: every other column kept as the sample has it."""
-    sample = comp.schema.sample
-    if sample is None or list(sample[comp.schema.id_column]) != list(comp.test["id"]):
-        return pd.DataFrame({comp.schema.id_column: list(comp.test["id"]), comp.schema.target_column: labels})
-    frame = sample.copy()
-    frame[comp.schema.target_column] = labels
-    return frame
 
 
 def chosen_views(cfg: SubmitConfig) -> tuple:
@@ -100,20 +102,20 @@ def same_holdout(a, b) -> bool:
     return ids[0] == ids[1]
 
 
-def score_ensemble(runs, holdout: dict, weights: list, metric: str):
+def score_ensemble(runs, holdout: dict, weights: list, scorer):
     """Return (ensemble holdout probabilities, score); runs that held out other images cannot be scored together.
 
     Then the score is NaN and the probabilities are the first run's (for the report's figures).
     """
     if all(same_holdout(run, runs[0]) for run in runs[1:]):
         probs = sum(w * p for w, p in zip(weights, holdout["tta"]))
-        return probs, score(probs, holdout["y"][0], metric)
+        return probs, scorer(probs, holdout["y"][0])
     print("the runs held out different images: the ensemble has no holdout score; "
           "the report's figures show the first run")
     return holdout["tta"][0], float("nan")
 
 
-def predict_all(runs, comp, views, cfg: SubmitConfig):
+def predict_all(runs, comp, views, cfg: SubmitConfig, scorer):
     """Return (holdout TTA probabilities, labels and frames per run; test probabilities per run; score rows)."""
     holdout = {"tta": [], "y": [], "frame": []}
     test, scores = [], []
@@ -131,24 +133,15 @@ def predict_all(runs, comp, views, cfg: SubmitConfig):
         # runs with and without --extra-data share the holdout: this column shows what the extra images gave
         extra = int((run.split["source"] == "extra").sum()) if "source" in run.split else 0
         scores += [{"run": str(run.folder), "extra_images": extra, "views": "identity",
-                    "score": score(plain, y, cfg.metric)},
+                    "score": scorer(plain, y)},
                    {"run": str(run.folder), "extra_images": extra, "views": "+".join(views),
-                    "score": score(tta, y, cfg.metric)}]
+                    "score": scorer(tta, y)}]
         print(f"[{number}/{len(runs)}] {run.folder}: {len(views) + cfg.tta_random} view(s) over "
               f"{len(comp.test)} test images", flush=True)
         test.append(combine_views(predict_views(run, comp.test, views, cfg.tta_random, model), cfg.tta_mean))
     return holdout, test, scores
 
 
-def score(probs: np.ndarray, y: np.ndarray, metric: str) -> float:
-    """Return the holdout metric: accuracy, macro F1 or log loss."""
-    from sklearn.metrics import f1_score, log_loss
-
-    if metric == "accuracy":
-        return float((probs.argmax(axis=1) == y).mean())
-    if metric == "f1_macro":
-        return float(f1_score(y, probs.argmax(axis=1), average="macro"))
-    return float(log_loss(y, np.clip(probs, 1e-7, 1), labels=list(range(probs.shape[1]))))
 
 
 def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
@@ -170,8 +163,11 @@ def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
     return [float(w) for w in np.exp(best.x) / np.exp(best.x).sum()]
 
 
-def validate_submission(frame: pd.DataFrame, schema, class_map) -> None:
-    """Raise naming the first problem: row count, ids and their order, missing values, unknown labels."""
+def validate_submission(frame: pd.DataFrame, schema, class_map, fmt=None) -> None:
+    """Raise naming the first problem: row count, ids and their order, then the format's values.
+
+    fmt: the SubmissionFormat (src.inference.formats); None: one label per row.
+    """
     where = "submission"
     if len(frame) != len(schema.ids):
         raise KitError(f"{where}: {len(frame)} rows, but {schema.path} has {len(schema.ids)}")
@@ -182,15 +178,7 @@ def validate_submission(frame: pd.DataFrame, schema, class_map) -> None:
     for row, (got, wanted) in enumerate(zip(ids, schema.ids)):
         if got != wanted:
             raise KitError(f"{where}: row {row + 2} has id {got!r} where {schema.path} has {wanted!r}")
-    empty = frame[schema.target_column].isna()
-    if empty.any():
-        row = int(np.argmax(empty.to_numpy()))
-        raise KitError(f"{where}: row {row + 2} (id {ids[row]!r}) has no {schema.target_column}")
-    known = set(class_map.values)
-    for row, label in enumerate(frame[schema.target_column]):
-        if label not in known:
-            raise KitError(f"{where}: row {row + 2} (id {ids[row]!r}) has label {label!r}, "
-                           f"not one of the competition's classes")
+    check_submission(frame, schema, class_map, fmt or SubmissionFormat("label", (schema.target_column,)))
 
 
 def score_against(frame: pd.DataFrame, solution: str, schema) -> float:

@@ -1,0 +1,146 @@
+"""What a submission's target column(s) must hold, read from the sample submission: its format.
+
+    fmt = detect_format(schema, class_map)          # or --submission-format NAME
+    frame = fill_submission(schema, probs, class_map, fmt)
+    check_submission(frame, schema, class_map, fmt)
+
+Formats (the public competitions they come from):
+  label                one class label per row (sf-dl-car-classification: Id,Category)
+  probability          binary target, the probability of the positive class (Aerial Cactus
+                       Identification id,has_cactus; Histopathologic Cancer Detection id,label; ROC AUC)
+  class-probabilities  one probability column per class, rows summing to 1 (Plant Pathology 2020)
+  top-k                k space-separated labels, best first (Humpback Whale Identification, MAP@5)
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from src.core.errors import KitError
+
+FORMATS = ("label", "probability", "class-probabilities", "top-k")
+DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmissionFormat:
+    """A format and what it needs: the target columns in the sample's order, k, the positive class."""
+
+    name: str
+    columns: tuple          # the sample's columns this format fills
+    k: int = 1
+    positive: object = None  # probability: the class whose probability is written
+
+    def describe(self) -> str:
+        if self.name == "probability":
+            return f"probability of class {self.positive!r} in column {self.columns[0]}"
+        if self.name == "top-k":
+            return f"top-{self.k} labels, space-separated, in column {self.columns[0]}"
+        if self.name == "class-probabilities":
+            return f"one probability column per class ({len(self.columns)} columns)"
+        return f"one label per row in column {self.columns[0]}"
+
+    @property
+    def metric(self) -> str:
+        return DEFAULT_METRIC[self.name].replace("@k", f"@{self.k}")
+
+
+def is_fraction(values: pd.Series) -> bool:
+    """Return True when every value is a number in [0, 1]."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return bool(len(values)) and numbers.notna().all() and bool(((numbers >= 0) & (numbers <= 1)).all())
+
+
+def detect_format(schema, class_map, override: str = "") -> SubmissionFormat:
+    """Return the format the sample submission asks for (or `override`), checked against the classes."""
+    sample = schema.sample
+    others = [c for c in sample.columns if c != schema.id_column]
+    classes = [str(v) for v in class_map.values]
+    per_class = [c for c in others if str(c) in classes]
+    name = override or guess_format(sample, schema.target_column, per_class, classes)
+    if name == "class-probabilities":
+        missing = sorted(set(classes) - set(map(str, others)))
+        if missing:
+            raise KitError(f"{schema.path}: class-probabilities needs one column per class; no column for "
+                           f"{', '.join(missing[:5])}")
+        return SubmissionFormat(name, tuple(c for c in others if str(c) in classes))
+    if name == "probability":
+        if len(classes) != 2:
+            raise KitError(f"{schema.path}: a probability column needs a binary target; {class_map.column} has "
+                           f"{len(classes)} classes (use --submission-format label or class-probabilities)")
+        return SubmissionFormat(name, (schema.target_column,), positive=positive_class(class_map))
+    if name == "top-k":
+        k = int(sample[schema.target_column].astype(str).str.split().str.len().max()) or 1
+        if k > len(classes):
+            raise KitError(f"{schema.path}: top-{k} needs at least {k} classes, {class_map.column} has {len(classes)}")
+        return SubmissionFormat(name, (schema.target_column,), k=k)
+    return SubmissionFormat("label", (schema.target_column,))
+
+
+def guess_format(sample: pd.DataFrame, target: str, per_class: list, classes: list) -> str:
+    """Return the format a sample's values show: per-class columns, fractions, several tokens, or labels."""
+    if len(per_class) >= 2 and all(is_fraction(sample[c]) for c in per_class):
+        return "class-probabilities"
+    values = sample[target].astype(str)
+    if len(classes) == 2 and is_fraction(values) and (pd.to_numeric(values) % 1 != 0).any():
+        return "probability"
+    if (values.str.split().str.len() > 1).all():
+        return "top-k"
+    return "label"
+
+
+def positive_class(class_map):
+    """Return the class a probability column means: 1 / True / yes when present, else the second in order."""
+    for value in class_map.values:
+        if str(value).lower() in ("1", "true", "yes", "positive"):
+            return value
+    return class_map.values[1]
+
+
+def fill_submission(schema, probs: np.ndarray, class_map, fmt: SubmissionFormat) -> pd.DataFrame:
+    """Return the sample submission with its target column(s) filled from averaged probabilities."""
+    frame = schema.sample.copy()
+    if fmt.name == "label":
+        frame[fmt.columns[0]] = class_map.decode(probs.argmax(axis=1))
+    elif fmt.name == "probability":
+        frame[fmt.columns[0]] = probs[:, class_map.values.index(fmt.positive)]
+    elif fmt.name == "class-probabilities":
+        index = {str(v): i for i, v in enumerate(class_map.values)}
+        for column in fmt.columns:
+            frame[column] = probs[:, index[str(column)]]
+    else:
+        best = np.argsort(-probs, axis=1, kind="stable")[:, : fmt.k]
+        frame[fmt.columns[0]] = [" ".join(str(class_map.values[i]) for i in row) for row in best]
+    return frame
+
+
+def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionFormat) -> None:
+    """Raise naming the first row whose value the format does not allow."""
+    where = "submission"
+    for column in fmt.columns:
+        empty = frame[column].isna()
+        if empty.any():
+            row = int(np.argmax(empty.to_numpy()))
+            raise KitError(f"{where}: row {row + 2} (id {frame[schema.id_column].iloc[row]!r}) has no {column}")
+    if fmt.name in ("probability", "class-probabilities"):
+        values = frame[list(fmt.columns)].astype(float).to_numpy()
+        bad = np.flatnonzero(((values < 0) | (values > 1)).any(axis=1))
+        if len(bad):
+            raise KitError(f"{where}: row {bad[0] + 2} holds a probability outside [0, 1]")
+        if fmt.name == "class-probabilities":
+            sums = values.sum(axis=1)
+            off = np.flatnonzero(np.abs(sums - 1) > 1e-3)
+            if len(off):
+                raise KitError(f"{where}: row {off[0] + 2}'s probabilities sum to {sums[off[0]]:.4f}, not 1")
+        return
+    known = {str(v) for v in class_map.values}
+    for row, value in enumerate(frame[fmt.columns[0]].astype(str)):
+        tokens = value.split() if fmt.name == "top-k" else [value]
+        if fmt.name == "top-k" and (len(tokens) != fmt.k or len(set(tokens)) != fmt.k):
+            raise KitError(f"{where}: row {row + 2} holds {value!r}: expected {fmt.k} distinct labels")
+        unknown = [t for t in tokens if t not in known]
+        if unknown:
+            raise KitError(f"{where}: row {row + 2} (id {frame[schema.id_column].iloc[row]!r}) has label "
+                           f"{unknown[0]!r}, not one of the competition's classes")
