@@ -234,7 +234,7 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
     """Return (id/path/labels frame, label columns) from a labels CSV; checks columns and files."""
     # As text: '007' stays '007' and a label 'NA' stays a label (pandas would read 7 and a missing value).
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
-    id_column = opts.id_column or guess_id_column(raw)
+    id_column = opts.id_column or guess_id_column(raw, root, opts.images_dir)
     label_columns = [c.strip() for c in opts.label_column.split(",") if c.strip()]
     label_columns = label_columns or [c for c in raw.columns if c not in (id_column, opts.group_column)]
     for column in [id_column, *label_columns] + ([opts.group_column] if opts.group_column else []):
@@ -275,13 +275,34 @@ def sniff_separator(path: Path) -> str:
         return ","
 
 
-def guess_id_column(raw: pd.DataFrame) -> str:
-    """Return the column named like an image id (id, image_id, filename, ...), else the first."""
+def guess_id_column(raw: pd.DataFrame, root: Path, images_dir: str = "") -> str:
+    """Return the column whose values name image files; names (id, image_id, filename ...) only break ties.
+
+    Humpback Whale Identification's train.csv is Image,Id: "Id" is the whale, "Image" the file.
+    """
     by_name = {str(c).lower(): c for c in raw.columns}
-    for name in ID_COLUMN_NAMES:
-        if name in by_name:
-            return by_name[name]
-    return raw.columns[0]
+    named = [by_name[n] for n in ID_COLUMN_NAMES if n in by_name]
+    ordered = named + [c for c in raw.columns if c not in named]
+    for column in ordered:
+        values = raw[column].astype(str)
+        if len(values) and image_folder_for(root, images_dir, values) is not None:
+            return column
+    return ordered[0]
+
+
+def candidate_folders(root: Path) -> list:
+    """Return where a competition's images may sit: the usual names, the root, every other subfolder, nested twins."""
+    usual = [root / n for n in TRAIN_FOLDERS]
+    others = sorted(p for p in root.iterdir() if p.is_dir() and p not in usual and not p.name.startswith("."))
+    folders = usual + [root] + others
+    return folders + [f / f.name for f in usual + others]
+
+
+def image_folder_for(root: Path, images_dir: str, ids: pd.Series) -> Path | None:
+    """Return the first folder where the first ids resolve to files, or None."""
+    folders = [Path(images_dir) if Path(images_dir).is_dir() else root / images_dir] if images_dir else \
+        candidate_folders(root)
+    return next((f for f in folders if f.is_dir() and all(resolve_one(f, i) for i in ids.head(5))), None)
 
 
 def clean_labels(values: pd.Series) -> pd.Series:
@@ -313,11 +334,9 @@ def find_images_dir(root: Path, images_dir: str, ids: pd.Series, csv_path: Path)
         if not folder.is_dir():
             raise KitError(f"--images-dir {images_dir}: no such folder")
         return folder
-    candidates = [root / n for n in TRAIN_FOLDERS] + [root]
-    candidates += [c / c.name for c in candidates[:-1]]
-    for folder in candidates:
-        if folder.is_dir() and all(resolve_one(folder, i) for i in ids.head(5)):
-            return folder
+    folder = image_folder_for(root, "", ids)
+    if folder is not None:
+        return folder
     raise KitError(f"{csv_path}: cannot find the images its ids name (first: {ids.iloc[0]!r}) under "
                    f"{root}: pass --images-dir")
 

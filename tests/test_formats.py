@@ -1,0 +1,120 @@
+"""Submission formats end to end (issue 13), each in its public competition's own file layout.
+
+Generated images whose colour tells the class, trained briefly, submitted with no format flag:
+the format is read from the sample submission and the holdout is scored with its metric.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.core.config import parse_config
+from src.core.errors import KitError
+from src.core.settings import SubmitConfig, TrainConfig
+from src.inference.metrics import score
+from src.inference.submission import submit
+from src.training.two_stage import train
+from tests.conftest import write_image
+
+PALETTE = [(220, 40, 40), (40, 200, 60), (50, 60, 230), (230, 220, 40), (200, 60, 200), (40, 210, 210)]
+TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
+         "--stage1-size", "16", "16", "--stage1-epochs", "8", "--stage1-lr", "2e-3", "--batch-size", "8"]
+# A network a few steps from random weights is overconfident and its BatchNorm statistics lag:
+# a gentle rate over a few more epochs keeps the holdout scores above chance run after run.
+
+
+def train_and_submit(root, tmp_path, *submit_flags):
+    train(parse_config(TrainConfig, ["--data", str(root), "--out", str(tmp_path / "run"), *TRAIN,
+                                     "--split-file", str(tmp_path / "split.csv")]))
+    result = submit(parse_config(SubmitConfig, ["--data", str(root), "--run", str(tmp_path / "run"),
+                                                "--out", str(tmp_path / "subs"), "--name", "s", *submit_flags]))
+    written = pd.read_csv(tmp_path / "subs" / "s.csv", dtype=str, keep_default_na=False)
+    report = json.loads((tmp_path / "subs" / "s.json").read_text())
+    return result, written, report
+
+
+def test_probability_of_the_positive_class_aerial_cactus_layout(tmp_path):
+    """Aerial Cactus Identification: train/ (flat), train.csv id,has_cactus, test/, sample with 0.5: ROC AUC."""
+    root = tmp_path / "aerial-cactus-identification"
+    rows = []
+    for i in range(32):
+        label = i % 2
+        write_image(root / "train" / f"c{i:03d}.jpg", colour=PALETTE[label], size=(20, 20))
+        rows.append(f"c{i:03d}.jpg,{label}")
+    (root / "train.csv").write_text("id,has_cactus\n" + "\n".join(rows) + "\n")
+    ids = [f"t{i:02d}.jpg" for i in range(6)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "test" / image_id, colour=PALETTE[i % 2], size=(20, 20))
+    (root / "sample_submission.csv").write_text("id,has_cactus\n" + "".join(f"{i},0.5\n" for i in ids))
+    result, written, report = train_and_submit(root, tmp_path)
+    assert list(written.columns) == ["id", "has_cactus"] and list(written["id"]) == ids
+    values = written["has_cactus"].astype(float)
+    assert values.between(0, 1).all() and not set(values) <= {0.0, 1.0}  # probabilities, not hard labels
+    assert report["metric"] == "auc" and result["scores"][-1]["score"] > 0.5
+
+
+def test_top_k_labels_humpback_layout(tmp_path):
+    """Humpback Whale Identification: train.csv Image,Id (Id is the whale), sample of 5 labels: MAP@5."""
+    root = tmp_path / "humpback-whale-identification"
+    whales = ["new_whale", "w_1a2b", "w_3c4d", "w_5e6f", "w_7a8b", "w_9c0d"]
+    rows = []
+    for i in range(36):
+        whale = i % len(whales)
+        write_image(root / "train" / f"{i:04x}.jpg", colour=PALETTE[whale], size=(20, 20))
+        rows.append(f"{i:04x}.jpg,{whales[whale]}")
+    (root / "train.csv").write_text("Image,Id\n" + "\n".join(rows) + "\n")
+    ids = [f"f{i:03d}.jpg" for i in range(6)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "test" / image_id, colour=PALETTE[i], size=(20, 20))
+    (root / "sample_submission.csv").write_text(
+        "Image,Id\n" + "".join(f"{i},new_whale w_1a2b w_3c4d w_5e6f w_7a8b\n" for i in ids))
+    result, written, report = train_and_submit(root, tmp_path)
+    tokens = written["Id"].str.split()
+    assert (tokens.str.len() == 5).all() and all(len(set(t)) == 5 and set(t) <= set(whales) for t in tokens)
+    chance = sum(1 / r for r in range(1, 6)) / len(whales)  # a random ranking's MAP@5
+    assert report["metric"] == "map@5" and result["scores"][-1]["score"] > chance
+
+
+def test_one_probability_column_per_class(tmp_path):
+    """A sample with one column per class (Plant Pathology 2020's shape): rows sum to 1, scored by log loss."""
+    root = tmp_path / "per-class"
+    classes = ["healthy", "rust", "scab"]
+    for c, name in enumerate(classes):
+        for i in range(12):
+            write_image(root / "train" / name / f"{name}{i}.jpg", colour=PALETTE[c], size=(20, 20))
+    ids = [f"Test_{i}" for i in range(6)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "test" / f"{image_id}.jpg", colour=PALETTE[i % 3], size=(20, 20))
+    (root / "sample_submission.csv").write_text("image_id,healthy,rust,scab\n" +
+                                                "".join(f"{i},0.33,0.33,0.34\n" for i in ids))
+    result, written, report = train_and_submit(root, tmp_path)
+    assert list(written.columns) == ["image_id", "healthy", "rust", "scab"]
+    probs = written[classes].astype(float).to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert report["metric"] == "log_loss" and result["scores"][-1]["score"] < math.log(3)
+
+
+def test_a_format_that_does_not_fit_the_classes_is_named(tmp_path):
+    from src.data.competition import ClassMap, SubmissionSchema
+    from src.inference.formats import detect_format
+
+    sample = pd.DataFrame({"id": ["a", "b"], "label": ["0.5", "0.5"]})
+    schema = SubmissionSchema(tmp_path / "sample.csv", "id", "label", ("a", "b"), sample)
+    with pytest.raises(KitError, match="a probability column needs a binary target; label has 3 classes"):
+        detect_format(schema, ClassMap("label", (0, 1, 2)), "probability")
+    assert detect_format(schema, ClassMap("label", (0, 1))).name == "probability"
+
+
+def test_metrics_against_hand_computed_values():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    y = np.array([0, 1, 2])
+    assert score(probs, y, "accuracy") == pytest.approx(1 / 3)
+    assert score(probs, y, "map@3") == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert score(probs, y, "map@1") == pytest.approx(1 / 3)
+    assert score(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1]), "auc") == pytest.approx(1.0)
+    with pytest.raises(KitError, match="--metric top5: expected one of"):
+        score(probs, y, "top5")
