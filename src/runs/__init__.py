@@ -1,0 +1,1 @@
+"""Run folders: what a training run writes, and the one place that knows where each file lives."""
