@@ -32,7 +32,8 @@ test-kaggle: $(KAGGLE_VENV)/.installed
 # No pretrained weights can be downloaded on the build machines, so the demo screens with
 # random weights (random ResNet50 features already separate the digits) and trains
 # small_resnet from scratch. --no-flip (training and TTA views): a mirrored digit is another
-# digit. solution.csv is read only here, to score the demo's submission.
+# digit. --tta auto keeps only the views that help on the holdout (a flipped digit does not).
+# solution.csv is read only here, to score the demo's submission.
 demo: setup
 	$(PY) -m src.demo --out data/demo
 	$(PY) -m src.eda --data data/demo --out runs/eda
@@ -42,7 +43,7 @@ demo: setup
 		--stage1-size 32 32 --stage1-epochs 8 --stage1-lr 3e-3 --stage2-size 48 48 --stage2-epochs 3 \
 		--stage2-lr 1e-3 --decay-steps 100 --out runs/demo-small_resnet --resume
 	$(PY) -m src.submit --data data/demo --run runs/demo-small_resnet \
-		--tta-views identity,center_crop_90,center_crop_95,scale_105 --name demo --overwrite \
+		--tta auto --name demo --overwrite \
 		--solution data/demo/solution.csv
 
 bench: setup

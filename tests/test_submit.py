@@ -212,3 +212,37 @@ def test_extra_sample_columns_are_kept(named, tmp_path):
     written = pd.read_csv(tmp_path / "subs" / "s.csv", dtype=str)
     assert list(written.columns) == ["Id", "Category", "Usage"] and set(written["Usage"]) == {"Public"}
     assert list(written["Id"]) == TEST_ORDER
+
+
+def test_tta_auto_leaves_out_a_view_that_hurts():
+    """--tta auto: greedy forward selection keeps a view only when it improves the holdout metric."""
+    from src.inference.metrics import score
+    from src.inference.tta_select import select_views
+
+    y = np.array([0, 1, 2, 0, 1, 2])
+    truth = np.eye(3)[y]
+    identity = 0.5 * truth + 0.5 / 3                   # right, unsure
+    hflip = 0.8 * truth + 0.2 / 3                      # right, surer: helps the log loss
+    vflip = np.eye(3)[(y + 1) % 3] * 0.9 + 0.1 / 3     # a flip that changes the class: wrong
+    per_view = np.stack([identity, vflip, hflip])
+    names = ["identity", "vflip", "hflip"]
+    chosen, steps = select_views(per_view, names, y, lambda p, t: score(p, t, "log_loss"), higher_is_better=False)
+    assert chosen == ["identity", "hflip"] and [s["views"] for s in steps] == ["identity", "identity+hflip"]
+    assert steps[1]["score"] < steps[0]["score"]
+    chosen, steps = select_views(per_view, names, y, lambda p, t: score(p, t, "accuracy"))
+    assert chosen == ["identity"] and len(steps) == 1  # accuracy is already 1: nothing helps, nothing is kept
+
+
+def test_tta_auto_never_scores_below_plain(named, tmp_path):
+    import json
+
+    comp_dir, run_dir = named
+    result = submit(submit_args(comp_dir, run_dir, tmp_path, "--tta", "auto", "--tta-random", "1", "--metric",
+                                "log_loss"))
+    rows = result["scores"]
+    plain = next(r["score"] for r in rows if r["views"] == "identity")
+    assert rows[-1]["score"] <= plain + 1e-12  # log loss: lower is better
+    report = json.loads((tmp_path / "subs" / "s.json").read_text())
+    assert report["tta"] == "auto" and report["tta_selection"][0][0]["views"] == "identity"
+    table = pd.read_csv(tmp_path / "subs" / "s.holdout.csv")
+    assert len(table) == 2 + len(report["tta_selection"][0]) - 1 + 1  # plain, each step, chosen, ensemble

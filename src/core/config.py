@@ -20,15 +20,16 @@ from src.core.files import write_text
 
 
 def opt(default, help: str, choices: tuple | None = None, positional: bool = False, short: str = "",
-        check=None):
+        check=None, const=None):
     """Return a dataclass field with its default, help text and allowed values (for the CLI).
 
     positional=True makes it a required positional argument (`download COMPETITION`);
     short adds a one-letter alias (`-m` for `--message`); check(value) returns what was
-    expected when a value is wrong (checked per item for tuples), else None.
+    expected when a value is wrong (checked per item for tuples), else None; const makes the value
+    optional on the command line (`--tta` means const, `--tta auto` means auto).
     """
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "check": check,
-                                                         "positional": positional, "short": short})
+                                                         "positional": positional, "short": short, "const": const})
 
 
 def positive(value):
@@ -148,6 +149,9 @@ def add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, kind) ->
         item_types = typing.get_args(kind)
         parser.add_argument(*flag, dest=field.name, nargs=len(item_types), type=item_types[0],
                             metavar=tuple(f"V{i}" for i in range(len(item_types))), help=help_text)
+    elif field.metadata.get("const") is not None:
+        parser.add_argument(*flag, dest=field.name, type=kind, choices=choices, help=help_text, nargs="?",
+                            const=field.metadata["const"])
     else:
         parser.add_argument(*flag, dest=field.name, type=kind, choices=choices, help=help_text)
 

@@ -21,6 +21,8 @@ def below_one(value):
 # Test-time augmentation views (src.inference.prediction makes them).
 VIEWS = ("identity", "hflip", "vflip", "center_crop_90", "center_crop_80", "scale_110", "scale_120")
 DEFAULT_VIEWS = ("identity", "hflip", "center_crop_90")
+AUTO_VIEWS = ("identity", "hflip", "vflip", "center_crop_95", "center_crop_90", "center_crop_80", "scale_105",
+              "scale_110", "scale_120")  # what --tta auto chooses from
 
 
 # ---------------------------------------------------------------- training
@@ -95,8 +97,12 @@ class SubmitConfig(DataOptions):
     run: tuple[str, ...] = opt((), "training run folder; repeat for an ensemble")
     name: str = opt("submission", "file name (without .csv) in --out")
     out: str = opt("submissions", "folder for the submission and its report")
-    tta: bool = opt(False, f"test-time augmentation with the default views ({', '.join(DEFAULT_VIEWS)})")
-    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_90, scale_110 ...)")
+    tta: str = opt("", f"test-time augmentation: --tta alone means the default views ({', '.join(DEFAULT_VIEWS)}); "
+                       "--tta auto picks views (and --tta-random passes) greedily on each run's holdout with "
+                       "the metric, keeping only views that help; empty: none", ("", "default", "auto"),
+                   const="default")
+    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_90, scale_110 ...); "
+                             "with --tta auto: the candidates (empty: every named view)")
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))

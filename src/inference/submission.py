@@ -23,12 +23,13 @@ from src.core.errors import KitError
 from src.core.files import write_csv, write_json
 from src.core.plots import plot_confusion, plot_wrong
 from src.core.provenance import git_commit, package_versions
-from src.core.settings import DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
+from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
 from src.data.competition import load_competition
 from src.data.sources import image_source
 from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_run, predict_views
 from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
-from src.inference.metrics import check_metric, score
+from src.inference.metrics import check_metric, higher_is_better, score
+from src.inference.tta_select import select_views
 from src.kaggle.client import submit_file
 
 
@@ -57,10 +58,11 @@ def submit(cfg: SubmitConfig) -> dict:
         return score(probs, y, metric, positive)
 
     views = chosen_views(cfg)
-    holdout, test, scores = predict_all(runs, comp, views, cfg, scorer)
+    holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
     weights = ensemble_weights(holdout, runs, cfg)
     ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, scorer)
-    scores.append({"run": "ensemble", "extra_images": "", "views": "+".join(views), "score": ensemble_score})
+    scores.append({"run": "ensemble", "extra_images": "", "views": " | ".join(dict.fromkeys(holdout["views"])),
+                   "score": ensemble_score})
     frame = fill_submission(comp.schema, sum(w * p for w, p in zip(weights, test)), class_map, fmt)
     validate_submission(frame, comp.schema, class_map, fmt)
     cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
@@ -79,10 +81,16 @@ def submit(cfg: SubmitConfig) -> dict:
 
 
 def chosen_views(cfg: SubmitConfig) -> tuple:
-    """Return the TTA views: --tta-views, else the defaults with --tta, else identity only."""
-    if cfg.tta_views:
-        return tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip())
-    return DEFAULT_VIEWS if cfg.tta else ("identity",)
+    """Return the TTA views: --tta-views, else the defaults with --tta, else identity only.
+
+    With --tta auto: the candidates (identity always among them) that select_views chooses from.
+    """
+    named = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip())
+    if cfg.tta == "auto":
+        return tuple(dict.fromkeys(("identity", *(named or AUTO_VIEWS))))
+    if named:
+        return named
+    return DEFAULT_VIEWS if cfg.tta == "default" else ("identity",)
 
 
 def check_runs_agree(runs, ensemble_weights: str) -> None:
@@ -115,9 +123,12 @@ def score_ensemble(runs, holdout: dict, weights: list, scorer):
     return holdout["tta"][0], float("nan")
 
 
-def predict_all(runs, comp, views, cfg: SubmitConfig, scorer):
-    """Return (holdout TTA probabilities, labels and frames per run; test probabilities per run; score rows)."""
-    holdout = {"tta": [], "y": [], "frame": []}
+def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: bool = True):
+    """Return (holdout TTA probabilities, labels and frames per run; test probabilities per run; score rows).
+
+    With --tta auto each run keeps the views select_views chose on its own holdout (holdout["steps"]).
+    """
+    holdout = {"tta": [], "y": [], "frame": [], "views": [], "steps": []}
     test, scores = [], []
     for number, run in enumerate(runs, start=1):
         model = build_run_model(run)
@@ -126,7 +137,18 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer):
         per_view = predict_views(run, val, views, cfg.tta_random, model)
         plain = per_view[list(views).index("identity")] if "identity" in views else \
             predict_views(run, val, ("identity",), 0, model)[0]
+        run_views, random_passes, steps = list(views), cfg.tta_random, []
+        if cfg.tta == "auto":
+            names = list(views) + [f"random_{i + 1}" for i in range(cfg.tta_random)]
+            chosen, steps = select_views(per_view, names, y, scorer, higher_is_better, cfg.tta_mean)
+            per_view = per_view[[names.index(v) for v in chosen]]
+            run_views = [v for v in chosen if not v.startswith("random_")]
+            random_passes = len(chosen) - len(run_views)
+            print(f"{run.folder}: --tta auto kept {'+'.join(chosen)} ({len(steps) - 1} step(s) that helped)")
         tta = combine_views(per_view, cfg.tta_mean)
+        views_used = "+".join(run_views + [f"random x{random_passes}"] * (random_passes > 0))
+        holdout["views"].append(views_used)
+        holdout["steps"].append(steps)
         holdout["tta"].append(tta)
         holdout["y"].append(y)
         holdout["frame"].append(val)
@@ -134,11 +156,13 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer):
         extra = int((run.split["source"] == "extra").sum()) if "source" in run.split else 0
         scores += [{"run": str(run.folder), "extra_images": extra, "views": "identity",
                     "score": scorer(plain, y)},
-                   {"run": str(run.folder), "extra_images": extra, "views": "+".join(views),
+                   *({"run": str(run.folder), "extra_images": extra, "views": f"auto step {s['step']}: {s['views']}",
+                      "score": s["score"]} for s in steps[1:]),
+                   {"run": str(run.folder), "extra_images": extra, "views": views_used,
                     "score": scorer(tta, y)}]
-        print(f"[{number}/{len(runs)}] {run.folder}: {len(views) + cfg.tta_random} view(s) over "
+        print(f"[{number}/{len(runs)}] {run.folder}: {len(run_views) + random_passes} view(s) over "
               f"{len(comp.test)} test images", flush=True)
-        test.append(combine_views(predict_views(run, comp.test, views, cfg.tta_random, model), cfg.tta_mean))
+        test.append(combine_views(predict_views(run, comp.test, run_views, random_passes, model), cfg.tta_mean))
     return holdout, test, scores
 
 
@@ -193,7 +217,8 @@ def score_against(frame: pd.DataFrame, solution: str, schema) -> float:
 def write_report(cfg, out: Path, runs, views, weights, report, holdout, ensemble_holdout, comp) -> None:
     """Write NAME.json, NAME.holdout.csv, NAME.confusion_matrix.png and NAME.wrong.png beside the submission."""
     write_csv(out / f"{cfg.name}.holdout.csv", report)
-    manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs], "views": list(views),
+    manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs],
+                "views": holdout["views"], "tta": cfg.tta, "tta_selection": holdout["steps"],
                 "random_passes": cfg.tta_random, "mean": cfg.tta_mean, "ensemble_weights": weights,
                 "holdout": report.to_dict(orient="records"), "metric": cfg.metric,
                 "versions": package_versions(), "git_commit": git_commit()}
