@@ -116,3 +116,32 @@ def test_unfreeze_top_trains_only_the_last_blocks():
     layers = model.get_layer(spec.name).layers
     assert 0 < cut < len(layers) and layers[cut].name == spec.unfreeze_from
     assert not any(layer.trainable for layer in layers[:cut]) and layers[cut].trainable
+
+
+def test_time_limit_stops_cleanly_and_resume_finishes_the_same_epochs(tmp_path, capsys, monkeypatch):
+    """issue 15: --time-limit ends after the last epoch that fits; --resume continues to the planned epochs."""
+    import pandas as pd
+
+    from src.training.two_stage import train
+    from tests.conftest import make_folder_competition
+
+    comp = make_folder_competition(tmp_path / "c", per_class=6)
+    base = ["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+            "--stage1-size", "16", "16", "--stage2-size", "20", "20", "--stage1-epochs", "3", "--stage2-epochs", "2",
+            "--stage1-patience", "9", "--stage2-patience", "9", "--batch-size", "8",
+            "--split-file", str(tmp_path / "split.csv")]
+    whole = train(parse_config(TrainConfig, [*base, "--out", str(tmp_path / "whole")]))
+    # The run's clock frozen at 0 with a limit of ~4 ms: stage 1 starts, its first epoch ends long
+    # after the deadline on the real clock, so the epoch clock stops the fit right there.
+    import types
+
+    monkeypatch.setattr("src.training.two_stage.time", types.SimpleNamespace(monotonic=lambda: 0.0))
+    cut = train(parse_config(TrainConfig, [*base, "--out", str(tmp_path / "cut"), "--time-limit", "1e-6"]))
+    assert cut == {"stopped": True, "stage": "stage1", "epochs_done": 1, "out": str(tmp_path / "cut")}
+    assert "stopped after epoch 1 of 3 of stage1" in capsys.readouterr().out
+    assert not (tmp_path / "cut" / "state.json").exists() and not (tmp_path / "cut" / ".lock").exists()
+    monkeypatch.undo()
+    done = train(parse_config(TrainConfig, [*base, "--out", str(tmp_path / "cut"), "--resume"]))
+    epochs = [pd.read_csv(tmp_path / run / "history.csv")[["stage", "epoch"]].values.tolist() for run in ("whole", "cut")]
+    assert epochs[0] == epochs[1] == [["stage1", 1], ["stage1", 2], ["stage1", 3], ["stage2", 1], ["stage2", 2]]
+    assert done["final_stage"] == whole["final_stage"] == "stage2"

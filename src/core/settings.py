@@ -63,6 +63,9 @@ class TrainConfig(DataOptions, PipelineOptions):
     head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers", check=non_negative)
     min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up", check=positive)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+    time_limit: float = opt(0.0, "hours this process may train (a Kaggle session's limit, less a margin): it stops "
+                                 "after the last epoch that fits, and --resume continues; 0: no limit",
+                            check=non_negative)
     extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
     targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
                            "submission's column; empty: that column alone")

@@ -8,6 +8,7 @@ take their state from the stage's history rows and best checkpoint instead.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import keras
@@ -68,6 +69,28 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         with atomic_path(self.path) as temp:
             self.model.save_weights(str(temp))
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop after the last epoch that fits before a deadline (time.monotonic()), so a run ends cleanly.
+
+    The next epoch is assumed to take as long as the longest so far. `stopped` says whether it
+    stopped the fit: then the stage is not finished and `--resume` continues it.
+    """
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline, self.longest, self.started, self.stopped = deadline, 0.0, 0.0, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self.started)
+        if now + self.longest > self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
 
 
 class LearningRateLogger(keras.callbacks.Callback):

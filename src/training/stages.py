@@ -21,7 +21,7 @@ from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, u
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping, TargetMetrics,
-                                    resume_state)
+                                    TimeLimit, resume_state)
 from src.training.multitask import loss_weights
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -41,12 +41,24 @@ class RunData(SplitData):
         return {column: class_map.encode(frame[column]) for column, class_map in self.heads.items()}
 
 
-def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, callbacks=()) -> float:
-    """Fit one stage, halving the batch on out-of-memory errors; return its best val_accuracy."""
+class OutOfTime(Exception):
+    """--time-limit ended a stage before its last epoch: the run is left for --resume."""
+
+    def __init__(self, stage: str, epochs_done: int, epochs: int):
+        super().__init__(stage)
+        self.stage, self.epochs_done, self.epochs = stage, epochs_done, epochs
+
+
+def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, callbacks=(),
+              deadline: float | None = None) -> float:
+    """Fit one stage, halving the batch on out-of-memory errors; return its best val_accuracy.
+
+    Raises OutOfTime when the deadline (time.monotonic()) stopped it before its last epoch.
+    """
     batch = cfg.batch_size
     while True:
         try:
-            return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks)
+            return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline)
         except tf.errors.ResourceExhaustedError as err:
             smaller = batch // 2
             if smaller < cfg.min_batch_size:
@@ -58,7 +70,7 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
 
 
 def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, batch: int,
-              extra=()) -> float:
+              extra=(), deadline: float | None = None) -> float:
     """Build the model at the stage's size, load init_weights, fit; return the best val_accuracy."""
     model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator.strategy)
     train_ds, val_ds = stage_datasets(stage, cfg, data, batch * accelerator.replicas, accelerator.kind == "tpu")
@@ -68,10 +80,15 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     best, wait = resume_state(rows)
     checkpoint = run.weights(stage.name)
     aliases = [TargetMetrics(data.target)] if data.heads else []  # before the callbacks that read val_accuracy
-    callbacks = [*aliases, keras.callbacks.BackupAndRestore(str(run.backup(stage.name))),  # later callbacks see restored weights
+    # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
+    # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
+    backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
+    callbacks = [*aliases, backup,
                  ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
+    clock = TimeLimit(deadline) if deadline is not None else None
+    callbacks += [clock] if clock else []  # last: the epoch's backup and log are written before it stops
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
           f"batch {batch}, backbone {'trained' if stage.train_backbone else 'frozen'}", flush=True)
     if accelerator.kind == "multi-worker":
@@ -83,7 +100,15 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     else:
         model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
                   shuffle=False, class_weight=class_weights(data, cfg))
-    return float(pd.read_csv(history_file)["val_accuracy"].max())
+    history = pd.read_csv(history_file)
+    if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
+        raise OutOfTime(stage.name, len(history), stage.epochs)
+    return float(history["val_accuracy"].max())
+
+
+def early_stopped(callbacks) -> bool:
+    """Return True when early stopping ended the fit (then the stage is finished, whatever the clock said)."""
+    return any(isinstance(c, ResumableEarlyStopping) and c.stopped_epoch > 0 for c in callbacks)
 
 
 def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):

@@ -11,6 +11,7 @@ an out-of-memory error halves the batch size and retries the stage, down to --mi
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from src.core.errors import KitError
@@ -21,7 +22,7 @@ from src.models.backbones import get_spec
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
 from src.training.multitask import task_columns
-from src.training.stages import RunData, run_stage, write_reports
+from src.training.stages import OutOfTime, RunData, run_stage, write_reports
 
 
 def run_folder_for(cfg) -> RunFolder:
@@ -31,6 +32,7 @@ def run_folder_for(cfg) -> RunFolder:
 
 def train(cfg, callbacks=()) -> dict:
     """Run every stage into the run folder; return the summary (best val_accuracy per stage, holdout accuracy)."""
+    deadline = time.monotonic() + cfg.time_limit * 3600 if cfg.time_limit > 0 else None
     spec = get_spec(cfg.backbone)
     run = run_folder_for(cfg)
     with run.lock():
@@ -41,8 +43,14 @@ def train(cfg, callbacks=()) -> dict:
         for stage in plan_stages(cfg):
             if stage.name in state["finished"]:
                 print(f"{stage.name}: finished earlier, weights in {run.weights(stage.name)}")
+            elif deadline is not None and time.monotonic() >= deadline:
+                return stopped_by_time(cfg, run, stage.name, 0, stage.epochs)
             else:
-                state["best"][stage.name] = run_stage(stage, cfg, spec, data, run, previous, accelerator, callbacks)
+                try:
+                    state["best"][stage.name] = run_stage(stage, cfg, spec, data, run, previous, accelerator,
+                                                          callbacks, deadline)
+                except OutOfTime as cut:
+                    return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
                 state["finished"].append(stage.name)
                 run.save_state(state)
             previous = run.weights(stage.name)
@@ -51,6 +59,14 @@ def train(cfg, callbacks=()) -> dict:
         print(f"{name}: best val_accuracy {value:.4f}, weights {run.weights(name)}")
     print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
     return {**summary, "best": dict(state["best"]), "out": str(run.path)}
+
+
+def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> dict:
+    """Say where --time-limit stopped the run and how to continue it; return the summary of a cut run."""
+    print(f"--time-limit {cfg.time_limit:g} h: stopped after epoch {done} of {epochs} of {stage}; the run in "
+          f"{run.path} is whole. Continue it with the same command and --resume (on Kaggle: the next kernel "
+          "version, with this version's output attached)")
+    return {"stopped": True, "stage": stage, "epochs_done": done, "out": str(run.path)}
 
 
 def prepare_run(cfg, run: RunFolder) -> RunData:
