@@ -118,3 +118,19 @@ def test_metrics_against_hand_computed_values():
     assert score(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1]), "auc") == pytest.approx(1.0)
     with pytest.raises(KitError, match="--metric top5: expected one of"):
         score(probs, y, "top5")
+
+
+def test_labels_in_file_names_dogs_vs_cats_layout(tmp_path):
+    """Dogs vs. Cats Redux: train/cat.0.jpg, train/dog.0.jpg, test/1.jpg, sample id,label = P(dog)."""
+    root = tmp_path / "dogs-vs-cats-redux-kernels-edition"
+    for i in range(16):
+        write_image(root / "train" / f"cat.{i}.jpg", colour=PALETTE[0], size=(20, 20))
+        write_image(root / "train" / f"dog.{i}.jpg", colour=PALETTE[1], size=(20, 20))
+    for i in range(1, 7):
+        write_image(root / "test" / f"{i}.jpg", colour=PALETTE[i % 2], size=(20, 20))
+    (root / "sample_submission.csv").write_text("id,label\n" + "".join(f"{i},0.5\n" for i in range(1, 7)))
+    result, written, report = train_and_submit(root, tmp_path)
+    assert list(written["id"]) == [str(i) for i in range(1, 7)]
+    dog = written["label"].astype(float).to_numpy()
+    assert ((dog > 0.5) == (np.arange(1, 7) % 2 == 1)).mean() >= 5 / 6  # P(dog): odd test images are dogs
+    assert report["metric"] == "auc" and result["scores"][-1]["score"] > 0.5

@@ -75,7 +75,7 @@ class Competition:
     """Everything found in a competition folder; see the module docstring."""
 
     root: Path
-    layout: str                         # "folders", "csv" or "tfrecords"
+    layout: str                         # "folders", "csv", "names" (labels in file names) or "tfrecords"
     train: pd.DataFrame
     label_columns: list
     target: str                         # the label column the submission predicts
@@ -170,6 +170,10 @@ def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd
                                f"{folder} holds class folders")
             column = schema.target_column if schema else "label"
             return "folders", read_class_folders(folder).rename(columns={"label": column}), [column]
+        named = None if label_csvs(root, schema) else read_named_files(root, opts.images_dir)
+        if named is not None:
+            column = schema.target_column if schema else "label"
+            return "names", named.rename(columns={"label": column}), [column]
     csv_path = find_labels_csv(root, opts.labels_csv, schema, opts.label_column)
     frame, label_columns = read_labels_csv(csv_path, root, opts, schema)
     return "csv", frame, label_columns
@@ -216,8 +220,7 @@ def find_labels_csv(root: Path, labels_csv: str, schema, label_column: str = "")
         if not path.is_file():
             raise KitError(f"--labels-csv {labels_csv}: no such file")
         return path
-    skip = {schema.path} if schema else set()
-    found = [p for p in sorted(root.glob("*.csv")) if p not in skip and "solution" not in p.stem.lower()]
+    found = label_csvs(root, schema)
     preferred = [p for p in found if "train" in p.stem.lower() or "label" in p.stem.lower()]
     found = preferred or found
     if len(found) == 1:
@@ -228,6 +231,35 @@ def find_labels_csv(root: Path, labels_csv: str, schema, label_column: str = "")
     if not found:
         raise KitError(f"{root}: no training images: expected train/<class>/ folders or a labels CSV")
     raise KitError(f"{root}: several label CSVs ({', '.join(p.name for p in found)}): pass --labels-csv")
+
+
+def label_csvs(root: Path, schema) -> list:
+    """Return the CSVs in root that may hold training labels (not the sample submission, not a solution)."""
+    skip = {schema.path} if schema else set()
+    return [p for p in sorted(root.glob("*.csv")) if p not in skip and "solution" not in p.stem.lower()]
+
+
+def read_named_files(root: Path, images_dir: str) -> pd.DataFrame | None:
+    """Return id/path/label rows when a flat training folder's names carry the label, else None.
+
+    Dogs vs. Cats: train/cat.0.jpg, train/dog.0.jpg. The label is the part before the first '.',
+    '_' or '-', when every file has one, there are at least two such labels, each on two files
+    or more, and no label is a number (that would be an id, not a class).
+    """
+    folders = [Path(images_dir)] if images_dir else [root / n for n in TRAIN_FOLDERS]
+    folders += [f / f.name for f in folders]
+    for folder in (f for f in folders if f.is_dir()):
+        images, _ = list_folder(folder)
+        labels = [re.split(r"[._-]", p.stem, maxsplit=1) for p in images]
+        if len(images) < 4 or any(len(parts) < 2 or not parts[0] for parts in labels):
+            continue
+        prefixes = pd.Series([parts[0] for parts in labels])
+        counts = prefixes.value_counts()
+        if 2 <= len(counts) <= len(images) // 2 and counts.min() >= 2 and not prefixes.str.isdigit().any():
+            print(f"labels: from the file names in {folder} ({', '.join(map(str, counts.index[:10]))})")
+            return pd.DataFrame({"id": [p.name for p in images], "path": [str(p) for p in images],
+                                 "label": prefixes.to_numpy()})
+    return None
 
 
 def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[pd.DataFrame, list]:
