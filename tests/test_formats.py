@@ -134,3 +134,26 @@ def test_labels_in_file_names_dogs_vs_cats_layout(tmp_path):
     dog = written["label"].astype(float).to_numpy()
     assert ((dog > 0.5) == (np.arange(1, 7) % 2 == 1)).mean() >= 5 / 6  # P(dog): odd test images are dogs
     assert report["metric"] == "auc" and result["scores"][-1]["score"] > 0.5
+
+
+def test_one_hot_labels_and_one_image_folder_plant_pathology_layout(tmp_path):
+    """Plant Pathology 2020: images/Train_i.jpg and images/Test_i.jpg together, one-hot train.csv, test.csv."""
+    root = tmp_path / "plant-pathology-2020-fgvc7"
+    classes = ["healthy", "multiple_diseases", "rust", "scab"]
+    rows = []
+    for i in range(40):
+        c = i % 4
+        write_image(root / "images" / f"Train_{i}.jpg", colour=PALETTE[c], size=(20, 20))
+        rows.append(f"Train_{i}," + ",".join("1" if j == c else "0" for j in range(4)))
+    (root / "train.csv").write_text("image_id," + ",".join(classes) + "\n" + "\n".join(rows) + "\n")
+    ids = [f"Test_{i}" for i in range(8)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "images" / f"{image_id}.jpg", colour=PALETTE[i % 4], size=(20, 20))
+    (root / "test.csv").write_text("image_id\n" + "\n".join(ids) + "\n")
+    (root / "sample_submission.csv").write_text("image_id," + ",".join(classes) + "\n" +
+                                                "".join(f"{i},0.25,0.25,0.25,0.25\n" for i in ids))
+    result, written, report = train_and_submit(root, tmp_path)
+    assert list(written.columns) == ["image_id", *classes] and list(written["image_id"]) == ids
+    probs = written[classes].astype(float).to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert report["metric"] == "log_loss" and result["scores"][-1]["score"] < math.log(4)

@@ -233,6 +233,13 @@ def find_labels_csv(root: Path, labels_csv: str, schema, label_column: str = "")
     raise KitError(f"{root}: several label CSVs ({', '.join(p.name for p in found)}): pass --labels-csv")
 
 
+def is_one_hot(raw: pd.DataFrame, columns: list) -> bool:
+    """Return True when two or more columns hold 0/1 with exactly one 1 in every row."""
+    if len(columns) < 2 or not raw[columns].isin(["0", "1"]).all().all():
+        return False
+    return bool((raw[columns].astype(int).sum(axis=1) == 1).all())
+
+
 def label_csvs(root: Path, schema) -> list:
     """Return the CSVs in root that may hold training labels (not the sample submission, not a solution)."""
     skip = {schema.path} if schema else set()
@@ -280,6 +287,12 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
             row = int(np.argmax(empty.to_numpy()))
             what = "id" if column == id_column else "label"
             raise KitError(f"{path}: empty {what} in column {column!r} at row {row + 2}")
+    if not opts.label_column and is_one_hot(raw, label_columns):
+        # Plant Pathology 2020: healthy,multiple_diseases,rust,scab as 0/1 columns, one 1 a row -> one label
+        print(f"labels: one-hot columns {', '.join(label_columns)} of {path.name} read as one label column")
+        raw = raw.assign(label=raw[label_columns].astype(int).to_numpy().argmax(axis=1))
+        raw["label"] = [label_columns[i] for i in raw["label"]]
+        label_columns = ["label"]
     check_duplicate_ids(raw, id_column, label_columns, path)
     if raw[id_column].duplicated().any():
         print(f"warning: {path}: {int(raw[id_column].duplicated().sum())} repeated row(s) of the same id and "
@@ -468,11 +481,14 @@ def find_test_images(root: Path, opts: DataOptions, schema) -> pd.DataFrame | No
         raise KitError(f"--test-dir {opts.test_dir}: no such folder")
     folder = Path(opts.test_dir) if opts.test_dir else next(
         (root / n for n in TEST_FOLDERS if (root / n).is_dir()), None)
+    if (folder is None or not folder.is_dir()) and schema is not None and schema.ids:
+        # Train and test images in one folder (Plant Pathology 2020's images/): where the sample's ids are.
+        folder = image_folder_for(root, "", pd.Series(schema.ids, dtype=str))
     if folder is None or not folder.is_dir():
         if schema is None:
             return None
         raise KitError(f"{schema.path} lists test ids but no test folder was found in {root} "
-                       f"(looked for {', '.join(TEST_FOLDERS)}): pass --test-dir")
+                       f"(looked for {', '.join(TEST_FOLDERS)} and the folders holding its ids): pass --test-dir")
     if schema is None:
         images, _ = list_folder(folder)
         frame = pd.DataFrame({"id": [p.name for p in images], "path": [str(p) for p in images]})
