@@ -24,6 +24,10 @@ def main(argv=None):
     The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
     """
     cfg = parse_config(TrainConfig, argv, prog="python -m src.train")
+    if cfg.folds > 1 and cfg.fold == -1:  # every fold in turn, then out-of-fold predictions and the CV score
+        from src.training.cross_validation import train_folds
+
+        return train_folds(cfg)
     from src.training.two_stage import train
 
     return train(cfg)

@@ -67,7 +67,9 @@ class DataOptions:
     val_fraction: float = opt(0.2, "share of training images held out for validation", check=fraction)
     folds: int = opt(0, "K for a stratified K-fold split; 0: a single train/validation split",
                      check=lambda k: None if k == 0 or k >= 2 else "0 (one split) or 2 and more")
-    fold: int = opt(0, "which fold is the validation fold when --folds K is set", check=non_negative)
+    fold: int = opt(-1, "the validation fold with --folds K; -1: src.train trains every fold in turn "
+                        "(RUN/fold-<i>/), other jobs validate on fold 0",
+                    check=lambda v: None if v >= -1 else "a fold number, or -1 for every fold")
     group_column: str = opt("", "CSV column whose equal values must stay on one side of the split")
     min_class_count: int = opt(0, "drop classes with fewer training images than this (reported)",
                                check=non_negative)

@@ -67,6 +67,21 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+def plot_cv(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Save the metric per fold as bars with the mean as a line (and +- one standard deviation); return the path."""
+    plt = pyplot()
+    folds = table[~table["fold"].isin(["mean", "std"])]
+    mean = float(table.loc[table["fold"] == "mean", "score"].iloc[0])
+    std = float(table.loc[table["fold"] == "std", "score"].iloc[0])
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(folds) + 2), 4))
+    ax.bar([f"fold {f}" for f in folds["fold"]], folds["score"].astype(float), color="#4C72B0")
+    ax.axhline(mean, color="black", linewidth=1, label=f"mean {mean:.4f}")
+    ax.axhspan(mean - std, mean + std, color="grey", alpha=0.2, label=f"+- std {std:.4f}")
+    ax.set(title=title, ylabel="holdout score of the fold")
+    ax.legend()
+    return save(fig, path)
+
+
 def plot_screening(rows: pd.DataFrame, path: Path, title: str) -> Path:
     """Save a horizontal bar chart of best validation accuracy per backbone (failures marked); return the path."""
     plt = pyplot()

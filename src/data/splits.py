@@ -124,8 +124,8 @@ def check_stratifiable(train: pd.DataFrame, target: str, needed: int) -> None:
 
 def mark_validation(split: pd.DataFrame, opts: DataOptions) -> pd.DataFrame:
     """Return the split with a `split` column: 'val' for the validation fold, else 'train'."""
-    val_fold = opts.fold if opts.folds > 1 else 0
-    if opts.folds > 1 and not 0 <= opts.fold < opts.folds:
+    val_fold = max(opts.fold, 0) if opts.folds > 1 else 0  # -1 (every fold) is src.train's; one job, fold 0
+    if opts.folds > 1 and not -1 <= opts.fold < opts.folds:
         raise KitError(f"--fold {opts.fold}: expected 0 .. {opts.folds - 1} with --folds {opts.folds}")
     return split.assign(split=np.where(split["fold"] == val_fold, "val", "train"))
 

@@ -1,0 +1,104 @@
+"""K-fold training: `python -m src.train --folds K` without `--fold` trains every fold in turn.
+
+    RUN/fold-0/ ... RUN/fold-<K-1>/     one training run per fold (same split, same recipe), resumable
+    RUN/oof_predictions.csv             every training image predicted once, by the fold that held it out
+    RUN/cv.csv, RUN/cv.png              the metric per fold, their mean and standard deviation
+    RUN/config.json                     the K-fold config (fold -1)
+
+Out-of-fold predictions are what Kaggle competitors weight ensembles and pick TTA views on:
+every image is scored by a model that never trained on it. `python -m src.submit --run RUN`
+averages the folds' test predictions.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src.core.config import save_config
+from src.core.errors import KitError
+from src.core.files import write_csv
+from src.core.plots import plot_cv
+from src.data.competition import load_competition
+from src.inference.formats import detect_format
+from src.inference.metrics import score
+from src.runs.folder import RunFolder
+from src.training.two_stage import run_folder_for, train
+
+FOLD_PREFIX = "fold-"
+
+
+def fold_folders(path) -> list:
+    """Return a K-fold run's fold folders in fold order (empty for a one-split run)."""
+    return sorted((p for p in Path(path).glob(f"{FOLD_PREFIX}*") if p.is_dir()),
+                  key=lambda p: int(p.name[len(FOLD_PREFIX):]))
+
+
+def train_folds(cfg, callbacks=()) -> dict:
+    """Train fold 0 .. K-1 into RUN/fold-<i>/, then write oof_predictions.csv, cv.csv and cv.png."""
+    root = run_folder_for(cfg).path
+    if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(FOLD_PREFIX)) and not cfg.resume \
+            and not (root / "config.json").is_file():
+        raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
+    summaries = []
+    for fold in range(cfg.folds):
+        out = root / f"{FOLD_PREFIX}{fold}"
+        print(f"fold {fold + 1}/{cfg.folds}: {out}", flush=True)
+        fold_cfg = dataclasses.replace(cfg, fold=fold, out=str(out), resume=cfg.resume or not out.exists())
+        summary = train(fold_cfg, callbacks)
+        if summary.get("stopped"):  # --time-limit: the next session resumes from this fold
+            return {**summary, "folds_done": fold}
+        summaries.append(summary)
+    save_config(cfg, root)
+    oof = collect_oof(root, cfg.folds)
+    table, metric = cv_table(cfg, oof)
+    write_csv(root / "oof_predictions.csv", oof)
+    write_csv(root / "cv.csv", table)
+    plot_cv(table, root / "cv.png", f"{cfg.backbone}: {cfg.folds}-fold {metric}")
+    mean = table.loc[table["fold"] == "mean", "score"].iloc[0]
+    std = table.loc[table["fold"] == "std", "score"].iloc[0]
+    print(table.to_string(index=False))
+    print(f"CV {metric}: {mean:.4f} +- {std:.4f} over {cfg.folds} folds ({root / 'cv.csv'})")
+    return {"out": str(root), "metric": metric, "cv_mean": float(mean), "cv_std": float(std), "folds": summaries}
+
+
+def collect_oof(root: Path, folds: int) -> pd.DataFrame:
+    """Return every fold's holdout predictions as one table with a fold column; each image exactly once."""
+    parts = []
+    for fold in range(folds):
+        run = RunFolder(root / f"{FOLD_PREFIX}{fold}")
+        parts.append(pd.read_csv(run.holdout_file, dtype={"id": str}, keep_default_na=False).assign(fold=fold))
+    oof = pd.concat(parts, ignore_index=True)
+    repeated = oof["id"][oof["id"].duplicated()]
+    if not repeated.empty:
+        raise KitError(f"{root}: image {repeated.iloc[0]!r} was held out by two folds: the fold runs used other splits")
+    return oof
+
+
+def cv_table(cfg, oof: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Return (fold, score) rows plus mean and std, with the competition's metric, and the metric's name."""
+    comp = load_competition(cfg, with_test=False)
+    class_map = comp.class_maps[comp.target]
+    metric, positive = "accuracy", 1
+    if comp.schema is not None and comp.schema.sample is not None and len(comp.schema.sample):
+        fmt = detect_format(comp.schema, class_map)
+        metric = fmt.metric
+        positive = class_map.values.index(fmt.positive) if fmt.positive is not None else 1
+    columns = [f"prob_{v}" for v in class_map.values]
+    rows = []
+    for fold, part in oof.groupby("fold"):
+        y = class_map.encode(part["label"].map(typed(class_map)))
+        rows.append({"fold": str(fold), "images": len(part),
+                     "score": score(part[columns].to_numpy(float), y, metric, positive)})
+    scores = np.array([r["score"] for r in rows])
+    rows += [{"fold": "mean", "images": len(oof), "score": float(scores.mean())},
+             {"fold": "std", "images": len(oof), "score": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0}]
+    return pd.DataFrame(rows), metric
+
+
+def typed(class_map):
+    """Return a mapper from label text (as a CSV gives it back) to the class map's own values."""
+    by_text = {str(v): v for v in class_map.values}
+    return lambda text: by_text.get(str(text), text)
