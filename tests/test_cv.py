@@ -58,3 +58,32 @@ def test_one_fold_still_trains_alone(tmp_path):
     result = train_command(["--data", str(comp), "--folds", "3", "--fold", "1", "--out", str(tmp_path / "one"), *TRAIN])
     assert result["final_stage"] == "stage1" and not (tmp_path / "one" / "fold-1").exists()
     assert parse_config(TrainConfig, []).fold == -1
+
+
+def test_submit_averages_the_folds_and_scores_out_of_fold(cv_run, tmp_path):
+    from src.core.settings import SubmitConfig
+    from src.inference.submission import submit
+
+    comp, root, _, result = cv_run
+    args = ["--data", str(comp), "--run", str(root / "run"), "--out", str(tmp_path), "--name", "cv"]
+    written = submit(parse_config(SubmitConfig, args))
+    table = pd.read_csv(tmp_path / "cv.holdout.csv")
+    assert "3-fold CV" in table["run"].iloc[0]
+    assert table["score"].iloc[0] == pytest.approx(result["cv_mean"], abs=0.2)  # pooled vs mean of folds
+    assert len(pd.read_csv(written["path"])) == 5
+    blend = submit(parse_config(SubmitConfig, [*args, "--run", str(root / "run"), "--ensemble-weights", "fit",
+                                               "--name", "blend"]))
+    assert sum(blend["weights"]) == pytest.approx(1.0) and not pd.isna(blend["scores"][-1]["score"])
+
+
+def test_k_fold_runs_on_other_folds_are_not_blended(cv_run, tmp_path):
+    from src.core.settings import SubmitConfig
+    from src.inference.submission import submit
+
+    comp, root, argv, _ = cv_run
+    other = tmp_path / "other"
+    train_command(["--data", str(comp), "--folds", "3", "--seed", "7", "--out", str(other),
+                   "--split-file", str(tmp_path / "split7.csv"), *TRAIN])
+    with pytest.raises(KitError, match=r"used other folds \(.*fold-0/split.csv and .*fold-0/split.csv\)"):
+        submit(parse_config(SubmitConfig, ["--data", str(comp), "--run", str(root / "run"), "--run", str(other),
+                                           "--ensemble-weights", "fit", "--out", str(tmp_path)]))

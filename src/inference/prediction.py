@@ -11,6 +11,7 @@ its RunFolder says; never another stage's weights instead.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,59 @@ def load_run(folder) -> Run:
     target, maps = run.class_maps()
     return Run(run, config, stage.name, tuple(stage.size), run.weights(stage.name), target, maps[target],
                run.split(), maps)
+
+
+@dataclasses.dataclass
+class RunGroup:
+    """What one --run names: a training run, or a K-fold run whose folds predict together.
+
+    A K-fold run's holdout is its out-of-fold predictions (every training image, each by the fold
+    that held it out) and its test prediction the folds' average.
+    """
+
+    folder: Path
+    members: list           # one Run, or one per fold in fold order
+
+    @property
+    def class_map(self):
+        return self.members[0].class_map
+
+    @property
+    def target(self) -> str:
+        return self.members[0].target
+
+    @property
+    def stage(self) -> str:
+        return "+".join(dict.fromkeys(m.stage for m in self.members))
+
+    @property
+    def is_cv(self) -> bool:
+        return len(self.members) > 1 or (self.folder / "fold-0").is_dir()
+
+    def holdout_folds(self) -> dict:
+        """Return {id: the fold that held it out} over every member's holdout."""
+        found = {}
+        for member in self.members:
+            val = member.split[member.split["split"] == "val"]
+            found.update(zip(val["id"].astype(str), val["fold"].astype(int)))
+        return found
+
+    def extra_images(self) -> int:
+        split = self.members[0].split
+        return int((split["source"] == "extra").sum()) if "source" in split else 0
+
+
+def load_group(folder) -> RunGroup:
+    """Return the run or K-fold run in `folder` (a K-fold run holds fold-<i>/ run folders)."""
+    folder = Path(folder)
+    folds = sorted((p for p in folder.glob("fold-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+    if folds and not (folder / "state.json").is_file():
+        missing = [p.name for p in folds if not RunFolder(p).state_file.is_file()]
+        if missing:
+            raise KitError(f"--run {folder}: {', '.join(missing)} not trained yet; continue with python -m src.train "
+                           f"--config {folder / 'config.json'} --resume")
+        return RunGroup(folder, [load_run(p) for p in folds])
+    return RunGroup(folder, [load_run(folder)])
 
 
 def build_run_model(run: Run):

@@ -26,7 +26,7 @@ from src.core.provenance import git_commit, package_versions
 from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
 from src.data.competition import load_competition
 from src.data.sources import image_source
-from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_run, predict_views
+from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
 from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
 from src.inference.metrics import check_metric, higher_is_better, score
 from src.inference.tta_select import select_views
@@ -43,7 +43,7 @@ def submit(cfg: SubmitConfig) -> dict:
     csv_path = out / f"{cfg.name}.csv"
     if csv_path.exists() and not cfg.overwrite:
         raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
-    runs = [load_run(folder) for folder in cfg.run]
+    runs = [load_group(folder) for folder in cfg.run]
     check_runs_agree(runs, cfg.ensemble_weights)
     comp = load_competition(cfg)
     if comp.test is None or comp.schema is None:
@@ -94,20 +94,26 @@ def chosen_views(cfg: SubmitConfig) -> tuple:
 
 
 def check_runs_agree(runs, ensemble_weights: str) -> None:
-    """Refuse runs with different classes, and fitted weights for runs validated on different images."""
+    """Refuse runs with different classes, and fitted weights for runs validated on different images.
+
+    K-fold runs blend only on the same folds: else the split files of both are named.
+    """
     first = runs[0]
     for run in runs[1:]:
         if run.class_map.values != first.class_map.values:
             raise KitError(f"--run {run.folder} predicts other classes than --run {first.folder}")
         if ensemble_weights == "fit" and not same_holdout(run, first):
+            if run.is_cv and first.is_cv:
+                raise KitError(f"--ensemble-weights fit: --run {run.folder} and --run {first.folder} used other "
+                               f"folds ({run.members[0].folder.split_file} and {first.members[0].folder.split_file}); "
+                               "blend K-fold runs trained on the same split")
             raise KitError(f"--ensemble-weights fit: --run {run.folder} and --run {first.folder} used different "
                            "splits, so their holdout predictions cannot be fitted together; use equal weights")
 
 
 def same_holdout(a, b) -> bool:
-    """Return True when two runs held out exactly the same images."""
-    ids = [set(r.split.loc[r.split["split"] == "val", "id"]) for r in (a, b)]
-    return ids[0] == ids[1]
+    """Return True when two runs (or K-fold runs) held out exactly the same images in the same folds."""
+    return a.holdout_folds() == b.holdout_folds()
 
 
 def score_ensemble(runs, holdout: dict, weights: list, scorer):
@@ -123,6 +129,25 @@ def score_ensemble(runs, holdout: dict, weights: list, scorer):
     return holdout["tta"][0], float("nan")
 
 
+def predict_holdout(group, comp, views, random_passes: int) -> tuple:
+    """Return (holdout frame sorted by id, labels, probabilities per view, models) of a run or K-fold run.
+
+    A K-fold run's holdout is out of fold: each image predicted by the fold that held it out.
+    """
+    frames, per_views, models = [], [], []
+    for member in group.members:
+        model = build_run_model(member)
+        val = holdout_frame(member, comp)
+        frames.append(val)
+        per_views.append(predict_views(member, val, views, random_passes, model))
+        models.append(model)
+    frame = pd.concat(frames, ignore_index=True)
+    order = np.argsort(frame["id"].astype(str).to_numpy(), kind="stable")  # one order for every run
+    per_view = np.concatenate(per_views, axis=1)[:, order]
+    frame = frame.iloc[order].reset_index(drop=True)
+    return frame, group.class_map.encode(frame[group.target]), per_view, models
+
+
 def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: bool = True):
     """Return (holdout TTA probabilities, labels and frames per run; test probabilities per run; score rows).
 
@@ -131,12 +156,9 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
     holdout = {"tta": [], "y": [], "frame": [], "views": [], "steps": []}
     test, scores = [], []
     for number, run in enumerate(runs, start=1):
-        model = build_run_model(run)
-        val = holdout_frame(run, comp)
-        y = run.class_map.encode(val[run.target])
-        per_view = predict_views(run, val, views, cfg.tta_random, model)
+        val, y, per_view, models = predict_holdout(run, comp, views, cfg.tta_random)
         plain = per_view[list(views).index("identity")] if "identity" in views else \
-            predict_views(run, val, ("identity",), 0, model)[0]
+            predict_holdout(run, comp, ("identity",), 0)[2][0]
         run_views, random_passes, steps = list(views), cfg.tta_random, []
         if cfg.tta == "auto":
             names = list(views) + [f"random_{i + 1}" for i in range(cfg.tta_random)]
@@ -152,20 +174,20 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
         holdout["tta"].append(tta)
         holdout["y"].append(y)
         holdout["frame"].append(val)
-        # runs with and without --extra-data share the holdout: this column shows what the extra images gave
-        extra = int((run.split["source"] == "extra").sum()) if "source" in run.split else 0
-        scores += [{"run": str(run.folder), "extra_images": extra, "views": "identity",
-                    "score": scorer(plain, y)},
-                   *({"run": str(run.folder), "extra_images": extra, "views": f"auto step {s['step']}: {s['views']}",
+        # runs with and without --extra-data share the holdout: this column shows what the extra images gave;
+        # a K-fold run's scores are its CV scores (out of fold)
+        name = f"{run.folder} ({len(run.members)}-fold CV)" if run.is_cv else str(run.folder)
+        extra = run.extra_images()
+        scores += [{"run": name, "extra_images": extra, "views": "identity", "score": scorer(plain, y)},
+                   *({"run": name, "extra_images": extra, "views": f"auto step {s['step']}: {s['views']}",
                       "score": s["score"]} for s in steps[1:]),
-                   {"run": str(run.folder), "extra_images": extra, "views": views_used,
-                    "score": scorer(tta, y)}]
+                   {"run": name, "extra_images": extra, "views": views_used, "score": scorer(tta, y)}]
         print(f"[{number}/{len(runs)}] {run.folder}: {len(run_views) + random_passes} view(s) over "
-              f"{len(comp.test)} test images", flush=True)
-        test.append(combine_views(predict_views(run, comp.test, run_views, random_passes, model), cfg.tta_mean))
+              f"{len(comp.test)} test images" + (f", {len(run.members)} folds averaged" if run.is_cv else ""),
+              flush=True)
+        test.append(np.mean([combine_views(predict_views(member, comp.test, run_views, random_passes, model),
+                                           cfg.tta_mean) for member, model in zip(run.members, models)], axis=0))
     return holdout, test, scores
-
-
 
 
 def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
