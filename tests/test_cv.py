@@ -87,3 +87,30 @@ def test_k_fold_runs_on_other_folds_are_not_blended(cv_run, tmp_path):
     with pytest.raises(KitError, match=r"used other folds \(.*fold-0/split.csv and .*fold-0/split.csv\)"):
         submit(parse_config(SubmitConfig, ["--data", str(comp), "--run", str(root / "run"), "--run", str(other),
                                            "--ensemble-weights", "fit", "--out", str(tmp_path)]))
+
+
+def test_pseudo_labels_join_training_only_and_the_holdout_table_counts_them(tmp_path):
+    """issue 15: --pseudo-labels SUBMISSION --pseudo-threshold P: confident test images train, never validate."""
+    from src.core.settings import SubmitConfig
+    from src.inference.submission import submit
+
+    comp = make_folder_competition(tmp_path / "comp", per_class=6)
+    common = ["--data", str(comp), "--split-file", str(tmp_path / "split.csv"), *TRAIN]
+    train_command([*common, "--out", str(tmp_path / "base")])
+    first = ["--data", str(comp), "--out", str(tmp_path / "subs")]
+    submit(parse_config(SubmitConfig, [*first, "--run", str(tmp_path / "base"), "--name", "first"]))
+    probs = pd.read_csv(tmp_path / "subs" / "first.probs.csv")
+    assert len(probs) == 5 and list(probs.columns) == ["id", "prob_0", "prob_1", "prob_2"]
+    train_command([*common, "--out", str(tmp_path / "pseudo"), "--pseudo-labels", str(tmp_path / "subs" / "first.csv"),
+                   "--pseudo-threshold", "0"])
+    split = pd.read_csv(tmp_path / "pseudo" / "split.csv", dtype={"id": str})
+    pseudo = split[split["source"] == "pseudo"]
+    assert len(pseudo) == 5 and set(pseudo["split"]) == {"train"} and (pseudo["fold"] == -1).all()
+    base = pd.read_csv(tmp_path / "base" / "split.csv", dtype={"id": str})
+    assert set(split.loc[split["split"] == "val", "id"]) == set(base.loc[base["split"] == "val", "id"])
+    result = submit(parse_config(SubmitConfig, [*first, "--run", str(tmp_path / "base"), "--run",
+                                                 str(tmp_path / "pseudo"), "--name", "both"]))
+    counts = {row["run"]: row["pseudo_images"] for row in result["scores"] if row["run"] != "ensemble"}
+    assert counts == {str(tmp_path / "base"): 0, str(tmp_path / "pseudo"): 5}
+    with pytest.raises(KitError, match="no test probabilities"):
+        train_command([*common, "--out", str(tmp_path / "bad"), "--pseudo-labels", str(tmp_path / "nothing.csv")])

@@ -67,6 +67,10 @@ class TrainConfig(DataOptions, PipelineOptions):
                                  "after the last epoch that fits, and --resume continues; 0: no limit",
                             check=non_negative)
     extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
+    pseudo_labels: str = opt("", "a submission written by src.submit: its confidently predicted test images join "
+                                 "training (never a holdout)")
+    pseudo_threshold: float = opt(0.95, "the least probability of the predicted class for a pseudo-label",
+                                  check=lambda v: None if 0 <= v <= 1 else "a probability from 0 to 1")
     targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
                            "submission's column; empty: that column alone")
     loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each")

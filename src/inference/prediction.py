@@ -88,9 +88,10 @@ class RunGroup:
             found.update(zip(val["id"].astype(str), val["fold"].astype(int)))
         return found
 
-    def extra_images(self) -> int:
+    def extra_images(self, source: str = "extra") -> int:
+        """Return how many training images came from --extra-data (or source 'pseudo': --pseudo-labels)."""
         split = self.members[0].split
-        return int((split["source"] == "extra").sum()) if "source" in split else 0
+        return int((split["source"] == source).sum()) if "source" in split else 0
 
 
 def load_group(folder) -> RunGroup:

@@ -25,6 +25,7 @@ from src.core.plots import plot_confusion, plot_wrong
 from src.core.provenance import git_commit, package_versions
 from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
 from src.data.competition import load_competition
+from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
 from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
 from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
@@ -61,10 +62,14 @@ def submit(cfg: SubmitConfig) -> dict:
     holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
     weights = ensemble_weights(holdout, runs, cfg)
     ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, scorer)
-    scores.append({"run": "ensemble", "extra_images": "", "views": " | ".join(dict.fromkeys(holdout["views"])),
+    scores.append({"run": "ensemble", "extra_images": "", "pseudo_images": "", "views": " | ".join(dict.fromkeys(holdout["views"])),
                    "score": ensemble_score})
-    frame = fill_submission(comp.schema, sum(w * p for w, p in zip(weights, test)), class_map, fmt)
+    test_probs = sum(w * p for w, p in zip(weights, test))
+    frame = fill_submission(comp.schema, test_probs, class_map, fmt)
     validate_submission(frame, comp.schema, class_map, fmt)
+    # the test probabilities whatever the format: what --pseudo-labels and later blends read
+    write_csv(out / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
+        {"id": list(comp.test["id"].astype(str)), **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
     cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
     write_csv(csv_path, frame)
     report = pd.DataFrame(scores)
@@ -177,11 +182,11 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
         # runs with and without --extra-data share the holdout: this column shows what the extra images gave;
         # a K-fold run's scores are its CV scores (out of fold)
         name = f"{run.folder} ({len(run.members)}-fold CV)" if run.is_cv else str(run.folder)
-        extra = run.extra_images()
-        scores += [{"run": name, "extra_images": extra, "views": "identity", "score": scorer(plain, y)},
-                   *({"run": name, "extra_images": extra, "views": f"auto step {s['step']}: {s['views']}",
+        counts = {"extra_images": run.extra_images(), "pseudo_images": run.extra_images("pseudo")}
+        scores += [{"run": name, **counts, "views": "identity", "score": scorer(plain, y)},
+                   *({"run": name, **counts, "views": f"auto step {s['step']}: {s['views']}",
                       "score": s["score"]} for s in steps[1:]),
-                   {"run": name, "extra_images": extra, "views": views_used, "score": scorer(tta, y)}]
+                   {"run": name, **counts, "views": views_used, "score": scorer(tta, y)}]
         print(f"[{number}/{len(runs)}] {run.folder}: {len(run_views) + random_passes} view(s) over "
               f"{len(comp.test)} test images" + (f", {len(run.members)} folds averaged" if run.is_cv else ""),
               flush=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.data.extra_data import add_extra_data
+from src.data.pseudo_labels import add_pseudo_labels
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.models.backbones import get_spec
@@ -79,8 +80,7 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
         raise KitError(f"--resume: {run.path} holds files but no run (no config.json); nothing was changed")
     if resuming:
         run.check_resume(cfg)
-    extra = (lambda split, comp: add_extra_data(split, comp, cfg)) if cfg.extra_data else None
-    data = prepare_split(cfg, extra)
+    data = prepare_split(cfg, lambda split, comp: add_training_only(split, comp, cfg))
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
@@ -89,6 +89,15 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
         run.save_class_maps(data.target, data.comp.class_maps)
         run.save_config(cfg)
     return RunData(**vars(data), heads=heads)
+
+
+def add_training_only(split, comp, cfg):
+    """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout)."""
+    if cfg.extra_data:
+        split = add_extra_data(split, comp, cfg)
+    if cfg.pseudo_labels:
+        split = add_pseudo_labels(split, comp, cfg)
+    return split
 
 
 def check_same_split(run: RunFolder, split) -> None:
