@@ -145,3 +145,18 @@ def test_time_limit_stops_cleanly_and_resume_finishes_the_same_epochs(tmp_path, 
     epochs = [pd.read_csv(tmp_path / run / "history.csv")[["stage", "epoch"]].values.tolist() for run in ("whole", "cut")]
     assert epochs[0] == epochs[1] == [["stage1", 1], ["stage1", 2], ["stage1", 3], ["stage2", 1], ["stage2", 2]]
     assert done["final_stage"] == whole["final_stage"] == "stage2"
+
+
+def test_a_backup_damaged_by_a_kill_restarts_its_stage(tmp_path, capsys):
+    """issue 12 #11: a kill while Keras wrote its backup in place left a file h5py cannot open on resume."""
+    from src.training.stages import discard_broken_backup
+
+    run = saved_run(tmp_path, finished=(), weights=())
+    run.backup("stage1").mkdir(parents=True)
+    (run.backup("stage1") / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    run.stage_history("stage1").write_text("epoch,val_accuracy\n0,0.5\n")
+    run.weights("stage1").write_bytes(b"best so far")
+    discard_broken_backup(run, "stage1")
+    assert not run.backup("stage1").exists() and not run.stage_history("stage1").exists()
+    said = capsys.readouterr().out
+    assert "stage1: its backup" in said and "the stage starts again from its beginning" in said
