@@ -157,3 +157,25 @@ def test_one_hot_labels_and_one_image_folder_plant_pathology_layout(tmp_path):
     probs = written[classes].astype(float).to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
     assert report["metric"] == "log_loss" and result["scores"][-1]["score"] < math.log(4)
+
+
+def test_pixel_csvs_digit_recognizer_layout(tmp_path):
+    """Digit Recognizer: train.csv label,pixel0..pixelN, test.csv of pixels, sample ImageId 1..N: images cached."""
+    root = tmp_path / "digit-recognizer"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    header = ",".join(f"pixel{i}" for i in range(64))
+
+    def pixels(c):  # class c: a bright bar in column band c, noise elsewhere
+        image = rng.integers(0, 40, size=(8, 8))
+        image[:, 3 * c: 3 * c + 2] = 250
+        return ",".join(map(str, image.ravel()))
+
+    (root / "train.csv").write_text("label," + header + "\n" + "".join(f"{i % 3},{pixels(i % 3)}\n" for i in range(36)))
+    truth = [i % 3 for i in range(6)]
+    (root / "test.csv").write_text(header + "\n" + "".join(f"{pixels(c)}\n" for c in truth))
+    (root / "sample_submission.csv").write_text("ImageId,Label\n" + "".join(f"{i},0\n" for i in range(1, 7)))
+    result, written, report = train_and_submit(root, tmp_path)
+    assert list(written["ImageId"]) == [str(i) for i in range(1, 7)] and set(written["Label"]) <= {"0", "1", "2"}
+    assert report["metric"] == "accuracy" and result["scores"][-1]["score"] > 1 / 3
+    assert len(list((tmp_path / "runs" / "pixels").rglob("*.png"))) == 36 + 6  # written once, in the cache

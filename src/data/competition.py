@@ -24,6 +24,7 @@ from src.core.config import DataOptions
 from src.core.errors import KitError
 from src.core.files import write_json
 from src.data.imagefiles import IMAGE_EXTENSIONS, describe_bad, list_folder, scan_images
+from src.data.pixels import pixel_columns, write_pixel_images
 from src.data.shards import is_shard_folder, read_shard_index
 
 TRAIN_FOLDERS = ("train", "training", "train_images", "train_data", "images", "imgs")
@@ -233,6 +234,35 @@ def find_labels_csv(root: Path, labels_csv: str, schema, label_column: str = "")
     raise KitError(f"{root}: several label CSVs ({', '.join(p.name for p in found)}): pass --labels-csv")
 
 
+def read_pixel_labels(path: Path, raw: pd.DataFrame, opts: DataOptions) -> tuple[pd.DataFrame, list]:
+    """Return (id/path/labels frame, label columns) of a CSV whose rows are images (pixel columns)."""
+    pixels = set(pixel_columns(raw.columns))
+    label_columns = [c.strip() for c in opts.label_column.split(",") if c.strip()] or \
+        [c for c in raw.columns if c not in pixels]
+    if not label_columns:
+        raise KitError(f"{path}: pixel columns but no label column")
+    ids = [str(i) for i in range(len(raw))]
+    frame = pd.DataFrame({"id": ids, "path": write_pixel_images(path, raw, ids, "train")})
+    for column in label_columns:
+        frame[column] = clean_labels(raw[column])
+    return frame, label_columns
+
+
+def pixel_test_images(root: Path, schema) -> Path | None:
+    """Return the folder of test images written from a pixel CSV (test.csv), named by the sample's ids, or None.
+
+    Digit Recognizer's sample ImageId 1..N numbers test.csv's rows in order.
+    """
+    found = [p for p in sorted(root.glob("*.csv")) if "test" in p.stem.lower() and p != schema.path]
+    for path in found:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
+        if pixel_columns(raw.columns):
+            if len(raw) != len(schema.ids):
+                raise KitError(f"{path}: {len(raw)} rows of pixels, but {schema.path} lists {len(schema.ids)} ids")
+            return Path(write_pixel_images(path, raw, list(schema.ids), "test")[0]).parent
+    return None
+
+
 def is_one_hot(raw: pd.DataFrame, columns: list) -> bool:
     """Return True when two or more columns hold 0/1 with exactly one 1 in every row."""
     if len(columns) < 2 or not raw[columns].isin(["0", "1"]).all().all():
@@ -273,6 +303,8 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
     """Return (id/path/labels frame, label columns) from a labels CSV; checks columns and files."""
     # As text: '007' stays '007' and a label 'NA' stays a label (pandas would read 7 and a missing value).
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
+    if pixel_columns(raw.columns):
+        return read_pixel_labels(path, raw, opts)
     id_column = opts.id_column or guess_id_column(raw, root, opts.images_dir)
     label_columns = [c.strip() for c in opts.label_column.split(",") if c.strip()]
     label_columns = label_columns or [c for c in raw.columns if c not in (id_column, opts.group_column)]
@@ -482,8 +514,9 @@ def find_test_images(root: Path, opts: DataOptions, schema) -> pd.DataFrame | No
     folder = Path(opts.test_dir) if opts.test_dir else next(
         (root / n for n in TEST_FOLDERS if (root / n).is_dir()), None)
     if (folder is None or not folder.is_dir()) and schema is not None and schema.ids:
-        # Train and test images in one folder (Plant Pathology 2020's images/): where the sample's ids are.
-        folder = image_folder_for(root, "", pd.Series(schema.ids, dtype=str))
+        # Train and test images in one folder (Plant Pathology 2020's images/): where the sample's ids are;
+        # or rows of pixels in test.csv (Digit Recognizer).
+        folder = image_folder_for(root, "", pd.Series(schema.ids, dtype=str)) or pixel_test_images(root, schema)
     if folder is None or not folder.is_dir():
         if schema is None:
             return None
