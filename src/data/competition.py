@@ -263,6 +263,27 @@ def pixel_test_images(root: Path, schema) -> Path | None:
     return None
 
 
+def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
+    """Raise naming the column when it holds a target the kit cannot serve: masks, boxes, continuous values."""
+    text = values.astype(str).str.strip()
+    what = ""
+    name = str(column).lower()
+    if name in ("encodedpixels", "rle", "rle_mask", "mask_rle", "segmentation") or \
+            text.str.fullmatch(r"\d+( \d+){3,}").mean() > 0.5:
+        what = "run-length encoded masks (segmentation)"
+    elif name in ("bbox", "bboxes", "box", "boxes") or \
+            text.str.fullmatch(r"\[?\s*[\d.]+(\s*[, ]\s*[\d.]+){3}\s*\]?").mean() > 0.5:
+        what = "bounding boxes (detection)"
+    else:
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().all() and (numbers % 1 != 0).mean() > 0.5 and numbers.nunique() > 20:
+            what = "continuous values (regression)"
+    if what:
+        raise KitError(f"{path}: column {column!r} holds {what}; the kit classifies images: it supports one label, "
+                       "a class probability, per-class probabilities or top-k labels per image "
+                       "(--label-column names the column to classify)")
+
+
 def is_one_hot(raw: pd.DataFrame, columns: list) -> bool:
     """Return True when two or more columns hold 0/1 with exactly one 1 in every row."""
     if len(columns) < 2 or not raw[columns].isin(["0", "1"]).all().all():
@@ -319,6 +340,8 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
             row = int(np.argmax(empty.to_numpy()))
             what = "id" if column == id_column else "label"
             raise KitError(f"{path}: empty {what} in column {column!r} at row {row + 2}")
+    for column in label_columns:
+        check_classifiable(raw[column], column, path)
     if not opts.label_column and is_one_hot(raw, label_columns):
         # Plant Pathology 2020: healthy,multiple_diseases,rust,scab as 0/1 columns, one 1 a row -> one label
         print(f"labels: one-hot columns {', '.join(label_columns)} of {path.name} read as one label column")
