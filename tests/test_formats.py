@@ -116,6 +116,10 @@ def test_metrics_against_hand_computed_values():
     assert score(probs, y, "map@3") == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
     assert score(probs, y, "map@1") == pytest.approx(1 / 3)
     assert score(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), np.array([0, 1, 1]), "auc") == pytest.approx(1.0)
+    from sklearn.metrics import cohen_kappa_score
+
+    assert score(probs, y, "qwk") == pytest.approx(cohen_kappa_score(y, [0, 2, 0], weights="quadratic"))
+    assert score(np.eye(3)[[0, 1, 2]], y, "qwk") == pytest.approx(1.0)
     with pytest.raises(KitError, match="--metric top5: expected one of"):
         score(probs, y, "top5")
 

@@ -113,7 +113,7 @@ class SubmitConfig(DataOptions):
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
-    metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, map@K; empty: the format's "
+    metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, qwk, map@K; empty: the format's "
                           "(label: accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k)")
     submission_format: str = opt("", "what the target column(s) hold; empty: read from the sample submission",
                                  ("", "label", "probability", "class-probabilities", "top-k"))
