@@ -60,3 +60,37 @@ def test_gpus(monkeypatch, count, kind):
     _, found = accelerator.detect(mixed_precision=True)
     assert found.kind == kind and found.replicas == count
     assert found.describe() == f"accelerator: {count} GPU(s), {count} replica(s), mixed_float16"
+
+
+@pytest.mark.parametrize("request_kind, message", [
+    ("gpu", "--accelerator gpu: this process has CPU (.*): TensorFlow lists no GPU"),
+    ("tpu", "--accelerator tpu: this process has CPU (.*): no TPU is announced here"),
+])
+def test_asking_for_an_accelerator_that_is_not_here_is_an_error(monkeypatch, request_kind, message):
+    """issue 14: only --accelerator auto falls back; asking for a TPU or GPU and getting the CPU is an error."""
+    from src.core.errors import KitError
+
+    monkeypatch.setattr(accelerator, "_FOUND", None)
+    monkeypatch.setattr(accelerator, "tpu_may_exist", lambda: False)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(KitError, match=message):
+        accelerator.pick_accelerator(request=request_kind)
+
+
+def test_an_announced_tpu_that_does_not_answer_is_an_error_when_asked_for(monkeypatch, capsys):
+    from src.core.errors import KitError
+
+    def refuse(tpu=None):
+        raise ValueError("Please provide a TPU Name to connect to.")
+
+    monkeypatch.setattr(accelerator, "_FOUND", None)
+    monkeypatch.setenv("TPU_NAME", "local")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", refuse)
+    with pytest.raises(KitError, match="--accelerator tpu: TPU not reachable .*Please provide a TPU Name"):
+        accelerator.pick_accelerator(request="tpu")
+    monkeypatch.setattr(accelerator, "_FOUND", None)
+    found = accelerator.pick_accelerator(request="auto")  # auto falls back, and says so
+    assert found.kind in ("cpu", "gpu", "gpus") and "TPU not reachable" in capsys.readouterr().out
+    monkeypatch.setattr(accelerator, "_FOUND", None)

@@ -63,6 +63,8 @@ class TrainConfig(DataOptions, PipelineOptions):
     head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers", check=non_negative)
     min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up", check=positive)
     resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+    accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found (a TPU that "
+                                   "does not answer is said, then GPUs or the CPU)", ("auto", "tpu", "gpu", "cpu"))
     time_limit: float = opt(0.0, "hours this process may train (a Kaggle session's limit, less a margin): it stops "
                                  "after the last epoch that fits, and --resume continues; 0: no limit",
                             check=non_negative)
@@ -94,6 +96,8 @@ class ScreenConfig(DataOptions, PipelineOptions):
     out: str = opt("runs/screen", "folder for screening.csv, screening.png and config.json")
     features_cache: str = opt("runs/features", "folder of cached pooled features (features mode)")
     resume: bool = opt(False, "skip backbones that already have a row without error in screening.csv")
+    accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
+                           ("auto", "tpu", "gpu", "cpu"))
 
 
 # ---------------------------------------------------------------- submission

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from src.core.errors import KitError
+
 
 @dataclass(frozen=True)
 class Accelerator:
@@ -40,12 +42,27 @@ def tpu_may_exist() -> bool:
             or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
 
 
-def pick_accelerator(mixed_precision: bool = True, verbose: bool = True) -> Accelerator:
-    """Return what runs the job (made once per process: TensorFlow allows one TPU/cluster set-up) and print it."""
+KINDS = {"tpu": ("tpu",), "gpu": ("gpu", "gpus"), "cpu": ("cpu",), "auto": ()}
+
+
+def pick_accelerator(mixed_precision: bool = True, verbose: bool = True, request: str = "auto") -> Accelerator:
+    """Return what runs the job (made once per process: TensorFlow allows one TPU/cluster set-up) and print it.
+
+    request tpu / gpu: not getting one is an error with the reason, never a quiet run on the CPU;
+    cpu: the CPU even where an accelerator is; auto: the best found, saying when a TPU was not reachable.
+    """
     global _FOUND
+    if request not in KINDS:
+        raise KitError(f"--accelerator {request}: expected one of {', '.join(KINDS)}")
     if _FOUND is None:
-        strategy, found = detect(mixed_precision)
+        strategy, found = detect(mixed_precision, strict=request != "auto", cpu_only=request == "cpu")
         _FOUND = replace(found, strategy=strategy)
+    if KINDS[request] and _FOUND.kind not in KINDS[request] and _FOUND.kind != "multi-worker":
+        why = {"gpu": "TensorFlow lists no GPU (tf.config.list_physical_devices('GPU') is empty)",
+               "tpu": "no TPU is announced here (TPU_NAME, TPU_ACCELERATOR_TYPE, /dev/accel0); on Kaggle's TPU VMs "
+                      "TensorFlow is tensorflow-cpu and cannot reach the TPU",
+               "cpu": "an accelerator was set up earlier in this process"}[request]
+        raise KitError(f"--accelerator {request}: this process has {_FOUND.detail}: {why}")
     if verbose:
         print(_FOUND.describe())
     return _FOUND
@@ -56,8 +73,11 @@ def pick_strategy(mixed_precision: bool = True, verbose: bool = True):
     return pick_accelerator(mixed_precision, verbose).strategy
 
 
-def detect(mixed_precision: bool):
-    """Return (strategy, Accelerator) after trying TPU, then GPUs, then the CPU."""
+def detect(mixed_precision: bool, strict: bool = False, cpu_only: bool = False):
+    """Return (strategy, Accelerator) after trying TPU, then GPUs, then the CPU.
+
+    strict: a TPU that is announced but does not answer is an error (the reason is the resolver's).
+    """
     import keras
     import tensorflow as tf
 
@@ -71,7 +91,7 @@ def detect(mixed_precision: bool):
         return strategy, Accelerator("multi-worker", strategy.num_replicas_in_sync, policy,
                                      f"{len(cluster['cluster']['worker'])} workers, this is "
                                      f"{task.get('type', 'worker')} {task.get('index', 0)}")
-    if tpu_may_exist():
+    if tpu_may_exist() and not cpu_only:
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", "local"))
             tf.config.experimental_connect_to_cluster(resolver)
@@ -81,8 +101,10 @@ def detect(mixed_precision: bool):
             return strategy, Accelerator("tpu", strategy.num_replicas_in_sync, policy,
                                          f"TPU {os.environ.get('TPU_ACCELERATOR_TYPE', '')}".strip())
         except Exception as err:  # no TPU after all: say so and carry on with what is here
+            if strict:
+                raise KitError(f"--accelerator tpu: TPU not reachable ({type(err).__name__}: {err})") from None
             print(f"accelerator: TPU not reachable ({type(err).__name__}: {err}); trying GPUs")
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = [] if cpu_only else tf.config.list_physical_devices("GPU")
     if gpus:
         strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
         policy = set_policy(keras, "mixed_float16" if mixed_precision else "float32")

@@ -29,7 +29,7 @@ from src.runs.stages import Stage, plan_stages
 LOCK = ".lock"
 # Settings a resumed run may change: how long it trains, where the data sits now, how images are cached.
 MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit", "data", "split_file", "out",
-                        "cache", "min_batch_size", "strict_images"}
+                        "cache", "min_batch_size", "strict_images", "accelerator"}
 
 
 class RunFolder:

@@ -43,7 +43,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
     save_config(cfg, out)
-    strategy = pick_accelerator().strategy
+    strategy = pick_accelerator(request=cfg.accelerator).strategy
     rows = read_rows(out / "screening.csv")
     for number, spec in enumerate(specs, start=1):
         tag = f"[{number}/{len(specs)}] {spec.name}"

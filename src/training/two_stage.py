@@ -38,7 +38,7 @@ def train(cfg, callbacks=()) -> dict:
     run = run_folder_for(cfg)
     with run.lock():
         data = prepare_run(cfg, run)
-        accelerator = pick_accelerator()
+        accelerator = pick_accelerator(request=cfg.accelerator)
         state = run.state()
         previous = None
         for stage in plan_stages(cfg):
