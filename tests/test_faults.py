@@ -245,6 +245,10 @@ def test_a_killed_training_resumes_to_the_same_epochs_with_every_file_readable(t
     ("ImageId,EncodedPixels", [f"i{i},{i} 3 {i + 10} 4" for i in range(4)], "run-length encoded masks"),
     ("image_id,bbox", [f"i{i},[{i}, 4.0, 20, 30]" for i in range(4)], "bounding boxes"),
     ("image_id,age", [f"i{i},{30 + i * 0.37:.2f}" for i in range(30)], "continuous values (regression)"),
+    ("image_name,tags", [f"i{i},{t}" for i, t in enumerate(["clear primary", "haze primary road", "clear", "cloudy",
+                                                            "clear primary water", "partly_cloudy primary road",
+                                                            "clear primary road", "haze"])],
+     "space-separated tags (multi-label"),
 ])
 def test_a_target_the_kit_cannot_serve_is_named(tmp_path, header, rows, what):
     """issue 13: regression values, boxes and RLE masks get one error naming the column and what it holds."""

@@ -274,6 +274,8 @@ def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
     elif name in ("bbox", "bboxes", "box", "boxes") or \
             text.str.fullmatch(r"\[?\s*[\d.]+(\s*[, ]\s*[\d.]+){3}\s*\]?").mean() > 0.5:
         what = "bounding boxes (detection)"
+    elif looks_multi_label(text):
+        what = "space-separated tags (multi-label, as Planet's tags), which the kit does not train yet"
     else:
         numbers = pd.to_numeric(text, errors="coerce")
         if numbers.notna().all() and (numbers % 1 != 0).mean() > 0.5 and numbers.nunique() > 20:
@@ -282,6 +284,18 @@ def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
         raise KitError(f"{path}: column {column!r} holds {what}; the kit classifies images: it supports one label, "
                        "a class probability, per-class probabilities or top-k labels per image "
                        "(--label-column names the column to classify)")
+
+
+def looks_multi_label(text: pd.Series) -> bool:
+    """Return True for tags: many values hold several words, from fewer distinct words than distinct values.
+
+    "audi a4", "audi a6", "bmw x5" are class names (5 words for 3 values); Planet's "clear primary
+    road" is a set of tags (17 words over hundreds of combinations).
+    """
+    tokens = text.str.split()
+    several = (tokens.str.len() > 1).mean()
+    vocabulary = {word for words in tokens for word in words}
+    return several >= 0.3 and text.nunique() >= 4 and len(vocabulary) < text.nunique()
 
 
 def is_one_hot(raw: pd.DataFrame, columns: list) -> bool:
