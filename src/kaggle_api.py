@@ -3,6 +3,7 @@
     python -m src.kaggle_api download dogs-vs-cats [--data data/dogs-vs-cats]
     python -m src.kaggle_api submit dogs-vs-cats submissions/blend.csv -m "effb3 tta" --wait
     python -m src.kaggle_api upload-src me/image-kit-src
+    python -m src.kaggle_api upload-weights me/backbone-weights --backbones efficientnet_b3,convnext_tiny
     python -m src.kaggle_api push train --competition dogs-vs-cats --src-dataset me/image-kit-src \
         --accelerator tpu --param BACKBONE=efficientnet_b3
     python -m src.kaggle_api status me/dogs-vs-cats-train
@@ -21,6 +22,7 @@ from src.core.errors import KitError, run_cli
 COMMANDS = {"download": (settings.DownloadConfig, "src.kaggle.client", "download"),
             "submit": (settings.SubmitFileConfig, "src.kaggle.client", "submit_file"),
             "upload-src": (settings.UploadSrcConfig, "src.kaggle.kernels", "upload_src"),
+            "upload-weights": (settings.UploadWeightsConfig, "src.kaggle.weights_dataset", "upload_weights"),
             "push": (settings.PushConfig, "src.kaggle.kernels", "push"),
             "status": (settings.StatusConfig, "src.kaggle.kernels", "kernel_status"),
             "output": (settings.OutputConfig, "src.kaggle.kernels", "kernel_output")}

@@ -159,3 +159,17 @@ def test_mixed_precision_keeps_a_float32_output():
     finally:
         keras.mixed_precision.set_global_policy("float32")
         keras.backend.clear_session()
+
+
+def test_imagenet_weights_are_taken_from_an_attached_input_first(tmp_path, monkeypatch, capsys):
+    """issue 14: offline kernels: --weights imagenet looks in /kaggle/input before downloading, saying which file."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr("src.models.weights.keras_cache_dir", lambda: cache)
+    monkeypatch.setenv("KIT_INPUTS", str(tmp_path / "input"))
+    attached = tmp_path / "input" / "my-weights" / "efficientnetb0_notop.h5"
+    attached.parent.mkdir(parents=True)
+    attached.write_bytes(b"stand-in")
+    spec = dataclasses.replace(get_spec("efficientnet_b0"), weights_url="http://127.0.0.1:9/never-asked.h5")
+    assert resolve_weights(spec, "imagenet") == ("imagenet", None)
+    assert (cache / "efficientnetb0_notop.h5").resolve() == attached.resolve()
+    assert f"weights: efficientnet_b0 uses {attached}" in capsys.readouterr().out

@@ -220,7 +220,7 @@ def test_legacy_kaggle_json_is_found(fake):
      "--param 'oops': expected NAME=VALUE"),
     (["push", "train", "--src-dataset", "tester/image-kit-src", "--param", "EPOHCS=3"],
      "parameter(s) EPOHCS are not in the notebook's parameters cell"),
-    (["frobnicate"], "expected a command (download, submit, upload-src, push, status, output), got 'frobnicate'"),
+    (["frobnicate"], "expected a command (download, submit, upload-src, upload-weights, push, status, output), got 'frobnicate'"),
 ])
 def test_bad_arguments_are_named_before_kaggle_is_asked(argv, message, monkeypatch):
     from src.core.errors import KitError
@@ -264,3 +264,23 @@ print("features", get_spec("efficientnet_b0_ns").build((32, 32, 3), "none").outp
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "features 1280" in result.stdout
+
+
+def test_upload_weights_publishes_the_cached_files_and_push_attaches_them(fake, tmp_path):
+    """issue 14: the libraries' own cached weight files as a private dataset; push --weights-dataset attaches it."""
+    cache = tmp_path / "keras-home" / "models"
+    cache.mkdir(parents=True)
+    (cache / "efficientnetb0_notop.h5").write_bytes(b"stand-in weights b0")
+    env = {**fake.env, "KERAS_HOME": str(tmp_path / "keras-home")}
+    result = kaggle(fake, "upload-weights", "tester/backbone-weights", "--backbones", "efficientnet_b0", env=env)
+    assert "created private dataset tester/backbone-weights" in result.stdout
+    created = fake.datasets["tester/backbone-weights"][0]
+    assert created["isPrivate"] is True and len(created["files"]) == 1
+    assert b"stand-in weights b0" in b"".join(fake.blobs.values())
+    refused = kaggle(fake, "upload-weights", "tester/backbone-weights", "--backbones", "small_resnet", env=env,
+                     expect=2)
+    assert "small_resnet has no pretrained weights to upload" in refused.stderr
+    kaggle(fake, "push", "train", "--competition", "toy-comp", "--src-dataset", "tester/image-kit-src",
+           "--weights-dataset", "tester/backbone-weights", "--out", "pushed")
+    assert fake.kernels["tester/toy-comp-train"]["datasetDataSources"] == ["tester/image-kit-src",
+                                                                          "tester/backbone-weights"]

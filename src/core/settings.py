@@ -223,6 +223,16 @@ class UploadSrcConfig:
 
 
 @dataclasses.dataclass
+class UploadWeightsConfig:
+    """Publish backbones' pretrained weight files as a private dataset (for kernels with the internet off)."""
+
+    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
+    backbones: str = opt("efficientnet_b0", "comma-separated backbone names (python -m src.backbones lists them)")
+    title: str = opt("Pretrained backbone weights", "dataset title when it is created (6-50 characters)")
+    notes: str = opt("", "version notes; empty: the backbones")
+
+
+@dataclasses.dataclass
 class PushConfig:
     """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
 
@@ -235,6 +245,8 @@ class PushConfig:
     title: str = opt("", "kernel title; empty: '<competition> <notebook>'")
     competition: str = opt("", "competition whose data the kernel reads (competition_sources)")
     src_dataset: str = opt("", "the dataset upload-src published (owner/slug): the kernel imports the kit from it")
+    weights_dataset: str = opt("", "the dataset upload-weights published (owner/slug): --weights imagenet finds its "
+                                   "files with the internet off")
     dataset: tuple[str, ...] = opt((), "another dataset to attach (owner/slug); repeatable")
     model: tuple[str, ...] = opt((), "a model to attach (owner/model/framework/variation/version); repeatable")
     internet: bool = opt(False, "internet in the kernel (competitions with hidden test sets forbid it)")

@@ -43,17 +43,21 @@ def upload_src(cfg: UploadSrcConfig) -> dict:
     api = connect()
     with tempfile.TemporaryDirectory() as staging:
         folder = stage_src(Path(staging), cfg, owner, slug)
-        exists = dataset_exists(api, cfg.dataset)
-        with kaggle_errors(f"upload-src {cfg.dataset}"):
-            if exists:
-                response = api.dataset_create_version(str(folder), cfg.notes or version_notes(), quiet=True,
-                                                      dir_mode="zip")
-            else:
-                response = api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="zip")
+        return publish_dataset(api, cfg.dataset, folder, cfg.notes, "upload-src")
+
+
+def publish_dataset(api, ref: str, folder: Path, notes: str, what: str) -> dict:
+    """Create the private dataset from folder, or a new version of it; return {'ref', 'created'}."""
+    exists = dataset_exists(api, ref)
+    with kaggle_errors(f"{what} {ref}"):
+        if exists:
+            response = api.dataset_create_version(str(folder), notes or version_notes(), quiet=True, dir_mode="zip")
+        else:
+            response = api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="zip")
     if getattr(response, "error", None):
-        raise KitError(f"upload-src {cfg.dataset}: Kaggle said: {response.error}")
-    print(f"{'new version of' if exists else 'created'} private dataset {cfg.dataset}: {response.url}")
-    return {"ref": cfg.dataset, "created": not exists}
+        raise KitError(f"{what} {ref}: Kaggle said: {response.error}")
+    print(f"{'new version of' if exists else 'created'} private dataset {ref}: {response.url}")
+    return {"ref": ref, "created": not exists}
 
 
 def stage_src(staging: Path, cfg: UploadSrcConfig, owner: str, slug: str) -> Path:
@@ -197,7 +201,7 @@ def kernel_metadata(cfg: PushConfig, kernel_id: str, code_file: str, title: str)
         "enable_tpu": kind == "tpu",
         "enable_internet": cfg.internet,
         "machine_shape": shape,
-        "dataset_sources": [cfg.src_dataset, *cfg.dataset],
+        "dataset_sources": [cfg.src_dataset, *([cfg.weights_dataset] if cfg.weights_dataset else []), *cfg.dataset],
         "competition_sources": [cfg.competition] if cfg.competition else [],
         "kernel_sources": [],
         "model_sources": list(cfg.model),

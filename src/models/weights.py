@@ -43,6 +43,10 @@ def resolve_weights(spec, weights: str):
     if choice.lower() in PRETRAINED_NAMES:
         if not spec.pretrained:
             raise KitError(f"{spec.name} has no pretrained weights: use --weights none or --weights PATH")
+        attached = find_attached(spec)
+        if attached is not None:  # an offline kernel's weights dataset: no download needed
+            print(f"weights: {spec.name} uses {attached}")
+            link_into_cache(attached, spec)
         ensure_cached(spec)
         return spec.pretrained, None
     path = Path(choice)
@@ -60,6 +64,23 @@ def resolve_weights(spec, weights: str):
         return None, path
     raise KitError(f"--weights {choice}: no such file or folder; expected imagenet, none, a weights "
                    f"file or a folder holding {spec.weights_file or 'the weights file'}")
+
+
+def inputs_root() -> Path:
+    """Return where attached datasets and models are mounted: /kaggle/input ($KIT_INPUTS elsewhere)."""
+    return Path(os.environ.get("KIT_INPUTS", "/kaggle/input"))
+
+
+def find_attached(spec) -> Path | None:
+    """Return the library's weights file for spec in an attached input (up to four folders deep), or None."""
+    root = inputs_root()
+    if not spec.weights_file or not root.is_dir() or (keras_cache_dir() / spec.weights_file).is_file():
+        return None
+    for depth in range(1, 5):  # a bounded search: /kaggle/input can hold whole competitions
+        found = sorted(p for p in root.glob("/".join(["*"] * depth) + "/" + spec.weights_file) if p.is_file())
+        if found:
+            return found[0]
+    return None
 
 
 def find_weights_file(folder: Path, name: str) -> Path | None:
