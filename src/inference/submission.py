@@ -73,7 +73,7 @@ def submit(cfg: SubmitConfig) -> dict:
     cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
     write_csv(csv_path, frame)
     report = pd.DataFrame(scores)
-    write_report(cfg, out, runs, views, weights, report, holdout, ensemble_holdout, comp)
+    write_report(cfg, out, runs, weights, report, holdout, ensemble_holdout)
     print(report.to_string(index=False))
     print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights}
@@ -241,7 +241,7 @@ def score_against(frame: pd.DataFrame, solution: str, schema) -> float:
     return float((merged[schema.target_column].astype(str) == merged[f"{schema.target_column}_true"].astype(str)).mean())
 
 
-def write_report(cfg, out: Path, runs, views, weights, report, holdout, ensemble_holdout, comp) -> None:
+def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout) -> None:
     """Write NAME.json, NAME.holdout.csv, NAME.confusion_matrix.png and NAME.wrong.png beside the submission."""
     write_csv(out / f"{cfg.name}.holdout.csv", report)
     manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs],

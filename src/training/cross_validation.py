@@ -39,9 +39,10 @@ def fold_folders(path) -> list:
 def train_folds(cfg, callbacks=()) -> dict:
     """Train fold 0 .. K-1 into RUN/fold-<i>/, then write oof_predictions.csv, cv.csv and cv.png."""
     root = run_folder_for(cfg).path
-    if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(FOLD_PREFIX)) and not cfg.resume \
-            and not (root / "config.json").is_file():
+    if root.is_dir() and any(root.iterdir()) and not (root / "config.json").is_file():
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
+    if not (root / "config.json").is_file():  # first: a run cut after some folds names its config to resume with
+        save_config(cfg, root)
     summaries = []
     for fold in range(cfg.folds):
         out = root / f"{FOLD_PREFIX}{fold}"
@@ -51,7 +52,6 @@ def train_folds(cfg, callbacks=()) -> dict:
         if summary.get("stopped"):  # --time-limit: the next session resumes from this fold
             return {**summary, "folds_done": fold}
         summaries.append(summary)
-    save_config(cfg, root)
     oof = collect_oof(root, cfg.folds)
     table, metric = cv_table(cfg, oof)
     write_csv(root / "oof_predictions.csv", oof)
