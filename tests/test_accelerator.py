@@ -6,6 +6,7 @@ answer as the real ones do on a Kaggle TPU VM or a 2xT4 kernel.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -94,3 +95,26 @@ def test_an_announced_tpu_that_does_not_answer_is_an_error_when_asked_for(monkey
     found = accelerator.pick_accelerator(request="auto")  # auto falls back, and says so
     assert found.kind in ("cpu", "gpu", "gpus") and "TPU not reachable" in capsys.readouterr().out
     monkeypatch.setattr(accelerator, "_FOUND", None)
+
+
+def test_full_batches_that_cannot_be_made_are_an_error_naming_the_flag():
+    from src.core.errors import KitError
+
+    jax_cpu = accelerator.Accelerator("cpu", 8, "float32", "JAX backend, 8 CPU device(s)", backend="jax")
+    assert jax_cpu.batch_multiple == 8 and jax_cpu.fixed_batches and jax_cpu.global_batch(2, 16) == 16
+    with pytest.raises(KitError, match=r"--batch-size 4: 8 replica\(s\) need 32 training images per batch .* 20"):
+        jax_cpu.global_batch(4, 20)
+    tf_gpus = accelerator.Accelerator("gpus", 2, "mixed_float16", "2 GPU(s)")
+    assert tf_gpus.batch_multiple == 1 and not tf_gpus.fixed_batches and tf_gpus.global_batch(32, 5) == 64
+
+
+def test_padding_the_last_batch_for_the_devices_weighs_nothing():
+    from src.pipeline.images import pad_final_batch
+
+    rows = tf.reshape(tf.range(22, dtype=tf.float32) + 1, [11, 2])
+    ds = tf.data.Dataset.from_tensor_slices((rows, tf.range(11))).batch(3)  # a batch size the devices do not divide
+    batches = list(pad_final_batch(ds, 8, 3, weights=True).as_numpy_iterator())
+    assert [len(x) for x, _, _ in batches] == [8, 8]  # re-cut to 8 rows, the last 3 rows padded to 8
+    labels = np.concatenate([y for _, y, _ in batches])
+    assert list(labels[:11]) == list(range(11)) and not labels[11:].any()  # the padding comes last, in order
+    assert sum(w.sum() for _, _, w in batches) == 11 and batches[1][0][3:].sum() == 0

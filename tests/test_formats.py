@@ -183,3 +183,90 @@ def test_pixel_csvs_digit_recognizer_layout(tmp_path):
     assert list(written["ImageId"]) == [str(i) for i in range(1, 7)] and set(written["Label"]) <= {"0", "1", "2"}
     assert report["metric"] == "accuracy" and result["scores"][-1]["score"] > 1 / 3
     assert len(list((tmp_path / "runs" / "pixels").rglob("*.png"))) == 36 + 6  # written once, in the cache
+
+
+PLANET_TAGS = ["clear", "haze", "primary", "road", "water"]
+
+
+def planet_image(path, tags):
+    """Write a 20x20 image whose parts say its tags: weather in the background colour, land features as bars."""
+    array = np.full((20, 20, 3), 90 if "haze" in tags else 200, dtype=np.uint8)
+    array[:, :, 2] = 230 if "clear" in tags else 40
+    if "primary" in tags:
+        array[:7, :, 1] = 255
+    if "road" in tags:
+        array[:, 9:12] = 0
+    if "water" in tags:
+        array[13:, :, 0] = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+def test_multi_label_tags_planet_layout(tmp_path):
+    """Planet: train_v2.csv image_name,tags (space-separated), train-jpg/, test-jpg/, sample_submission_v2.csv:
+    sigmoid outputs and binary cross-entropy, a threshold per tag fitted on the holdout for mean F2."""
+    root = tmp_path / "planet-understanding-the-amazon-from-space"
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(72):
+        tags = ["clear" if i % 2 else "haze"] + [t for t in ("primary", "road", "water") if rng.random() < 0.5]
+        planet_image(root / "train-jpg" / f"train_{i}.jpg", tags)
+        rows.append(f"train_{i},{' '.join(tags)}")
+    (root / "train_v2.csv").write_text("image_name,tags\n" + "\n".join(rows) + "\n")
+    ids = [f"test_{i}" for i in range(8)]
+    for i, image_id in enumerate(ids):
+        planet_image(root / "test-jpg" / f"{image_id}.jpg", ["clear", "primary"] if i % 2 else ["haze", "water"])
+    (root / "sample_submission_v2.csv").write_text(
+        "image_name,tags\n" + "".join(f"{i},primary clear agriculture road water\n" for i in ids))
+    result, written, report = train_and_submit(root, tmp_path)
+    assert list(written.columns) == ["image_name", "tags"] and list(written["image_name"]) == ids
+    assert all(set(t.split()) <= set(PLANET_TAGS) and t for t in written["tags"])
+    assert report["metric"] == "f2_samples" and set(report["thresholds"]) == set(PLANET_TAGS)
+    assert (tmp_path / "subs" / "s.tags.png").is_file() and (tmp_path / "subs" / "s.tags.csv").is_file()
+    # above chance: better than the best constant answer (every tag, which F2 favours) on the same holdout
+    holdout = pd.read_csv(tmp_path / "run" / "holdout_predictions.csv", keep_default_na=False)
+    truth = np.array([[t in row.split() for t in PLANET_TAGS] for row in holdout["label"]], dtype=float)
+    every_tag = score(np.ones_like(truth), truth, "f2_samples")
+    fitted = [s["score"] for s in result["scores"] if s["run"] == "ensemble, fitted thresholds"][0]
+    assert fitted > every_tag + 0.05, (fitted, every_tag)
+    assert json.loads((tmp_path / "run" / "class_map.json").read_text())["maps"][0]["multi_label"]
+
+
+def test_multi_label_eda_counts_tags_and_predict_prints_them(tmp_path, capsys):
+    from src.core.settings import EdaConfig, PredictConfig
+    from src.data.report import run_eda
+    from src.inference.prediction import print_predictions
+
+    root = tmp_path / "planet"
+    rows = [f"p{i},{'clear' if i % 2 else 'haze'}{' primary' if i % 3 else ''}{' road' if i % 4 == 0 else ''}"
+            for i in range(24)]
+    for row in rows:
+        name, tags = row.split(",")
+        planet_image(root / "train-jpg" / f"{name}.jpg", tags.split())
+    (root / "train_v2.csv").write_text("image_name,tags\n" + "\n".join(rows) + "\n")
+    summary = run_eda(parse_config(EdaConfig, ["--data", str(root), "--out", str(tmp_path / "eda")]))
+    out = capsys.readouterr().out
+    assert "tag counts (4 tags)" in out and summary["classes"] == 4  # clear, haze, primary, road
+    assert (tmp_path / "eda" / "class_distribution.png").is_file()
+    report = pd.read_csv(tmp_path / "eda" / "split_report.csv", index_col=0)
+    assert report.loc["primary", "total"] == sum("primary" in r for r in rows)
+    train(parse_config(TrainConfig, ["--data", str(root), "--out", str(tmp_path / "run"), *TRAIN[:-6],
+                                     "--stage1-epochs", "1", "--batch-size", "8"]))
+    capsys.readouterr()
+    printed = print_predictions(parse_config(PredictConfig, [str(root / "train-jpg" / "p1.jpg"), "--run",
+                                                             str(tmp_path / "run"), "--top", "2"]))
+    assert "tags at 0.5:" in capsys.readouterr().out and len(printed[0][1]) == 2
+
+
+def test_f2_samples_and_thresholds_against_hand_computed_values():
+    from src.inference.metrics import f2_samples, fit_thresholds
+
+    y = np.array([[1, 0, 1], [0, 1, 0]], dtype=float)
+    # row 1: chose tags 0 and 1: P 1/2, R 1/2 -> F2 0.5; row 2: chose tag 1 only -> 1
+    assert f2_samples(np.array([[1, 1, 0], [0, 1, 0]], bool), y) == pytest.approx(0.75)
+    probs = np.array([[0.9, 0.2, 0.3], [0.1, 0.6, 0.05]])
+    assert score(probs, y, "f2_samples") == pytest.approx((5 * 1 * 0.5 / (4 + 0.5) + 1) / 2)
+    thresholds = fit_thresholds(probs, y)
+    assert score(probs, y, "f2_samples", thresholds=thresholds) == pytest.approx(1.0) and thresholds[2] <= 0.3

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from src.core.backend import choose_keras_backend
 from src.core.console import quiet_native_logs
 
 
@@ -17,6 +18,7 @@ def run_cli(main, argv=None) -> int:
     lines rather than TensorFlow's C++ start-up noise (src.core.console).
     """
     with quiet_native_logs():
+        choose_keras_backend()  # before the job imports Keras: on Kaggle's TPU VMs only JAX reaches the TPU
         try:
             main(argv)
         except KitError as err:

@@ -67,6 +67,20 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+def plot_tags(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Save per-tag precision and recall (bars) with each tag's fitted threshold (dots); return the PNG path."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, min(24, 0.5 * len(table) + 3)), 4))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["precision"], width=0.4, label="precision", color="#4C72B0")
+    ax.bar(x + 0.2, table["recall"], width=0.4, label="recall", color="#DD8452")
+    ax.plot(x, table["threshold"], "ko", label="threshold")
+    ax.set_xticks(x, [str(t) for t in table["tag"]], rotation=90 if len(table) > 10 else 0)
+    ax.set(title=title, ylim=(0, 1.05), ylabel="holdout")
+    ax.legend()
+    return save(fig, path)
+
+
 def plot_cv(table: pd.DataFrame, path: Path, title: str) -> Path:
     """Save the metric per fold as bars with the mean as a line (and +- one standard deviation); return the path."""
     plt = pyplot()

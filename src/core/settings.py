@@ -32,7 +32,8 @@ class TrainConfig(DataOptions, PipelineOptions):
 
     CLI_HIDDEN = ("image_size",)  # each stage has its own size
 
-    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them)")
+    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them), or hub:<keras-hub "
+                                           "preset> (a preset name, kaggle:// handle or folder)")
     weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
     out: str = opt("", "run folder; empty: runs/<backbone>")
     stages: int = opt(2, "1: stop after stage 1; 2: both stages", check=lambda v: None if v in (1, 2) else "1 or 2")
@@ -117,16 +118,19 @@ class SubmitConfig(DataOptions):
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
-    metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, qwk, map@K; empty: the format's "
-                          "(label: accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k)")
+    metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, qwk, map@K, f2_samples; empty: the "
+                          "format's (label: accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, "
+                          "multi-label: f2_samples with a threshold per tag fitted on the holdout)")
     submission_format: str = opt("", "what the target column(s) hold; empty: read from the sample submission",
-                                 ("", "label", "probability", "class-probabilities", "top-k"))
+                                 ("", "label", "probability", "class-probabilities", "top-k", "multi-label"))
     overwrite: bool = opt(False, "replace an existing submission of the same name")
     solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
     upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")
     competition: str = opt("", "competition slug for --upload")
     message: str = opt("", "submission message for --upload; empty: the file's name")
     wait: bool = opt(False, "with --upload: wait for the public score")
+    accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
+                           ("auto", "tpu", "gpu", "cpu"))
 
 
 # ---------------------------------------------------------------- head search
@@ -134,7 +138,8 @@ class SubmitConfig(DataOptions):
 class TuneConfig(DataOptions, PipelineOptions):
     """Search the head's hyperparameters with Hyperband on a frozen backbone's cached features."""
 
-    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them)")
+    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them), or hub:<keras-hub "
+                                           "preset> (a preset name, kaggle:// handle or folder)")
     weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
     max_epochs: int = opt(20, "Hyperband: most epochs a trial trains", check=positive)
     factor: int = opt(3, "Hyperband: reduction factor between brackets", check=lambda v: None if v >= 2 else "2 or more")

@@ -39,25 +39,50 @@ class ClassMap:
 
     column: str
     values: tuple
+    multi_label: bool = False   # values are tags; a row's label is several of them, space-separated
 
     def encode(self, labels) -> np.ndarray:
-        """Return the index of each competition label value; unknown values raise naming them."""
+        """Return the index of each competition label value (multi-label: a 0/1 row per image, a column per tag).
+
+        Unknown values raise naming them.
+        """
         lookup = {value: i for i, value in enumerate(self.values)}
+        if self.multi_label:
+            rows = [str(v).split() for v in labels]
+            missing = [t for tags in rows for t in tags if t not in lookup]
+            if missing:
+                raise KitError(f"column {self.column}: tag {missing[0]!r} is not a known tag")
+            hot = np.zeros((len(rows), len(self.values)), dtype=np.float32)
+            for i, tags in enumerate(rows):
+                hot[i, [lookup[t] for t in tags]] = 1.0
+            return hot
         missing = [v for v in labels if v not in lookup]
         if missing:
             raise KitError(f"column {self.column}: label {missing[0]!r} is not a known class")
         return np.array([lookup[v] for v in labels], dtype=np.int32)
+
+    def decode_tags(self, hot) -> list:
+        """Return each row's tags, space-separated, from a 0/1 (or boolean) matrix."""
+        return [" ".join(str(self.values[i]) for i in np.flatnonzero(row)) for row in np.asarray(hot)]
+
+    def stratify_key(self, labels) -> np.ndarray:
+        """Return one stratification label per row: the label itself, or a row's rarest tag (multi-label)."""
+        if not self.multi_label:
+            return np.asarray([str(v) for v in labels])
+        rows = [str(v).split() for v in labels]
+        counts = pd.Series([t for tags in rows for t in tags]).value_counts()
+        return np.asarray([min(tags, key=lambda t: (counts[t], t)) for tags in rows])
 
     def decode(self, indices) -> list:
         """Return the competition's own label values for network output indices."""
         return [self.values[int(i)] for i in indices]
 
     def to_json(self) -> dict:
-        return {"column": self.column, "values": list(self.values)}
+        return {"column": self.column, "values": list(self.values), **({"multi_label": True} if self.multi_label else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "ClassMap":
-        return cls(column=data["column"], values=tuple(data["values"]))
+        return cls(column=data["column"], values=tuple(data["values"]), multi_label=bool(data.get("multi_label")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +143,11 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
-    train = drop_sparse_classes(train, target, opts.min_class_count)
-    check_learnable(train, target, opts.min_class_count)
     class_maps = {col: make_class_map(train[col], col) for col in label_columns}
+    if not class_maps[target].multi_label:  # tag combinations are not classes: nothing to drop or count
+        train = drop_sparse_classes(train, target, opts.min_class_count)
+        check_learnable(train, target, opts.min_class_count)
+        class_maps = {col: make_class_map(train[col], col) for col in label_columns}
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
                        class_maps, test, schema, skipped)
@@ -274,16 +301,14 @@ def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
     elif name in ("bbox", "bboxes", "box", "boxes") or \
             text.str.fullmatch(r"\[?\s*[\d.]+(\s*[, ]\s*[\d.]+){3}\s*\]?").mean() > 0.5:
         what = "bounding boxes (detection)"
-    elif looks_multi_label(text):
-        what = "space-separated tags (multi-label, as Planet's tags), which the kit does not train yet"
     else:
         numbers = pd.to_numeric(text, errors="coerce")
         if numbers.notna().all() and (numbers % 1 != 0).mean() > 0.5 and numbers.nunique() > 20:
             what = "continuous values (regression)"
     if what:
         raise KitError(f"{path}: column {column!r} holds {what}; the kit classifies images: it supports one label, "
-                       "a class probability, per-class probabilities or top-k labels per image "
-                       "(--label-column names the column to classify)")
+                       "a class probability, per-class probabilities, top-k labels or space-separated tags per "
+                       "image (--label-column names the column to classify)")
 
 
 def looks_multi_label(text: pd.Series) -> bool:
@@ -536,7 +561,14 @@ def check_learnable(train: pd.DataFrame, target: str, min_count: int) -> None:
 
 
 def make_class_map(values: pd.Series, column: str) -> ClassMap:
-    """Return the ClassMap of a label column: sorted values as plain Python ints or strings."""
+    """Return the ClassMap of a label column: sorted values as plain Python ints or strings.
+
+    Space-separated tags (Planet's "clear primary road") make a multi-label map: its values are the tags.
+    """
+    if not pd.api.types.is_numeric_dtype(values) and looks_multi_label(values.astype(str)):
+        tags = sorted({t for v in values.astype(str) for t in v.split()})
+        print(f"labels: column {column} holds space-separated tags: multi-label, {len(tags)} tags")
+        return ClassMap(column, tuple(tags), multi_label=True)
     unique = sorted(set(values.tolist()))
     return ClassMap(column, tuple(v.item() if hasattr(v, "item") else v for v in unique))
 

@@ -22,28 +22,44 @@ def run_eda(cfg: EdaConfig) -> dict:
     out = Path(cfg.out)
     comp = load_competition(cfg)
     save_config(cfg, out)
-    counts = comp.train[comp.target].value_counts()
+    multi_label = comp.class_maps[comp.target].multi_label
+    counts = label_counts(comp, multi_label)
+    what = "tag frequencies" if multi_label else comp.target
     plot_class_distribution(counts, out / "class_distribution.png",
-                            f"{comp.root.name}: {comp.target}, {len(comp.train)} training images")
+                            f"{comp.root.name}: {what}, {len(comp.train)} training images")
     plot_samples(pick_samples(comp, cfg), out / "samples.png", cfg.samples_per_class)
     sizes = image_sizes(comp)
     sizes.to_csv(out / "image_sizes.csv", index=False)
     plot_image_sizes(sizes, out / "image_sizes.png")
-    report = split_report(load_or_make_split(comp, cfg), comp.target)
+    report = split_report(load_or_make_split(comp, cfg), comp.target, multi_label)
     report.to_csv(out / "split_report.csv")
     summary = summarize(comp, counts, sizes)
     print_summary(comp, counts, summary, report, out)
     return summary
 
 
+def label_counts(comp: Competition, multi_label: bool) -> pd.Series:
+    """Return images per class, most common first; multi-label: images per tag (a row counts for each tag)."""
+    labels = comp.train[comp.target]
+    return (labels.astype(str).str.split().explode() if multi_label else labels).value_counts()
+
+
+def holds_label(comp: Competition, label) -> pd.Series:
+    """Return which training rows carry `label`: equal to it, or (multi-label) holding it among their tags."""
+    labels = comp.train[comp.target]
+    if comp.class_maps[comp.target].multi_label:
+        return labels.astype(str).str.split().map(lambda tags: label in tags)
+    return labels == label
+
+
 def pick_samples(comp: Competition, cfg: EdaConfig) -> list:
-    """Return (label, upright PIL image) pairs: the first images of the most common classes."""
+    """Return (label, upright PIL image) pairs: the first images of the most common classes (or tags)."""
     from PIL import Image, ImageOps
 
     samples = []
-    counts = comp.train[comp.target].value_counts()
+    counts = label_counts(comp, comp.class_maps[comp.target].multi_label)
     for label in counts.index[: cfg.max_classes_shown]:
-        rows = comp.train[comp.train[comp.target] == label].head(cfg.samples_per_class)
+        rows = comp.train[holds_label(comp, label)].head(cfg.samples_per_class)
         for path in rows["path"]:
             with Image.open(path) as img:
                 samples.append((label, ImageOps.exif_transpose(img).convert("RGB")))
@@ -72,7 +88,8 @@ def summarize(comp: Competition, counts: pd.Series, sizes: pd.DataFrame) -> dict
 def print_summary(comp: Competition, counts: pd.Series, summary: dict, report: pd.DataFrame, out: Path):
     """Print the class counts, the headline numbers and the split report."""
     print(f"{comp.root}: {comp.layout} layout, target column {comp.target!r}")
-    print(f"class counts ({summary['classes']} classes):")
+    noun = "tag" if comp.class_maps[comp.target].multi_label else "class"
+    print(f"{noun} counts ({summary['classes']} {noun}s):")
     print(counts.to_string())
     print(f"imbalance (largest / smallest class): {summary['imbalance']:.2f}")
     print(f"mean image size: {summary['mean_width']:.0f} x {summary['mean_height']:.0f} (width x height)")

@@ -82,18 +82,25 @@ def load_or_make_split(comp, opts: DataOptions) -> pd.DataFrame:
         split = read_split(path, comp)
         print(f"split: reusing {path}")
     else:
-        split = make_split(comp.train, comp.target, opts)
+        split = make_split(comp.train, comp.target, opts, comp.class_maps[comp.target])
         write_split(split, path, comp.root)
         print(f"split: wrote {path}")
     return mark_validation(split, opts)
 
 
-def make_split(train: pd.DataFrame, target: str, opts: DataOptions) -> pd.DataFrame:
-    """Return train with a `fold` column: K stratified folds, or fold 0 = validation, 1 = training."""
+def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=None) -> pd.DataFrame:
+    """Return train with a `fold` column: K stratified folds, or fold 0 = validation, 1 = training.
+
+    Multi-label targets are stratified by each image's rarest tag, so rare tags reach every side.
+    """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
-    labels = train[target].astype(str).to_numpy()
-    check_stratifiable(train, target, opts.folds if opts.folds > 1 else 2)
+    needed = opts.folds if opts.folds > 1 else 2
+    if class_map is not None and class_map.multi_label:
+        labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)
+    else:
+        labels = train[target].astype(str).to_numpy()
+        check_stratifiable(train, target, needed)
     fold = np.full(len(train), 1 if opts.folds <= 1 else -1, dtype=int)
     groups = train["group"].to_numpy() if "group" in train else None
     if opts.folds > 1 or groups is not None:
@@ -109,6 +116,15 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions) -> pd.DataFr
         _, val_idx = next(splitter.split(np.zeros(len(train)), labels))
         fold[val_idx] = 0
     return train.assign(fold=fold)
+
+
+def pool_rare_keys(keys: np.ndarray, needed: int) -> np.ndarray:
+    """Return the keys with those under `needed` rows pooled, then the pool joined to the commonest key if small."""
+    counts = pd.Series(keys).value_counts()
+    keys = np.where(pd.Series(keys).map(counts).to_numpy() < needed, "(rare tags)", keys)
+    if (keys == "(rare tags)").sum() < needed:
+        keys = np.where(keys == "(rare tags)", counts.index[0], keys)
+    return keys
 
 
 def check_stratifiable(train: pd.DataFrame, target: str, needed: int) -> None:
@@ -162,8 +178,10 @@ def read_split(path: Path, comp) -> pd.DataFrame:
     return comp.train.assign(fold=comp.train["id"].astype(str).map(folds).astype(int).to_numpy())
 
 
-def split_report(split: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Return images per class per split (train, val, total), one row per class plus a total row."""
+def split_report(split: pd.DataFrame, target: str, multi_label: bool = False) -> pd.DataFrame:
+    """Return images per class (multi-label: per tag) per split (train, val, total), plus a total row."""
+    if multi_label:
+        split = split.assign(**{target: split[target].astype(str).str.split()}).explode(target)
     table = pd.crosstab(split[target], split["split"]).reindex(columns=["train", "val"], fill_value=0)
     table["total"] = table.sum(axis=1)
     table.loc["total"] = table.sum(axis=0)

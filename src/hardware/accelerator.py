@@ -11,11 +11,13 @@ several GPUs; the default strategy otherwise. Mixed precision
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from src.core.backend import tpu_may_exist
 from src.core.errors import KitError
 
 
@@ -27,19 +29,52 @@ class Accelerator:
     replicas: int
     policy: str
     detail: str
-    strategy: object = None     # the tf.distribute strategy models are built under
+    strategy: object = None     # the tf.distribute strategy models are built under (a no-op scope on JAX)
+    backend: str = "tensorflow"
 
     def describe(self) -> str:
         return f"accelerator: {self.detail}, {self.replicas} replica(s), {self.policy}"
 
+    def as_record(self) -> dict:
+        """Return what ran the job, for run states and submission reports: backend, kind, devices, precision."""
+        return {"backend": self.backend, "kind": self.kind, "devices": self.replicas, "policy": self.policy,
+                "detail": self.detail}
+
+    @property
+    def batch_multiple(self) -> int:
+        """Return what every batch's size must be a multiple of: the device count under JAX data parallelism.
+
+        keras.distribution.DataParallel splits each batch evenly over the devices; TensorFlow's
+        strategies take any batch (TPUStrategy pads evaluation batches itself).
+        """
+        return self.replicas if self.backend == "jax" else 1
+
+    @property
+    def fixed_batches(self) -> bool:
+        """Return True when training batches must all be full: TPUs compile one shape, JAX shards evenly."""
+        return self.kind == "tpu" or self.batch_multiple > 1
+
+    def global_batch(self, batch_size: int, images: int) -> int:
+        """Return the batch over every replica (--batch-size each); an error when full batches cannot be made."""
+        size = batch_size * self.replicas
+        if self.fixed_batches and images < size:
+            raise KitError(f"--batch-size {batch_size}: {self.replicas} replica(s) need {size} training images per "
+                           f"batch (every batch full on {self.detail}) and there are {images}: use a smaller "
+                           f"--batch-size")
+        return size
+
+
+class NoScope:
+    """The strategy stand-in on the JAX backend: keras.distribution places variables, scope() does nothing."""
+
+    def __init__(self, replicas: int):
+        self.num_replicas_in_sync = replicas
+
+    def scope(self):
+        return contextlib.nullcontext()
+
 
 _FOUND = None
-
-
-def tpu_may_exist() -> bool:
-    """Return True when something says a TPU is here, so the resolver is not asked (and left waiting) elsewhere."""
-    return (any(k in os.environ for k in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"))
-            or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
 
 
 KINDS = {"tpu": ("tpu",), "gpu": ("gpu", "gpus"), "cpu": ("cpu",), "auto": ()}
@@ -58,14 +93,36 @@ def pick_accelerator(mixed_precision: bool = True, verbose: bool = True, request
         strategy, found = detect(mixed_precision, strict=request != "auto", cpu_only=request == "cpu")
         _FOUND = replace(found, strategy=strategy)
     if KINDS[request] and _FOUND.kind not in KINDS[request] and _FOUND.kind != "multi-worker":
-        why = {"gpu": "TensorFlow lists no GPU (tf.config.list_physical_devices('GPU') is empty)",
-               "tpu": "no TPU is announced here (TPU_NAME, TPU_ACCELERATOR_TYPE, /dev/accel0); on Kaggle's TPU VMs "
-                      "TensorFlow is tensorflow-cpu and cannot reach the TPU",
-               "cpu": "an accelerator was set up earlier in this process"}[request]
+        why = missing_reason(request, _FOUND.backend)
         raise KitError(f"--accelerator {request}: this process has {_FOUND.detail}: {why}")
     if verbose:
         print(_FOUND.describe())
     return _FOUND
+
+
+def missing_reason(request: str, backend: str) -> str:
+    """Return why the accelerator asked for is not what this process has, as its backend sees it."""
+    if request == "cpu":
+        return "an accelerator was set up earlier in this process"
+    if backend == "jax":
+        return f"JAX lists no {request.upper()} device (jax.devices())"
+    if request == "gpu":
+        return "TensorFlow lists no GPU (tf.config.list_physical_devices('GPU') is empty)"
+    return ("no TPU is announced here (TPU_NAME, TPU_ACCELERATOR_TYPE, /dev/accel0); on Kaggle's TPU VMs "
+            "TensorFlow is tensorflow-cpu and cannot reach the TPU")
+
+
+def active_batch_multiple() -> int:
+    """Return what prediction batches must be a multiple of: the devices of Keras's DataParallel, if one is set.
+
+    Read from Keras's own state (keras.distribution), so a caller needs no accelerator object.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 1
+    distribution = keras.distribution.distribution()
+    return int(distribution.device_mesh.devices.size) if distribution is not None else 1
 
 
 def pick_strategy(mixed_precision: bool = True, verbose: bool = True):
@@ -79,6 +136,9 @@ def detect(mixed_precision: bool, strict: bool = False, cpu_only: bool = False):
     strict: a TPU that is announced but does not answer is an error (the reason is the resolver's).
     """
     import keras
+
+    if keras.backend.backend() == "jax":
+        return detect_jax(keras, mixed_precision, cpu_only)
     import tensorflow as tf
 
     cluster = multi_worker_cluster()
@@ -103,7 +163,8 @@ def detect(mixed_precision: bool, strict: bool = False, cpu_only: bool = False):
         except Exception as err:  # no TPU after all: say so and carry on with what is here
             if strict:
                 raise KitError(f"--accelerator tpu: TPU not reachable ({type(err).__name__}: {err})") from None
-            print(f"accelerator: TPU not reachable ({type(err).__name__}: {err}); trying GPUs")
+            hint = "; Keras on JAX reaches it: KERAS_BACKEND=jax" if importlib.util.find_spec("jax") else ""
+            print(f"accelerator: TPU not reachable ({type(err).__name__}: {err}){hint}; trying GPUs")
     gpus = [] if cpu_only else tf.config.list_physical_devices("GPU")
     if gpus:
         strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -127,3 +188,42 @@ def set_policy(keras, name: str) -> str:
     """Set Keras's global dtype policy and return its name."""
     keras.mixed_precision.set_global_policy(name)
     return name
+
+
+def detect_jax(keras, mixed_precision: bool, cpu_only: bool = False):
+    """Return (NoScope, Accelerator) on Keras's JAX backend: every device of the best platform, data parallel.
+
+    JAX lists the TPU's (or GPUs') cores itself; with more than one, keras.distribution.DataParallel
+    replicates the model and splits each batch over them. TF_CONFIG clusters are TensorFlow-only.
+    """
+    import jax
+
+    if multi_worker_cluster() is not None:
+        raise KitError("TF_CONFIG names several workers, but Keras runs on JAX here: multi-worker training "
+                       "needs KERAS_BACKEND=tensorflow")
+    devices = jax.devices("cpu") if cpu_only else jax.devices()
+    platform = devices[0].platform
+    if len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    precision = {"tpu": "mixed_bfloat16", "gpu": "mixed_float16"}.get(platform, "float32")
+    policy = set_policy(keras, precision if mixed_precision else "float32")
+    kind = {"tpu": "tpu", "gpu": "gpus" if len(devices) > 1 else "gpu"}.get(platform, "cpu")
+    detail = f"JAX backend, {len(devices)} {platform.upper()} device(s)"
+    if len(devices) > 1:
+        detail += " (keras.distribution.DataParallel)"
+    if kind == "cpu" and tpu_may_exist() and not cpu_only:
+        print(f"accelerator: a TPU is announced but JAX lists only {len(devices)} CPU device(s) "
+              f"(backends: {', '.join(sorted(backends_with_devices(jax)))})")
+    return NoScope(len(devices)), Accelerator(kind, len(devices), policy, detail, backend="jax")
+
+
+def backends_with_devices(jax) -> set:
+    """Return the JAX platforms that answer here (cpu, gpu, tpu), for the message when a TPU is missing."""
+    found = set()
+    for platform in ("cpu", "gpu", "tpu"):
+        try:
+            if jax.devices(platform):
+                found.add(platform)
+        except RuntimeError:
+            pass
+    return found

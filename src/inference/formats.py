@@ -10,6 +10,8 @@ Formats (the public competitions they come from):
                        Identification id,has_cactus; Histopathologic Cancer Detection id,label; ROC AUC)
   class-probabilities  one probability column per class, rows summing to 1 (Plant Pathology 2020)
   top-k                k space-separated labels, best first (Humpback Whale Identification, MAP@5)
+  multi-label          the tags whose probability reaches that tag's threshold, space-separated
+                       (Planet: Understanding the Amazon from Space, mean F2)
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ import pandas as pd
 
 from src.core.errors import KitError
 
-FORMATS = ("label", "probability", "class-probabilities", "top-k")
-DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k"}
+FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label")
+DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k",
+                  "multi-label": "f2_samples"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +35,15 @@ class SubmissionFormat:
     columns: tuple          # the sample's columns this format fills
     k: int = 1
     positive: object = None  # probability: the class whose probability is written
+    thresholds: tuple = ()   # multi-label: one per tag, fitted on the holdout (0.5 each until then)
 
     def describe(self) -> str:
         if self.name == "probability":
             return f"probability of class {self.positive!r} in column {self.columns[0]}"
         if self.name == "top-k":
             return f"top-{self.k} labels, space-separated, in column {self.columns[0]}"
+        if self.name == "multi-label":
+            return f"space-separated tags in column {self.columns[0]}, a threshold per tag"
         if self.name == "class-probabilities":
             return f"one probability column per class ({len(self.columns)} columns)"
         return f"one label per row in column {self.columns[0]}"
@@ -59,6 +65,14 @@ def detect_format(schema, class_map, override: str = "") -> SubmissionFormat:
     others = [c for c in sample.columns if c != schema.id_column]
     classes = [str(v) for v in class_map.values]
     per_class = [c for c in others if str(c) in classes]
+    if class_map.multi_label:
+        if override not in ("", "multi-label"):
+            raise KitError(f"--submission-format {override}: column {class_map.column} holds tags (multi-label); "
+                           "expected multi-label")
+        return SubmissionFormat("multi-label", (schema.target_column,))
+    if override == "multi-label":
+        raise KitError(f"--submission-format multi-label: column {class_map.column} holds one label per image, "
+                       "not space-separated tags")
     name = override or guess_format(sample, schema.target_column, per_class, classes)
     if name == "class-probabilities":
         missing = sorted(set(classes) - set(map(str, others)))
@@ -110,10 +124,22 @@ def fill_submission(schema, probs: np.ndarray, class_map, fmt: SubmissionFormat)
         index = {str(v): i for i, v in enumerate(class_map.values)}
         for column in fmt.columns:
             frame[column] = probs[:, index[str(column)]]
+    elif fmt.name == "multi-label":
+        frame[fmt.columns[0]] = class_map.decode_tags(choose_tags(probs, fmt.thresholds))
     else:
         best = np.argsort(-probs, axis=1, kind="stable")[:, : fmt.k]
         frame[fmt.columns[0]] = [" ".join(str(class_map.values[i]) for i in row) for row in best]
     return frame
+
+
+def choose_tags(probs: np.ndarray, thresholds=()) -> np.ndarray:
+    """Return the 0/1 tags per row: each tag at or above its threshold (0.5 when none), the likeliest if none is.
+
+    Every image of the multi-label competitions carries at least one tag: an empty row scores 0.
+    """
+    chosen = probs >= (np.asarray(thresholds) if len(thresholds) else 0.5)
+    chosen[np.arange(len(probs)), probs.argmax(axis=1)] |= ~chosen.any(axis=1)
+    return chosen
 
 
 def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionFormat) -> None:
@@ -137,9 +163,11 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
         return
     known = {str(v) for v in class_map.values}
     for row, value in enumerate(frame[fmt.columns[0]].astype(str)):
-        tokens = value.split() if fmt.name == "top-k" else [value]
+        tokens = value.split() if fmt.name in ("top-k", "multi-label") else [value]
         if fmt.name == "top-k" and (len(tokens) != fmt.k or len(set(tokens)) != fmt.k):
             raise KitError(f"{where}: row {row + 2} holds {value!r}: expected {fmt.k} distinct labels")
+        if fmt.name == "multi-label" and (not tokens or len(set(tokens)) != len(tokens)):
+            raise KitError(f"{where}: row {row + 2} holds {value!r}: expected one or more distinct tags")
         unknown = [t for t in tokens if t not in known]
         if unknown:
             raise KitError(f"{where}: row {row + 2} (id {frame[schema.id_column].iloc[row]!r}) has label "

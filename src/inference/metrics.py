@@ -4,7 +4,9 @@
 
 accuracy, f1_macro, log_loss (alias logloss), auc (binary: the positive class's probability),
 map@K (mean average precision of the top K, one true label per image: Humpback's MAP@5), qwk
-(quadratic weighted kappa on the class order: APTOS and Diabetic Retinopathy grades).
+(quadratic weighted kappa on the class order: APTOS and Diabetic Retinopathy grades), f2_samples
+(multi-label: the F2 score of each image's tags, averaged over images: Planet's metric; y is a
+0/1 row per image, tags chosen by a threshold per tag, 0.5 unless fitted with fit_thresholds).
 Higher is better for all but log_loss (`higher_is_better` says which).
 """
 from __future__ import annotations
@@ -15,29 +17,44 @@ import numpy as np
 
 from src.core.errors import KitError
 
-NAMES = ("accuracy", "f1_macro", "log_loss", "logloss", "auc", "map@K", "qwk")
+NAMES = ("accuracy", "f1_macro", "log_loss", "logloss", "auc", "map@K", "qwk", "f2_samples")
+MULTI_LABEL = ("f2_samples",)
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
 def check_metric(name: str) -> str:
     """Return the metric's canonical name; an unknown one is an error listing the known ones."""
     if name == "logloss":
         return "log_loss"
-    if name in ("accuracy", "f1_macro", "log_loss", "auc", "qwk") or re.fullmatch(r"map@[1-9]\d*", name):
+    if name in ("accuracy", "f1_macro", "log_loss", "auc", "qwk", *MULTI_LABEL) or re.fullmatch(r"map@[1-9]\d*", name):
         return name
-    raise KitError(f"--metric {name}: expected one of accuracy, f1_macro, log_loss, auc, qwk, map@K (map@5 ...)")
+    raise KitError(f"--metric {name}: expected one of accuracy, f1_macro, log_loss, auc, qwk, map@K (map@5 ...), "
+                   "f2_samples (multi-label)")
+
+
+def check_metric_for(name: str, multi_label: bool) -> str:
+    """Return the metric's canonical name when it fits the target: tags need a multi-label metric, and back."""
+    name = check_metric(name)
+    if multi_label != (name in MULTI_LABEL):
+        wanted = ", ".join(MULTI_LABEL) if multi_label else "accuracy, f1_macro, log_loss, auc, qwk or map@K"
+        target = "multi-label (tags)" if multi_label else "one label per image"
+        raise KitError(f"--metric {name}: the target is {target}: expected {wanted}")
+    return name
 
 
 def higher_is_better(name: str) -> bool:
     return check_metric(name) != "log_loss"
 
 
-def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1) -> float:
-    """Return the metric of class probabilities against true class indices."""
+def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, thresholds=None) -> float:
+    """Return the metric of class probabilities against true class indices (multi-label: 0/1 rows)."""
     from sklearn.metrics import cohen_kappa_score, f1_score, log_loss, roc_auc_score
 
     name = check_metric(name)
     if len(y) == 0:
         return float("nan")
+    if name == "f2_samples":
+        return f2_samples(probs >= (0.5 if thresholds is None else np.asarray(thresholds)), y)
     if name == "accuracy":
         return float((probs.argmax(axis=1) == y).mean())
     if name == "f1_macro":
@@ -56,3 +73,35 @@ def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1) 
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     hits = ranked == y[:, None]
     return float((hits / np.arange(1, k + 1)).sum(axis=1).mean())
+
+
+def f2_samples(chosen: np.ndarray, y: np.ndarray) -> float:
+    """Return the mean over images of F2 between chosen and true tags (0/1 rows); an image with neither scores 1."""
+    chosen, truth = np.asarray(chosen, bool), np.asarray(y) > 0.5
+    hits = (chosen & truth).sum(axis=1)
+    precision = np.divide(hits, chosen.sum(axis=1), out=np.zeros(len(hits)), where=chosen.sum(axis=1) > 0)
+    recall = np.divide(hits, truth.sum(axis=1), out=np.zeros(len(hits)), where=truth.sum(axis=1) > 0)
+    denominator = 4 * precision + recall
+    f2 = np.divide(5 * precision * recall, denominator, out=np.zeros(len(hits)), where=denominator > 0)
+    f2[(chosen.sum(axis=1) == 0) & (truth.sum(axis=1) == 0)] = 1.0
+    return float(f2.mean())
+
+
+def fit_thresholds(probs: np.ndarray, y: np.ndarray, rounds: int = 2) -> np.ndarray:
+    """Return one threshold per tag that maximises f2_samples on (probs, y): coordinate ascent over a grid.
+
+    Exists because F2 weighs recall four times precision: the best threshold is far below 0.5 and
+    differs per tag (rare tags want lower ones). Starts at 0.5; each round tries every grid value
+    for each tag with the others held, keeping a change only when the score rises.
+    """
+    thresholds = np.full(probs.shape[1], 0.5)
+    best = f2_samples(probs >= thresholds, y)
+    for _ in range(rounds):
+        for tag in range(probs.shape[1]):
+            for value in THRESHOLD_GRID:
+                trial = thresholds.copy()
+                trial[tag] = value
+                found = f2_samples(probs >= trial, y)
+                if found > best + 1e-12:
+                    best, thresholds = found, trial
+    return thresholds

@@ -4,8 +4,8 @@
     probs = predict_frame(run, frame, views=("identity", "hflip"))    # TTA, views averaged
 
 Each image is decoded once; its views (flips, centre crops, zooms, random training
-augmentations) are made from the decoded batch inside the graph and go through the model
-together. A run predicts at its final stage's resolution with that stage's best weights, as
+augmentations) are made from the decoded batch in the input pipeline and go through the model
+together, on either Keras backend. A run predicts at its final stage's resolution with that stage's best weights, as
 its RunFolder says; never another stage's weights instead.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from src.core.config import PipelineOptions
 from src.core.errors import KitError
 from src.core.settings import DEFAULT_VIEWS, VIEWS
 from src.data.imagefiles import describe_bad, scan_images
+from src.hardware.accelerator import active_batch_multiple
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.pipeline.augment import make_augmenter
@@ -112,7 +113,7 @@ def build_run_model(run: Run):
     spec = get_spec(run.config.backbone)
     columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
-    model = build_classifier(spec, run.size, classes, "none", HeadSpec.from_config(run.config),
+    model = build_classifier(spec, run.size, classes, "none", HeadSpec.from_config(run.config, run.class_map.multi_label),
                              scheme=run.config.head_scheme)
     load_checked(model, run.weights)
     return model
@@ -154,18 +155,23 @@ def predict_views(run: Run, frame: pd.DataFrame, views=("identity",), random_pas
                            cache="none", batch_size=batch_size)
     augment = make_augmenter(run.config.augment, run.config.augment_backend, run.config.flip)
 
-    @tf.function
-    def all_views(images):
+    multiple = active_batch_multiple()
+
+    def all_views(images, batch_ids):
+        # Views are made in the input pipeline (TensorFlow ops on any Keras backend); the padding
+        # to a multiple of the devices (JAX data parallelism) is cut off after the model.
+        rows = tf.shape(images)[0]
+        images = tf.pad(images, [[0, (multiple - rows % multiple) % multiple], [0, 0], [0, 0], [0, 0]])
         batch = [make_view(images, name) for name in views]
         batch += [tf.map_fn(augment, images) for _ in range(random_passes)]
-        probs = model(tf.concat(batch, axis=0), training=False)
-        if isinstance(probs, dict):  # a multi-task run: the submission's column
-            probs = probs[run.target]
-        return tf.reshape(probs, [len(batch), tf.shape(images)[0], -1])
+        return tf.concat(batch, axis=0), batch_ids, rows
 
     parts, ids = [], []
-    for images, batch_ids in make_predict_dataset(frame, opts):
-        parts.append(all_views(images).numpy())
+    for batch, batch_ids, rows in make_predict_dataset(frame, opts).map(all_views):
+        probs = model.predict_on_batch(batch.numpy())  # an array any backend takes
+        if isinstance(probs, dict):  # a multi-task run: the submission's column
+            probs = probs[run.target]
+        parts.append(np.asarray(probs).reshape(len(views) + random_passes, -1, probs.shape[-1])[:, :int(rows)])
         ids += [i.decode() for i in batch_ids.numpy()]
     if not parts:
         return np.zeros((len(views) + random_passes, 0, len(run.class_map.values)), np.float32)
@@ -192,7 +198,7 @@ def top_classes(probs: np.ndarray, class_map, k: int = 5) -> list:
 
 
 def print_predictions(cfg) -> list:
-    """Print the top classes of each image of a PredictConfig; return them as (path, [(label, probability)])."""
+    """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
     run = load_run(cfg.run)
     frame = scan_images(list(cfg.images))
     bad = frame[frame["error"] != ""]
@@ -202,8 +208,12 @@ def print_predictions(cfg) -> list:
     views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
     probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
     result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
-    for path, best in result:
+    # multi-label: the tags at 0.5 (src.submit fits a threshold per tag), then the likeliest tags' probabilities
+    tags = run.class_map.decode_tags(probs >= 0.5) if run.class_map.multi_label else [None] * len(result)
+    for (path, best), chosen in zip(result, tags):
         print(path)
+        if chosen is not None:
+            print(f"  tags at 0.5: {chosen or '(none)'}")
         for label, probability in best:
             print(f"  {probability:7.2%}  {label}")
     return result

@@ -21,7 +21,7 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.core.files import write_csv, write_json
-from src.core.plots import plot_confusion, plot_wrong
+from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
 from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
 from src.data.competition import load_competition
@@ -29,8 +29,9 @@ from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
 from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
 from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
-from src.inference.metrics import check_metric, higher_is_better, score
+from src.inference.metrics import check_metric_for, fit_thresholds, higher_is_better, score
 from src.inference.tta_select import select_views
+from src.hardware.accelerator import pick_accelerator
 from src.kaggle.client import submit_file
 
 
@@ -44,6 +45,7 @@ def submit(cfg: SubmitConfig) -> dict:
     csv_path = out / f"{cfg.name}.csv"
     if csv_path.exists() and not cfg.overwrite:
         raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
+    accelerator = pick_accelerator(request=cfg.accelerator)  # all devices predict (JAX: data parallel)
     runs = [load_group(folder) for folder in cfg.run]
     check_runs_agree(runs, cfg.ensemble_weights)
     comp = load_competition(cfg)
@@ -51,7 +53,10 @@ def submit(cfg: SubmitConfig) -> dict:
         raise KitError(f"{comp.root}: no sample submission and test images to predict")
     class_map = runs[0].class_map
     fmt = detect_format(comp.schema, class_map, cfg.submission_format)
-    metric = check_metric(cfg.metric or fmt.metric)
+    metric = check_metric_for(cfg.metric or fmt.metric, class_map.multi_label)
+    if class_map.multi_label and cfg.tta_mean == "geometric":
+        raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
+                       "renormalise; use arithmetic")
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else 1
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
@@ -65,6 +70,9 @@ def submit(cfg: SubmitConfig) -> dict:
     scores.append({"run": "ensemble", "extra_images": "", "pseudo_images": "", "views": " | ".join(dict.fromkeys(holdout["views"])),
                    "score": ensemble_score})
     test_probs = sum(w * p for w, p in zip(weights, test))
+    if class_map.multi_label:
+        fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
+        scores.append(row)
     frame = fill_submission(comp.schema, test_probs, class_map, fmt)
     validate_submission(frame, comp.schema, class_map, fmt)
     # the test probabilities whatever the format: what --pseudo-labels and later blends read
@@ -73,7 +81,7 @@ def submit(cfg: SubmitConfig) -> dict:
     cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
     write_csv(csv_path, frame)
     report = pd.DataFrame(scores)
-    write_report(cfg, out, runs, weights, report, holdout, ensemble_holdout)
+    write_report(cfg, out, runs, weights, report, holdout, ensemble_holdout, accelerator.as_record(), fmt)
     print(report.to_string(index=False))
     print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights}
@@ -83,6 +91,19 @@ def submit(cfg: SubmitConfig) -> dict:
     if cfg.upload:
         result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
     return result
+
+
+def fit_tag_thresholds(fmt: SubmissionFormat, probs: np.ndarray, y: np.ndarray, metric: str) -> tuple:
+    """Return (the format with a threshold per tag fitted on the ensemble's holdout, the report row it scores).
+
+    The row's score is on the same holdout the thresholds were fitted to: optimistic, and named so.
+    """
+    thresholds = fit_thresholds(probs, y)
+    fitted = score(probs, y, metric, thresholds=thresholds)
+    print(f"multi-label: a threshold per tag fitted on the holdout for {metric}: {fitted:.4f} "
+          f"(0.5 everywhere: {score(probs, y, metric):.4f})")
+    row = {"run": "ensemble, fitted thresholds", "extra_images": "", "pseudo_images": "", "views": "", "score": fitted}
+    return dataclasses.replace(fmt, thresholds=tuple(float(t) for t in thresholds)), row
 
 
 def chosen_views(cfg: SubmitConfig) -> tuple:
@@ -207,8 +228,10 @@ def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
 
     def loss(raw):
         w = np.exp(raw) / np.exp(raw).sum()
-        probs = np.tensordot(w, stacked, axes=1)
-        return -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean()
+        probs = np.clip(np.tensordot(w, stacked, axes=1), 1e-7, 1 - 1e-7)
+        if y.ndim == 2:  # multi-label: binary cross-entropy over every tag
+            return -(y * np.log(probs) + (1 - y) * np.log(1 - probs)).mean()
+        return -np.log(probs[np.arange(len(y)), y]).mean()
 
     best = minimize(loss, np.zeros(n), method="Nelder-Mead")
     return [float(w) for w in np.exp(best.x) / np.exp(best.x).sum()]
@@ -241,17 +264,37 @@ def score_against(frame: pd.DataFrame, solution: str, schema) -> float:
     return float((merged[schema.target_column].astype(str) == merged[f"{schema.target_column}_true"].astype(str)).mean())
 
 
-def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout) -> None:
-    """Write NAME.json, NAME.holdout.csv, NAME.confusion_matrix.png and NAME.wrong.png beside the submission."""
+def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout, hardware: dict, fmt) -> None:
+    """Write NAME.json, NAME.holdout.csv and the figures beside the submission.
+
+    Figures: NAME.confusion_matrix.png and NAME.wrong.png; multi-label: NAME.tags.png and NAME.tags.csv
+    (precision, recall and threshold per tag).
+    """
     write_csv(out / f"{cfg.name}.holdout.csv", report)
     manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs],
                 "views": holdout["views"], "tta": cfg.tta, "tta_selection": holdout["steps"],
                 "random_passes": cfg.tta_random, "mean": cfg.tta_mean, "ensemble_weights": weights,
                 "holdout": report.to_dict(orient="records"), "metric": cfg.metric,
-                "versions": package_versions(), "git_commit": git_commit()}
-    write_json(out / f"{cfg.name}.json", manifest)
+                "hardware": hardware, "versions": package_versions(), "git_commit": git_commit()}
     labels = list(runs[0].class_map.values)
     y, frame = holdout["y"][0], holdout["frame"][0]
+    if fmt.thresholds:
+        manifest["thresholds"] = dict(zip(map(str, labels), fmt.thresholds))
+        write_json(out / f"{cfg.name}.json", manifest)
+        tags = tag_table(ensemble_holdout, y, labels, fmt.thresholds)
+        write_csv(out / f"{cfg.name}.tags.csv", tags)
+        plot_tags(tags, out / f"{cfg.name}.tags.png", f"{cfg.name}: holdout per tag")
+        return
+    write_json(out / f"{cfg.name}.json", manifest)
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,
                out / f"{cfg.name}.wrong.png")
+
+
+def tag_table(probs: np.ndarray, y: np.ndarray, tags: list, thresholds) -> pd.DataFrame:
+    """Return per tag: threshold, holdout images holding it, precision and recall of the chosen tags."""
+    chosen, truth = probs >= np.asarray(thresholds), y > 0.5
+    hits = (chosen & truth).sum(axis=0)
+    return pd.DataFrame({"tag": tags, "threshold": thresholds, "images": truth.sum(axis=0),
+                         "precision": hits / np.maximum(chosen.sum(axis=0), 1),
+                         "recall": hits / np.maximum(truth.sum(axis=0), 1)})

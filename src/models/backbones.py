@@ -22,7 +22,8 @@ from typing import Callable
 from src.core.errors import KitError
 from src.models import OPTIONAL_PACKAGES
 from src.models.small_resnet import build_small_resnet
-from src.models.weights import resolve_weights
+from src.models.hub import build_hub_backbone, is_hub, layer_name
+from src.models.weights import load_weights_file, resolve_weights
 
 APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 NS_URL = "https://github.com/qubvel/efficientnet/releases/download/v0.0.1/"
@@ -46,10 +47,23 @@ class BackboneSpec:
     unfreeze_from: str          # first layer trained when only the top of the network is fine-tuned
     min_size: int = 32          # smallest input side the architecture accepts
 
+    @property
+    def layer_name(self) -> str:
+        """Return the name the backbone's layer and cache files carry (a hub: preset's name made safe)."""
+        return layer_name(self.name)
+
     def build(self, input_shape, weights: str = "none"):
         """Return the backbone (no top, average-pooled) for input_shape with the given weights."""
         import keras
 
+        if self.family == "keras_hub":
+            return build_hub_backbone(self, input_shape, weights)
+
+        if self.family == "efficientnet_ns" and keras.backend.backend() != "tensorflow":
+            # the efficientnet package's layers call TensorFlow ops on their inputs
+            raise KitError(f"{self.name}: the efficientnet package builds TensorFlow-only layers and Keras runs on "
+                           f"{keras.backend.backend()} here (Kaggle's TPUs); use "
+                           f"{self.name.removesuffix('_ns')} or an efficientnetv2_* backbone")
         library_weights, extra_file = resolve_weights(self, weights)
         if self.family == "small_resnet":
             model = build_small_resnet(input_shape)
@@ -59,7 +73,7 @@ class BackboneSpec:
         if extra_file is not None:
             load_weights_file(model, extra_file, self.name)
         model.trainable = True
-        return keras.Model(model.input, model.output, name=self.name)
+        return keras.Model(model.input, model.output, name=self.layer_name)
 
 
 def load_constructor(path: str) -> Callable:
@@ -79,14 +93,6 @@ def load_constructor(path: str) -> Callable:
         raise KitError(f"{attribute} needs the {err.name} package, which is not installed (Kaggle's images lack "
                        f"it): attach the kit dataset made by `python -m src.kaggle_api upload-src` (it carries "
                        f"{' and '.join(OPTIONAL_PACKAGES)}), or pip install efficientnet==1.1.1") from None
-
-
-def load_weights_file(model, path, name: str) -> None:
-    """Load a weights file into a backbone; a mismatch names the file and the backbone."""
-    try:
-        model.load_weights(str(path))
-    except Exception as err:  # Keras raises ValueError or OSError with the detail
-        raise KitError(f"--weights {path}: cannot load into {name}: {err}") from None
 
 
 def keras_app(name, family, constructor, preprocessing, size, features, weights_file, unfreeze_from,
@@ -149,9 +155,16 @@ REGISTRY = make_registry()
 
 
 def get_spec(name: str) -> BackboneSpec:
-    """Return the spec for a backbone name; an unknown name lists the known ones."""
+    """Return the spec for a backbone name (or hub:<preset>); an unknown name lists the known ones."""
+    if is_hub(name):
+        preset = name[len("hub:"):]
+        if not preset:
+            raise KitError("--backbone hub:: name a keras-hub preset after hub: (hub:efficientnet2_rw_t_ra2_imagenet, "
+                           "hub:kaggle://OWNER/MODEL/keras/VARIATION/VERSION or hub:FOLDER)")
+        # the pooled width is read from the built model; no partial unfreezing cut is known for a preset
+        return BackboneSpec(name, "keras_hub", preset, "builtin", (224, 224), 0, "imagenet", "", "", "")
     if name not in REGISTRY:
-        raise KitError(f"--backbones: unknown backbone {name!r}; known: {', '.join(REGISTRY)}")
+        raise KitError(f"--backbones: unknown backbone {name!r}; known: {', '.join(REGISTRY)}, or hub:<keras-hub preset>")
     return REGISTRY[name]
 
 

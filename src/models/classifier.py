@@ -44,17 +44,21 @@ class Preprocess(keras.layers.Layer):
 
 @dataclasses.dataclass(frozen=True)
 class HeadSpec:
-    """The head on the pooled features: hidden Dense layers (0 by default), their width, dropout, L2."""
+    """The head on the pooled features: hidden Dense layers (0 by default), their width, dropout, L2.
+
+    activation: softmax (one class per image), or sigmoid (multi-label: an independent probability per tag).
+    """
 
     dropout: float = 0.2
     layers: int = 0
     units: int = 256
     l2: float = 0.0
+    activation: str = "softmax"
 
     @classmethod
-    def from_config(cls, cfg) -> HeadSpec:
-        """Return the head a TrainConfig asks for."""
-        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2)
+    def from_config(cls, cfg, multi_label: bool = False) -> HeadSpec:
+        """Return the head a TrainConfig asks for; sigmoid outputs when the target is multi-label."""
+        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, "sigmoid" if multi_label else "softmax")
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
@@ -72,9 +76,9 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
     # training=False keeps a frozen backbone's BatchNorm in inference mode (Keras fine-tuning guide).
     x = backbone(x, training=None if train_backbone else False)
     if isinstance(num_classes, dict):
-        return keras.Model(inputs, multi_heads(x, num_classes, head, scheme), name=f"{spec.name}_multitask")
+        return keras.Model(inputs, multi_heads(x, num_classes, head, scheme), name=f"{spec.layer_name}_multitask")
     outputs = head_layers(x, num_classes, head)
-    return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
+    return keras.Model(inputs, outputs, name=f"{spec.layer_name}_classifier")
 
 
 def multi_heads(x, classes: dict, head: HeadSpec | float, scheme: str) -> dict:
@@ -104,7 +108,7 @@ def build_head(features: int, num_classes: int, head: HeadSpec | float = 0.2) ->
 
 
 def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
-    """Return the head applied to x: BatchNormalization, [Dense+Dropout] x layers, Dropout, float32 softmax.
+    """Return the head applied to x: BatchNormalization, [Dense+Dropout] x layers, Dropout, float32 softmax/sigmoid.
 
     Pooled features differ in scale by orders of magnitude between families (ConvNeXt vs
     MobileNetV3); normalising them lets one head learning rate serve every backbone.
@@ -117,7 +121,7 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
                                name=f"head_dense{i}{suffix}")(x)
         x = keras.layers.Dropout(head.dropout, name=f"head_dropout{i}{suffix}")(x)
     x = keras.layers.Dropout(head.dropout, name=f"head_dropout{suffix}")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", kernel_regularizer=regularizer,
+    return keras.layers.Dense(num_classes, activation=head.activation, dtype="float32", kernel_regularizer=regularizer,
                               name=f"head{suffix}")(x)
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from src.core.config import PipelineOptions
 from src.core.files import atomic_path
 from src.models.classifier import Preprocess
-from src.pipeline.images import make_eval_dataset
+from src.pipeline.images import make_eval_dataset, pad_final_batch
 
 
 def features_key(spec, weights: str, opts: PipelineOptions, frame: pd.DataFrame) -> str:
@@ -36,19 +36,20 @@ def features_key(spec, weights: str, opts: PipelineOptions, frame: pd.DataFrame)
 
 
 def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, cache_dir: str | Path,
-                     strategy=None) -> tuple[dict, float, int, int]:
+                     strategy=None, multiple: int = 1) -> tuple[dict, float, int, int]:
     """Return ({role: features}, seconds extracting, images extracted now, backbone parameters).
 
     Roles already cached are read back; the backbone is built only when something is missing,
-    and all missing roles go through one predict call (one trace, one pass).
+    and all missing roles go through one predict call (one trace, one pass). multiple: the last
+    batch is padded to it (JAX data parallelism splits batches evenly) and the padding cut off.
     """
     import keras
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    paths = {role: cache_dir / f"{spec.name}-{role}-{features_key(spec, weights, opts, frame)}.npy"
+    paths = {role: cache_dir / f"{spec.layer_name}-{role}-{features_key(spec, weights, opts, frame)}.npy"
              for role, frame in frames.items()}
-    params_file = cache_dir / f"{spec.name}.params.json"
+    params_file = cache_dir / f"{spec.layer_name}.params.json"
     result = {role: np.load(path) for role, path in paths.items() if path.is_file()}
     missing = [role for role in frames if role not in result]
     if not missing and params_file.is_file():
@@ -64,9 +65,10 @@ def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, ca
     if not missing:
         return result, 0.0, 0, params
     frame = pd.concat([frames[role] for role in missing], ignore_index=True)
-    dataset = make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain).map(lambda x, _: x)
+    dataset = pad_final_batch(make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain).map(lambda x, _: x),
+                              multiple, plain.batch_size)
     start = time.perf_counter()
-    array = extractor.predict(dataset, verbose=0).astype(np.float32)
+    array = extractor.predict(dataset, verbose=0).astype(np.float32)[:len(frame)]
     seconds = time.perf_counter() - start
     offset = 0
     for role in missing:

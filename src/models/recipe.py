@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import keras
 
+from src.core.errors import KitError
+
 
 def freeze_batchnorm(model, spec) -> None:
     """Keep the backbone's BatchNormalization layers frozen (the Keras fine-tuning guide's advice)."""
-    for layer in model.get_layer(spec.name).layers:
+    for layer in all_layers(model.get_layer(spec.layer_name)):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+
+
+def all_layers(model) -> list:
+    """Return every layer inside a model, nested models included (a keras-hub backbone is one layer of ours)."""
+    found = []
+    for layer in model.layers:
+        found += [layer, *(all_layers(layer) if hasattr(layer, "layers") else [])]
+    return found
 
 
 def unfreeze_top(model, spec) -> int:
@@ -25,7 +35,9 @@ def unfreeze_top(model, spec) -> int:
     The cut is the registry's: the last block(s) of each family (conv5 of ResNet50, block6+ of
     EfficientNet), where fine-tuning helps most for the least memory.
     """
-    backbone = model.get_layer(spec.name)
+    if not spec.unfreeze_from:
+        raise KitError(f"--unfreeze top: {spec.name} has no registry cut point to unfreeze from; use --unfreeze all")
+    backbone = model.get_layer(spec.layer_name)
     names = [layer.name for layer in backbone.layers]
     if spec.unfreeze_from not in names:
         raise ValueError(f"{spec.name}: no layer {spec.unfreeze_from!r} to start unfreezing from")
@@ -35,12 +47,19 @@ def unfreeze_top(model, spec) -> int:
     return cut
 
 
-def make_loss(cfg, reduction: str = "sum_over_batch_size"):
+def make_loss(cfg, reduction: str = "sum_over_batch_size", multi_label: bool = False):
     """Return the training loss: cross-entropy, or focal loss (--loss focal), both with label smoothing.
 
     Focal loss (Lin et al. 2017) scales each example by alpha * (1 - p)^gamma: with gamma 0 and
     alpha 1 it is the cross-entropy; gamma > 0 shrinks the loss of images already classified well.
+    multi_label: the binary forms, one independent yes/no per tag (sigmoid outputs).
     """
+    if multi_label:
+        if cfg.loss == "focal":
+            return keras.losses.BinaryFocalCrossentropy(alpha=min(cfg.focal_alpha, 1.0), gamma=cfg.focal_gamma,
+                                                        apply_class_balancing=cfg.focal_alpha < 1,
+                                                        label_smoothing=cfg.label_smoothing, reduction=reduction)
+        return keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing, reduction=reduction)
     if cfg.loss == "focal":
         return keras.losses.CategoricalFocalCrossentropy(alpha=cfg.focal_alpha, gamma=cfg.focal_gamma,
                                                          label_smoothing=cfg.label_smoothing, reduction=reduction)
@@ -56,14 +75,30 @@ def make_optimizer(name: str, schedule):
     return keras.optimizers.Adam(schedule)
 
 
-def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None) -> None:
-    """Compile with ExponentialDecay from `lr`, the config's loss and accuracy (one per head when multi-task)."""
+def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,
+                       weighted: bool = False, multi_label: bool = False) -> None:
+    """Compile with ExponentialDecay from `lr`, the config's loss and accuracy (one per head when multi-task).
+
+    multi_label: binary cross-entropy (or binary focal loss) and per-tag accuracy.
+    weighted: accuracy honours sample weights (validation batches padded for JAX data parallelism
+    carry weight 0 on the padding); otherwise Keras's plain metrics, which ignore class weights.
+    """
     schedule = keras.optimizers.schedules.ExponentialDecay(lr, cfg.decay_steps, cfg.decay_rate)
     optimizer = make_optimizer(cfg.optimizer, schedule)
+    key = "weighted_metrics" if weighted else "metrics"
     if heads:
         columns = list(heads)
         model.compile(optimizer=optimizer, loss={c: make_loss(cfg) for c in columns},
                       loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))),
-                      metrics={c: ["accuracy"] for c in columns})
+                      **{key: {c: ["accuracy"] for c in columns}})
     else:
-        model.compile(optimizer=optimizer, loss=make_loss(cfg), metrics=["accuracy"])
+        model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=multi_label),
+                      **{key: [accuracy_metric(multi_label)]})
+
+
+def accuracy_metric(multi_label: bool = False):
+    """Return the metric logged as accuracy: Keras's own choice, or per-tag binary accuracy at 0.5 (multi-label).
+
+    Named accuracy either way, so early stopping, checkpoints and reports read val_accuracy.
+    """
+    return keras.metrics.BinaryAccuracy(name="accuracy") if multi_label else "accuracy"

@@ -127,3 +127,11 @@ def ensure_cached(spec) -> Path:
             f"{target}; --weights none trains from random weights") from None
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def load_weights_file(model, path, name: str) -> None:
+    """Load a weights file into a backbone; a mismatch names the file and the backbone."""
+    try:
+        model.load_weights(str(path))
+    except Exception as err:  # Keras raises ValueError or OSError with the detail
+        raise KitError(f"--weights {path}: cannot load into {name}: {err}") from None

@@ -58,8 +58,8 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
     if opts.mixup > 0 or opts.cutmix > 0:
         if not num_classes:
             raise ValueError("MixUp/CutMix need num_classes for one-hot labels")
-        ds = ds.map(lambda x, y: mix_batch(x, tf.one_hot(y, num_classes), opts.mixup, opts.cutmix),
-                    num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda x, y: mix_batch(x, y if y.shape.rank == 2 else tf.one_hot(y, num_classes), opts.mixup,
+                                           opts.cutmix), num_parallel_calls=AUTOTUNE)  # rank 2: multi-label rows
     return ds.prefetch(AUTOTUNE)
 
 
@@ -80,6 +80,31 @@ def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.
     """
     frame = image_source(frame).in_stream_order()
     return make_eval_dataset(frame, frame["id"].astype(str).to_numpy(), opts)
+
+
+def pad_final_batch(ds: tf.data.Dataset, multiple: int, batch_size: int, weights: bool = False) -> tf.data.Dataset:
+    """Return the batches re-cut to batch_size rounded up to `multiple` rows, the last one padded with zeros.
+
+    Exists for Keras's JAX data parallelism, which splits every batch evenly over the devices.
+    Re-cutting first means only the final batch is ever padded, so the padding rows are the
+    last rows of the output and the caller cuts them off (predictions[:n]) whatever batch size
+    it was given. weights: add a third element, 1 for real rows and 0 for padding, so the
+    padding counts in no weighted metric.
+    """
+    if multiple <= 1:
+        return ds
+    if batch_size % multiple:  # re-cutting loses the known batch count Keras reads: only when needed
+        ds = ds.rebatch(-(-batch_size // multiple) * multiple)
+
+    def pad(*parts):
+        rows = tf.shape(tf.nest.flatten(parts[0])[0])[0]
+        extra = (multiple - rows % multiple) % multiple
+        padded = tf.nest.map_structure(lambda t: tf.pad(t, [[0, extra]] + [[0, 0]] * (len(t.shape) - 1)), parts)
+        if weights:
+            padded += (tf.concat([tf.ones([rows]), tf.zeros([extra])], axis=0),)
+        return padded
+
+    return ds.map(pad, num_parallel_calls=AUTOTUNE)
 
 
 def image_inputs(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:

@@ -81,7 +81,7 @@ def cv_table(cfg, oof: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Return (fold, score) rows plus mean and std, with the competition's metric, and the metric's name."""
     comp = load_competition(cfg, with_test=False)
     class_map = comp.class_maps[comp.target]
-    metric, positive = "accuracy", 1
+    metric, positive = "f2_samples" if class_map.multi_label else "accuracy", 1
     if comp.schema is not None and comp.schema.sample is not None and len(comp.schema.sample):
         fmt = detect_format(comp.schema, class_map)
         metric = fmt.metric

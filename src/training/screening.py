@@ -10,6 +10,7 @@ and the screen goes on; rows already in screening.csv are kept, and --resume ski
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import time
@@ -28,9 +29,10 @@ from src.core.settings import ScreenConfig
 from src.data.splits import SplitData, prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.models.backbones import parse_backbones
-from src.models.classifier import build_classifier, build_head
+from src.models.classifier import HeadSpec, build_classifier, build_head
+from src.models.recipe import accuracy_metric
 from src.models.features import extract_features
-from src.pipeline.images import make_eval_dataset, make_train_dataset
+from src.pipeline.images import make_eval_dataset, make_train_dataset, pad_final_batch
 
 COLUMNS = ["backbone", "best_val_accuracy", "best_epoch", "val_loss", "params", "seconds",
            "images_per_second", "mode", "weights", "error"]
@@ -43,7 +45,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
     save_config(cfg, out)
-    strategy = pick_accelerator(request=cfg.accelerator).strategy
+    accelerator = pick_accelerator(request=cfg.accelerator)
     rows = read_rows(out / "screening.csv")
     for number, spec in enumerate(specs, start=1):
         tag = f"[{number}/{len(specs)}] {spec.name}"
@@ -52,7 +54,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
             continue
         print(f"{tag}: {mode}, {cfg.epochs} epoch(s), {cfg.image_size[0]}x{cfg.image_size[1]}, "
               f"weights {cfg.weights}", flush=True)
-        row = screen_one(spec, cfg, mode, data, strategy)
+        row = screen_one(spec, cfg, mode, data, accelerator)
         print(f"{tag}: {describe(row)}", flush=True)
         rows = merge_row(rows, row)
         write_rows(rows, out / "screening.csv")
@@ -77,14 +79,14 @@ def prepare_data(cfg, out: Path) -> SplitData:
     return data
 
 
-def screen_one(spec, cfg: ScreenConfig, mode: str, data: SplitData, strategy) -> dict:
+def screen_one(spec, cfg: ScreenConfig, mode: str, data: SplitData, accelerator) -> dict:
     """Return one table row for a backbone; an exception becomes the row's error, not a crash."""
     start = time.perf_counter()
     row = {"backbone": spec.name, "mode": mode, "weights": cfg.weights, "error": ""}
     try:
         keras.utils.set_random_seed(cfg.seed)
         runner = train_on_features if mode == "features" else train_full
-        history, params, rate = runner(spec, cfg, data, strategy)
+        history, params, rate = runner(spec, cfg, data, accelerator)
         accuracy = history["val_accuracy"]
         best = int(np.argmax(accuracy))
         row.update(best_val_accuracy=float(accuracy[best]), best_epoch=best + 1,
@@ -100,35 +102,69 @@ def screen_one(spec, cfg: ScreenConfig, mode: str, data: SplitData, strategy) ->
     return row
 
 
-def train_on_features(spec, cfg: ScreenConfig, data: SplitData, strategy):
+def train_on_features(spec, cfg: ScreenConfig, data: SplitData, accelerator):
     """Return (history, backbone params, images/s of extraction) from a head trained on cached features."""
     arrays, seconds, count, params = extract_features(spec, {"train": data.train, "val": data.val},
-                                                      cfg.weights, cfg, cfg.features_cache, strategy)
+                                                      cfg.weights, cfg, cfg.features_cache, accelerator.strategy,
+                                                      accelerator.batch_multiple)
     rate = round(count / seconds, 1) if count else math.nan  # nan: read from the cache
-    with strategy.scope():
-        head = build_head(arrays["train"].shape[1], data.num_classes, cfg.dropout)
-        head.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"])
-    history = head.fit(arrays["train"], data.y_train, validation_data=(arrays["val"], data.y_val),
-                       epochs=cfg.epochs, batch_size=cfg.batch_size, verbose=2)
+    with accelerator.strategy.scope():
+        head = build_head(arrays["train"].shape[1], data.num_classes, screen_head(cfg, data))
+        compile_screen(head, cfg, accelerator, data.class_map.multi_label)
+    train, val = batched(arrays["train"], data.y_train, cfg, accelerator, shuffle=True), \
+        batched(arrays["val"], data.y_val, cfg, accelerator)
+    history = head.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False)  # shuffled above
     return history.history, params, rate
 
 
-def train_full(spec, cfg: ScreenConfig, data: SplitData, strategy):
+def screen_head(cfg: ScreenConfig, data: SplitData) -> HeadSpec:
+    """Return the fresh head every backbone gets: --dropout, softmax (sigmoid for multi-label tags)."""
+    return HeadSpec(dropout=cfg.dropout, activation="sigmoid" if data.class_map.multi_label else "softmax")
+
+
+def compile_screen(model, cfg: ScreenConfig, accelerator, multi_label: bool = False) -> None:
+    """Compile for sparse labels (multi-label: 0/1 rows, binary cross-entropy) with Adam.
+
+    Accuracy is weighted where validation batches carry padding (JAX data parallelism).
+    """
+    metrics = {"weighted_metrics" if accelerator.batch_multiple > 1 else "metrics": [accuracy_metric(multi_label)]}
+    loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, **metrics)
+
+
+def batched(features, labels, cfg: ScreenConfig, accelerator, shuffle: bool = False):
+    """Return a dataset of (features, labels) batches of --batch-size per replica.
+
+    Training (shuffle) keeps only full batches where the accelerator needs them; evaluation pads
+    its last batch with weight-0 rows instead (src.pipeline.images.pad_final_batch).
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        size = accelerator.global_batch(cfg.batch_size, len(features))
+        ds = ds.shuffle(len(features), seed=cfg.seed, reshuffle_each_iteration=True)
+        return ds.batch(size, drop_remainder=accelerator.fixed_batches)
+    size = cfg.batch_size * accelerator.replicas
+    return pad_final_batch(ds.batch(size), accelerator.batch_multiple, size, weights=accelerator.batch_multiple > 1)
+
+
+def train_full(spec, cfg: ScreenConfig, data: SplitData, accelerator):
     """Return (history, backbone params, images/s) of the frozen backbone inside the model, augmented."""
     if cfg.mixup > 0 or cfg.cutmix > 0:
         raise KitError("screening trains with sparse labels: leave --mixup and --cutmix at 0")
-    with strategy.scope():
-        model = build_classifier(spec, cfg.image_size, data.num_classes, cfg.weights, cfg.dropout)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"])
-    train = make_train_dataset(data.train, data.y_train, cfg, seed=cfg.seed)
-    val = make_eval_dataset(data.val, data.y_val, cfg)
+    with accelerator.strategy.scope():
+        model = build_classifier(spec, cfg.image_size, data.num_classes, cfg.weights, screen_head(cfg, data))
+        compile_screen(model, cfg, accelerator, data.class_map.multi_label)
+    opts = dataclasses.replace(cfg, batch_size=accelerator.global_batch(cfg.batch_size, len(data.train)))
+    train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, drop_remainder=accelerator.fixed_batches)
+    val = pad_final_batch(make_eval_dataset(data.val, data.y_val, opts), accelerator.batch_multiple, opts.batch_size,
+                          weights=accelerator.batch_multiple > 1)
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False)
     seconds = time.perf_counter() - start
     rate = round(cfg.epochs * (len(data.train) + len(data.val)) / seconds, 1)
-    params = model.get_layer(spec.name).count_params()
+    params = model.get_layer(spec.layer_name).count_params()
     return history.history, params, rate
 
 

@@ -18,7 +18,7 @@ from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
-from src.pipeline.images import make_eval_dataset, make_train_dataset
+from src.pipeline.images import make_eval_dataset, make_train_dataset, pad_final_batch
 from src.runs.folder import RunFolder
 from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping, TargetMetrics,
                                     TimeLimit, resume_state)
@@ -59,7 +59,9 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     while True:
         try:
             return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline)
-        except tf.errors.ResourceExhaustedError as err:
+        except Exception as err:
+            if not out_of_memory(err):
+                raise
             smaller = batch // 2
             if smaller < cfg.min_batch_size:
                 raise KitError(f"{stage.name}: out of memory at batch size {batch}, and halving it would go "
@@ -69,11 +71,17 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
             batch = smaller
 
 
+def out_of_memory(err: Exception) -> bool:
+    """Return True for an accelerator out-of-memory error: TensorFlow's type, or XLA's status under JAX."""
+    return isinstance(err, tf.errors.ResourceExhaustedError) or (
+        type(err).__name__ in ("XlaRuntimeError", "JaxRuntimeError") and "RESOURCE_EXHAUSTED" in str(err))
+
+
 def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, batch: int,
               extra=(), deadline: float | None = None) -> float:
     """Build the model at the stage's size, load init_weights, fit; return the best val_accuracy."""
-    model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator.strategy)
-    train_ds, val_ds = stage_datasets(stage, cfg, data, batch * accelerator.replicas, accelerator.kind == "tpu")
+    model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator)
+    train_ds, val_ds = stage_datasets(stage, cfg, data, accelerator.global_batch(batch, len(data.train)), accelerator)
     history_file = run.stage_history(stage.name)
     discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
@@ -111,13 +119,14 @@ def early_stopped(callbacks) -> bool:
     return any(isinstance(c, ResumableEarlyStopping) and c.stopped_epoch > 0 for c in callbacks)
 
 
-def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
+def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator):
     """Return the compiled classifier for a stage: weights from the previous stage, layers frozen per the flags."""
     num_classes = {c: len(m.values) for c, m in data.heads.items()} or len(data.class_map.values)
-    with strategy.scope():
+    with accelerator.strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
-        model = build_classifier(spec, stage.size, num_classes, weights, HeadSpec.from_config(cfg),
-                                 stage.train_backbone, cfg.head_scheme)
+        model = build_classifier(spec, stage.size, num_classes, weights,
+                                 HeadSpec.from_config(cfg, data.class_map.multi_label), stage.train_backbone,
+                                 cfg.head_scheme)
         if init_weights is not None:
             load_checked(model, init_weights)
         if stage.train_backbone and cfg.unfreeze == "top":
@@ -125,15 +134,18 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, strategy):
         if stage.train_backbone and not (cfg.train_batchnorm or cfg.weights == "none"):
             freeze_batchnorm(model, spec)
         heads = data.heads or None
-        compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None)
+        compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None,
+                           weighted=accelerator.batch_multiple > 1, multi_label=data.class_map.multi_label)
     return model
 
 
-def stage_datasets(stage, cfg, data: RunData, global_batch: int, fixed_batches: bool = False):
+def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
     """Return (training, validation) datasets at the stage's size with one-hot labels (label smoothing).
 
-    fixed_batches: every batch full (TPUs compile one shape).
+    Every training batch is full where the accelerator needs it (TPUs compile one shape, JAX splits
+    batches evenly over its devices); there the last validation batch is padded, with weight 0.
     """
+    fixed_batches, multiple = accelerator.fixed_batches, accelerator.batch_multiple
     opts = dataclasses.replace(cfg, image_size=tuple(stage.size), batch_size=global_batch)
     k = len(data.class_map.values)
     if data.heads:  # {column: indices} -> {column: one-hot}
@@ -143,13 +155,17 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, fixed_batches: 
             return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}
 
         train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches)
-        return train.map(one_hot), make_eval_dataset(data.val, data.labels("val"), opts).map(one_hot)
+        val = make_eval_dataset(data.val, data.labels("val"), opts).map(one_hot)
+        return train.map(one_hot), pad_final_batch(val, multiple, global_batch, weights=True)
     train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=k,
                                drop_remainder=fixed_batches)
+    val = make_eval_dataset(data.val, data.y_val, opts)
+    if data.class_map.multi_label:  # the labels are already a 0/1 row per image
+        return train, pad_final_batch(val, multiple, global_batch, weights=True)
     if cfg.mixup <= 0 and cfg.cutmix <= 0:
         train = train.map(lambda x, y: (x, tf.one_hot(y, k)))
-    val = make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: (x, tf.one_hot(y, k)))
-    return train, val
+    val = val.map(lambda x, y: (x, tf.one_hot(y, k)))
+    return train, pad_final_batch(val, multiple, global_batch, weights=True)
 
 
 def class_weights(data: RunData, cfg):
@@ -213,13 +229,21 @@ def collect_history(run: RunFolder, stages) -> pd.DataFrame:
 
 def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:
     """Predict the validation images with the final weights; write ids, labels, probabilities; return accuracy."""
-    model = build_stage_model(stage, cfg, spec, data, run.weights(stage.name), accelerator.strategy)
+    model = build_stage_model(stage, cfg, spec, data, run.weights(stage.name), accelerator)
     opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none")  # one pass: nothing to reuse
-    images = make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: x)
+    images = pad_final_batch(make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: x),
+                             accelerator.batch_multiple, cfg.batch_size * accelerator.replicas)
     probs = predict_locally(model, images) if accelerator.kind == "multi-worker" else model.predict(images, verbose=0)
     heads = probs if isinstance(probs, dict) else {}
-    probs = heads.get(data.target, probs)
+    heads = {column: values[:len(data.val)] for column, values in heads.items()}  # padding rows come last
+    probs = heads.get(data.target, probs)[:len(data.val)]
     y_val = data.y_val
+    if data.class_map.multi_label:  # tags at 0.5 here; src.submit fits a threshold per tag for its metric
+        frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.val[data.target].to_numpy(),
+                              "predicted": data.class_map.decode_tags(probs >= 0.5)})
+        frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))
+        write_csv(run.holdout_file, frame)
+        return float(((probs >= 0.5) == (y_val > 0.5)).mean())  # per-tag accuracy, as val_accuracy
     frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.class_map.decode(y_val),
                           "predicted": data.class_map.decode(probs.argmax(axis=1))})
     for column, head_probs in heads.items():  # every head's answer, so its accuracy can be checked

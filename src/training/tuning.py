@@ -60,8 +60,12 @@ def cached_features(cfg: TuneConfig):
     if data.val.empty:
         raise KitError("the split holds no validation images: Hyperband needs a holdout to compare heads")
     frames = {"train": data.train, "val": data.val}
+    accelerator = pick_accelerator()
+    if accelerator.batch_multiple > 1:  # keras-tuner fits NumPy arrays: batches cannot be padded for the devices
+        raise KitError(f"python -m src.tune runs on one device; this process has {accelerator.detail}: run it with "
+                       "KERAS_BACKEND=tensorflow (Kaggle's TPU image has no keras-tuner anyway)")
     arrays, _, _, _ = extract_features(get_spec(cfg.backbone), frames, cfg.weights, cfg, cfg.features_cache,
-                                       pick_accelerator().strategy)
+                                       accelerator.strategy)
     eye = np.eye(data.num_classes, dtype=np.float32)
     return arrays, {"train": eye[data.y_train], "val": eye[data.y_val]}, data.num_classes
 

@@ -28,7 +28,7 @@ from src.training.stages import OutOfTime, RunData, run_stage, write_reports
 
 def run_folder_for(cfg) -> RunFolder:
     """Return the run folder a TrainConfig names: --out, else runs/<backbone>."""
-    return RunFolder(cfg.out or Path("runs") / cfg.backbone)
+    return RunFolder(cfg.out or Path("runs") / get_spec(cfg.backbone).layer_name)
 
 
 def train(cfg, callbacks=()) -> dict:
@@ -53,13 +53,14 @@ def train(cfg, callbacks=()) -> dict:
                 except OutOfTime as cut:
                     return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
                 state["finished"].append(stage.name)
+                state.setdefault("hardware", {})[stage.name] = accelerator.as_record()  # resumed runs may move
                 run.save_state(state)
             previous = run.weights(stage.name)
         summary = write_reports(cfg, spec, data, run, plan_stages(cfg), accelerator)
     for name, value in state["best"].items():
         print(f"{name}: best val_accuracy {value:.4f}, weights {run.weights(name)}")
     print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
-    return {**summary, "best": dict(state["best"]), "out": str(run.path)}
+    return {**summary, "best": dict(state["best"]), "hardware": state.get("hardware", {}), "out": str(run.path)}
 
 
 def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> dict:
@@ -84,6 +85,8 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
+    if data.class_map.multi_label:
+        check_multi_label(cfg, data.target, heads)
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
         run.save_split(data.split)
         run.save_class_maps(data.target, data.comp.class_maps)
@@ -91,8 +94,21 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
     return RunData(**vars(data), heads=heads)
 
 
+def check_multi_label(cfg, target: str, heads: dict) -> None:
+    """Refuse the settings a multi-label target (tags) cannot take, naming the flag."""
+    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1}
+    for flag, given in refused.items():
+        if given:
+            raise KitError(f"{flag}: column {target} holds tags (multi-label), which {flag.split()[0]} does not "
+                           "support; leave it out")
+
+
 def add_training_only(split, comp, cfg):
     """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout)."""
+    if comp.class_maps[comp.target].multi_label and (cfg.extra_data or cfg.pseudo_labels):
+        flag = "--extra-data" if cfg.extra_data else "--pseudo-labels"
+        raise KitError(f"{flag}: column {comp.target} holds tags (multi-label), which {flag} does not support yet; "
+                       "leave it out")
     if cfg.extra_data:
         split = add_extra_data(split, comp, cfg)
     if cfg.pseudo_labels:

@@ -1,0 +1,128 @@
+"""Keras 3's JAX backend, as on Kaggle's TPU VMs (tensorflow-cpu + JAX), with eight host devices standing in.
+
+The jobs run in fresh interpreters (the backend is fixed at Keras's first import) with JAX's
+host platform split into eight devices, so keras.distribution.DataParallel really shards every
+batch eight ways; a TPU is announced, as on a TPU VM, so the kit itself chooses JAX.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from src.core import backend
+from tests.conftest import REPO, make_folder_competition
+
+pytest.importorskip("jax", reason="the JAX backend tests need jax (requirements.txt pins it)")
+DEVICES = 8
+
+
+def run_kit(module: str, *args, env_extra=None) -> subprocess.CompletedProcess:
+    """Run `python -m src.<module>` as on a TPU VM whose TPU JAX cannot see: JAX's CPU split into eight devices."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TPU_NAME", "COLAB_TPU_ADDR")}
+    env.update({"PYTHONPATH": str(REPO), "TPU_ACCELERATOR_TYPE": "v5litepod-8", "JAX_PLATFORMS": "cpu",
+                "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}", "TF_CPP_MIN_LOG_LEVEL": "2",
+                **(env_extra or {})})
+    return subprocess.run([sys.executable, "-m", f"src.{module}", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(tmp_path):
+    # 3 classes x 9 images: ~20 training images (a batch of 2 per device is 16: one full batch per
+    # epoch) and ~7 validation images, padded to 8 for the split over eight devices.
+    comp = make_folder_competition(tmp_path / "comp", per_class=9, n_test=11)
+    train = run_kit("train", "--data", comp, "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+                    "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3, "--stage2-epochs", 2,
+                    "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2, "--val-fraction", 0.25,
+                    "--out", tmp_path / "run")
+    assert train.returncode == 0, train.stdout + train.stderr
+    assert "backend: JAX" in train.stdout
+    assert f"accelerator: JAX backend, {DEVICES} CPU device(s) (keras.distribution.DataParallel)" in train.stdout
+    assert f"a TPU is announced but JAX lists only {DEVICES} CPU device(s)" in train.stdout  # said, not silent
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    for stage in ("stage1", "stage2"):
+        assert state["hardware"][stage]["backend"] == "jax" and state["hardware"][stage]["devices"] == DEVICES
+    holdout = pd.read_csv(tmp_path / "run" / "holdout_predictions.csv")
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    assert len(holdout) == (split["split"] == "val").sum() and len(holdout) % DEVICES  # padding cut off
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["val_accuracy"].between(0, 1).all() and len(history) >= 3
+
+    submit = run_kit("submit", "--data", comp, "--run", tmp_path / "run", "--tta", "--out", tmp_path / "subs")
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    report = json.loads((tmp_path / "subs" / "submission.json").read_text())
+    assert report["hardware"]["backend"] == "jax" and report["hardware"]["devices"] == DEVICES
+    # the holdout predicted twice on eight devices, padded two ways, agrees row for row: no padding row
+    # took a real image's place (training's holdout file vs submit's identity view)
+    identity = report["holdout"][0]
+    assert identity["views"] == "identity"
+    assert identity["score"] == pytest.approx((holdout["label"].astype(str) == holdout["predicted"].astype(str)).mean())
+    assert len(report["views"][0]) > 1  # TTA views went through the sharded model
+    frame = pd.read_csv(tmp_path / "subs" / "submission.csv", dtype=str)
+    sample = pd.read_csv(comp / "sample-submission.csv", dtype=str)
+    assert list(frame["Id"]) == list(sample["Id"]) and set(frame["Category"]) <= {"0", "1", "2"}
+
+
+def test_asking_for_a_tpu_that_jax_does_not_list_is_an_error(tmp_path):
+    comp = make_folder_competition(tmp_path / "comp", per_class=9)
+    done = run_kit("train", "--data", comp, "--backbone", "small_resnet", "--weights", "none", "--accelerator", "tpu",
+                   "--out", tmp_path / "run")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--accelerator tpu: this process has JAX backend, 8 CPU device(s)" in done.stderr
+    assert "JAX lists no TPU device" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run" / "stage1.weights.h5").exists()
+
+
+def test_the_noisy_student_backbones_are_refused_on_jax_naming_a_replacement(tmp_path):
+    comp = make_folder_competition(tmp_path / "comp", per_class=9)
+    done = run_kit("train", "--data", comp, "--backbone", "efficientnet_b0_ns", "--weights", "none",
+                   "--batch-size", 1, "--out", tmp_path / "run")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "efficientnet_b0_ns: the efficientnet package builds TensorFlow-only layers" in done.stderr
+    assert "use efficientnet_b0" in done.stderr
+
+
+def test_the_backend_is_chosen_before_keras_is_imported(monkeypatch, capsys):
+    found_jax = backend.importlib.util.find_spec
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: object() if name == "jax" else found_jax(name))
+    monkeypatch.setattr(backend, "has_tensorflow_tpu", lambda: False)
+    monkeypatch.setattr(backend, "tpu_may_exist", lambda: True)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as in a fresh job; restored after the test
+    environ = {}
+    assert backend.choose_keras_backend(environ) == "jax" and environ == {"KERAS_BACKEND": "jax"}
+    assert "backend: JAX (a TPU is announced" in capsys.readouterr().out
+    environ = {"KERAS_BACKEND": "tensorflow"}  # the user's choice stands
+    assert backend.choose_keras_backend(environ) == "tensorflow" and environ == {"KERAS_BACKEND": "tensorflow"}
+    monkeypatch.setattr(backend, "has_tensorflow_tpu", lambda: True)  # tensorflow-tpu reaches the TPU itself
+    assert backend.choose_keras_backend({}) == "tensorflow"
+    monkeypatch.setattr(backend, "has_tensorflow_tpu", lambda: False)
+    monkeypatch.setattr(backend, "tpu_may_exist", lambda: False)  # no TPU: Keras's own default
+    assert backend.choose_keras_backend({}) == "tensorflow"
+
+
+def test_a_keras_already_imported_on_tensorflow_is_said_to_miss_the_tpu(monkeypatch, capsys):
+    import keras
+
+    monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(backend, "has_tensorflow_tpu", lambda: False)
+    monkeypatch.setattr(backend, "tpu_may_exist", lambda: True)
+    assert backend.choose_keras_backend({}) == keras.backend.backend()
+    if keras.backend.backend() != "jax":
+        assert "restart with KERAS_BACKEND=jax" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["features", "full"])
+def test_screening_shards_over_eight_devices(tmp_path, mode):
+    comp = make_folder_competition(tmp_path / "comp", per_class=9)
+    done = run_kit("screen_backbones", "--data", comp, "--backbones", "small_resnet,mobilenetv3_small",
+                   "--weights", "none", "--mode", mode, "--image-size", 32, 32, "--epochs", 2, "--batch-size", 2,
+                   "--val-fraction", 0.25, "--out", tmp_path / "screen", "--features-cache", tmp_path / "features")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"JAX backend, {DEVICES} CPU device(s)" in done.stdout and "FAILED" not in done.stdout, done.stdout
+    table = pd.read_csv(tmp_path / "screen" / "screening.csv", keep_default_na=False)
+    assert set(table["backbone"]) == {"small_resnet", "mobilenetv3_small"} and (table["error"] == "").all()
+    assert table["best_val_accuracy"].between(0, 1).all()
