@@ -108,13 +108,14 @@ def test_full_batches_that_cannot_be_made_are_an_error_naming_the_flag():
     assert tf_gpus.batch_multiple == 1 and not tf_gpus.fixed_batches and tf_gpus.global_batch(32, 5) == 64
 
 
-def test_padding_the_last_batch_for_the_devices_weighs_nothing():
-    from src.pipeline.images import pad_final_batch
+def test_batches_for_the_devices_pad_only_the_last_one_and_weigh_it_nothing():
+    from src.pipeline.images import batch_for_devices
 
     rows = tf.reshape(tf.range(22, dtype=tf.float32) + 1, [11, 2])
-    ds = tf.data.Dataset.from_tensor_slices((rows, tf.range(11))).batch(3)  # a batch size the devices do not divide
-    batches = list(pad_final_batch(ds, 8, 3, weights=True).as_numpy_iterator())
-    assert [len(x) for x, _, _ in batches] == [8, 8]  # re-cut to 8 rows, the last 3 rows padded to 8
+    ds = tf.data.Dataset.from_tensor_slices((rows, tf.range(11)))
+    batches = list(batch_for_devices(ds, 3, 8, weights=True).as_numpy_iterator())  # 3 a row: not a multiple of 8
+    assert [len(x) for x, _, _ in batches] == [8, 8]  # batches of 8, the last 3 rows padded to 8
     labels = np.concatenate([y for _, y, _ in batches])
     assert list(labels[:11]) == list(range(11)) and not labels[11:].any()  # the padding comes last, in order
     assert sum(w.sum() for _, _, w in batches) == 11 and batches[1][0][3:].sum() == 0
+    assert [len(x) for x, _ in batch_for_devices(ds, 3).as_numpy_iterator()] == [3, 3, 3, 2]  # one device: as asked

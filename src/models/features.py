@@ -21,7 +21,7 @@ import pandas as pd
 from src.core.config import PipelineOptions
 from src.core.files import atomic_path
 from src.models.classifier import Preprocess
-from src.pipeline.images import make_eval_dataset, pad_final_batch
+from src.pipeline.images import make_eval_dataset
 
 
 def features_key(spec, weights: str, opts: PipelineOptions, frame: pd.DataFrame) -> str:
@@ -65,8 +65,7 @@ def extract_features(spec, frames: dict, weights: str, opts: PipelineOptions, ca
     if not missing:
         return result, 0.0, 0, params
     frame = pd.concat([frames[role] for role in missing], ignore_index=True)
-    dataset = pad_final_batch(make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain).map(lambda x, _: x),
-                              multiple, plain.batch_size)
+    dataset = make_eval_dataset(frame, np.zeros(len(frame), np.int32), plain, multiple).map(lambda x, _: x)
     start = time.perf_counter()
     array = extractor.predict(dataset, verbose=0).astype(np.float32)[:len(frame)]
     seconds = time.perf_counter() - start

@@ -63,13 +63,18 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
     return ds.prefetch(AUTOTUNE)
 
 
-def make_eval_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions) -> tf.data.Dataset:
-    """Return (float32 images, labels) batches in frame order, every image kept (no dropped remainder)."""
+def make_eval_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, multiple: int = 1,
+                      weights: bool = False) -> tf.data.Dataset:
+    """Return (float32 images, labels) batches in frame order, every image kept (no dropped remainder).
+
+    multiple > 1 (JAX data parallelism): batches are a multiple of the devices and the last one is
+    padded (batch_for_devices); weights adds 1 / 0 per row.
+    """
     ds = tf.data.Dataset.zip((image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels)))
     ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
     ds = apply_cache(ds, frame, opts, "eval")
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
-    return ds.batch(opts.batch_size).prefetch(AUTOTUNE)
+    return batch_for_devices(ds, opts.batch_size, multiple, weights).prefetch(AUTOTUNE)
 
 
 def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:
@@ -82,19 +87,17 @@ def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.
     return make_eval_dataset(frame, frame["id"].astype(str).to_numpy(), opts)
 
 
-def pad_final_batch(ds: tf.data.Dataset, multiple: int, batch_size: int, weights: bool = False) -> tf.data.Dataset:
-    """Return the batches re-cut to batch_size rounded up to `multiple` rows, the last one padded with zeros.
+def batch_for_devices(ds: tf.data.Dataset, batch_size: int, multiple: int = 1, weights: bool = False):
+    """Return ds in batches of batch_size rounded up to `multiple` rows, the last batch padded with zeros.
 
-    Exists for Keras's JAX data parallelism, which splits every batch evenly over the devices.
-    Re-cutting first means only the final batch is ever padded, so the padding rows are the
-    last rows of the output and the caller cuts them off (predictions[:n]) whatever batch size
-    it was given. weights: add a third element, 1 for real rows and 0 for padding, so the
-    padding counts in no weighted metric.
+    Exists for Keras's JAX data parallelism, which splits every batch evenly over the devices:
+    only the final batch is ever padded, so the padding rows are the last rows of the output and
+    the caller cuts them off (predictions[:n]). weights: add a third element, 1 for real rows and
+    0 for padding, so the padding counts in no weighted metric. multiple 1: plain batches.
     """
+    ds = ds.batch(-(-batch_size // multiple) * multiple)
     if multiple <= 1:
         return ds
-    if batch_size % multiple:  # re-cutting loses the known batch count Keras reads: only when needed
-        ds = ds.rebatch(-(-batch_size // multiple) * multiple)
 
     def pad(*parts):
         rows = tf.shape(tf.nest.flatten(parts[0])[0])[0]

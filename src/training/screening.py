@@ -32,7 +32,7 @@ from src.models.backbones import parse_backbones
 from src.models.classifier import HeadSpec, build_classifier, build_head
 from src.models.recipe import accuracy_metric
 from src.models.features import extract_features
-from src.pipeline.images import make_eval_dataset, make_train_dataset, pad_final_batch
+from src.pipeline.images import batch_for_devices, make_eval_dataset, make_train_dataset
 
 COLUMNS = ["backbone", "best_val_accuracy", "best_epoch", "val_loss", "params", "seconds",
            "images_per_second", "mode", "weights", "error"]
@@ -136,7 +136,7 @@ def batched(features, labels, cfg: ScreenConfig, accelerator, shuffle: bool = Fa
     """Return a dataset of (features, labels) batches of --batch-size per replica.
 
     Training (shuffle) keeps only full batches where the accelerator needs them; evaluation pads
-    its last batch with weight-0 rows instead (src.pipeline.images.pad_final_batch).
+    its last batch with weight-0 rows instead (src.pipeline.images.batch_for_devices).
     """
     import tensorflow as tf
 
@@ -146,7 +146,7 @@ def batched(features, labels, cfg: ScreenConfig, accelerator, shuffle: bool = Fa
         ds = ds.shuffle(len(features), seed=cfg.seed, reshuffle_each_iteration=True)
         return ds.batch(size, drop_remainder=accelerator.fixed_batches)
     size = cfg.batch_size * accelerator.replicas
-    return pad_final_batch(ds.batch(size), accelerator.batch_multiple, size, weights=accelerator.batch_multiple > 1)
+    return batch_for_devices(ds, size, accelerator.batch_multiple, weights=accelerator.batch_multiple > 1)
 
 
 def train_full(spec, cfg: ScreenConfig, data: SplitData, accelerator):
@@ -158,8 +158,8 @@ def train_full(spec, cfg: ScreenConfig, data: SplitData, accelerator):
         compile_screen(model, cfg, accelerator, data.class_map.multi_label)
     opts = dataclasses.replace(cfg, batch_size=accelerator.global_batch(cfg.batch_size, len(data.train)))
     train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, drop_remainder=accelerator.fixed_batches)
-    val = pad_final_batch(make_eval_dataset(data.val, data.y_val, opts), accelerator.batch_multiple, opts.batch_size,
-                          weights=accelerator.batch_multiple > 1)
+    val = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple,
+                            weights=accelerator.batch_multiple > 1)
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False)
     seconds = time.perf_counter() - start

@@ -18,7 +18,7 @@ from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
-from src.pipeline.images import make_eval_dataset, make_train_dataset, pad_final_batch
+from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping, TargetMetrics,
                                     TimeLimit, resume_state)
@@ -151,21 +151,20 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
     if data.heads:  # {column: indices} -> {column: one-hot}
         ks = {c: len(m.values) for c, m in data.heads.items()}
 
-        def one_hot(x, y):
-            return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}
+        def one_hot(x, y, *weight):
+            return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}, *weight
 
         train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches)
-        val = make_eval_dataset(data.val, data.labels("val"), opts).map(one_hot)
-        return train.map(one_hot), pad_final_batch(val, multiple, global_batch, weights=True)
+        val = make_eval_dataset(data.val, data.labels("val"), opts, multiple, weights=multiple > 1)
+        return train.map(one_hot), val.map(one_hot)
     train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=k,
                                drop_remainder=fixed_batches)
-    val = make_eval_dataset(data.val, data.y_val, opts)
+    val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1)
     if data.class_map.multi_label:  # the labels are already a 0/1 row per image
-        return train, pad_final_batch(val, multiple, global_batch, weights=True)
+        return train, val
     if cfg.mixup <= 0 and cfg.cutmix <= 0:
         train = train.map(lambda x, y: (x, tf.one_hot(y, k)))
-    val = val.map(lambda x, y: (x, tf.one_hot(y, k)))
-    return train, pad_final_batch(val, multiple, global_batch, weights=True)
+    return train, val.map(lambda x, y, *weight: (x, tf.one_hot(y, k), *weight))
 
 
 def class_weights(data: RunData, cfg):
@@ -230,9 +229,9 @@ def collect_history(run: RunFolder, stages) -> pd.DataFrame:
 def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:
     """Predict the validation images with the final weights; write ids, labels, probabilities; return accuracy."""
     model = build_stage_model(stage, cfg, spec, data, run.weights(stage.name), accelerator)
-    opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none")  # one pass: nothing to reuse
-    images = pad_final_batch(make_eval_dataset(data.val, data.y_val, opts).map(lambda x, y: x),
-                             accelerator.batch_multiple, cfg.batch_size * accelerator.replicas)
+    opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none",  # one pass: nothing to reuse
+                               batch_size=cfg.batch_size * accelerator.replicas)
+    images = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple).map(lambda x, y: x)
     probs = predict_locally(model, images) if accelerator.kind == "multi-worker" else model.predict(images, verbose=0)
     heads = probs if isinstance(probs, dict) else {}
     heads = {column: values[:len(data.val)] for column, values in heads.items()}  # padding rows come last
