@@ -235,6 +235,20 @@ def test_multi_label_tags_planet_layout(tmp_path):
     fitted = [s["score"] for s in result["scores"] if s["run"] == "ensemble, fitted thresholds"][0]
     assert fitted > every_tag + 0.05, (fitted, every_tag)
     assert json.loads((tmp_path / "run" / "class_map.json").read_text())["maps"][0]["multi_label"]
+    # what tags cannot take is refused by name, before anything is written
+    for flags, message in [(["--metric", "accuracy"], "--metric accuracy: the target is multi-label .*f2_samples"),
+                           (["--tta-mean", "geometric"], "--tta-mean geometric: multi-label probabilities"),
+                           (["--submission-format", "top-k"], "--submission-format top-k: column tags holds tags")]:
+        with pytest.raises(KitError, match=message):
+            submit(parse_config(SubmitConfig, ["--data", str(root), "--run", str(tmp_path / "run"),
+                                               "--out", str(tmp_path / "refused"), *flags]))
+        assert not (tmp_path / "refused" / "submission.csv").exists()
+    for flags, message in [(["--class-weights"], "--class-weights: column tags holds tags"),
+                           (["--extra-data", str(root)], "--extra-data: column tags holds tags")]:
+        with pytest.raises(KitError, match=message):
+            train(parse_config(TrainConfig, ["--data", str(root), "--out", str(tmp_path / "refused-run"), *TRAIN,
+                                             *flags]))
+        assert not (tmp_path / "refused-run").exists()  # a refused run leaves no folder
 
 
 def test_multi_label_eda_counts_tags_and_predict_prints_them(tmp_path, capsys):

@@ -143,11 +143,10 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
-    class_maps = {col: make_class_map(train[col], col) for col in label_columns}
-    if not class_maps[target].multi_label:  # tag combinations are not classes: nothing to drop or count
+    if not holds_tags(train[target]):  # tag combinations are not classes: nothing to drop or count
         train = drop_sparse_classes(train, target, opts.min_class_count)
         check_learnable(train, target, opts.min_class_count)
-        class_maps = {col: make_class_map(train[col], col) for col in label_columns}
+    class_maps = {col: make_class_map(train[col], col) for col in label_columns}
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
                        class_maps, test, schema, skipped)
@@ -309,6 +308,11 @@ def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
         raise KitError(f"{path}: column {column!r} holds {what}; the kit classifies images: it supports one label, "
                        "a class probability, per-class probabilities, top-k labels or space-separated tags per "
                        "image (--label-column names the column to classify)")
+
+
+def holds_tags(values: pd.Series) -> bool:
+    """Return True when a label column holds space-separated tags (multi-label), not one class per image."""
+    return not pd.api.types.is_numeric_dtype(values) and looks_multi_label(values.astype(str))
 
 
 def looks_multi_label(text: pd.Series) -> bool:
@@ -565,7 +569,7 @@ def make_class_map(values: pd.Series, column: str) -> ClassMap:
 
     Space-separated tags (Planet's "clear primary road") make a multi-label map: its values are the tags.
     """
-    if not pd.api.types.is_numeric_dtype(values) and looks_multi_label(values.astype(str)):
+    if holds_tags(values):
         tags = sorted({t for v in values.astype(str) for t in v.split()})
         print(f"labels: column {column} holds space-separated tags: multi-label, {len(tags)} tags")
         return ClassMap(column, tuple(tags), multi_label=True)
