@@ -40,6 +40,14 @@ def non_negative(value):
     return None if value >= 0 else "a number of 0 or more"
 
 
+MAX_SIDE = 4096  # pixels: beyond it one image's activations outgrow an accelerator's memory (a T4 has 16 GB)
+
+
+def image_side(value):
+    return None if 0 < value <= MAX_SIDE else (f"a size from 1 to {MAX_SIDE} pixels a side (larger does not fit an "
+                                               "accelerator's memory even one image at a time)")
+
+
 def fraction(value):
     return None if 0 < value < 1 else "a number between 0 and 1"
 
@@ -52,6 +60,32 @@ def augment_policy(value):
         return None if Path(value.split(":", 1)[1]).is_file() else \
             "albumentations:FILE naming an existing file (a Compose saved with A.save)"
     return "one of none, light, strong, or albumentations:FILE"
+
+
+def file_name(value: str):
+    """Return what --name expects unless value is a plain file name: a path could write outside --out."""
+    unsafe = value in ("", ".") or "/" in value or "\\" in value or ".." in value
+    return "a file name without path separators or '..'" if unsafe else None
+
+
+# TTA views with a percentage: center_crop_P keeps P% of each side, scale_P zooms to P% (src.inference.prediction).
+VIEW_PERCENTS = {"center_crop": (20, 100), "scale": (50, 200)}
+
+
+def view_problem(name: str):
+    """Return what a TTA view name should be, or None when it is a view the kit makes."""
+    if name in ("identity", "hflip", "vflip"):
+        return None
+    kind, _, percent = name.rpartition("_")
+    if kind not in VIEW_PERCENTS or not percent.isdigit():
+        return f"views identity, hflip, vflip, center_crop_P (P 20-100) or scale_P (P 50-200), not {name!r}"
+    low, high = VIEW_PERCENTS[kind]
+    return None if low <= int(percent) <= high else f"{kind}_P with P from {low} to {high}, not {name!r}"
+
+
+def tta_view_list(value: str):
+    """Return what the first wrong view of a comma-separated --tta-views value should be, or None."""
+    return next(filter(None, (view_problem(v.strip()) for v in value.split(",") if v.strip())), None)
 
 
 @dataclasses.dataclass
@@ -87,7 +121,7 @@ class DataOptions:
 class PipelineOptions:
     """How images are decoded, resized, cached, augmented and batched."""
 
-    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network", check=positive)
+    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network", check=image_side)
     resize: str = opt("stretch", "resize mode", ("stretch", "pad", "crop", "longest"))
     sharpen: float = opt(0.0, "unsharp-mask amount after resizing; 0: off", check=non_negative)
     cache: str = opt("memory", "keep decoded, resized images after epoch 1", ("memory", "disk", "none"))

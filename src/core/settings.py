@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from src.core.config import DataOptions, PipelineOptions, fraction, non_negative, opt, positive
+from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, image_side, non_negative, opt,
+                             positive, tta_view_list)
 
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
@@ -39,11 +40,11 @@ class TrainConfig(DataOptions, PipelineOptions):
     stages: int = opt(2, "1: stop after stage 1; 2: both stages", check=lambda v: None if v in (1, 2) else "1 or 2")
     warmup_epochs: int = opt(0, "epochs of head-only training (backbone frozen) before stage 1", check=non_negative)
     warmup_lr: float = opt(1e-3, "learning rate of the warm-up", check=positive)
-    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width", check=positive)
+    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width", check=image_side)
     stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive)
     stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (ExponentialDecay)", check=positive)
     stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better val_accuracy", check=positive)
-    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=positive)
+    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=image_side)
     stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive)
     stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (ExponentialDecay)", check=positive)
     stage2_patience: int = opt(5, "stage 2 early-stopping patience", check=positive)
@@ -107,14 +108,15 @@ class SubmitConfig(DataOptions):
     """Predict the test set with one or more runs and write a checked submission."""
 
     run: tuple[str, ...] = opt((), "training run folder; repeat for an ensemble")
-    name: str = opt("submission", "file name (without .csv) in --out")
+    name: str = opt("submission", "file name (without .csv) in --out", check=file_name)
     out: str = opt("submissions", "folder for the submission and its report")
     tta: str = opt("", f"test-time augmentation: --tta alone means the default views ({', '.join(DEFAULT_VIEWS)}); "
                        "--tta auto picks views (and --tta-random passes) greedily on each run's holdout with "
                        "the metric, keeping only views that help; empty: none", ("", "default", "auto"),
                    const="default")
-    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_90, scale_110 ...); "
-                             "with --tta auto: the candidates (empty: every named view)")
+    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_P with P 20-100, scale_P "
+                             "with P 50-200); with --tta auto: the candidates (empty: every named view)",
+                         check=tta_view_list)
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
@@ -282,7 +284,7 @@ class PredictConfig:
     images: tuple[str, ...] = opt((), "image files", positional=True)
     run: str = opt("", "training run folder (python -m src.train)")
     tta: bool = opt(False, f"average the default views ({', '.join(DEFAULT_VIEWS)})")
-    tta_views: str = opt("", "comma-separated views instead of the defaults")
+    tta_views: str = opt("", "comma-separated views instead of the defaults", check=tta_view_list)
     top: int = opt(5, "classes printed per image", check=positive)
     batch_size: int = opt(32, "images per batch", check=positive)
 

@@ -44,6 +44,9 @@ def inspect_image(path: str | Path) -> dict:
 
     path = Path(path)
     result = {"width": 0, "height": 0, "orientation": 1, "error": ""}
+    if printable(str(path)) != str(path):  # CSV files and TensorFlow take UTF-8 paths only
+        result["error"] = "its name is not valid UTF-8: rename the file"
+        return result
     if not is_image_name(path.name):
         result["error"] = f"not an image file: expected one of {', '.join(IMAGE_EXTENSIONS)}"
         return result
@@ -84,8 +87,20 @@ def scan_images(paths: list[str | Path], workers: int | None = None) -> pd.DataF
     return frame
 
 
+def printable(name: str) -> str:
+    """Return a file name as text any console prints: bytes that are not UTF-8 shown as \\xNN escapes.
+
+    Linux names are bytes; Python keeps undecodable ones as surrogates, which printing or a CSV
+    writer would refuse with UnicodeEncodeError.
+    """
+    try:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from the file system
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def describe_bad(bad: pd.DataFrame, limit: int = 10) -> str:
     """Return 'N file(s): name (why); ...' for a frame of failed scan rows, cut after `limit`."""
-    lines = [f"{row.path} ({row.error})" for row in bad.head(limit).itertuples()]
+    lines = [f"{printable(row.path)} ({row.error})" for row in bad.head(limit).itertuples()]
     more = f"; and {len(bad) - limit} more" if len(bad) > limit else ""
     return f"{len(bad)} file(s): " + "; ".join(lines) + more

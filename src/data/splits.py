@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -112,10 +113,27 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
     else:
         if not 0 < opts.val_fraction < 1:
             raise KitError(f"--val-fraction {opts.val_fraction}: expected a number between 0 and 1")
+        check_holdout_size(len(train), len(set(labels)), opts.val_fraction)
         splitter = StratifiedShuffleSplit(1, test_size=opts.val_fraction, random_state=opts.seed)
         _, val_idx = next(splitter.split(np.zeros(len(train)), labels))
         fold[val_idx] = 0
     return train.assign(fold=fold)
+
+
+def check_holdout_size(images: int, classes: int, fraction: float) -> None:
+    """Raise naming --val-fraction when it cannot hold out one image of every class and keep one for training.
+
+    scikit-learn's StratifiedShuffleSplit would refuse it with its own words ('test_size = 200 should
+    be greater or equal to the number of classes = 500'); this says which values work.
+    """
+    held_out = math.ceil(fraction * images)
+    if classes <= held_out <= images - classes:
+        return
+    low, high = math.ceil(100 * classes / images) / 100, math.floor(100 * (images - classes) / images) / 100
+    works = f"pass --val-fraction from {low:.2f} to {high:.2f}" if low <= high else \
+        "pass --min-class-count to drop the rarest classes"
+    raise KitError(f"--val-fraction {fraction:g}: holds out {held_out} of {images} images, but a stratified split "
+                   f"needs one image of each of the {classes} classes on both sides: {works}")
 
 
 def pool_rare_keys(keys: np.ndarray, needed: int) -> np.ndarray:

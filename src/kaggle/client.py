@@ -43,9 +43,30 @@ def credential_source() -> str:
              home / ".kaggle" / "credentials.json", *(d / "kaggle.json" for d in config_dirs)]
     for file in files:
         if file.is_file() and file.stat().st_size > 0:
+            check_credential_file(file)
             return str(file)
     raise KitError("no Kaggle credentials: create a token at https://www.kaggle.com/settings/api and set "
                    "KAGGLE_API_TOKEN to it, or save it in ~/.kaggle/access_token (or kaggle.json there)")
+
+
+def check_credential_file(file: Path) -> None:
+    """Warn when others can read a credentials file (as the kaggle CLI does); refuse a kaggle.json it cannot read.
+
+    A malformed kaggle.json makes the client exit as if Kaggle had refused it, though nothing was
+    sent: say the file is malformed and where. The key is never printed (JSON errors give positions only).
+    """
+    if file.stat().st_mode & 0o044:
+        print(f"warning: {file} is readable by other users of this machine: run chmod 600 {file}", file=sys.stderr)
+    if file.name != "kaggle.json":
+        return
+    expected = 'expected {"username": "...", "key": "..."}; download a new one at https://www.kaggle.com/settings/api'
+    try:
+        data = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise KitError(f"{file} is malformed, not valid JSON ({err}): {expected}") from None
+    missing = [k for k in ("username", "key") if not isinstance(data, dict) or not data.get(k)]
+    if missing:
+        raise KitError(f"{file} is malformed, it has no {' and no '.join(missing)}: {expected}")
 
 
 def connect():
