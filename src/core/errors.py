@@ -1,7 +1,13 @@
-"""The one exception type the kit raises for bad input, and how CLIs show it."""
+"""The one exception type the kit raises for bad input, and how CLIs show it.
+
+A write the file system refuses (read-only, permissions, a full disk) is bad input too: the
+user picks another folder or frees space, so it is one sentence naming the path (disk_error).
+"""
 from __future__ import annotations
 
+import errno
 import sys
+from pathlib import Path
 
 from src.core.backend import choose_keras_backend
 from src.core.console import quiet_native_logs
@@ -9,6 +15,39 @@ from src.core.console import quiet_native_logs
 
 class KitError(Exception):
     """Bad input from the user: the message names the file, column or flag and what was expected."""
+
+
+# The OSErrors a user fixes by choosing another folder or freeing space: each gets one sentence.
+WHAT_TO_DO = {
+    errno.EROFS: "the file system is read-only: write to another folder (--out)",
+    errno.EACCES: "permission denied: write to a folder you own (--out), or change its permissions",
+    errno.EPERM: "operation not permitted: write to a folder you own (--out), or change its permissions",
+    errno.ENOSPC: "no space left on the device: free some space or write to another disk (--out); the files "
+                  "written before were kept",
+    errno.EDQUOT: "disk quota exceeded: free some space or write to another disk (--out); the files written "
+                  "before were kept",
+}
+
+
+def is_disk_error(err: BaseException) -> bool:
+    """Return True for an OSError the user fixes with another folder or more space (see WHAT_TO_DO).
+
+    h5py reports a full disk as an OSError without errno, its text holding the C library's message.
+    """
+    return isinstance(err, OSError) and (err.errno in WHAT_TO_DO or "No space left on device" in str(err))
+
+
+def disk_error(err: OSError, path: str | Path | None = None) -> KitError:
+    """Return the KitError for a refused write, 'cannot write PATH: what happened: what to do'.
+
+    `path` (what the kit was writing) wins over the OSError's own file name, which may be a temporary
+    one; the OSError rides along as `os_error`, so a caller can name a larger whole.
+    """
+    where = path or err.filename or "a file"
+    code = err.errno if err.errno in WHAT_TO_DO else errno.ENOSPC
+    error = KitError(f"cannot write {where}: {WHAT_TO_DO[code]}")
+    error.os_error = err
+    return error
 
 
 def run_cli(main, argv=None) -> int:
@@ -23,5 +62,10 @@ def run_cli(main, argv=None) -> int:
             main(argv)
         except KitError as err:
             print(f"error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:  # a folder made or a file written outside the atomic helpers
+            if not is_disk_error(err):
+                raise
+            print(f"error: {disk_error(err)}", file=sys.stderr)
             return 2
     return 0

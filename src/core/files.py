@@ -2,30 +2,88 @@
 
 Every file the kit writes that a later job reads back (config.json, state.json, split.csv,
 weights, tables) goes through here or through the same temporary-name-and-rename pattern.
+A write the file system refuses (read-only, permissions, a full disk) is one KitError naming the
+path and what to do (disk_error), and leaves the previous file as it was, with no temporary file.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 from pathlib import Path
+
+from src.core.errors import KitError, disk_error, is_disk_error
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
 
-    On an exception the temporary file is removed and `path` is left as it was.
+    On an exception the temporary file is removed and `path` is left as it was; a refused write
+    (read-only, permissions, full disk) becomes a KitError naming `path` (disk_error).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The suffix is kept last: writers such as Keras's save_weights check the extension.
     temp = path.with_name(f".{path.stem}.partial-{os.getpid()}{''.join(path.suffixes)}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield temp
         os.replace(temp, path)
+    except OSError as err:
+        if not is_disk_error(err):
+            raise
+        raise disk_error(err, path) from None
     finally:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_files(folder: str | Path, name: str):
+    """Yield a temporary folder inside `folder`; on success every file in it is moved into `folder`.
+
+    Exists for a set of files that belong together (a submission and its report): the files are
+    written under temporary names first, so a full disk or a kill leaves the previous set (or
+    none), never half of a new one or a zero-byte file. Renames need no space.
+    """
+    folder = Path(folder)
+    stage = folder / f".{name}.partial-{os.getpid()}"
+    try:
+        stage.mkdir(parents=True, exist_ok=True)
+        yield stage
+        for file in sorted(stage.iterdir()):
+            os.replace(file, folder / file.name)
+    except KitError as err:  # a file of the set refused by atomic_path: name the set's folder, not the stage
+        if getattr(err, "os_error", None) is None:
+            raise
+        raise disk_error(err.os_error, folder / f"{name}.*") from None
+    except OSError as err:
+        if not is_disk_error(err):
+            raise
+        raise disk_error(err, folder / f"{name}.*") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Make `folder` and write and remove a file in it; raise disk_error naming it when that is refused.
+
+    Exists so a job that writes only at its end (src.submit) fails at its start, not after the work.
+    """
+    folder = Path(folder)
+    probe = folder / f".write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+    except OSError as err:
+        if not is_disk_error(err):
+            raise
+        raise disk_error(err, folder) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+    return folder
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from src.core.files import atomic_path
+
 
 def pyplot():
     """Return matplotlib.pyplot on the file-only Agg backend (works on servers and in CI)."""
@@ -58,12 +60,14 @@ def plot_image_sizes(sizes: pd.DataFrame, path: Path) -> Path:
 
 
 def save(fig, path: Path) -> Path:
-    """Write the figure as PNG, close it, and return the path."""
+    """Write the figure as PNG (atomically: a full disk leaves the previous figure), close it, return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    try:
+        with atomic_path(path) as temp:
+            fig.savefig(temp, dpi=110, format="png")
+    finally:
+        pyplot().close(fig)
     return path
 
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from src.core.config import PipelineOptions
+from src.core.config import PipelineOptions, view_problem
 from src.core.errors import KitError
-from src.core.settings import DEFAULT_VIEWS, VIEWS
+from src.core.settings import DEFAULT_VIEWS
 from src.data.imagefiles import describe_bad, scan_images
 from src.hardware.accelerator import active_batch_multiple
 from src.models.backbones import get_spec
-from src.models.classifier import HeadSpec, build_classifier, load_checked
+from src.models.classifier import HeadSpec, build_classifier, load_checked, recorded_shape
 from src.pipeline.augment import make_augmenter
 from src.pipeline.images import make_predict_dataset
 from src.runs.folder import RunFolder
@@ -115,8 +116,29 @@ def build_run_model(run: Run):
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
     model = build_classifier(spec, run.size, classes, "none", HeadSpec.from_config(run.config, run.class_map.multi_label),
                              scheme=run.config.head_scheme)
-    load_checked(model, run.weights)
+    check_trained_shape(run, model)
+    load_checked(model, run.weights, f"{run.folder.config_file} and {run.folder.class_map_file}")
     return model
+
+
+def check_trained_shape(run: Run, model) -> None:
+    """Refuse a run whose config.json or class_map.json no longer matches the size and classes its weights learned.
+
+    The weights file records both (src.models.classifier.record_shape); files without the record pass.
+    """
+    recorded = recorded_shape(run.weights)
+    if recorded is None:
+        return
+    size, outputs = recorded
+    if size != tuple(run.size):
+        raise KitError(f"--run {run.folder}: {run.folder.config_file} says {run.stage} predicts at "
+                       f"{run.size[0]}x{run.size[1]}, but {run.weights} was trained at {size[0]}x{size[1]}: the "
+                       f"config was changed after training; set {run.stage}_size back to {list(size)}")
+    built = [int(t.shape[-1]) for t in keras.tree.flatten(model.outputs)]
+    if built != outputs:
+        raise KitError(f"--run {run.folder}: {run.folder.class_map_file} lists {sum(built)} classes, but "
+                       f"{run.weights} predicts {sum(outputs)}: class_map.json was changed or damaged after "
+                       "training; restore it from a copy, or train the run again")
 
 
 def make_view(images, name: str):
@@ -127,9 +149,10 @@ def make_view(images, name: str):
         return images[:, :, ::-1]
     if name == "vflip":
         return images[:, ::-1]
+    problem = view_problem(name)
+    if problem:
+        raise KitError(f"--tta-views: expected {problem}")
     kind, _, percent = name.rpartition("_")
-    if kind not in ("center_crop", "scale") or not percent.isdigit():
-        raise KitError(f"--tta-views: unknown view {name!r}; known: {', '.join(VIEWS)}, center_crop_P, scale_P")
     keep = int(percent) / 100 if kind == "center_crop" else 100 / int(percent)
     size = tf.shape(images)[1:3]
     if keep >= 1:  # a zoom out: shrink, then pad back to size

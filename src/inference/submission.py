@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
-from src.core.files import write_csv, write_json
+from src.core.files import check_writable, staged_files, write_csv, write_json
 from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
 from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
@@ -28,6 +28,7 @@ from src.data.competition import load_competition
 from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
 from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
+from src.inference.checks import check_solution, never_predicted, score_against
 from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
 from src.inference.metrics import check_metric_for, fit_thresholds, higher_is_better, score
 from src.inference.tta_select import select_views
@@ -51,7 +52,10 @@ def submit(cfg: SubmitConfig) -> dict:
     comp = load_competition(cfg)
     if comp.test is None or comp.schema is None:
         raise KitError(f"{comp.root}: no sample submission and test images to predict")
+    if cfg.solution:
+        check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
+    missing = never_predicted(comp, class_map)
     fmt = detect_format(comp.schema, class_map, cfg.submission_format)
     metric = check_metric_for(cfg.metric or fmt.metric, class_map.multi_label)
     if class_map.multi_label and cfg.tta_mean == "geometric":
@@ -63,6 +67,7 @@ def submit(cfg: SubmitConfig) -> dict:
     def scorer(probs, y):
         return score(probs, y, metric, positive)
 
+    check_writable(out)  # a read-only --out fails now, not after predicting every image
     views = chosen_views(cfg)
     holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
     weights = ensemble_weights(holdout, runs, cfg)
@@ -75,19 +80,23 @@ def submit(cfg: SubmitConfig) -> dict:
         scores.append(row)
     frame = fill_submission(comp.schema, test_probs, class_map, fmt)
     validate_submission(frame, comp.schema, class_map, fmt)
-    # the test probabilities whatever the format: what --pseudo-labels and later blends read
-    write_csv(out / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
-        {"id": list(comp.test["id"].astype(str)), **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
+    accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
     cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
-    write_csv(csv_path, frame)
     report = pd.DataFrame(scores)
-    write_report(cfg, out, runs, weights, report, holdout, ensemble_holdout, accelerator.as_record(), fmt)
+    with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
+        # the test probabilities whatever the format: what --pseudo-labels and later blends read
+        write_csv(stage / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
+            {"id": list(comp.test["id"].astype(str)),
+             **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
+        write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
+                     {"hardware": accelerator.as_record(), "never_predicted": missing}, fmt)
+        write_csv(stage / csv_path.name, frame)
     print(report.to_string(index=False))
     print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights}
     if cfg.solution:
-        result["test_accuracy"] = score_against(frame, cfg.solution, comp.schema)
-        print(f"accuracy against {cfg.solution}: {result['test_accuracy']:.4f}")
+        result["test_accuracy"] = accuracy
+        print(f"accuracy against {cfg.solution}: {accuracy:.4f}")
     if cfg.upload:
         result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
     return result
@@ -255,17 +264,10 @@ def validate_submission(frame: pd.DataFrame, schema, class_map, fmt=None) -> Non
     check_submission(frame, schema, class_map, fmt or SubmissionFormat("label", (schema.target_column,)))
 
 
-def score_against(frame: pd.DataFrame, solution: str, schema) -> float:
-    """Return the share of rows whose label matches a solution CSV (id, true label)."""
-    truth = pd.read_csv(solution, dtype={schema.id_column: str})
-    merged = frame.astype({schema.id_column: str}).merge(truth, on=schema.id_column, suffixes=("", "_true"))
-    if len(merged) != len(frame):
-        raise KitError(f"--solution {solution}: its ids do not match the submission's")
-    return float((merged[schema.target_column].astype(str) == merged[f"{schema.target_column}_true"].astype(str)).mean())
-
-
-def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout, hardware: dict, fmt) -> None:
+def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout, facts: dict, fmt) -> None:
     """Write NAME.json, NAME.holdout.csv and the figures beside the submission.
+
+    facts: what NAME.json records besides the scores (hardware, never_predicted classes).
 
     Figures: NAME.confusion_matrix.png and NAME.wrong.png; multi-label: NAME.tags.png and NAME.tags.csv
     (precision, recall and threshold per tag).
@@ -275,7 +277,7 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
                 "views": holdout["views"], "tta": cfg.tta, "tta_selection": holdout["steps"],
                 "random_passes": cfg.tta_random, "mean": cfg.tta_mean, "ensemble_weights": weights,
                 "holdout": report.to_dict(orient="records"), "metric": cfg.metric,
-                "hardware": hardware, "versions": package_versions(), "git_commit": git_commit()}
+                **facts, "versions": package_versions(), "git_commit": git_commit()}
     labels = list(runs[0].class_map.values)
     y, frame = holdout["y"][0], holdout["frame"][0]
     if fmt.thresholds:

@@ -125,10 +125,60 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
                               name=f"head{suffix}")(x)
 
 
-def load_checked(model, path) -> None:
-    """Load weights the kit saved; a truncated or foreign file is an error naming it, not an h5py traceback."""
+def load_checked(model, path, described_by: str = "") -> None:
+    """Load weights the kit saved; a truncated or foreign file is an error naming it, not an h5py traceback.
+
+    described_by: the files the model was built from (a run's config.json and class_map.json); when
+    the weights exist but do not fit (Keras's ValueError), the sentence names them and the layer.
+    """
     try:
         model.load_weights(str(path))
-    except Exception as err:  # h5py's OSError, Keras's ValueError
+    except ValueError as err:
+        if not described_by:
+            raise KitError(f"{path}: cannot load these weights ({misfit(err)}); the file is damaged or belongs to "
+                           "another model") from None
+        raise KitError(f"{path} does not fit the model {described_by} describe ({misfit(err)}): one of them was "
+                       "changed after training; restore it, or train the run again") from None
+    except Exception as err:  # h5py's OSError
         raise KitError(f"{path}: cannot load these weights ({type(err).__name__}: {str(err).splitlines()[0]}); "
                        "the file is damaged or belongs to another model") from None
+
+
+def misfit(err: ValueError) -> str:
+    """Return Keras's load error in a few words: the layer and the two shapes, else its first line.
+
+    Keras 3 says 'A total of N objects could not be loaded. Example error message for object <Dense
+    name=head, ...>: ... variable.shape=(4, 4), Received: value.shape=(4, 3)' (and prints the values).
+    """
+    text = str(err)
+    layer = re.search(r"object <\w+ name=([^,>]+)", text)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if layer and shapes:
+        return f"layer {layer.group(1)}: shape {shapes.group(1)} in the model, {shapes.group(2)} in the file"
+    return f"{type(err).__name__}: {text.splitlines()[0][:200]}"
+
+
+def record_shape(path, model) -> None:
+    """Write the model's input size and output widths into a weights file it just saved (HDF5 attributes).
+
+    Keras's weights do not depend on the input size of a pooled network, so without this a run whose
+    config.json says 64 would load weights trained at 32 and predict at the wrong size, unnoticed.
+    """
+    import h5py
+
+    with h5py.File(path, "a") as handle:
+        handle.attrs["kit_image_size"] = [int(v) for v in model.inputs[0].shape[1:3]]
+        handle.attrs["kit_outputs"] = [int(t.shape[-1]) for t in keras.tree.flatten(model.outputs)]
+
+
+def recorded_shape(path) -> tuple | None:
+    """Return ((height, width), output widths) recorded in a weights file, or None (older files, other writers)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            if "kit_image_size" not in handle.attrs:
+                return None
+            return tuple(int(v) for v in handle.attrs["kit_image_size"]), [int(v) for v in handle.attrs["kit_outputs"]]
+    except OSError:
+        return None  # load_checked names a damaged file

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from src.core.config import make_config, save_config
-from src.core.errors import KitError
+from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv, write_json
 from src.core.settings import TrainConfig
 from src.data.competition import load_class_maps, save_class_maps
@@ -105,7 +105,10 @@ class RunFolder:
     def load_config(self):
         """Return config.json as a TrainConfig, each value checked as flags are."""
         self.require_run()
-        data = json.loads(self.config_file.read_text())
+        data = read_json(self.config_file, "the run's settings")
+        if not isinstance(data, dict):
+            raise KitError(f"{self.config_file}: damaged (expected a mapping of settings): restore it from a copy, "
+                           "or train the run again into another --out")
         data = {k: v for k, v in data.items() if k not in getattr(TrainConfig, "CLI_HIDDEN", ())}
         return make_config(TrainConfig, data, source=str(self.config_file))
 
@@ -114,8 +117,16 @@ class RunFolder:
         return save_class_maps(self.class_map_file, target, maps)
 
     def class_maps(self) -> tuple[str, dict]:
-        """Return (target column, {column: ClassMap}) from class_map.json."""
-        return load_class_maps(self.class_map_file)
+        """Return (target column, {column: ClassMap}) from class_map.json; a damaged file is named."""
+        if not self.class_map_file.is_file():
+            raise KitError(f"--run {self.path}: {self.class_map_file.name} is missing: the run's classes are gone; "
+                           "train the run again")
+        try:
+            return load_class_maps(self.class_map_file)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSON or its content
+            detail = f"no {err} entry" if isinstance(err, KeyError) else str(err).splitlines()[0]
+            raise KitError(f"{self.class_map_file}: damaged ({detail}): it should hold the classes python -m "
+                           "src.train wrote; restore it from a copy, or train the run again") from None
 
     def save_split(self, split) -> Path:
         """Write split.csv: the images this run trained and validated on."""
@@ -131,7 +142,11 @@ class RunFolder:
         """Return which stages finished and their best val_accuracy (state.json)."""
         if not self.state_file.is_file():
             return {"finished": [], "best": {}}
-        return json.loads(self.state_file.read_text())
+        state = read_json(self.state_file, "which stages finished")
+        if not isinstance(state, dict) or not isinstance(state.get("finished"), list):
+            raise KitError(f"{self.state_file}: damaged (expected the finished stages): restore it from a copy, "
+                           "or train the run again into another --out")
+        return state
 
     def save_state(self, state: dict) -> None:
         write_json(self.state_file, state)
@@ -158,6 +173,19 @@ class RunFolder:
         return stage
 
     # ------------------------------------------------------------ starting and resuming
+    def check_start(self, resume: bool) -> None:
+        """Refuse, in one true sentence, a folder holding a run without --resume, or holding files but no run."""
+        if not self.holds_files():
+            return
+        if not self.is_run():
+            names = sorted(p.name for p in self.path.iterdir() if p.name != LOCK)
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise KitError(f"{self.path} holds {shown} but no training run (no config.json): train into an empty "
+                           "or new --out; nothing was changed")
+        if not resume:
+            raise KitError(f"{self.path} already holds a run: pass --resume to continue it, or another --out; "
+                           "nothing was changed")
+
     def check_resume(self, cfg) -> None:
         """Refuse to continue a run with settings that would change its data, model or recipe."""
         saved = self.load_config()
@@ -179,9 +207,14 @@ class RunFolder:
         so a run that failed on bad input does not block the corrected rerun.
         """
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
         lock = self.path / LOCK
-        take_lock(lock)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            take_lock(lock)
+        except OSError as err:
+            if not is_disk_error(err):
+                raise
+            raise disk_error(err, self.path) from None
         try:
             yield self
         finally:
@@ -192,6 +225,15 @@ class RunFolder:
     def holds_files(self) -> bool:
         """Return True when the folder holds anything besides the lock."""
         return self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
+
+
+def read_json(path: Path, what: str):
+    """Return a run file's JSON; a damaged one (a kill, an editor) is a KitError naming it, not a JSONDecodeError."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise KitError(f"{path}: damaged, not valid JSON ({err}); it holds {what}: restore it from a copy, or "
+                       "train the run again into another --out") from None
 
 
 def take_lock(lock: Path) -> None:

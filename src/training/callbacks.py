@@ -8,13 +8,16 @@ take their state from the stage's history rows and best checkpoint instead.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from src.core.errors import KitError
 from src.core.files import atomic_path
+from src.models.classifier import record_shape
 
 
 def resume_state(rows, monitor: str = "val_accuracy") -> tuple[float | None, int]:
@@ -69,6 +72,52 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         with atomic_path(self.path) as temp:
             self.model.save_weights(str(temp))
+            record_shape(temp, self.model)  # prediction checks the run's config against it
+
+
+def item_bytes(dtype) -> int:
+    """Return the bytes of one value of a variable's dtype (a name or a dtype object); 4 when numpy lacks it."""
+    try:
+        return np.dtype(str(getattr(dtype, "name", dtype))).itemsize
+    except TypeError:  # bfloat16 and other accelerator types
+        return 4
+
+
+class DiskSpaceGuard(keras.callbacks.Callback):
+    """Stop a stage with a sentence before an epoch's files are written to a disk that cannot hold them.
+
+    Placed first: at each epoch's end it runs before BackupAndRestore, the checkpoint and the log
+    write. On a full disk h5py fails part-way (and has crashed the process), so the space is checked
+    before writing: the previous epoch's files are kept whole, and the zero-byte files a writer
+    opened are removed.
+    """
+
+    def __init__(self, folder, copies: int = 3):
+        super().__init__()
+        self.folder, self.copies = Path(folder), copies  # backup, checkpoint and its temporary name
+
+    def needed(self) -> int:
+        """Return the bytes one epoch's files may take: the weights and optimizer state, per copy, plus 1 MB."""
+        variables = list(self.model.weights) + list(getattr(self.model.optimizer, "variables", []) or [])
+        size = sum(int(np.prod(v.shape)) * item_bytes(v.dtype) for v in variables)
+        return self.copies * size + 2**20
+
+    def check(self) -> None:
+        free, needed = shutil.disk_usage(self.folder).free, self.needed()
+        if free >= needed:
+            return
+        for path in self.folder.iterdir():
+            if path.is_file() and path.stat().st_size == 0 and not path.name.startswith("."):
+                path.unlink()
+        raise KitError(f"cannot write {self.folder}: {free / 2**20:.1f} MB free on its disk, and an epoch's weights "
+                       f"and backup need about {needed / 2**20:.1f} MB: free some space or train into another --out, "
+                       "then continue with --resume; the files of the last finished epoch were kept")
+
+    def on_train_begin(self, logs=None):
+        self.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.check()
 
 
 class TimeLimit(keras.callbacks.Callback):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from src.core.errors import KitError
+from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv
 from src.core.plots import plot_curves
 from src.data.splits import SplitData
@@ -20,8 +20,8 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
-from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping, TargetMetrics,
-                                    TimeLimit, resume_state)
+from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
+                                    TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -53,19 +53,28 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
               deadline: float | None = None) -> float:
     """Fit one stage, halving the batch on out-of-memory errors; return its best val_accuracy.
 
+    The halving ends at --min-batch-size, which is always tried once: out of memory there is a sentence
+    naming the stage and its size. A write the disk refuses is one naming the run folder.
+
     Raises OutOfTime when the deadline (time.monotonic()) stopped it before its last epoch.
     """
     batch = cfg.batch_size
     while True:
         try:
             return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline)
+        except OSError as err:  # Keras's BackupAndRestore and CSVLogger write in place
+            if not is_disk_error(err):
+                raise
+            raise disk_error(err, run.path) from None
         except Exception as err:
             if not out_of_memory(err):
                 raise
-            smaller = batch // 2
-            if smaller < cfg.min_batch_size:
-                raise KitError(f"{stage.name}: out of memory at batch size {batch}, and halving it would go "
-                               f"below --min-batch-size {cfg.min_batch_size}: use a smaller stage size") from err
+            if batch <= cfg.min_batch_size:  # the smallest batch was tried: another try cannot fit either
+                flag = "--stage2-size" if stage.name == "stage2" else "--stage1-size"
+                raise KitError(f"{stage.name}: out of memory at {stage.size[0]}x{stage.size[1]} even at batch size "
+                               f"{batch} (--min-batch-size {cfg.min_batch_size}): pass a smaller {flag}, a smaller "
+                               "--backbone, or train on an accelerator with more memory") from None
+            smaller = max(batch // 2, cfg.min_batch_size)
             print(f"{stage.name}: out of memory at batch size {batch}; retrying the stage with batch size {smaller}")
             run.clear_stage(stage.name)
             batch = smaller
@@ -91,7 +100,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
-    callbacks = [*aliases, backup,
+    callbacks = [DiskSpaceGuard(run.path), *aliases, backup,
                  ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
@@ -192,7 +201,7 @@ def discard_broken_backup(run: RunFolder, stage: str) -> None:
 
 def finished_rows(history_file, backup) -> pd.DataFrame | None:
     """Return the stage's history rows of finished epochs (trimmed to the backup's epoch), or None."""
-    if not history_file.is_file():
+    if not history_file.is_file() or history_file.stat().st_size == 0:  # a kill before the first epoch's row
         return None
     rows = pd.read_csv(history_file)
     metadata = backup / "training_metadata.json"

@@ -74,11 +74,7 @@ def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> 
 def prepare_run(cfg, run: RunFolder) -> RunData:
     """Check the folder (a new run, or --resume with the same settings); save config, classes and split."""
     resuming = run.is_run()
-    if run.holds_files() and not cfg.resume:
-        raise KitError(f"{run.path} already holds a run: pass --resume to continue it, or another --out; "
-                       "nothing was changed")
-    if cfg.resume and run.holds_files() and not resuming:
-        raise KitError(f"--resume: {run.path} holds files but no run (no config.json); nothing was changed")
+    run.check_start(cfg.resume)
     if resuming:
         run.check_resume(cfg)
     data = prepare_split(cfg, lambda split, comp: add_training_only(split, comp, cfg))
