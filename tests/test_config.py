@@ -84,7 +84,7 @@ def test_repeatable_flags_collect_every_value(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch-size", "0"], "--batch-size: expected a number above 0, got 0"),
-    (["--stage1-size", "0", "32"], "--stage1-size: expected a number above 0, got 0"),
+    (["--stage1-size", "0", "32"], "--stage1-size: expected a size from 1 to 4096 pixels a side"),
     (["--seed", "-1"], "--seed: expected a number of 0 or more, got -1"),
     (["--val-fraction", "1.5"], "--val-fraction: expected a number between 0 and 1, got 1.5"),
     (["--folds", "1"], "--folds: expected 0 (one split) or 2 and more, got 1"),
