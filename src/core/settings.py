@@ -79,6 +79,8 @@ class TrainConfig(DataOptions, PipelineOptions):
     loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each")
     head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
                                        "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"))
+    tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
+                                   "(tensorboard --logdir RUN/tensorboard)")
 
 
 # ---------------------------------------------------------------- screening
@@ -131,6 +133,18 @@ class SubmitConfig(DataOptions):
     wait: bool = opt(False, "with --upload: wait for the public score")
     accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
                            ("auto", "tpu", "gpu", "cpu"))
+
+
+# ---------------------------------------------------------------- the ledger
+@dataclasses.dataclass
+class LedgerConfig:
+    """Every run and submission in one table, with Kaggle's public and private scores when known."""
+
+    runs: tuple[str, ...] = opt(("runs",), "a run folder, or a folder searched for runs (K-fold runs, a kernel's "
+                                           "output); repeatable")
+    submissions: str = opt("submissions", "folder of src.submit's NAME.csv and NAME.json, and kaggle_scores.csv")
+    competition: str = opt("", "competition slug: fetch Kaggle's scores of the submissions first (needs credentials)")
+    out: str = opt("runs", "folder for runs.csv (the table) and cv_vs_lb.png")
 
 
 # ---------------------------------------------------------------- head search
