@@ -53,7 +53,6 @@ def train(cfg, callbacks=()) -> dict:
                     state["best"][stage.name] = run_stage(stage, cfg, spec, data, run, previous, accelerator,
                                                           callbacks, deadline)
                 except OutOfTime as cut:
-                    run.save_state(add_provenance(state, stage.name, time.monotonic() - started))
                     return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
                 add_provenance(state, stage.name, time.monotonic() - started)
                 state["finished"].append(stage.name)
@@ -68,10 +67,10 @@ def train(cfg, callbacks=()) -> dict:
 
 
 def add_provenance(state: dict, stage: str, seconds: float) -> dict:
-    """Add a session's training seconds to the stage's total and note the kit's commit; return the state.
+    """Add the seconds of the session that finished a stage and note the kit's commit; return the state.
 
-    Exists for the ledger (python -m src.ledger): a run's training time and the code it ran, summed
-    over the sessions of a resumed run.
+    Exists for the ledger (python -m src.ledger): a run's training time and the code it ran. A session
+    cut by --time-limit leaves no state.json behind, so its seconds are not counted.
     """
     totals = state.setdefault("seconds", {})
     totals[stage] = round(totals.get(stage, 0.0) + seconds, 1)
