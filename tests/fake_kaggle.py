@@ -170,11 +170,11 @@ class FakeKaggle:
         return ref
 
     def next_date(self) -> str:
-        """Return the next submission's date as the API writes it: one minute after the previous one."""
-        from datetime import datetime, timedelta
+        """Return the next submission's date as the API writes it (UTC): now, and after every earlier one."""
+        from datetime import datetime, timedelta, timezone
 
-        when = datetime(2026, 11, 1, 12, 0) + timedelta(minutes=len(self.submissions))
-        return when.isoformat(timespec="milliseconds") + "Z"
+        now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        return (now + timedelta(seconds=len(self.submissions))).isoformat(timespec="milliseconds") + "Z"
 
     def rpc_ListSubmissions(self, req, data):
         """Kaggle's competition submissions list: newest first, in pages (page or pageToken, pageSize)."""

@@ -101,8 +101,11 @@ def plot_cv_vs_lb(local, public, names: list, path: Path, title: str) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(local, public, color="#4C72B0")
-    for x, y, name in zip(local, public, names):
-        ax.annotate(str(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    labels = {}
+    for x, y, name in zip(local, public, names):  # equal scores share one label, not overprinted ones
+        labels.setdefault((float(x), float(y)), []).append(str(name))
+    for (x, y), shared in labels.items():
+        ax.annotate(", ".join(shared), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(title=title, xlabel="local score (holdout or out-of-fold)", ylabel="public leaderboard score")
     return save(fig, path)
 

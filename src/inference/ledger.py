@@ -180,7 +180,19 @@ def shown(frame: pd.DataFrame, columns: dict) -> str:
             values = values.map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) or v == ""
                                 else str(v))
         text[title] = list(values)
-    return text.to_string(index=False)
+    return aligned(text, {columns[c] for c in ("score", "std", "public_score", "private_score", "seconds")
+                          if c in columns})
+
+
+def aligned(text: pd.DataFrame, numbers: set) -> str:
+    """Return the text table with numbers right-aligned and words left-aligned (pandas aligns all right)."""
+    widths = {c: max([len(c), *map(len, text[c])]) for c in text.columns}
+
+    def line(cells: dict) -> str:
+        return "  ".join(str(v).rjust(widths[c]) if c in numbers else str(v).ljust(widths[c])
+                         for c, v in cells.items()).rstrip()
+
+    return "\n".join([line({c: c for c in text.columns}), *(line(dict(row)) for _, row in text.iterrows())])
 
 
 def duration(seconds, estimated) -> str:
