@@ -129,7 +129,8 @@ class SubmitConfig(DataOptions):
     solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
     upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")
     competition: str = opt("", "competition slug for --upload")
-    message: str = opt("", "submission message for --upload; empty: the file's name")
+    message: str = opt("", "submission message for --upload: the description is '[NAME] MESSAGE' (the ledger finds "
+                           "the upload's scores by NAME)")
     wait: bool = opt(False, "with --upload: wait for the public score")
     accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
                            ("auto", "tpu", "gpu", "cpu"))
@@ -226,8 +227,10 @@ class SubmitFileConfig:
 
     competition: str = opt("", "competition slug", positional=True)
     file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
-    message: str = opt("", "submission description", short="-m")
-    wait: bool = opt(False, "poll the submissions list until the score or the error is back")
+    message: str = opt("", "submission message: the description is '[NAME] MESSAGE', NAME the file's name without "
+                           ".csv (the ledger finds the upload's scores by it)", short="-m")
+    wait: bool = opt(False, "poll the submissions list until the score or the error is back; keep it in "
+                            "kaggle_scores.csv beside the file")
     poll_seconds: float = opt(10.0, "seconds between polls with --wait", check=positive)
     timeout: float = opt(1800.0, "give up waiting after this many seconds", check=positive)
 

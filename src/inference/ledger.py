@@ -22,7 +22,7 @@ from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.plots import plot_cv_vs_lb
 from src.inference.manifests import find_manifests, read_manifest, written_at
-from src.inference.metrics import higher_is_better
+from src.inference.metrics import check_metric, higher_is_better
 from src.inference.run_rows import UNREADABLE, describe, run_row
 from src.kaggle.client import fetch_scores
 from src.kaggle.scores import read_scores, scores_file
@@ -82,6 +82,8 @@ def submission_rows(folder, scores: pd.DataFrame) -> list:
     Uploads named by their description but without a NAME.json here are rows too ("on Kaggle only").
     """
     rows, names = [], set()
+    if not Path(folder).is_dir():
+        print(f"submissions: no folder {folder}")
     for path in find_manifests(folder):
         names.add(path.stem)
         try:
@@ -110,7 +112,7 @@ def manifest_row(path: Path, manifest: dict) -> dict:
     blend = runs[0] if len(runs) == 1 else " + ".join(f"{w:.2f} {r}" for w, r in zip(weights, runs))
     out_of_fold = any("-fold CV)" in str(r.get("run", "")) for r in holdout)
     score = ensemble[-1].get("score")
-    return {"kind": "submission", "name": path.stem, "status": "written", "metric": manifest.get("metric", ""),
+    return {"kind": "submission", "name": path.stem, "status": "written", "metric": check_metric(manifest["metric"]),
             "score": np.nan if score is None else float(score), "scored_on": "out-of-fold" if out_of_fold else
             "holdout", "runs": blend, "views": " | ".join(map(str, manifest.get("views", []))),
             "date": written_at(path, manifest), "commit": (manifest.get("git_commit") or "")[:7],

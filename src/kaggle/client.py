@@ -221,10 +221,11 @@ def wait_for_score(api, cfg: SubmitFileConfig, ref: int) -> dict:
         time.sleep(cfg.poll_seconds)
 
 
-def list_submissions(api, competition: str, page_size: int = 50, max_pages: int = 100) -> list:
+def list_submissions(api, competition: str, page_size: int = 20, max_pages: int = 500) -> list:
     """Return every submission of the competition (Kaggle's ApiSubmission objects), newest first.
 
-    Kaggle answers in pages: asked page by page until a page is empty or repeats what came.
+    Kaggle answers in pages (20 a page, as its CLI asks): asked page by page until a page is empty or
+    repeats what came.
     """
     found, seen = [], set()
     for page in range(1, max_pages + 1):

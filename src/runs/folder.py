@@ -181,7 +181,10 @@ class RunFolder:
         """Return which stages finished and their best val_accuracy (state.json)."""
         if not self.state_file.is_file():
             return {"finished": [], "best": {}}
-        return json.loads(self.state_file.read_text())
+        try:
+            return json.loads(self.state_file.read_text())
+        except ValueError as err:
+            raise KitError(f"{self.state_file}: not JSON ({err})") from None
 
     def save_state(self, state: dict) -> None:
         write_json(self.state_file, state)
@@ -192,16 +195,11 @@ class RunFolder:
 
     def history(self):
         """Return history.csv (one row per epoch of every stage), or None when the run has not written it."""
-        import pandas as pd
-
-        return pd.read_csv(self.history_file) if self.history_file.is_file() else None
+        return read_log(self.history_file)
 
     def stage_rows(self, stage: str):
         """Return a stage's per-epoch log rows so far (its Keras CSVLogger file), or None."""
-        import pandas as pd
-
-        path = self.stage_history(stage)
-        return pd.read_csv(path) if path.is_file() else None
+        return read_log(self.stage_history(stage))
 
     def clear_stage(self, name: str) -> None:
         """Remove one stage's backup, history and checkpoint, so it starts again from its beginning."""
@@ -259,6 +257,18 @@ class RunFolder:
     def holds_files(self) -> bool:
         """Return True when the folder holds anything besides the lock."""
         return self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
+
+
+def read_log(path: Path):
+    """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except ValueError as err:  # pandas' parser and empty-file errors, undecodable bytes
+        raise KitError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
 
 
 def take_lock(lock: Path) -> None:

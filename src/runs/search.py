@@ -19,8 +19,11 @@ MAX_DEPTH = 6  # runs/kernels/<slug>/output/runs/<run>: a kernel's downloaded ou
 def find_runs(places) -> tuple[list, list]:
     """Return (run folders found, [(folder, why skipped)]) under each place (a run folder or a folder of runs)."""
     runs, skipped = [], []
-    for place in places:
-        walk(Path(place), 0, runs, skipped)
+    for place in map(Path, places):
+        if not place.is_dir():
+            skipped.append((place, "no such folder"))
+            continue
+        walk(place, 0, runs, skipped)
     return runs, skipped
 
 
