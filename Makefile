@@ -45,6 +45,7 @@ demo: setup
 	$(PY) -m src.submit --data data/demo --run runs/demo-small_resnet \
 		--tta auto --name demo --overwrite \
 		--solution data/demo/solution.csv
+	$(PY) -m src.ledger
 
 bench: setup
 	$(PY) benchmarks/pipeline.py

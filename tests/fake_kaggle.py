@@ -155,25 +155,58 @@ class FakeKaggle:
         csv = self.blobs.get(data.get("blobFileTokens"), b"")
         self.submissions.append({"ref": ref, "competition": data.get("competitionName"),
                                  "description": data.get("submissionDescription"), "csv": csv,
-                                 "polls": self.pending_polls})
+                                 "polls": self.pending_polls, "date": self.next_date(),
+                                 "file_name": "submission.csv"})
         self.reply(req, 200, {"message": "Successfully submitted", "ref": ref})
 
+    def add_submission(self, competition: str, description: str, public=None, private=None, status="COMPLETE",
+                       error: str = "") -> int:
+        """Put a submission made earlier (on the website, or by an older kit) in the list; return its ref."""
+        ref = 1000 + len(self.submissions)
+        self.submissions.append({"ref": ref, "competition": competition, "description": description, "csv": b"",
+                                 "polls": 0, "date": self.next_date(), "file_name": f"sub{ref}.csv",
+                                 "fixed": {"status": status, "publicScore": public, "privateScore": private,
+                                           "errorDescription": error}})
+        return ref
+
+    def next_date(self) -> str:
+        """Return the next submission's date as the API writes it (UTC): now, and after every earlier one."""
+        from datetime import datetime, timedelta, timezone
+
+        now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        return (now + timedelta(seconds=len(self.submissions))).isoformat(timespec="milliseconds") + "Z"
+
     def rpc_ListSubmissions(self, req, data):
-        rows = []
-        for sub in self.submissions:
-            if sub["competition"] != data.get("competitionName"):
-                continue
-            row = {"ref": sub["ref"], "description": sub["description"], "status": "PENDING"}
-            if sub["polls"] > 0:
-                sub["polls"] -= 1
-            else:
-                row.update(self.score(sub))
-            rows.append(row)
-        self.reply(req, 200, {"submissions": rows})
+        """Kaggle's competition submissions list: newest first, in pages (page or pageToken, pageSize)."""
+        subs = [s for s in reversed(self.submissions) if s["competition"] == data.get("competitionName")]
+        size = int(data.get("pageSize") or 20)
+        page = int(data.get("pageToken") or data.get("page") or 1)
+        chosen = subs[(page - 1) * size: page * size]
+        rows = [self.list_row(sub) for sub in chosen]
+        more = len(subs) > page * size
+        self.reply(req, 200, {"submissions": rows, "nextPageToken": str(page + 1) if more else ""})
+
+    def list_row(self, sub: dict) -> dict:
+        """Return one ApiSubmission as the API sends it (camelCase fields; scores as text; absent when none)."""
+        row = {"ref": sub["ref"], "description": sub["description"], "status": "PENDING", "date": sub["date"],
+               "fileName": sub["file_name"], "totalBytes": len(sub["csv"]), "submittedBy": self.username,
+               "submittedByRef": self.username, "teamName": self.username,
+               "url": f"/submissions/{sub['ref']}/{sub['file_name']}"}
+        if sub["polls"] > 0:
+            sub["polls"] -= 1
+        else:
+            scored = sub.get("fixed") or self.score(sub)
+            row.update({k: v for k, v in scored.items() if v not in (None, "")})
+        return row
 
     def score(self, sub: dict) -> dict:
-        """Score a submission's CSV against the competition's solution, like Kaggle's public board."""
-        solution = self.competitions[sub["competition"]]["solution"]
+        """Score a submission's CSV against the competition's solution, like Kaggle's public board.
+
+        A competition with "private_ids" scores those ids apart as the private board, sent once its
+        "closed" is true (Kaggle shows private scores after the deadline).
+        """
+        comp = self.competitions[sub["competition"]]
+        solution, private = comp["solution"], set(comp.get("private_ids", ()))
         try:
             frame = pd.read_csv(io.BytesIO(sub["csv"]), dtype=str)
             got = dict(zip(frame.iloc[:, 0], frame.iloc[:, 1]))
@@ -181,8 +214,13 @@ class FakeKaggle:
                 raise ValueError("ids do not match the solution")
         except Exception as err:
             return {"status": "ERROR", "errorDescription": f"Submission error: {err}"}
-        accuracy = sum(got[k] == v for k, v in solution.items()) / len(solution)
-        return {"status": "COMPLETE", "publicScore": f"{accuracy:.5f}"}
+
+        def accuracy(ids):
+            return f"{sum(got[k] == solution[k] for k in ids) / len(ids):.5f}" if ids else None
+
+        public = accuracy([k for k in solution if k not in private])
+        return {"status": "COMPLETE", "publicScore": public,
+                "privateScore": accuracy(sorted(private)) if comp.get("closed") else None}
 
     def rpc_StartBlobUpload(self, req, data):
         self.reply(req, 200, self.upload_slot(data.get("name", "blob")))

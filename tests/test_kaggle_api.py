@@ -15,6 +15,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.fake_kaggle import TOKEN
@@ -76,7 +77,10 @@ def test_submit_polls_until_the_public_score(fake, tmp_path):
     assert "public score: 0.66667" in result.stdout
     assert result.stdout.count("pending") == fake.pending_polls
     sub = fake.submissions[0]
-    assert sub["description"] == "first try" and sub["csv"] == csv.read_bytes()
+    assert sub["description"] == "[sub] first try" and sub["csv"] == csv.read_bytes()  # the name first
+    kept = pd.read_csv(tmp_path / "kaggle_scores.csv", dtype={"name": str})  # beside the file, for the ledger
+    assert kept[["name", "competition", "ref", "status"]].values.tolist() == [["sub", "toy-comp", 1000, "complete"]]
+    assert kept["public_score"].tolist() == [0.66667]
 
 
 def test_submit_reports_kaggle_scoring_error(fake, tmp_path):
@@ -86,6 +90,9 @@ def test_submit_reports_kaggle_scoring_error(fake, tmp_path):
     csv.write_text("Id,Category\nzzz,1\n")
     result = kaggle(fake, "submit", "toy-comp", str(csv), "--wait", expect=2)
     assert "failed: Submission error: ids do not match" in result.stderr
+    kept = pd.read_csv(tmp_path / "kaggle_scores.csv", dtype={"name": str})
+    assert kept[["name", "status"]].values.tolist() == [["bad", "error"]]
+    assert kept["error"].tolist() == ["Submission error: ids do not match the solution"]
 
 
 NO_EFFICIENTNET = importlib.util.find_spec("efficientnet") is None  # as in Kaggle's images (make test-kaggle)

@@ -15,7 +15,7 @@ from tests.conftest import REPO
 SRC = REPO / "src"
 # Lower layers first: a package imports only from itself and the packages before it.
 LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training"]
-COMMANDS = ["backbones", "demo", "eda", "kaggle_api", "predict", "prune", "screen_backbones", "submit",
+COMMANDS = ["backbones", "demo", "eda", "kaggle_api", "ledger", "predict", "prune", "screen_backbones", "submit",
             "tfrecords", "train", "tune"]
 
 

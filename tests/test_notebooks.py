@@ -116,9 +116,15 @@ def test_the_three_notebooks_run_locally_in_a_row(tmp_path):
                              "RUN": "runs/nb-train"}, tmp_path)
     assert "holdout_accuracy" in text
     assert (tmp_path / "runs" / "nb-train" / "stage2.weights.h5").is_file()
+    ledger = pd.read_csv(tmp_path / "runs" / "runs.csv")  # the kernel ends with the ledger of its run
+    assert ledger[["kind", "name", "status"]].values.tolist() == [["run", "runs/nb-train", "finished"]]
+    assert "runs (1):" in text and "runs/nb-train" in text
     text = execute("submit", {**common, "RUNS": ["runs/nb-train"], "TTA_VIEWS": "identity,hflip",
                               "NAME": "nb-sub", "OUT": "subs"}, tmp_path)
     submission = pd.read_csv(tmp_path / "subs" / "nb-sub.csv", dtype=str)
     assert list(submission.columns) == ["Id", "Category"]
     assert list(submission["Id"]) == [f"t{i}.jpg" for i in range(6)]
     assert set(submission["Category"]) <= {"0", "1", "2"}
+    ledger = pd.read_csv(tmp_path / "runs" / "runs.csv")
+    assert ledger[["kind", "name"]].values.tolist() == [["run", "runs/nb-train"], ["submission", "nb-sub"]]
+    assert "submissions (1):" in text

@@ -134,8 +134,10 @@ def test_upload_submits_the_written_file_and_waits_for_the_score(named, tmp_path
     result = submit(submit_args(comp_dir, run_dir, tmp_path, "--upload", "--competition", "toy", "--message",
                                 "from src.submit", "--wait"))
     assert fake.submissions[0]["csv"] == (tmp_path / "subs" / "s.csv").read_bytes()
-    assert fake.submissions[0]["description"] == "from src.submit"
+    assert fake.submissions[0]["description"] == "[s] from src.submit"  # the ledger matches scores by the name
     assert result["kaggle"]["status"] == "complete" and float(result["kaggle"]["public_score"]) >= 0
+    kept = pd.read_csv(tmp_path / "subs" / "kaggle_scores.csv", dtype={"name": str})
+    assert kept["name"].tolist() == ["s"] and kept["public_score"].tolist() == [float(result["kaggle"]["public_score"])]
 
 
 def test_runs_with_different_splits_cannot_be_fitted_together(named, tmp_path):

@@ -100,6 +100,20 @@ def plot_cv(table: pd.DataFrame, path: Path, title: str) -> Path:
     return save(fig, path)
 
 
+def plot_cv_vs_lb(local, public, names: list, path: Path, title: str) -> Path:
+    """Save local (holdout or out-of-fold) score against public leaderboard score, one labelled dot per submission."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(local, public, color="#4C72B0")
+    labels = {}
+    for x, y, name in zip(local, public, names):  # equal scores share one label, not overprinted ones
+        labels.setdefault((float(x), float(y)), []).append(str(name))
+    for (x, y), shared in labels.items():
+        ax.annotate(", ".join(shared), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(title=title, xlabel="local score (holdout or out-of-fold)", ylabel="public leaderboard score")
+    return save(fig, path)
+
+
 def plot_screening(rows: pd.DataFrame, path: Path, title: str) -> Path:
     """Save a horizontal bar chart of best validation accuracy per backbone (failures marked); return the path."""
     plt = pyplot()

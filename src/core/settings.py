@@ -80,6 +80,8 @@ class TrainConfig(DataOptions, PipelineOptions):
     loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each")
     head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
                                        "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"))
+    tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
+                                   "(tensorboard --logdir RUN/tensorboard)")
 
 
 # ---------------------------------------------------------------- screening
@@ -129,10 +131,23 @@ class SubmitConfig(DataOptions):
     solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
     upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")
     competition: str = opt("", "competition slug for --upload")
-    message: str = opt("", "submission message for --upload; empty: the file's name")
+    message: str = opt("", "submission message for --upload: the description is '[NAME] MESSAGE' (the ledger finds "
+                           "the upload's scores by NAME)")
     wait: bool = opt(False, "with --upload: wait for the public score")
     accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
                            ("auto", "tpu", "gpu", "cpu"))
+
+
+# ---------------------------------------------------------------- the ledger
+@dataclasses.dataclass
+class LedgerConfig:
+    """Every run and submission in one table, with Kaggle's public and private scores when known."""
+
+    runs: tuple[str, ...] = opt(("runs",), "a run folder, or a folder searched for runs (K-fold runs, a kernel's "
+                                           "output); repeatable")
+    submissions: str = opt("submissions", "folder of src.submit's NAME.csv and NAME.json, and kaggle_scores.csv")
+    competition: str = opt("", "competition slug: fetch Kaggle's scores of the submissions first (needs credentials)")
+    out: str = opt("runs", "folder for runs.csv (the table) and cv_vs_lb.png")
 
 
 # ---------------------------------------------------------------- head search
@@ -214,8 +229,10 @@ class SubmitFileConfig:
 
     competition: str = opt("", "competition slug", positional=True)
     file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
-    message: str = opt("", "submission description", short="-m")
-    wait: bool = opt(False, "poll the submissions list until the score or the error is back")
+    message: str = opt("", "submission message: the description is '[NAME] MESSAGE', NAME the file's name without "
+                           ".csv (the ledger finds the upload's scores by it)", short="-m")
+    wait: bool = opt(False, "poll the submissions list until the score or the error is back; keep it in "
+                            "kaggle_scores.csv beside the file")
     poll_seconds: float = opt(10.0, "seconds between polls with --wait", check=positive)
     timeout: float = opt(1800.0, "give up waiting after this many seconds", check=positive)
 

@@ -53,6 +53,17 @@ class SubmissionFormat:
         return DEFAULT_METRIC[self.name].replace("@k", f"@{self.k}")
 
 
+def implied_metric(schema, class_map) -> str:
+    """Return the metric a run's submission format implies (what a K-fold run's cv.csv is scored with).
+
+    As cross-validation picks it: the format's metric when the sample submission has rows; without one,
+    f2_samples for tags and accuracy for labels.
+    """
+    if schema is None or schema.sample is None or not len(schema.sample):
+        return "f2_samples" if class_map.multi_label else "accuracy"
+    return detect_format(schema, class_map).metric
+
+
 def is_fraction(values: pd.Series) -> bool:
     """Return True when every value is a number in [0, 1]."""
     numbers = pd.to_numeric(values, errors="coerce")

@@ -46,6 +46,11 @@ def higher_is_better(name: str) -> bool:
     return check_metric(name) != "log_loss"
 
 
+def history_column(name: str) -> str:
+    """Return the history.csv column of a metric's per-epoch holdout score: val_auc, val_map_at_5 ..."""
+    return "val_" + check_metric(name).replace("@", "_at_")
+
+
 def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, thresholds=None) -> float:
     """Return the metric of class probabilities against true class indices (multi-label: 0/1 rows)."""
     from sklearn.metrics import cohen_kappa_score, f1_score, log_loss, roc_auc_score

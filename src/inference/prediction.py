@@ -80,7 +80,7 @@ class RunGroup:
 
     @property
     def is_cv(self) -> bool:
-        return len(self.members) > 1 or (self.folder / "fold-0").is_dir()
+        return len(self.members) > 1 or RunFolder(self.folder).fold(0).path.is_dir()
 
     def holdout_folds(self) -> dict:
         """Return {id: the fold that held it out} over every member's holdout."""
@@ -99,8 +99,8 @@ class RunGroup:
 def load_group(folder) -> RunGroup:
     """Return the run or K-fold run in `folder` (a K-fold run holds fold-<i>/ run folders)."""
     folder = Path(folder)
-    folds = sorted((p for p in folder.glob("fold-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
-    if folds and not (folder / "state.json").is_file():
+    folds = [fold.path for fold in RunFolder(folder).folds()]
+    if folds and not RunFolder(folder).state_file.is_file():
         missing = [p.name for p in folds if not RunFolder(p).state_file.is_file()]
         if missing:
             raise KitError(f"--run {folder}: {', '.join(missing)} not trained yet; continue with python -m src.train "

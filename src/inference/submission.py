@@ -29,6 +29,7 @@ from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
 from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
 from src.inference.checks import check_solution, never_predicted, score_against
+from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
 from src.inference.metrics import check_metric_for, fit_thresholds, higher_is_better, score
 from src.inference.tta_select import select_views
@@ -277,17 +278,17 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
                 "views": holdout["views"], "tta": cfg.tta, "tta_selection": holdout["steps"],
                 "random_passes": cfg.tta_random, "mean": cfg.tta_mean, "ensemble_weights": weights,
                 "holdout": report.to_dict(orient="records"), "metric": cfg.metric,
-                **facts, "versions": package_versions(), "git_commit": git_commit()}
+                **facts, "versions": package_versions(), "git_commit": git_commit(), "date": now_text()}
     labels = list(runs[0].class_map.values)
     y, frame = holdout["y"][0], holdout["frame"][0]
     if fmt.thresholds:
         manifest["thresholds"] = dict(zip(map(str, labels), fmt.thresholds))
-        write_json(out / f"{cfg.name}.json", manifest)
+        write_json(manifest_file(out, cfg.name), manifest)
         tags = tag_table(ensemble_holdout, y, labels, fmt.thresholds)
         write_csv(out / f"{cfg.name}.tags.csv", tags)
         plot_tags(tags, out / f"{cfg.name}.tags.png", f"{cfg.name}: holdout per tag")
         return
-    write_json(out / f"{cfg.name}.json", manifest)
+    write_json(manifest_file(out, cfg.name), manifest)
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,
                out / f"{cfg.name}.wrong.png")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.settings import DownloadConfig, SubmitFileConfig
+from src.kaggle.scores import record_scores, submission_row, tagged_description
 
 DONE_MARKER = ".kaggle-download.json"
 
@@ -206,11 +207,12 @@ def submit_file(cfg: SubmitFileConfig) -> dict:
     if not path.is_file():
         raise KitError(f"submit: {path} does not exist (python -m src.submit writes submissions/NAME.csv)")
     api = connect()
+    description = tagged_description(path.stem, cfg.message)  # how the ledger finds this upload's scores
     with kaggle_errors(f"submit {path} to {cfg.competition}", cfg.competition):
-        response = api.competition_submit(str(path), cfg.message or path.stem, cfg.competition, quiet=True)
+        response = api.competition_submit(str(path), description, cfg.competition, quiet=True)
     if response.message == getattr(api, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", None):
         raise KitError(f"submit: uploading {path} to Kaggle failed")
-    print(f"submitted {path} to {cfg.competition}: {response.message} (ref {response.ref})")
+    print(f"submitted {path} to {cfg.competition} as {description!r}: {response.message} (ref {response.ref})")
     result = {"ref": response.ref, "status": "pending", "public_score": None}
     if cfg.wait:
         result = wait_for_score(api, cfg, response.ref)
@@ -227,15 +229,44 @@ def wait_for_score(api, cfg: SubmitFileConfig, ref: int) -> dict:
             sub = found[0]
             status = sub.status.name.lower()
             if status == "complete":
-                print(f"public score: {sub.public_score}")
+                kept = record_scores(Path(cfg.file).parent, [submission_row(sub, cfg.competition)])
+                print(f"public score: {sub.public_score} (kept in {kept})")
                 return {"ref": ref, "status": status, "public_score": sub.public_score}
             if status == "error":
+                record_scores(Path(cfg.file).parent, [submission_row(sub, cfg.competition)])
                 raise KitError(f"submission {ref} to {cfg.competition} failed: {sub.error_description}")
         if time.monotonic() > deadline:
             raise KitError(f"submission {ref}: no score after {cfg.timeout:.0f} s (it may still come: "
                            f"kaggle competitions submissions {cfg.competition})")
         print(f"submission {ref}: pending", flush=True)
         time.sleep(cfg.poll_seconds)
+
+
+def list_submissions(api, competition: str, page_size: int = 20, max_pages: int = 500) -> list:
+    """Return every submission of the competition (Kaggle's ApiSubmission objects), newest first.
+
+    Kaggle answers in pages (20 a page, as its CLI asks): asked page by page until a page is empty or
+    repeats what came.
+    """
+    found, seen = [], set()
+    for page in range(1, max_pages + 1):
+        with kaggle_errors(f"list submissions of {competition}", competition):
+            batch = [s for s in api.competition_submissions(competition, page_number=page, page_size=page_size) or []
+                     if s is not None and s.ref not in seen]
+        if not batch:
+            break
+        found += batch
+        seen.update(s.ref for s in batch)
+    return found
+
+
+def fetch_scores(competition: str, folder) -> list:
+    """Fetch the competition's submissions list and keep every row in FOLDER/kaggle_scores.csv; return the rows."""
+    api = connect()
+    rows = [submission_row(sub, competition) for sub in list_submissions(api, competition)]
+    if rows:
+        record_scores(folder, rows)
+    return rows
 
 
 def split_ref(ref: str, what: str, parts: int = 2) -> list:

@@ -8,7 +8,8 @@
 Layout: config.json (the resolved TrainConfig), class_map.json, split.csv, state.json (finished
 stages and their best scores), <stage>.weights.h5 (best weights per stage), history-<stage>.csv,
 backup/<stage>/ (Keras BackupAndRestore while a stage runs), history.csv, curves.png,
-holdout_predictions.csv, .lock. Nothing else in the kit spells these names.
+holdout_predictions.csv, tensorboard/<stage>/ (--tensorboard), .lock. A K-fold run holds fold-<i>/
+run folders, config.json, oof_predictions.csv, cv.csv and cv.png. Nothing else in the kit spells these names.
 """
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ from src.data.competition import load_class_maps, save_class_maps
 from src.runs.stages import Stage, plan_stages
 
 LOCK = ".lock"
+FOLD_PREFIX = "fold-"
+# state.json's key naming the stage whose weights prediction uses (the last planned stage when absent)
+FINAL_STAGE_KEY = "final_stage"
 # Settings a resumed run may change: how long it trains, where the data sits now, how images are cached.
 MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit", "data", "split_file", "out",
-                        "cache", "min_batch_size", "strict_images", "accelerator"}
+                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard"}
 
 
 class RunFolder:
@@ -76,6 +80,31 @@ class RunFolder:
     def holdout_file(self) -> Path:
         return self.path / "holdout_predictions.csv"
 
+    @property
+    def cv_file(self) -> Path:
+        return self.path / "cv.csv"
+
+    @property
+    def oof_file(self) -> Path:
+        return self.path / "oof_predictions.csv"
+
+    @property
+    def cv_plot_file(self) -> Path:
+        return self.path / "cv.png"
+
+    def fold(self, index: int) -> "RunFolder":
+        """Return the run folder of one fold of a K-fold run."""
+        return RunFolder(self.path / f"{FOLD_PREFIX}{index}")
+
+    def folds(self) -> list:
+        """Return a K-fold run's fold run folders in fold order (empty for a one-split run)."""
+        found = [p for p in self.path.glob(f"{FOLD_PREFIX}*") if p.is_dir() and p.name[len(FOLD_PREFIX):].isdigit()]
+        return [RunFolder(p) for p in sorted(found, key=lambda p: int(p.name[len(FOLD_PREFIX):]))]
+
+    def tensorboard(self, stage: str) -> Path:
+        """Return the folder of a stage's TensorBoard logs (--tensorboard)."""
+        return self.path / "tensorboard" / stage
+
     def weights(self, stage: str) -> Path:
         """Return the path of a stage's best weights."""
         return self.path / f"{stage}.weights.h5"
@@ -111,6 +140,27 @@ class RunFolder:
                            "or train the run again into another --out")
         data = {k: v for k, v in data.items() if k not in getattr(TrainConfig, "CLI_HIDDEN", ())}
         return make_config(TrainConfig, data, source=str(self.config_file))
+
+    def config_values(self) -> dict:
+        """Return config.json as written, unchecked: what a ledger lists, whichever kit version wrote it.
+
+        Raises KitError naming the file when it is missing, not JSON or not a mapping.
+        """
+        if not self.config_file.is_file():
+            raise KitError(f"{self.path}: no config.json (the run's settings)")
+        try:
+            data = json.loads(self.config_file.read_text())
+        except ValueError as err:
+            raise KitError(f"{self.config_file}: not JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise KitError(f"{self.config_file}: expected a mapping of settings, got {type(data).__name__}")
+        return data
+
+    def planned_stages(self, values: dict) -> list:
+        """Return the stages config values plan; keys this kit version does not know are left to the caller."""
+        known = {f.name for f in dataclasses.fields(TrainConfig)} - set(getattr(TrainConfig, "CLI_HIDDEN", ()))
+        return plan_stages(make_config(TrainConfig, {k: v for k, v in values.items() if k in known},
+                                       source=str(self.config_file)))
 
     def save_class_maps(self, target: str, maps: dict) -> Path:
         """Write class_map.json: the target column and every label column's classes in index order."""
@@ -150,6 +200,18 @@ class RunFolder:
 
     def save_state(self, state: dict) -> None:
         write_json(self.state_file, state)
+
+    def kept_stage(self, planned: list) -> str:
+        """Return the name of the stage whose weights the run keeps: state.json's choice, else the last planned."""
+        return self.state().get(FINAL_STAGE_KEY) or planned[-1].name
+
+    def history(self):
+        """Return history.csv (one row per epoch of every stage), or None when the run has not written it."""
+        return read_log(self.history_file)
+
+    def stage_rows(self, stage: str):
+        """Return a stage's per-epoch log rows so far (its Keras CSVLogger file), or None."""
+        return read_log(self.stage_history(stage))
 
     def clear_stage(self, name: str) -> None:
         """Remove one stage's backup, history and checkpoint, so it starts again from its beginning."""
@@ -234,6 +296,18 @@ def read_json(path: Path, what: str):
     except (ValueError, UnicodeDecodeError) as err:
         raise KitError(f"{path}: damaged, not valid JSON ({err}); it holds {what}: restore it from a copy, or "
                        "train the run again into another --out") from None
+
+
+def read_log(path: Path):
+    """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except ValueError as err:  # pandas' parser and empty-file errors, undecodable bytes
+        raise KitError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
 
 
 def take_lock(lock: Path) -> None:

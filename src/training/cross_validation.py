@@ -27,25 +27,18 @@ from src.inference.metrics import score
 from src.runs.folder import RunFolder
 from src.training.two_stage import run_folder_for, train
 
-FOLD_PREFIX = "fold-"
-
-
-def fold_folders(path) -> list:
-    """Return a K-fold run's fold folders in fold order (empty for a one-split run)."""
-    return sorted((p for p in Path(path).glob(f"{FOLD_PREFIX}*") if p.is_dir()),
-                  key=lambda p: int(p.name[len(FOLD_PREFIX):]))
-
 
 def train_folds(cfg, callbacks=()) -> dict:
     """Train fold 0 .. K-1 into RUN/fold-<i>/, then write oof_predictions.csv, cv.csv and cv.png."""
-    root = run_folder_for(cfg).path
+    folder = run_folder_for(cfg)
+    root = folder.path
     if root.is_dir() and any(root.iterdir()) and not (root / "config.json").is_file():
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
     if not (root / "config.json").is_file():  # first: a run cut after some folds names its config to resume with
         save_config(cfg, root)
     summaries = []
     for fold in range(cfg.folds):
-        out = root / f"{FOLD_PREFIX}{fold}"
+        out = folder.fold(fold).path
         print(f"fold {fold + 1}/{cfg.folds}: {out}", flush=True)
         fold_cfg = dataclasses.replace(cfg, fold=fold, out=str(out), resume=cfg.resume or not out.exists())
         summary = train(fold_cfg, callbacks)
@@ -54,13 +47,13 @@ def train_folds(cfg, callbacks=()) -> dict:
         summaries.append(summary)
     oof = collect_oof(root, cfg.folds)
     table, metric = cv_table(cfg, oof)
-    write_csv(root / "oof_predictions.csv", oof)
-    write_csv(root / "cv.csv", table)
-    plot_cv(table, root / "cv.png", f"{cfg.backbone}: {cfg.folds}-fold {metric}")
+    write_csv(folder.oof_file, oof)
+    write_csv(folder.cv_file, table)
+    plot_cv(table, folder.cv_plot_file, f"{cfg.backbone}: {cfg.folds}-fold {metric}")
     mean = table.loc[table["fold"] == "mean", "score"].iloc[0]
     std = table.loc[table["fold"] == "std", "score"].iloc[0]
     print(table.to_string(index=False))
-    print(f"CV {metric}: {mean:.4f} +- {std:.4f} over {cfg.folds} folds ({root / 'cv.csv'})")
+    print(f"CV {metric}: {mean:.4f} +- {std:.4f} over {cfg.folds} folds ({folder.cv_file})")
     return {"out": str(root), "metric": metric, "cv_mean": float(mean), "cv_std": float(std), "folds": summaries}
 
 
@@ -68,7 +61,7 @@ def collect_oof(root: Path, folds: int) -> pd.DataFrame:
     """Return every fold's holdout predictions as one table with a fold column; each image exactly once."""
     parts = []
     for fold in range(folds):
-        run = RunFolder(root / f"{FOLD_PREFIX}{fold}")
+        run = RunFolder(root).fold(fold)
         parts.append(pd.read_csv(run.holdout_file, dtype={"id": str}, keep_default_na=False).assign(fold=fold))
     oof = pd.concat(parts, ignore_index=True)
     repeated = oof["id"][oof["id"].duplicated()]

@@ -104,6 +104,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
                  ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
+    if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
+        callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard(stage.name))))
     clock = TimeLimit(deadline) if deadline is not None else None
     callbacks += [clock] if clock else []  # last: the epoch's backup and log are written before it stops
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from src.core.errors import KitError
+from src.core.provenance import git_commit
 from src.data.extra_data import add_extra_data
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.splits import prepare_split
@@ -47,11 +48,13 @@ def train(cfg, callbacks=()) -> dict:
             elif deadline is not None and time.monotonic() >= deadline:
                 return stopped_by_time(cfg, run, stage.name, 0, stage.epochs)
             else:
+                started = time.monotonic()
                 try:
                     state["best"][stage.name] = run_stage(stage, cfg, spec, data, run, previous, accelerator,
                                                           callbacks, deadline)
                 except OutOfTime as cut:
                     return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
+                add_provenance(state, stage.name, time.monotonic() - started)
                 state["finished"].append(stage.name)
                 state.setdefault("hardware", {})[stage.name] = accelerator.as_record()  # resumed runs may move
                 run.save_state(state)
@@ -61,6 +64,18 @@ def train(cfg, callbacks=()) -> dict:
         print(f"{name}: best val_accuracy {value:.4f}, weights {run.weights(name)}")
     print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
     return {**summary, "best": dict(state["best"]), "hardware": state.get("hardware", {}), "out": str(run.path)}
+
+
+def add_provenance(state: dict, stage: str, seconds: float) -> dict:
+    """Add the seconds of the session that finished a stage and note the kit's commit; return the state.
+
+    Exists for the ledger (python -m src.ledger): a run's training time and the code it ran. A session
+    cut by --time-limit leaves no state.json behind, so its seconds are not counted.
+    """
+    totals = state.setdefault("seconds", {})
+    totals[stage] = round(totals.get(stage, 0.0) + seconds, 1)
+    state["git_commit"] = git_commit()
+    return state
 
 
 def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> dict:

@@ -1,0 +1,191 @@
+"""One ledger row per training run, read from the run's own files (the runs half of `python -m src.ledger`).
+
+A run's metric is its config.json's `metric` when it has one, with history.csv's val_<metric>
+column; runs without it are scored by val_accuracy, as they trained. A K-fold run's score is
+cv.csv's mean and standard deviation, in its metric or else the one its submission format
+implies (as cross-validation chose it). The best holdout score is the best epoch of the stage
+the run keeps (state.json's final stage, else the last planned), in the metric's direction.
+A run that cannot be read, or has not finished, is a row that says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from src.core.errors import KitError
+from src.core.settings import TrainConfig
+from src.data.competition import read_sample_submission
+from src.inference.formats import implied_metric
+from src.inference.metrics import check_metric, higher_is_better, history_column
+from src.runs.folder import RunFolder, process_alive, read_pid, LOCK
+
+# Shown in their own columns, or where the data sits and how it is read: not recipe options.
+NOT_OPTIONS = {"backbone", "stage1_size", "stage2_size", "stages", "warmup_epochs", "metric", "data", "out",
+               "split_file", "resume", "accelerator", "cache", "time_limit", "min_batch_size", "strict_images",
+               "tensorboard", "labels_csv", "id_column", "images_dir", "test_dir", "folds", "fold"}
+UNREADABLE = (KitError, OSError, ValueError, KeyError, TypeError, IndexError)
+
+
+def run_row(run: RunFolder, name: str) -> dict:
+    """Return the ledger row of a run or K-fold run; a damaged one is a row whose status says why."""
+    try:
+        values = run.config_values()
+        if run.folds():
+            return kfold_row(run, name, values)
+        return single_row(run, name, values)
+    except UNREADABLE as err:
+        return {"kind": "run", "name": name, "status": f"damaged: {describe(err)}", "folder": str(run.path)}
+
+
+def describe(err: Exception) -> str:
+    """Return an error as one line: a KitError's sentence, or the exception's type and message."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return text if isinstance(err, KitError) else f"{type(err).__name__}: {text}"
+
+
+def single_row(run: RunFolder, name: str, values: dict) -> dict:
+    """Return the row of a one-split run: stages, epochs, best holdout score of the kept stage, time, commit."""
+    planned = run.planned_stages(values)
+    state = run.state()
+    kept = run.kept_stage(planned)
+    epochs = epochs_trained(run, planned)
+    row = base_row(run, name, values, planned, epochs)
+    metric = check_metric(values.get("metric") or "accuracy")
+    status = progress(run, planned, state, epochs)
+    score = np.nan
+    if status == "finished":
+        score = best_score(run, kept, metric)
+    seconds, estimated = training_seconds(run, state)
+    return {**row, "status": status, "metric": metric, "score": score, "std": np.nan, "scored_on": "holdout",
+            "final_stage": kept, "seconds": seconds, "seconds_estimated": estimated,
+            "commit": (state.get("git_commit") or "")[:7]}
+
+
+def kfold_row(run: RunFolder, name: str, values: dict) -> dict:
+    """Return the row of a K-fold run: cv.csv's mean and std, epochs per stage averaged over the folds."""
+    folds = run.folds()
+    planned = run.planned_stages(values)
+    per_fold = [epochs_trained(fold, planned) for fold in folds]
+    epochs = {s.name: float(np.mean([e.get(s.name, 0) for e in per_fold])) for s in planned}
+    row = base_row(run, name, values, planned, epochs)
+    unfinished = [f.path.name for f, e in zip(folds, per_fold) if progress(f, planned, f.state(), e) != "finished"]
+    expected = values.get("folds") or len(folds)
+    status = "finished"
+    if unfinished or len(folds) < expected:
+        status = f"unfinished: {len(folds) - len(unfinished)} of {expected} folds finished"
+    elif not run.cv_file.is_file():
+        status = f"unfinished: every fold trained, no {run.cv_file.name} yet"
+    metric, mean, std = cv_score(run, values, folds) if status == "finished" else (values.get("metric", ""), np.nan,
+                                                                                  np.nan)
+    times = [training_seconds(f, f.state()) for f in folds]
+    states = [f.state() for f in folds]
+    kept = "+".join(dict.fromkeys(f.kept_stage(planned) for f in folds))
+    return {**row, "status": status, "metric": metric, "score": mean, "std": std,
+            "scored_on": f"{len(folds)}-fold CV", "final_stage": kept, "seconds": sum(t[0] for t in times),
+            "seconds_estimated": any(t[1] for t in times),
+            "commit": (states[-1].get("git_commit") or "")[:7]}
+
+
+def base_row(run: RunFolder, name: str, values: dict, planned: list, epochs: dict) -> dict:
+    """Return what every run row holds: backbone, stage sizes, epochs trained per stage, options."""
+    sizes = dict.fromkeys(f"{s.size[0]}x{s.size[1]}" for s in planned)
+    trained = "+".join(number(epochs.get(s.name, 0)) for s in planned)
+    return {"kind": "run", "name": name, "backbone": values.get("backbone", ""), "sizes": " > ".join(sizes),
+            "epochs": trained, "options": options(values), "folder": str(run.path)}
+
+
+def number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def options(values: dict) -> str:
+    """Return the recipe's settings that differ from TrainConfig's defaults (and keys it does not know)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    shown = []
+    for key, value in values.items():
+        if key in NOT_OPTIONS or (key in defaults and same(value, defaults[key])):
+            continue
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):
+            shown.append(flag if value else f"no-{flag}")
+        else:
+            shown.append(f"{flag}={'x'.join(map(str, value)) if isinstance(value, list) else value}")
+    return " ".join(shown)
+
+
+def same(value, default) -> bool:
+    return list(value) == list(default) if isinstance(default, tuple) and isinstance(value, list) else value == default
+
+
+def epochs_trained(run: RunFolder, planned: list) -> dict:
+    """Return {stage: epochs trained}: history.csv's rows, or each stage's log while the run is unfinished."""
+    history = run.history()
+    if history is not None and "stage" in history:
+        counts = history["stage"].value_counts()
+        return {s.name: int(counts.get(s.name, 0)) for s in planned}
+    found = {}
+    for stage in planned:
+        rows = run.stage_rows(stage.name)
+        found[stage.name] = 0 if rows is None else len(rows)
+    return found
+
+
+def progress(run: RunFolder, planned: list, state: dict, epochs: dict) -> str:
+    """Return 'finished', or where an unfinished run stands (running, cut, not started)."""
+    holder = read_pid(run.path / LOCK) if (run.path / LOCK).is_file() else None
+    missing = [s for s in planned if s.name not in state.get("finished", [])]
+    if not missing and run.history_file.is_file():
+        return "finished"
+    running = holder is not None and holder != os.getpid() and process_alive(holder)
+    where = missing[0] if missing else planned[-1]
+    done = epochs.get(where.name, 0)
+    if running:
+        return f"running (process {holder}): {where.name} epoch {done}/{where.epochs}"
+    if not missing:
+        return f"unfinished: every stage trained, no {run.history_file.name} (stopped while writing reports)"
+    return f"unfinished: {where.name} stopped after epoch {done}/{where.epochs} (--resume continues it)"
+
+
+def best_score(run: RunFolder, stage: str, metric: str) -> float:
+    """Return the best value of the metric's history column over the kept stage's epochs, in its direction."""
+    history = run.history()
+    column = history_column(metric)
+    if column not in history:
+        raise KitError(f"{run.history_file}: no {column} column (config.json's metric is {metric})")
+    values = history.loc[history["stage"] == stage, column].astype(float)
+    if values.empty:
+        raise KitError(f"{run.history_file}: no epochs of {stage}, the stage the run keeps")
+    return float(values.max() if higher_is_better(metric) else values.min())
+
+
+def cv_score(run: RunFolder, values: dict, folds: list) -> tuple:
+    """Return (metric, mean, std) from cv.csv; the metric from config.json, cv.csv, or the format's."""
+    import pandas as pd
+
+    table = pd.read_csv(run.cv_file, dtype={"fold": str})
+    metric = values.get("metric") or (str(table["metric"].iloc[0]) if "metric" in table else "")
+    if not metric:
+        data = Path(values.get("data", ""))
+        if not data.is_dir():
+            raise KitError(f"{run.cv_file}: its metric is not written and the data folder {str(data)!r} is gone, "
+                           "so the submission format that implies it is unknown")
+        target, maps = folds[0].class_maps()
+        metric = implied_metric(read_sample_submission(data, need_rows=False), maps[target])
+    by_fold = dict(zip(table["fold"], table["score"].astype(float)))
+    return check_metric(metric), by_fold["mean"], by_fold["std"]
+
+
+def training_seconds(run: RunFolder, state: dict) -> tuple:
+    """Return (seconds trained, estimated?): state.json's sum per stage, else the files' times (estimated).
+
+    Runs trained before state.json kept seconds: from config.json (written at the start) to
+    history.csv (written at the end), which counts any pause of a resumed run too.
+    """
+    if state.get("seconds"):
+        return float(sum(state["seconds"].values())), False
+    if run.config_file.is_file() and run.history_file.is_file():
+        return run.history_file.stat().st_mtime - run.config_file.stat().st_mtime, True
+    return np.nan, False

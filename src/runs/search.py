@@ -1,0 +1,66 @@
+"""Finding training runs under a folder: what `python -m src.ledger --runs DIR` lists.
+
+A folder is a training run when its config.json is a training config (it plans stage 1), or when
+it holds files only a run writes (state.json, history.csv, weights, fold-<i>/ folders) even if its
+config.json is damaged or gone. Other jobs' folders (screening, EDA, head search, caches) are named
+as skipped; a run's own subfolders (folds, backups, TensorBoard logs) are not searched again.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from src.runs.folder import FOLD_PREFIX, RunFolder
+
+NOT_SEARCHED = ("backup", "tensorboard", "splits", "features", "pixels")  # caches of many files, no runs
+MAX_DEPTH = 6  # runs/kernels/<slug>/output/runs/<run>: a kernel's downloaded output
+
+
+def find_runs(places) -> tuple[list, list]:
+    """Return (run folders found, [(folder, why skipped)]) under each place (a run folder or a folder of runs)."""
+    runs, skipped = [], []
+    for place in map(Path, places):
+        if not place.is_dir():
+            skipped.append((place, "no such folder"))
+            continue
+        walk(place, 0, runs, skipped)
+    return runs, skipped
+
+
+def walk(folder: Path, depth: int, runs: list, skipped: list) -> None:
+    run = RunFolder(folder)
+    kind = run_kind(run)
+    if kind == "run":
+        runs.append(run)
+        return
+    if kind:
+        skipped.append((folder, kind))
+    if depth >= MAX_DEPTH or not folder.is_dir():
+        return
+    for child in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if not child.name.startswith(".") and child.name not in NOT_SEARCHED:
+            walk(child, depth + 1, runs, skipped)
+
+
+def run_kind(run: RunFolder) -> str:
+    """Return 'run' for a training run (whole or damaged), why not for another job's folder, else ''."""
+    if leaves_of_a_run(run):
+        return "run"
+    if not run.config_file.is_file():
+        return ""
+    try:
+        values = json.loads(run.config_file.read_text())
+    except (OSError, ValueError):
+        return "run"  # a damaged config.json: listed as a damaged run rather than hidden
+    if isinstance(values, dict) and "stage1_size" in values:
+        return "run"
+    return "the config.json of another job (not a training run)"
+
+
+def leaves_of_a_run(run: RunFolder) -> bool:
+    """Return True when the folder holds a file or folder that only a training run writes."""
+    path = run.path
+    if not path.is_dir():
+        return False
+    return (run.state_file.is_file() or run.history_file.is_file() or any(path.glob("*.weights.h5"))
+            or any(path.glob("history-*.csv")) or (path / f"{FOLD_PREFIX}0").is_dir())
