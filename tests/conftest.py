@@ -6,6 +6,26 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def share_cores_between_workers(environ=os.environ) -> set | None:
+    """Pin this pytest-xdist worker to its own share of the cores; return the share (None: not a worker).
+
+    `make test` runs two workers on two cores. Each TensorFlow (and XLA) process sizes its thread
+    pools to the cores it may use, so two unpinned workers run four busy pools on two cores and
+    slow each other down; pinned, each sees one core. Done at import, before numpy or TensorFlow
+    start their threads; subprocesses (JAX jobs, notebook kernels) inherit the share.
+    """
+    worker, count = environ.get("PYTEST_XDIST_WORKER"), int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    share = set(cores[int(worker.removeprefix("gw")) % count::count]) or set(cores)
+    os.sched_setaffinity(0, share)
+    return share
+
+
+share_cores_between_workers()
+
 import numpy as np
 import pytest
 from PIL import Image
