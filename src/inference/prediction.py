@@ -108,6 +108,24 @@ def load_group(folder) -> RunGroup:
     return RunGroup(folder, [load_run(folder)])
 
 
+def runs_metric(runs) -> tuple[str, str]:
+    """Return (the metric the runs trained for, where it is written); runs that disagree are said, the first's kept.
+
+    Runs from before --metric existed name none ('').
+    """
+    named = {str(member.folder.config_file): member.config.metric for run in runs for member in run.members
+             if member.config.metric}
+    if not named:
+        return "", ""
+    first = next(iter(named.items()))
+    others = {where: m for where, m in named.items() if m != first[1]}
+    if others:
+        where, metric = next(iter(others.items()))
+        print(f"the runs trained for different metrics: {first[1]} ({first[0]}) and {metric} ({where}); the holdout "
+              f"is scored with {first[1]} unless --metric says otherwise")
+    return first[1], first[0]
+
+
 def build_run_model(run: Run):
     """Return the run's classifier at its final size with its best weights loaded."""
     spec = get_spec(run.config.backbone)
