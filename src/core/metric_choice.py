@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from src.core.errors import KitError
+from src.core.files import write_json
 
 KAGGLE_FILE = "kaggle_metric.json"
 MULTI_LABEL = ("f2_samples",)
@@ -97,8 +98,6 @@ def is_better(value, loss, best_value, best_loss, name: str) -> bool:
 
 def write_kaggle_metric(folder, competition: str, evaluation_metric: str) -> Path:
     """Write folder/kaggle_metric.json: the competition and its evaluation metric as Kaggle names it."""
-    from src.core.files import write_json
-
     path = Path(folder) / KAGGLE_FILE
     write_json(path, {"competition": competition, "evaluation_metric": evaluation_metric})
     return path
