@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from src.core.config import PipelineOptions
 from src.core.errors import KitError
+from src.core.metric_choice import resolve_metric
 from src.core.settings import DEFAULT_VIEWS, VIEWS
 from src.data.imagefiles import describe_bad, scan_images
 from src.hardware.accelerator import active_batch_multiple
@@ -218,6 +219,9 @@ def top_classes(probs: np.ndarray, class_map, k: int = 5) -> list:
 def print_predictions(cfg) -> list:
     """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
     run = load_run(cfg.run)
+    if run.config.metric:  # what the run was chosen by (its epochs, its stage): said, as every job says it
+        print(resolve_metric("", run.config.data, run.config.metric, "", run.class_map.multi_label, run.config.metric,
+                             f"{run.folder.config_file}; weights of {run.stage}").line)
     frame = scan_images(list(cfg.images))
     bad = frame[frame["error"] != ""]
     if not bad.empty:
