@@ -283,3 +283,52 @@ def test_sampling_is_refused_for_tags_by_name(tmp_path):
     cfg = parse_config(TrainConfig, ["--sampling", "balanced"])
     with pytest.raises(KitError, match=r"--sampling balanced \(per-class weights\): column tags holds tags"):
         check_multi_label(cfg, "tags", {})
+
+
+def test_a_multi_task_run_scores_the_submissions_head():
+    from src.data.competition import ClassMap
+    from src.inference.metrics import score
+    from src.models.backbones import get_spec
+    from src.models.classifier import HeadSpec, build_classifier
+    from src.models.recipe import compile_classifier
+    from src.training.callbacks import TargetMetrics
+
+    heads = {"make": ClassMap("make", (0, 1)), "model": ClassMap("model", (0, 1, 2))}
+    model = build_classifier(get_spec("small_resnet"), (16, 16), {"make": 2, "model": 3}, "none", HeadSpec(), True)
+    compile_classifier(model, TrainConfig(), 1e-3, heads, [1.0, 1.0], metric="f1_macro", target="model")
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 16, 16, 3)).astype("float32") * 255
+    y = {"make": np.eye(2)[rng.integers(0, 2, 8)], "model": np.eye(3)[rng.integers(0, 3, 8)]}
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0,
+                        callbacks=[TargetMetrics("model", "f1_macro")])
+    logs = {k: v[-1] for k, v in history.history.items()}
+    assert "val_model_f1_macro" in logs and not any(k.startswith("val_make_f1") for k in logs)
+    assert logs["val_f1_macro"] == logs["val_model_f1_macro"] and logs["val_accuracy"] == logs["val_model_accuracy"]
+    probs = model.predict(x, verbose=0)["model"]
+    assert logs["val_model_f1_macro"] == pytest.approx(score(probs, y["model"].argmax(1), "f1_macro"), abs=1e-5)
+
+
+def test_screening_ranks_by_the_metric_in_its_direction(tmp_path, capsys):
+    from src.core.settings import ScreenConfig
+    from src.training.screening import merge_row, screen
+    from tests.conftest import make_folder_competition
+
+    rows = pd.DataFrame(columns=["backbone", "best_score", "val_loss", "error"])
+    for name, value, loss, error in (("a", 0.4, 0.5, ""), ("b", 0.2, 0.9, ""), ("c", 0.2, 0.3, ""),
+                                     ("d", np.nan, np.nan, "OOM")):
+        rows = merge_row(rows, {"backbone": name, "best_score": value, "val_loss": loss, "error": error}, "log_loss")
+    assert list(rows["backbone"]) == ["c", "b", "a", "d"]  # lowest log loss first, its tie to the lower val_loss
+    assert list(merge_row(rows, rows.iloc[0].to_dict(), "auc")["backbone"]) == ["a", "c", "b", "d"]
+
+    comp = make_folder_competition(tmp_path / "c", classes=("a", "b", "c"), per_class=8)
+    table = screen(parse_config(ScreenConfig, [
+        "--data", str(comp), "--backbones", "small_resnet,mobilenetv3_small", "--weights", "none", "--epochs", "2",
+        "--image-size", "32", "32", "--batch-size", "8", "--mode", "features", "--metric", "log_loss",
+        "--out", str(tmp_path / "screen"), "--features-cache", str(tmp_path / "features")]))
+    written = pd.read_csv(tmp_path / "screen" / "screening.csv", keep_default_na=False)
+    assert (written["metric"] == "log_loss").all() and (written["error"] == "").all()
+    assert list(written["best_score"]) == sorted(written["best_score"])  # ascending: lower is better
+    out = capsys.readouterr().out
+    assert "metric: log_loss (--metric)" in out and "best val_log_loss" in out
+    assert f"winner: {table.iloc[0]['backbone']} (best val_log_loss {table.iloc[0]['best_score']:.4f}" in out
+    assert json.loads((tmp_path / "screen" / "config.json").read_text())["metric"] == "log_loss"
