@@ -57,7 +57,8 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
         # Shuffled once before caching, so the small per-epoch buffer below still mixes classes.
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
         ds = ds.map(lambda x, y, *repeats: (load_image(x, opts), y, *repeats), num_parallel_calls=AUTOTUNE)
-        ds = apply_cache(ds, frame, opts, f"train-seed{seed}")
+        # a disk cache of rows with repeat counts is another file than one without
+        ds = apply_cache(ds, frame, opts, f"train-seed{seed}" + ("" if sampling == "natural" else f"-{sampling}"))
         ds = draw_by_class(ds, seed)  # after the cache: every epoch reads it whole, so the cache completes
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
     augment = make_augmenter(opts.augment, opts.augment_backend, opts.flip)
