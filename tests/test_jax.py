@@ -18,6 +18,7 @@ import pytest
 from src.core import backend
 from src.core.config import DataOptions
 from src.data.competition import load_competition
+from src.inference.metrics import score
 from src.inference.prediction import holdout_frame, load_run, predict_frame
 from tests.conftest import REPO, make_folder_competition
 
@@ -42,8 +43,9 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(tmp_path)
     train = run_kit("train", "--data", comp, "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
                     "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3, "--stage2-epochs", 2,
                     "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2, "--val-fraction", 0.25,
-                    "--out", tmp_path / "run")
+                    "--metric", "log_loss", "--out", tmp_path / "run")
     assert train.returncode == 0, train.stdout + train.stderr
+    assert "metric: log_loss (--metric)" in train.stdout and "best epoch by val_log_loss" in train.stdout
     assert "backend: JAX" in train.stdout
     assert f"accelerator: JAX backend, {DEVICES} CPU device(s) (keras.distribution.DataParallel)" in train.stdout
     assert f"a TPU is announced but JAX lists only {DEVICES} CPU device(s)" in train.stdout  # said, not silent
@@ -55,9 +57,18 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(tmp_path)
     assert len(holdout) == (split["split"] == "val").sum() and len(holdout) % DEVICES  # padding cut off
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["val_accuracy"].between(0, 1).all() and len(history) >= 3
+    # The per-epoch val_log_loss (weighted, padded batches on eight devices) of the kept stage's best epoch is
+    # the kit's own log loss of the kept weights' holdout file: the metric ignored the padding, and the
+    # checkpoint holds the best epoch in the min direction.
+    kept = history[history["stage"] == state["kept"]]
+    assert state["best"][state["kept"]] == pytest.approx(kept["val_log_loss"].min(), abs=1e-6)
+    probs = holdout[[f"prob_{c}" for c in range(3)]].to_numpy()
+    assert score(probs, holdout["label"].to_numpy(), "log_loss") == pytest.approx(state["best"][state["kept"]],
+                                                                                 abs=2e-4)
 
     submit = run_kit("submit", "--data", comp, "--run", tmp_path / "run", "--tta", "--out", tmp_path / "subs")
     assert submit.returncode == 0, submit.stdout + submit.stderr
+    assert f"metric: log_loss (from the run's config, {tmp_path / 'run' / 'config.json'})" in submit.stdout
     report = json.loads((tmp_path / "subs" / "submission.json").read_text())
     assert report["hardware"]["backend"] == "jax" and report["hardware"]["devices"] == DEVICES
     # The holdout file written on eight devices (padded batches) matches this process's own prediction of

@@ -109,7 +109,7 @@ def test_the_metric_and_kept_stage_of_a_run_are_used_in_the_metrics_direction(ma
     history[history_column("log_loss")] = [0.9, 0.4, 0.7][:len(history)]
     history.to_csv(lossy / "history.csv", index=False)
     state = json.loads((lossy / "state.json").read_text())
-    (lossy / "state.json").write_text(json.dumps({**state, "final_stage": "stage1"}))
+    (lossy / "state.json").write_text(json.dumps({**state, "kept": "stage1"}))
     ledger("--runs", str(runs), "--submissions", str(tmp_path / "none"), "--out", str(tmp_path))
     table = read_table(tmp_path / "runs.csv").set_index("name")
     assert table.loc["lossy", "metric"] == "log_loss" and table.loc["lossy", "final_stage"] == "stage1"

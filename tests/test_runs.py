@@ -128,7 +128,7 @@ def test_time_limit_stops_cleanly_and_resume_finishes_the_same_epochs(tmp_path, 
     comp = make_folder_competition(tmp_path / "c", per_class=6)
     base = ["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
             "--stage1-size", "16", "16", "--stage2-size", "20", "20", "--stage1-epochs", "3", "--stage2-epochs", "2",
-            "--stage1-patience", "9", "--stage2-patience", "9", "--batch-size", "8",
+            "--stage1-patience", "9", "--stage2-patience", "9", "--batch-size", "8", "--final-stage", "last",
             "--split-file", str(tmp_path / "split.csv")]
     whole = train(parse_config(TrainConfig, [*base, "--out", str(tmp_path / "whole")]))
     # The run's clock frozen at 0 with a limit of ~4 ms: stage 1 starts, its first epoch ends long

@@ -157,7 +157,8 @@ def test_single_image_prediction_prints_the_top_classes(named, capsys):
     comp_dir, run_dir = named
     image = comp_dir / "test_upload" / "t0.jpg"
     predict_main(["--run", str(run_dir), str(image)])
-    out = capsys.readouterr().out.splitlines()
+    metric, *out = capsys.readouterr().out.splitlines()
+    assert metric.startswith(f"metric: accuracy (from the run's config, {run_dir / 'config.json'}; weights of stage")
     assert out[0] == str(image) and len(out) == 4  # three classes: all of them, most probable first
     shares = [float(line.split("%")[0]) for line in out[1:]]
     assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 100) < 0.1

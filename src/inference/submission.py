@@ -27,11 +27,13 @@ from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFil
 from src.data.competition import load_competition
 from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
-from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
+from src.inference.prediction import (build_run_model, combine_views, holdout_frame, load_group, predict_views,
+                                      runs_metric)
 from src.inference.checks import check_solution, never_predicted, score_against
 from src.inference.manifests import manifest_file, now_text
-from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
-from src.inference.metrics import check_metric_for, fit_thresholds, higher_is_better, score
+from src.inference.formats import (SubmissionFormat, check_submission, choose_metric, detect_format, fill_submission,
+                                   positive_index)
+from src.inference.metrics import fit_thresholds, higher_is_better, score
 from src.inference.tta_select import select_views
 from src.hardware.accelerator import pick_accelerator
 from src.kaggle.client import submit_file
@@ -57,12 +59,14 @@ def submit(cfg: SubmitConfig) -> dict:
         check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
     missing = never_predicted(comp, class_map)
-    fmt = detect_format(comp.schema, class_map, cfg.submission_format)
-    metric = check_metric_for(cfg.metric or fmt.metric, class_map.multi_label)
+    choice = choose_metric(cfg.metric, cfg.data, comp.schema, class_map, *runs_metric(runs))
+    metric = choice.name
+    print(choice.line)
+    fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
     if class_map.multi_label and cfg.tta_mean == "geometric":
         raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
                        "renormalise; use arithmetic")
-    positive = class_map.values.index(fmt.positive) if fmt.positive is not None else 1
+    positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
     def scorer(probs, y):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 
 from src.core.errors import KitError
+from src.models.epoch_metrics import epoch_metric
 
 
 def freeze_batchnorm(model, spec) -> None:
@@ -76,8 +77,10 @@ def make_optimizer(name: str, schedule):
 
 
 def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,
-                       weighted: bool = False, multi_label: bool = False) -> None:
-    """Compile with ExponentialDecay from `lr`, the config's loss and accuracy (one per head when multi-task).
+                       weighted: bool = False, multi_label: bool = False, metric: str = "accuracy",
+                       positive: int = 1, target: str | None = None) -> None:
+    """Compile with ExponentialDecay from `lr`, the config's loss, accuracy (one per head when multi-task)
+    and the competition's metric (src.models.epoch_metrics; multi-task: on the target's head only).
 
     multi_label: binary cross-entropy (or binary focal loss) and per-tag accuracy.
     weighted: accuracy honours sample weights (validation batches padded for JAX data parallelism
@@ -88,12 +91,14 @@ def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_we
     key = "weighted_metrics" if weighted else "metrics"
     if heads:
         columns = list(heads)
+        scored = {c: [m for m in ["accuracy", c == target and epoch_metric(metric, len(heads[c].values), positive)]
+                      if m] for c in columns}
         model.compile(optimizer=optimizer, loss={c: make_loss(cfg) for c in columns},
-                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))),
-                      **{key: {c: ["accuracy"] for c in columns}})
+                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))), **{key: scored})
     else:
+        extra = epoch_metric(metric, int(model.outputs[0].shape[-1]), positive)
         model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=multi_label),
-                      **{key: [accuracy_metric(multi_label)]})
+                      **{key: [accuracy_metric(multi_label), *([extra] if extra is not None else [])]})
 
 
 def accuracy_metric(multi_label: bool = False):

@@ -30,10 +30,10 @@ from src.runs.stages import Stage, plan_stages
 LOCK = ".lock"
 FOLD_PREFIX = "fold-"
 # state.json's key naming the stage whose weights prediction uses (the last planned stage when absent)
-FINAL_STAGE_KEY = "final_stage"
+FINAL_STAGE_KEY = "kept"  # written by training (src.training.two_stage): the stage whose weights are final
 # Settings a resumed run may change: how long it trains, where the data sits now, how images are cached.
 MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit", "data", "split_file", "out",
-                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard"}
+                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard", "final_stage"}
 
 
 class RunFolder:
@@ -189,7 +189,8 @@ class RunFolder:
         return pd.read_csv(self.split_file, dtype={"id": str}, keep_default_na=False)
 
     def state(self) -> dict:
-        """Return which stages finished and their best val_accuracy (state.json)."""
+        """Return state.json: finished stages, each one's best metric value (best) and its val_loss (best_val_loss),
+        the metric, and the stage whose weights are the run's final ones (kept)."""
         if not self.state_file.is_file():
             return {"finished": [], "best": {}}
         state = read_json(self.state_file, "which stages finished")
@@ -221,11 +222,15 @@ class RunFolder:
 
     # ------------------------------------------------------------ what prediction uses
     def final_stage(self) -> Stage:
-        """Return the run's last planned stage, checked finished and with its weights in place.
+        """Return the stage whose weights are the run's final ones, checked finished and with its weights in place.
 
-        Never another stage's weights instead: a missing stage2.weights.h5 is an error, not stage 1.
+        The stage training kept (state.json's kept: by --final-stage, the best-scoring stage or the last);
+        runs from before that choice existed: the last planned stage. Never another stage's weights
+        instead: a missing kept stage's file is an error.
         """
-        stage = plan_stages(self.load_config())[-1]
+        stages = plan_stages(self.load_config())
+        kept = self.state().get("kept")
+        stage = next((s for s in stages if s.name == kept), stages[-1])
         if stage.name not in self.state()["finished"]:
             raise KitError(f"--run {self.path}: {stage.name} has not finished; continue it with "
                            f"python -m src.train --config {self.config_file} --resume")
