@@ -15,10 +15,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Two pytest-xdist workers, each pinned to its own share of the cores (tests/conftest.py):
+# Two pytest-xdist workers, each pinned to its own share of the cores (tests/conftest.py); a module
+# whose tests share one trained run is marked xdist_group, so one worker trains it once (loadgroup).
 # TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
-PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist worksteal
+PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist loadgroup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
