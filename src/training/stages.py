@@ -20,8 +20,8 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
-from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping, TargetMetrics,
-                                    TimeLimit, resume_state)
+from src.training.callbacks import (LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
+                                    StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -91,7 +91,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
-    callbacks = [*aliases, backup,
+    guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
+    callbacks = [guard, *aliases, backup,
                  ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
