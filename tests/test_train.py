@@ -142,6 +142,44 @@ def test_out_of_memory_below_the_minimum_batch_gives_up(comp, tmp_path):
         train(config(comp, tmp_path, "--stages", "1", "--min-batch-size", "8"), callbacks=[oom])
 
 
+class PoisonAt(keras.callbacks.Callback):
+    """Turns every weight into NaN when `epoch` begins: how tests make a stage's loss NaN (as float16 overflow did)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+
+
+def test_a_nan_loss_ends_the_stage_with_a_sentence_and_nothing_is_made_from_it(comp, tmp_path):
+    """issue 24 item 23: NaN from the first epoch to the last, then a submission at chance with no word."""
+    from src.runs.folder import RunFolder
+
+    with pytest.raises(KitError) as err:
+        train(config(comp, tmp_path), callbacks=[PoisonAt(epoch=1)])
+    assert str(err.value).startswith("stage1: the training loss is nan at epoch 2: likely a learning rate too high "
+                                     "(--stage1-lr 0.01; precision float32). The stage was stopped and is not "
+                                     "finished, so nothing is predicted or submitted from these weights")
+    run = tmp_path / "run"
+    assert len(pd.read_csv(run / "history-stage1.csv")) == 1  # the NaN epoch is neither logged nor backed up
+    assert all(np.isfinite(w).all() for w in weights_of(run / "stage1.weights.h5", (16, 16)))  # epoch 1's
+    assert not (run / "stage2.weights.h5").exists() and not (run / "holdout_predictions.csv").exists()
+    with pytest.raises(KitError, match="stage2 has not finished"):
+        RunFolder(run).final_stage()
+
+
+def test_the_nan_sentence_names_mixed_precision_first_under_float16():
+    from src.training.callbacks import StopOnNonFiniteLoss
+
+    sentence = StopOnNonFiniteLoss("stage2", 1e-4, "mixed_float16", 2).sentence(float("inf"), 3)
+    assert sentence.startswith("stage2: the training loss is inf at epoch 3: likely float16 overflow under mixed "
+                               "precision (mixed_float16, 2 replica(s)), or a learning rate too high (--stage2-lr "
+                               "0.0001)")
+
+
 def test_early_stopping_resumes_its_wait_and_restores_the_best_weights(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")

@@ -104,8 +104,7 @@ def load_group(folder) -> RunGroup:
     if folds and not RunFolder(folder).state_file.is_file():
         missing = [p.name for p in folds if not RunFolder(p).state_file.is_file()]
         if missing:
-            raise KitError(f"--run {folder}: {', '.join(missing)} not trained yet; continue with python -m src.train "
-                           f"--config {folder / 'config.json'} --resume")
+            raise KitError(f"--run {folder}: {', '.join(missing)} not trained yet; {RunFolder(folder).how_to_resume()}")
         return RunGroup(folder, [load_run(p) for p in folds])
     return RunGroup(folder, [load_run(folder)])
 

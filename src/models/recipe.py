@@ -68,12 +68,48 @@ def make_loss(cfg, reduction: str = "sum_over_batch_size", multi_label: bool = F
 
 
 def make_optimizer(name: str, schedule):
-    """Return the optimizer named by --optimizer with a learning rate or schedule."""
+    """Return the optimizer named by --optimizer with a learning rate or schedule.
+
+    Under mixed_float16 it comes wrapped in ReplicaSafeLossScaleOptimizer (Keras would wrap it in
+    its own LossScaleOptimizer at compile time, which can apply non-finite gradients on several GPUs).
+    """
     if name == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
-    if name == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=1e-4)
-    return keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+    else:
+        optimizer = keras.optimizers.Adam(schedule)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        return ReplicaSafeLossScaleOptimizer(optimizer)
+    return optimizer
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class ReplicaSafeLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras's dynamic loss scaling, with every replica agreeing whether a step's gradients are finite.
+
+    Under tf.distribute.MirroredStrategy, Keras's LossScaleOptimizer (3.13.2 and 3.15.1 alike)
+    asks only the first replica whether its gradients are finite (its comment assumes they were
+    all-reduced already; they are not), then applies every replica's gradients, all-reduced: a
+    float16 overflow on another replica only puts inf into the weights, and the loss is NaN from
+    then on (tests/test_accelerator.py: two logical CPU devices as two GPUs). Here the replicas
+    all-reduce a count of non-finite gradients first, and a step any replica overflowed is made
+    non-finite on all of them, so Keras skips it everywhere and halves the loss scale.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if keras.backend.backend() == "tensorflow" and any(g is not None for g in grads):
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                overflowed = 1.0 - tf.cast(self.check_finite(grads), tf.float32)
+                anywhere = context.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+                first = next(i for i, g in enumerate(grads) if g is not None)
+                poison = tf.where(anywhere > 0, float("nan"), 0.0)
+                grads[first] = grads[first] + tf.cast(poison, grads[first].dtype)
+        return super().apply(grads, trainable_variables)
 
 
 def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,

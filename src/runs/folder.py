@@ -36,6 +36,11 @@ MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit"
                         "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard", "final_stage"}
 
 
+def writable(path: Path) -> bool:
+    """Return True when files can be made in path (False on a read-only mount, as /kaggle/input is)."""
+    return os.access(path, os.W_OK)
+
+
 class RunFolder:
     """One training run's folder; see the module docstring for its layout."""
 
@@ -232,8 +237,7 @@ class RunFolder:
         kept = self.state().get("kept")
         stage = next((s for s in stages if s.name == kept), stages[-1])
         if stage.name not in self.state()["finished"]:
-            raise KitError(f"--run {self.path}: {stage.name} has not finished; continue it with "
-                           f"python -m src.train --config {self.config_file} --resume")
+            raise KitError(f"--run {self.path}: {stage.name} has not finished; {self.how_to_resume()}")
         if not self.weights(stage.name).is_file():
             raise KitError(f"--run {self.path}: {self.weights(stage.name).name} is missing, though {stage.name} "
                            "finished: the run's final weights are gone")
@@ -252,6 +256,18 @@ class RunFolder:
         if not resume:
             raise KitError(f"{self.path} already holds a run: pass --resume to continue it, or another --out; "
                            "nothing was changed")
+
+    def how_to_resume(self) -> str:
+        """Return how to continue this run: the command, or, for a read-only folder, a writable copy first.
+
+        An attached Kaggle input (/kaggle/input/...) is read-only, and --resume writes into the run.
+        """
+        if writable(self.path):
+            return f"continue it with python -m src.train --config {self.config_file} --resume"
+        copy = (Path("/kaggle/working") if Path("/kaggle/working").is_dir() else Path.cwd()) / "runs" / self.path.name
+        return (f"{self.path} is read-only (an attached Kaggle input is), so continue it in a writable copy: "
+                f"cp -r {self.path} {copy} && python -m src.train --config {copy / 'config.json'} --out {copy} "
+                "--resume")
 
     def check_resume(self, cfg) -> None:
         """Refuse to continue a run with settings that would change its data, model or recipe."""

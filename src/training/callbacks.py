@@ -221,3 +221,34 @@ class TargetMetrics(keras.callbacks.Callback):
                 key = f"{prefix}{self.target}_{name}"
                 if key in logs:
                     logs[f"{prefix}{name}"] = logs[key]
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """End a stage with a sentence when an epoch's training loss is NaN or inf (first in the callback list).
+
+    Raised at the epoch's end before the backup, checkpoint and history callbacks see it: the
+    stage stays unfinished, its files hold the last good epoch, and nothing (no later stage, no
+    holdout, no submission) is made from NaN weights. Keras's TerminateOnNaN only sets
+    stop_training, after which the epoch's end still runs and keeps the NaN weights.
+    """
+
+    def __init__(self, stage: str, lr: float, policy: str, replicas: int):
+        super().__init__()
+        self.stage, self.lr, self.policy, self.replicas = stage, lr, policy, replicas
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise KitError(self.sentence(float(loss), epoch + 1))
+
+    def sentence(self, loss: float, epoch: int) -> str:
+        """Return what happened, where, and the likely cause for this precision and learning rate."""
+        flag = f"--{self.stage}-lr"
+        if self.policy == "mixed_float16":
+            cause = (f"likely float16 overflow under mixed precision ({self.policy}, {self.replicas} replica(s)), "
+                     f"or a learning rate too high ({flag} {self.lr:g})")
+        else:
+            cause = f"likely a learning rate too high ({flag} {self.lr:g}; precision {self.policy})"
+        return (f"{self.stage}: the training loss is {loss} at epoch {epoch}: {cause}. The stage was stopped and "
+                f"is not finished, so nothing is predicted or submitted from these weights; train again into "
+                f"another --out with a lower {flag}")

@@ -22,7 +22,7 @@ from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, u
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
-                                    TargetMetrics, TimeLimit, resume_state)
+                                    StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -107,7 +107,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
-    callbacks = [DiskSpaceGuard(run.path), *aliases, backup,
+    guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
+    callbacks = [guard, DiskSpaceGuard(run.path), *aliases, backup,
                  ResumableEarlyStopping(stage.patience, data.metric, best, best_loss, wait,
                                         checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, data.metric, best, best_loss), LearningRateLogger(),
