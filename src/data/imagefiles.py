@@ -44,6 +44,9 @@ def inspect_image(path: str | Path) -> dict:
 
     path = Path(path)
     result = {"width": 0, "height": 0, "orientation": 1, "error": ""}
+    if not path.is_file():  # a labels CSV can list images its folder lacks
+        result["error"] = "no such file"
+        return result
     if not is_image_name(path.name):
         result["error"] = f"not an image file: expected one of {', '.join(IMAGE_EXTENSIONS)}"
         return result

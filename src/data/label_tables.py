@@ -84,7 +84,8 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
         raw = raw.drop_duplicates(subset=[id_column]).reset_index(drop=True)
     ids = raw[id_column].astype(str)
     images_dir = find_images_dir(root, opts.images_dir, ids, path)
-    frame = pd.DataFrame({"id": ids, "path": resolve_image_paths(images_dir, ids, path)})
+    # Listed images that are missing are skipped with the corrupt ones, named (or refused: --strict-images).
+    frame = pd.DataFrame({"id": ids, "path": resolve_image_paths(images_dir, ids, path, missing_ok=True)})
     for column in label_columns:
         frame[column] = clean_labels(raw[column])
     if opts.group_column:

@@ -17,6 +17,7 @@ from src.core.errors import KitError
 from src.data.imagefiles import IMAGE_EXTENSIONS, list_folder
 
 TRAIN_FOLDERS = ("train", "training", "train_images", "train_data", "images", "imgs")
+ID_SAMPLE = 20  # ids tried in each candidate folder when looking for the one a table's ids name
 
 
 def find_class_folders(root: Path, images_dir: str) -> Path | None:
@@ -85,14 +86,20 @@ def candidate_folders(root: Path) -> list:
 
 
 def image_folder_for(root: Path, images_dir: str, ids: pd.Series) -> Path | None:
-    """Return the first folder where the first ids resolve to files, or None."""
+    """Return the folder where most of the first ids resolve to files (more than half of them), or None.
+
+    Not all of them: a labels CSV may list a few images its folder lacks (they are skipped later, named).
+    """
     folders = [Path(images_dir) if Path(images_dir).is_dir() else root / images_dir] if images_dir else \
         candidate_folders(root)
-    return next((f for f in folders if f.is_dir() and all(resolve_one(f, i) for i in ids.head(5))), None)
+    sample = list(ids.head(ID_SAMPLE))
+    hits = [(sum(resolve_one(f, i) is not None for i in sample), f) for f in folders if f.is_dir()]
+    best = max(hits, key=lambda hit: hit[0], default=(0, None))  # max keeps the first of equal counts
+    return best[1] if best[0] * 2 > len(sample) else None
 
 
 def find_images_dir(root: Path, images_dir: str, ids: pd.Series, csv_path: Path) -> Path:
-    """Return the folder where the CSV's first ids resolve to files (--images-dir wins)."""
+    """Return the folder where most of the CSV's first ids resolve to files (--images-dir wins)."""
     if images_dir:
         folder = Path(images_dir) if Path(images_dir).is_dir() else root / images_dir
         if not folder.is_dir():
@@ -101,8 +108,8 @@ def find_images_dir(root: Path, images_dir: str, ids: pd.Series, csv_path: Path)
     folder = image_folder_for(root, "", ids)
     if folder is not None:
         return folder
-    raise KitError(f"{csv_path}: cannot find the images its ids name (first: {ids.iloc[0]!r}) under "
-                   f"{root}: pass --images-dir")
+    raise KitError(f"{csv_path}: cannot find the images its ids name (first: {ids.iloc[0]!r}): no folder under "
+                   f"{root} holds most of its first {min(len(ids), ID_SAMPLE)} ids: pass --images-dir")
 
 
 def resolve_one(folder: Path, image_id: str) -> Path | None:
@@ -117,8 +124,12 @@ def resolve_one(folder: Path, image_id: str) -> Path | None:
     return None
 
 
-def resolve_image_paths(folder: Path, ids: pd.Series, source: Path) -> list[str]:
-    """Return the file path of every id; a missing file raises naming the id, row and folder."""
+def resolve_image_paths(folder: Path, ids: pd.Series, source: Path, missing_ok: bool = False) -> list[str]:
+    """Return the file path of every id; a missing file raises naming the id, row and folder.
+
+    missing_ok: a missing file's path is the id in `folder`, left for the image check to skip or refuse
+    (training rows); a submission needs every test image, so the test set never passes it.
+    """
     by_name, by_stem = {}, {}
     for entry in folder.iterdir():  # one listing instead of a stat per row
         by_name[entry.name] = entry
@@ -131,7 +142,9 @@ def resolve_image_paths(folder: Path, ids: pd.Series, source: Path) -> list[str]
             raise KitError(f"{source}: row {row + 2} names image {image_id!r}, and {folder} holds "
                            f"{' and '.join(sorted(p.name for p in stems))}: which one is meant? Remove the other")
         path = by_name.get(image_id) or (stems[0] if stems else None) or resolve_one(folder, image_id)
-        if path is None:
+        if path is None and missing_ok:
+            path = folder / image_id
+        elif path is None:
             raise KitError(f"{source}: row {row + 2} names image {image_id!r}, but no such file is in "
                            f"{folder} (tried the name as is and with {', '.join(IMAGE_EXTENSIONS)})")
         paths.append(str(path))
