@@ -56,8 +56,7 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
     if pixel_columns(raw.columns):
         return read_pixel_labels(path, raw, opts)
     id_column = opts.id_column or guess_id_column(raw, root, opts.images_dir)
-    label_columns = [c.strip() for c in opts.label_column.split(",") if c.strip()]
-    label_columns = label_columns or [c for c in raw.columns if c not in (id_column, opts.group_column)]
+    label_columns = pick_label_columns(raw, id_column, opts, schema, path)
     for column in [id_column, *label_columns] + ([opts.group_column] if opts.group_column else []):
         if column not in raw.columns:
             raise KitError(f"{path}: no column {column!r}: expected one of {', '.join(map(str, raw.columns))}")
@@ -105,6 +104,28 @@ def read_pixel_labels(path: Path, raw: pd.DataFrame, opts: DataOptions) -> tuple
     for column in label_columns:
         frame[column] = clean_labels(raw[column])
     return frame, label_columns
+
+
+def pick_label_columns(raw: pd.DataFrame, id_column: str, opts: DataOptions, schema, path: Path) -> list:
+    """Return the label columns: --label-column, else the ones the sample submission names, else all the others.
+
+    ISIC 2020's train.csv carries patient_id, sex, age_approx ... beside `target`, and its sample names only
+    `target`: the other columns are metadata, said once, never labels (so their empty cells do not matter).
+    """
+    explicit = [c.strip() for c in opts.label_column.split(",") if c.strip()]
+    if explicit:
+        return explicit
+    others = [c for c in raw.columns if c not in (id_column, opts.group_column)]
+    sample = schema.sample if schema is not None else None
+    wanted = {str(c).lower() for c in sample.columns[1:]} if sample is not None else set()
+    named = [c for c in others if str(c).lower() in wanted]
+    metadata = [c for c in others if c not in named]
+    if not named:  # the sample names none of them (Id,Category beside filename,label): every column is a label
+        return others
+    if metadata:
+        print(f"metadata: {', '.join(map(str, metadata))} of {path.name} (not named by {schema.path.name}: "
+              f"not labels; --label-column names labels, --group-column a column to group the split by)")
+    return named
 
 
 def sniff_separator(path: Path) -> str:
