@@ -99,3 +99,25 @@ def csv_comp(tmp_path) -> Path:
         write_image(root / "test" / f"x{i}.jpg")
     (root / "sample_submission.csv").write_text("image_id,model_id\nx2,a\nx0,a\nx1,a\n")
     return root
+
+
+def make_isic_competition(root: Path, n_train=50, positives=(3, 27), n_test=6, size=(20, 20)) -> Path:
+    """ISIC 2020's shape: train/ISIC_N.jpg; train.csv image_name,patient_id,sex,age_approx,target with 4%
+    positives (red, the rest blue) and some empty sex cells; sample_submission.csv image_name,target of 0s."""
+    rows = []
+    for i in range(n_train):
+        target = int(i in positives)
+        write_image(root / "train" / f"ISIC_{i:07d}.jpg", size=size, colour=COLOURS[0 if target else 2])
+        sex = "" if i % 7 == 3 else ("male", "female")[i % 2]
+        rows.append(f"ISIC_{i:07d},IP_{i % 10:03d},{sex},{35 + 5 * (i % 8)}.0,{target}")
+    (root / "train.csv").write_text("image_name,patient_id,sex,age_approx,target\n" + "\n".join(rows) + "\n")
+    ids = [f"ISIC_{9000000 + i:07d}" for i in range(n_test)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "test" / f"{image_id}.jpg", size=size, colour=COLOURS[0 if i % 3 == 0 else 2])
+    (root / "sample_submission.csv").write_text("image_name,target\n" + "".join(f"{i},0\n" for i in ids))
+    return root
+
+
+@pytest.fixture
+def isic_comp(tmp_path) -> Path:
+    return make_isic_competition(tmp_path / "siim-isic-melanoma-classification")

@@ -243,7 +243,7 @@ def test_tta_auto_never_scores_below_plain(named, tmp_path):
 
     comp_dir, run_dir = named
     result = submit(submit_args(comp_dir, run_dir, tmp_path, "--tta", "auto", "--tta-random", "1", "--metric",
-                                "log_loss"))
+                                "log_loss", "--calibrate", "none"))  # views alone: no temperature row
     rows = result["scores"]
     plain = next(r["score"] for r in rows if r["views"] == "identity")
     assert rows[-1]["score"] <= plain + 1e-12  # log loss: lower is better

@@ -136,7 +136,16 @@ class SubmitConfig(DataOptions):
                          check=tta_view_list)
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
-    ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
+    ensemble_weights: str = opt("equal", "equal, or fit for the metric on the runs' shared holdout predictions "
+                                         "(log loss: minimised; other metrics: hill climbing from the best single run "
+                                         "or equal weights, whichever scores better)", ("equal", "fit"))
+    blend: str = opt("mean", "how runs are combined: mean of probabilities, or rank: the mean of each run's ranks "
+                             "of the positive class (auc only: it scores the order alone)", ("mean", "rank"))
+    select_runs: bool = opt(False, "greedy forward selection of runs on their shared holdout (out of fold for "
+                                   "K-fold runs): from the best single run, a run is added only if the metric improves")
+    calibrate: str = opt("auto", "auto: with log_loss, a temperature fitted on the holdout (out of fold for K-fold "
+                                 "runs) is applied to the test probabilities, the report showing the metric before "
+                                 "and after; none: probabilities as predicted", ("auto", "none"))
     metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, qwk, map@K, f2_samples; empty: the "
                           "runs' (their config.json), else Kaggle's (kaggle_metric.json), else the format's (label: "
                           "accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, multi-label: "

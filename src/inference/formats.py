@@ -149,13 +149,19 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
 
 
 def guess_format(sample: pd.DataFrame, target: str, per_class: list, classes: list) -> str:
-    """Return the format a sample's values show: per-class columns, fractions, several tokens, or labels."""
+    """Return the format a sample's values show: per-class columns, fractions, several known classes, or labels.
+
+    A value that is one class name is a label whatever it contains; top-k needs every value to hold two or
+    more known classes (tokens the training labels never name, as after --min-class-count, are allowed).
+    """
     if len(per_class) >= 2 and all(is_fraction(sample[c]) for c in per_class):
         return "class-probabilities"
     values = sample[target].astype(str)
     if len(classes) == 2 and is_fraction(values) and (pd.to_numeric(values) % 1 != 0).any():
         return "probability"
-    if (values.str.split().str.len() > 1).all():
+    if values.isin(classes).all():  # "Sugar beet", "Audi A4 Sedan 2012": class names, spaces or not
+        return "label"
+    if values.map(lambda v: len(set(v.split()) & set(classes)) >= 2).all():
         return "top-k"
     return "label"
 

@@ -24,7 +24,7 @@ from src.core.config import make_config, save_config
 from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv, write_json
 from src.core.settings import TrainConfig
-from src.data.competition import load_class_maps, save_class_maps
+from src.data.class_maps import load_class_maps, save_class_maps
 from src.runs.stages import Stage, plan_stages
 
 LOCK = ".lock"

@@ -25,7 +25,7 @@ from src.core.config import save_config
 from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.metric_choice import log_name, rank_key
-from src.data.competition import save_class_maps
+from src.data.class_maps import save_class_maps
 from src.core.plots import plot_screening
 from src.core.settings import ScreenConfig
 from src.data.splits import SplitData, prepare_split
