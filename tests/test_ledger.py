@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.core.config import parse_config
+from src.core.config import DataOptions, parse_config
+from src.data.competition import load_competition
 from src.core.settings import SubmitConfig, TrainConfig
 from src.inference.metrics import history_column
 from src.inference.submission import submit
@@ -166,7 +167,8 @@ def test_a_kfold_run_is_scored_by_its_cv_file(made, tmp_path):
     (kfold / "config.json").write_text(json.dumps({**config, "folds": 2, "fold": -1}))
     oof = pd.read_csv(run / "holdout_predictions.csv", dtype={"id": str}, keep_default_na=False)
     oof["fold"] = np.arange(len(oof)) % 2
-    table, metric = cv_table(parse_config(TrainConfig, ["--data", str(comp)]), oof)
+    comp_data = load_competition(DataOptions(data=str(comp)), with_test=False)
+    table, metric = cv_table(parse_config(TrainConfig, ["--data", str(comp), "--metric", "accuracy"]), oof, comp_data)
     table.to_csv(kfold / "cv.csv", index=False)
     ledger("--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "none"), "--out", str(tmp_path))
     row = read_table(tmp_path / "runs.csv").set_index("name").loc["cv"]

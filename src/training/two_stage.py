@@ -81,8 +81,11 @@ def train(cfg, callbacks=()) -> dict:
 def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tuple:
     """Return (the stage whose weights are final, why): by --final-stage best, the stage with the best score in
     the metric's direction (ties to the lower val_loss, then the later stage); by last, the recipe's last stage.
+    The head-only warm-up (--warmup-epochs) is never kept: it is where stage 1 starts, not a stage of its own.
     """
     monitor = f"val_{log_name(metric)}"
+    # The head-only warm-up is a step of stage 1, not a candidate: the recipe's choice is stage 1 or stage 2.
+    stages = [s for s in stages if s.train_backbone] or stages
     scores = {s.name: (state["best"].get(s.name), state.get("best_val_loss", {}).get(s.name)) for s in stages}
     listed = ", ".join(f"{name} {value:.4f}" for name, (value, _) in scores.items() if value is not None)
     ranked = sorted(reversed(stages), key=lambda s: rank_key(*scores[s.name], metric))  # stable: later wins ties
