@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, image_side, non_negative, opt,
-                             positive, tta_view_list)
+                             positive, tta_scale_list, tta_view_list)
 
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
@@ -116,9 +116,13 @@ class SubmitConfig(DataOptions):
                        "--tta auto picks views (and --tta-random passes) greedily on each run's holdout with "
                        "the metric, keeping only views that help; empty: none", ("", "default", "auto"),
                    const="default")
-    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_P with P 20-100, scale_P "
-                             "with P 50-200); with --tta auto: the candidates (empty: every named view)",
-                         check=tta_view_list)
+    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, rot90, rot180, rot270, transpose, "
+                             "transpose_rot90, center_crop_P with P 20-100, scale_P with P 50-200, any of them @S: at "
+                             "S times the run's size); with --tta auto: the candidates (empty: every view of "
+                             f"{', '.join(AUTO_VIEWS)})", check=tta_view_list)
+    tta_scales: str = opt("1.0", "comma-separated sizes, as multiples of the run's size, each view is also predicted "
+                                 "at (1.0,1.15: FixRes, a little larger than training); with --tta auto: candidates",
+                          check=tta_scale_list)
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
@@ -302,6 +306,8 @@ class PredictConfig:
     run: str = opt("", "training run folder (python -m src.train)")
     tta: bool = opt(False, f"average the default views ({', '.join(DEFAULT_VIEWS)})")
     tta_views: str = opt("", "comma-separated views instead of the defaults", check=tta_view_list)
+    tta_scales: str = opt("1.0", "comma-separated sizes, as multiples of the run's size, each view is also "
+                                 "predicted at", check=tta_scale_list)
     top: int = opt(5, "classes printed per image", check=positive)
     batch_size: int = opt(32, "images per batch", check=positive)
 
