@@ -74,7 +74,8 @@ def test_a_scaled_view_predicts_at_the_larger_size_and_a_quarter_turn_at_the_swa
 def test_tta_auto_chooses_among_rotations_and_scales(wide_run, tmp_path):
     comp, run = wide_run
     args = ["--data", str(comp), "--run", str(run.folder.path), "--out", str(tmp_path / "subs"), "--name", "s",
-            "--tta", "auto", "--tta-views", "hflip,rot180,transpose", "--tta-scales", "1.0,1.25", "--metric", "log_loss"]
+            "--tta", "auto", "--tta-views", "hflip,rot180,transpose", "--tta-scales", "1.0,1.25",
+            "--metric", "log_loss"]
     cfg = parse_config(SubmitConfig, args)
     assert chosen_views(cfg) == ("identity", "hflip", "rot180", "transpose", "identity@1.25", "hflip@1.25",
                                  "rot180@1.25", "transpose@1.25")

@@ -6,7 +6,8 @@
 Each image is decoded once per scale; its views (flips, quarter turns, transposes, centre crops, zooms,
 random training augmentations; src.inference.views) are made from the decoded batch in the input pipeline
 and go through the model together, on either Keras backend; views at a larger scale (NAME@1.15) are
-decoded at that size and go through the run's network built at it. A run predicts at its final stage's resolution with that stage's best weights, as
+decoded at that size and go through the run's network built at it.
+A run predicts at its final stage's resolution with that stage's best weights, as
 its RunFolder says; never another stage's weights instead.
 """
 from __future__ import annotations
@@ -208,7 +209,8 @@ def predict_scale(run: Run, frame: pd.DataFrame, names: list, passes: int, size:
     for batches, batch_ids, rows in make_predict_dataset(frame, opts).map(all_views):
         for shape, batch in zip(groups, batches):
             probs = target_probs(run, sized_model(run, sized, shape).predict_on_batch(batch.numpy()))
-            parts[shape].append(probs.reshape(len(groups[shape]) + len(randoms[shape]), -1, probs.shape[-1])[:, :int(rows)])
+            views = len(groups[shape]) + len(randoms[shape])
+            parts[shape].append(probs.reshape(views, -1, probs.shape[-1])[:, :int(rows)])
         ids += [i.decode() for i in batch_ids.numpy()]
     if not ids:
         return [np.zeros((0, len(run.class_map.values)), np.float32)] * (len(names) + passes)
