@@ -15,8 +15,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Two pytest-xdist workers, each pinned to its own share of the cores (tests/conftest.py); a module
+# whose tests share one trained run is marked xdist_group, so one worker trains it once (loadgroup).
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The same suite under the versions of Kaggle's GPU image (requirements-kaggle.txt), in its own venv.
 KAGGLE_VENV := .venv-kaggle
@@ -27,7 +33,7 @@ $(KAGGLE_VENV)/.installed: requirements-kaggle.txt
 	touch $@
 
 test-kaggle: $(KAGGLE_VENV)/.installed
-	$(KAGGLE_VENV)/bin/python -m pytest -q
+	$(KAGGLE_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # No pretrained weights can be downloaded on the build machines, so the demo screens with
 # random weights (random ResNet50 features already separate the digits) and trains

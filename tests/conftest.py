@@ -6,6 +6,26 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def share_cores_between_workers(environ=os.environ) -> set | None:
+    """Pin this pytest-xdist worker to its own share of the cores; return the share (None: not a worker).
+
+    `make test` runs two workers on two cores. Each TensorFlow (and XLA) process sizes its thread
+    pools to the cores it may use, so two unpinned workers run four busy pools on two cores and
+    slow each other down; pinned, each sees one core. Done at import, before numpy or TensorFlow
+    start their threads; subprocesses (JAX jobs, notebook kernels) inherit the share.
+    """
+    worker, count = environ.get("PYTEST_XDIST_WORKER"), int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    share = set(cores[int(worker.removeprefix("gw")) % count::count]) or set(cores)
+    os.sched_setaffinity(0, share)
+    return share
+
+
+share_cores_between_workers()
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -79,3 +99,25 @@ def csv_comp(tmp_path) -> Path:
         write_image(root / "test" / f"x{i}.jpg")
     (root / "sample_submission.csv").write_text("image_id,model_id\nx2,a\nx0,a\nx1,a\n")
     return root
+
+
+def make_isic_competition(root: Path, n_train=50, positives=(3, 27), n_test=6, size=(20, 20)) -> Path:
+    """ISIC 2020's shape: train/ISIC_N.jpg; train.csv image_name,patient_id,sex,age_approx,target with 4%
+    positives (red, the rest blue) and some empty sex cells; sample_submission.csv image_name,target of 0s."""
+    rows = []
+    for i in range(n_train):
+        target = int(i in positives)
+        write_image(root / "train" / f"ISIC_{i:07d}.jpg", size=size, colour=COLOURS[0 if target else 2])
+        sex = "" if i % 7 == 3 else ("male", "female")[i % 2]
+        rows.append(f"ISIC_{i:07d},IP_{i % 10:03d},{sex},{35 + 5 * (i % 8)}.0,{target}")
+    (root / "train.csv").write_text("image_name,patient_id,sex,age_approx,target\n" + "\n".join(rows) + "\n")
+    ids = [f"ISIC_{9000000 + i:07d}" for i in range(n_test)]
+    for i, image_id in enumerate(ids):
+        write_image(root / "test" / f"{image_id}.jpg", size=size, colour=COLOURS[0 if i % 3 == 0 else 2])
+    (root / "sample_submission.csv").write_text("image_name,target\n" + "".join(f"{i},0\n" for i in ids))
+    return root
+
+
+@pytest.fixture
+def isic_comp(tmp_path) -> Path:
+    return make_isic_competition(tmp_path / "siim-isic-melanoma-classification")

@@ -31,7 +31,8 @@ class FakeKaggle:
     def __init__(self, token: str, username: str = "tester"):
         self.token = token
         self.username = username
-        self.competitions = {}      # slug -> {"zip": bytes, "rules_accepted": bool, "solution": {id: label}}
+        self.competitions = {}      # slug -> {"zip": bytes, "rules_accepted": bool, "solution": {id: label},
+        #                                      "evaluation_metric": Kaggle's name (optional)}
         self.blobs = {}             # upload token -> bytes received
         self.datasets = {}          # owner/slug -> list of create requests (one per version)
         self.kernels = {}           # owner/slug -> last SaveKernel request
@@ -137,6 +138,17 @@ class FakeKaggle:
     def rpc_IntrospectToken(self, req, data):
         active = data.get("token") == self.token
         self.reply(req, 200, {"active": active, "username": self.username if active else ""})
+
+    def rpc_GetCompetition(self, req, data):
+        """The competition's record (kagglesdk ApiCompetition), with its evaluation metric when the test set one."""
+        slug = data.get("competitionName")
+        comp = self.competitions.get(slug)
+        if comp is None:
+            return self.reply(req, 404, {"code": 404, "message": "Competition not found"})
+        record = {"id": 1, "ref": f"https://www.kaggle.com/competitions/{slug}", "title": slug}
+        if comp.get("evaluation_metric"):
+            record["evaluationMetric"] = comp["evaluation_metric"]
+        self.reply(req, 200, record)
 
     def rpc_DownloadDataFiles(self, req, data):
         comp = self.competitions.get(data.get("competitionName"))

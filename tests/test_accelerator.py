@@ -119,3 +119,66 @@ def test_batches_for_the_devices_pad_only_the_last_one_and_weigh_it_nothing():
     assert list(labels[:11]) == list(range(11)) and not labels[11:].any()  # the padding comes last, in order
     assert sum(w.sum() for _, _, w in batches) == 11 and batches[1][0][3:].sum() == 0
     assert [len(x) for x, _ in batch_for_devices(ds, 3).as_numpy_iterator()] == [3, 3, 3, 2]  # one device: as asked
+
+
+TWO_REPLICAS = """
+import json
+import numpy as np
+from src.hardware.accelerator import pick_accelerator
+
+accelerator = pick_accelerator()  # KIT_SIMULATE_GPUS=2: a real MirroredStrategy over two CPU devices
+import keras
+from src.core.settings import TrainConfig
+from src.models.recipe import compile_classifier
+
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).normal(size=(512, 8, 8, 3)).astype("float32")
+y = keras.ops.convert_to_numpy(keras.ops.one_hot(x.mean(axis=(1, 2)).argmax(axis=1), 3))  # the brightest channel
+with accelerator.strategy.scope():
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax", dtype="float32")])
+    compile_classifier(model, TrainConfig(), 1e-2)
+# One step whose float16 gradients overflow at the first loss scale (2**15) on the second replica
+# only (its half of the batch weighs 1e4), as an overflow on one GPU of two does in real runs.
+weight = np.r_[np.ones(16), np.full(16, 1e4)].astype("float32")
+model.fit(x[:32], y[:32], sample_weight=weight, batch_size=32, epochs=1, shuffle=False, verbose=0)
+scale = float(model.optimizer.dynamic_scale.numpy())
+history = model.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0)
+print(json.dumps({"optimizer": type(model.optimizer).__name__, "scale": scale, "loss": history.history["loss"]}))
+"""
+
+
+def test_two_replicas_in_mixed_float16_really_train(tmp_path):
+    """issue 24 item 23: Keras 3.15's LossScaleOptimizer asked only the first replica whether gradients were finite.
+
+    Two logical CPU devices stand in for Kaggle's two T4s (KIT_SIMULATE_GPUS): before the fix the
+    overflowed step was applied with inf on both and the loss never fell (NaN in the kit's runs).
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", accelerator.SIMULATE_GPUS: "2"}
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run([sys.executable, "-c", TWO_REPLICAS], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ("accelerator: 2 GPU(s) simulated by CPU devices (KIT_SIMULATE_GPUS), 2 replica(s), mixed_float16"
+            in done.stdout)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["scale"] == 2.0 ** 14, result  # the overflowed step was skipped on both replicas, scale halved
+    loss = result["loss"]
+    assert np.isfinite(loss).all() and loss[-1] < 0.75 * loss[0] and loss[-1] < np.log(3) - 0.3, result
+    assert result["optimizer"] == "ReplicaSafeLossScaleOptimizer"
+
+
+def test_simulated_gpus_need_two_or_more(monkeypatch):
+    from src.core.errors import KitError
+
+    monkeypatch.setenv(accelerator.SIMULATE_GPUS, "1")
+    with pytest.raises(KitError, match="KIT_SIMULATE_GPUS=1: expected a number of simulated GPUs, 2 or more"):
+        accelerator.simulated_gpus(tf)

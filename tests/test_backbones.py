@@ -173,3 +173,23 @@ def test_imagenet_weights_are_taken_from_an_attached_input_first(tmp_path, monke
     assert resolve_weights(spec, "imagenet") == ("imagenet", None)
     assert (cache / "efficientnetb0_notop.h5").resolve() == attached.resolve()
     assert f"weights: efficientnet_b0 uses {attached}" in capsys.readouterr().out
+
+
+def test_an_attached_file_with_the_library_name_but_other_content_is_named(tmp_path, monkeypatch, capsys):
+    """issue 24 item 18: Keras checks the cached file's hash, then downloads (no internet: "URL fetch failure")."""
+    import keras.src.backend.config as keras_config  # Keras reads KERAS_HOME once, at import
+
+    home = tmp_path / "keras-home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(home))
+    monkeypatch.setenv("KIT_INPUTS", str(tmp_path / "input"))
+    attached = tmp_path / "input" / "datasets" / "me" / "weights" / "efficientnetb0_notop.h5"
+    attached.parent.mkdir(parents=True)
+    attached.write_bytes(b"a file of another network, saved under the library's name")
+    with pytest.raises(KitError) as err:
+        get_spec("efficientnet_b0").build((32, 32, 3), "imagenet")
+    message = str(err.value)
+    assert message.startswith(f"{attached}: named like efficientnet_b0's imagenet weights (efficientnetb0_notop.h5)")
+    assert "it is not the library's file: its hash differs" in message and "URL fetch failure" in message
+    assert f"weights: efficientnet_b0 uses {attached}" in capsys.readouterr().out
+    assert attached.read_bytes() == b"a file of another network, saved under the library's name"  # left as it was

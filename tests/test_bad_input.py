@@ -100,10 +100,39 @@ def test_csv_without_the_named_column(csv_comp):
         load(csv_comp, id_column="fname", label_column="model_id")
 
 
-def test_csv_row_whose_image_is_missing(csv_comp):
+def test_csv_row_whose_image_is_missing(csv_comp, capsys):
     (csv_comp / "images" / "img13.jpg").unlink()
-    with pytest.raises(KitError, match=r"train.csv: row 11 names image 'img13', but no such file is in .*images"):
-        load(csv_comp, label_column="model_id", images_dir=str(csv_comp / "images"))
+    with pytest.raises(KitError, match=r"bad training images \(--strict-images\): 1 file\(s\): .*images/img13 "
+                                       r"\(no such file\)"):
+        load(csv_comp, label_column="model_id", images_dir=str(csv_comp / "images"), strict_images=True)
+    comp = load(csv_comp, label_column="model_id", images_dir=str(csv_comp / "images"))
+    assert "img13" not in set(comp.train["id"]) and len(comp.train) == 17
+    assert "warning: skipping 1 file(s): " in capsys.readouterr().out
+
+
+def test_csv_listing_missing_images_names_them_and_skips_them(tmp_path, capsys):
+    """Issue 24 item 16: 6 listed images are missing (one among the first five ids, not the first id): the
+    folder is still found, the six are named and skipped like corrupt images, or refused with --strict-images."""
+    root = tmp_path / "driver"
+    names = [f"c{i % 2}_{i:04d}.jpg" for i in range(40)]
+    for i, name in enumerate(names):
+        write_image(root / "train" / name, colour=(200, 30, 30) if i % 2 else (30, 30, 200))
+    (root / "driver_imgs_list.csv").write_text("img,classname\n" + "".join(f"{n},c{i % 2}\n"
+                                                                          for i, n in enumerate(names)))
+    write_image(root / "test" / "img_1.jpg")
+    (root / "sample_submission.csv").write_text("img,classname\nimg_1.jpg,c0\n")
+    gone = [names[i] for i in (2, 7, 11, 19, 26, 33)]
+    for name in gone:
+        (root / "train" / name).unlink()
+    with pytest.raises(KitError) as err:
+        load(root, strict_images=True)
+    assert str(err.value).startswith("bad training images (--strict-images): 6 file(s): ")
+    assert all(f"/train/{name} (no such file)" in str(err.value) for name in gone)
+    comp = load(root)
+    out = capsys.readouterr().out
+    assert "warning: skipping 6 file(s): " in out and all(f"{name} (no such file)" in out for name in gone)
+    assert "cannot find the images" not in out and len(comp.train) == 34 and not set(gone) & set(comp.train["id"])
+    assert len(comp.skipped) == 6 and set(comp.skipped["error"]) == {"no such file"}
 
 
 def test_duplicate_ids_in_sample_submission(tmp_path):

@@ -114,3 +114,24 @@ def test_class_map_json_is_plain(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"target": "y", "maps": [ClassMap("y", (3, 5)).to_json()]}))
     assert load_class_maps(path)[1]["y"].values == (3, 5)
+
+
+def test_sample_decides_the_targets_isic_metadata_is_not_a_label(isic_comp, capsys):
+    """Issue 20 item 4: ISIC 2020's train.csv carries patient_id, sex (some empty), age_approx beside target."""
+    comp = load_competition(DataOptions(data=str(isic_comp)))
+    out = capsys.readouterr().out
+    assert comp.label_columns == ["target"] and comp.target == "target" and comp.class_maps["target"].values == (0, 1)
+    assert out.count("metadata: ") == 1 and "metadata: patient_id, sex, age_approx of train.csv" in out
+    assert len(comp.train) == 50 and int(comp.train["target"].sum()) == 2  # no row lost to an empty sex cell
+
+    opts = DataOptions(data=str(isic_comp), group_column="patient_id")
+    comp = load_competition(opts)
+    assert "metadata: sex, age_approx of train.csv" in capsys.readouterr().out
+    split = load_or_make_split(comp, opts)
+    assert (split.groupby("group")["split"].nunique() == 1).all()  # a patient on one side only
+    assert set(split["group"]) == {f"IP_{p:03d}" for p in range(10)} and (split["split"] == "val").any()
+
+    explicit = load_competition(DataOptions(data=str(isic_comp), label_column="age_approx"))
+    assert explicit.label_columns == ["age_approx"] and explicit.target == "age_approx"  # --label-column wins
+    with pytest.raises(KitError, match=r"train.csv: empty label in column 'sex' at row 5"):
+        load_competition(DataOptions(data=str(isic_comp), label_column="target,sex"))

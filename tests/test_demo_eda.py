@@ -15,6 +15,8 @@ from src.core.settings import EdaConfig
 from src.core.errors import KitError
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.xdist_group("demo_eda")  # one worker: its module-scoped run is trained once
+
 
 def digest(folder):
     return hashlib.sha1(b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())).hexdigest()

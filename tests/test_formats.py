@@ -109,6 +109,43 @@ def test_a_format_that_does_not_fit_the_classes_is_named(tmp_path):
     assert detect_format(schema, ClassMap("label", (0, 1))).name == "probability"
 
 
+@pytest.mark.parametrize("classes, filled", [
+    (("Black-grass", "Charlock", "Common Chickweed", "Sugar beet"), "Sugar beet"),      # Plant Seedlings
+    (("Audi A4 Sedan 2012", "BMW M3 Coupe 2012", "Tesla Model S Sedan 2012"), "Audi A4 Sedan 2012"),  # Stanford Cars
+])
+def test_class_names_with_spaces_are_labels_not_top_k(tmp_path, classes, filled):
+    """Issue 24 item 1: a sample whose values are class names is a label submission, spaces or not."""
+    from src.data.competition import ClassMap, SubmissionSchema
+    from src.inference.formats import check_submission, detect_format, fill_submission
+
+    sample = pd.DataFrame({"file": ["a.png", "b.png", "c.png"], "species": [filled] * 3})
+    schema = SubmissionSchema(tmp_path / "sample.csv", "file", "species", tuple(sample["file"]), sample)
+    class_map = ClassMap("species", classes)
+    fmt = detect_format(schema, class_map)
+    assert fmt.name == "label" and fmt.metric == "accuracy"
+    probs = np.eye(len(classes))[[1, 0, len(classes) - 1]]
+    frame = fill_submission(schema, probs, class_map, fmt)
+    check_submission(frame, schema, class_map, fmt)
+    assert list(frame["species"]) == [classes[1], classes[0], classes[-1]]
+
+
+def test_top_k_needs_several_known_classes_per_value(tmp_path):
+    from src.data.competition import ClassMap, SubmissionSchema
+    from src.inference.formats import detect_format
+
+    class_map = ClassMap("Id", ("new_whale", "w_1", "w_2", "w_3"))
+
+    def guessed(value):
+        sample = pd.DataFrame({"Image": ["a.jpg", "b.jpg"], "Id": [value] * 2})
+        return detect_format(SubmissionSchema(tmp_path / "s.csv", "Image", "Id", ("a.jpg", "b.jpg"), sample),
+                             class_map)
+
+    assert (guessed("new_whale w_1 w_2").name, guessed("new_whale w_1 w_2").k) == ("top-k", 3)
+    assert guessed("new_whale w_9 w_1").name == "top-k"        # a whale the training set lacks is allowed
+    assert guessed("Audi A4 Sedan").name == "label"             # several words, no known class: not top-k
+    assert guessed("new_whale w_9").name == "label"             # one known class is not several
+
+
 def test_metrics_against_hand_computed_values():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
     y = np.array([0, 1, 2])

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -18,33 +19,70 @@ import pytest
 from src.core import backend
 from src.core.config import DataOptions
 from src.data.competition import load_competition
+from src.inference.metrics import score
 from src.inference.prediction import holdout_frame, load_run, predict_frame
 from tests.conftest import REPO, make_folder_competition
 
 pytest.importorskip("jax", reason="the JAX backend tests need jax (requirements.txt pins it)")
+pytestmark = pytest.mark.xdist_group("jax")  # one worker runs the module's one interpreter of jobs
 DEVICES = 8
 
 
-def run_kit(module: str, *args, env_extra=None) -> subprocess.CompletedProcess:
-    """Run `python -m src.<module>` as on a TPU VM whose TPU JAX cannot see: JAX's CPU split into eight devices."""
+def kit_env() -> dict:
+    """Return the environment of a TPU VM whose TPU JAX cannot see: JAX's CPU split into eight devices."""
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TPU_NAME", "COLAB_TPU_ADDR")}
     env.update({"PYTHONPATH": str(REPO), "TPU_ACCELERATOR_TYPE": "v5litepod-8", "JAX_PLATFORMS": "cpu",
-                "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}", "TF_CPP_MIN_LOG_LEVEL": "2",
-                **(env_extra or {})})
-    return subprocess.run([sys.executable, "-m", f"src.{module}", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=600)
+                "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return env
 
 
-def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(tmp_path):
+def run_kit_jobs(jobs: dict, root) -> dict:
+    """Run {name: (module, args)} in order in ONE fresh interpreter (tests/kit_jobs.py); return {name: result}.
+
+    Each result has returncode, stdout and stderr, as a `python -m src.<module>` would. One interpreter
+    pays TensorFlow's and JAX's start-up once for every job; the first job prints the backend line.
+    """
+    jobs_file, results_file = root / "jobs.json", root / "results.json"
+    jobs_file.write_text(json.dumps([[module, [str(a) for a in args]] for module, args in jobs.values()]))
+    done = subprocess.run([sys.executable, "-m", "tests.kit_jobs", str(jobs_file), str(results_file)], env=kit_env(),
+                          capture_output=True, text=True, timeout=1200, cwd=root)
+    assert done.returncode == 0 and results_file.is_file(), done.stdout + done.stderr
+    return {name: SimpleNamespace(**result) for name, result in zip(jobs, json.loads(results_file.read_text()))}
+
+
+@pytest.fixture(scope="module")
+def jax_jobs(tmp_path_factory):
+    """Every JAX-backend job of this module, run once in one interpreter: (folder, competition, results)."""
+    root = tmp_path_factory.mktemp("jax")
     # 3 classes x 9 images: ~20 training images (a batch of 2 per device is 16: one full batch per
     # epoch) and ~7 validation images, padded to 8 for the split over eight devices.
-    comp = make_folder_competition(tmp_path / "comp", per_class=9, n_test=11)
-    train = run_kit("train", "--data", comp, "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
-                    "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3, "--stage2-epochs", 2,
-                    "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2, "--val-fraction", 0.25,
-                    "--schedule", "cosine", "--lr-warmup-epochs", 1, "--ema", 0.99, "--accumulate", 2,
-                    "--out", tmp_path / "run")
+    comp = make_folder_competition(root / "comp", per_class=9, n_test=11)
+    jobs = {
+        "train": ("train", ["--data", comp, "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+                            "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3,
+                            "--stage2-epochs", 2, "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2,
+                            "--val-fraction", 0.25, "--metric", "log_loss", "--schedule", "cosine",
+                            "--lr-warmup-epochs", 1, "--ema", 0.99, "--accumulate", 2, "--out", root / "run"]),
+        "submit": ("submit", ["--data", comp, "--run", root / "run", "--tta-views", "identity,hflip,rot90,transpose_rot90",
+                              "--tta-scales", "1.0,1.25", "--out", root / "subs"]),
+        **{f"screen_{mode}": ("screen_backbones", [
+            "--data", comp, "--backbones", "small_resnet,mobilenetv3_small", "--weights", "none", "--mode", mode,
+            "--image-size", 32, 32, "--epochs", 2, "--batch-size", 2, "--val-fraction", 0.25,
+            "--out", root / f"screen-{mode}", "--features-cache", root / f"features-{mode}"])
+           for mode in ("features", "full")},
+        "tpu": ("train", ["--data", comp, "--backbone", "small_resnet", "--weights", "none", "--accelerator", "tpu",
+                          "--out", root / "tpu-run"]),
+        "noisy_student": ("train", ["--data", comp, "--backbone", "efficientnet_b0_ns", "--weights", "none",
+                                    "--batch-size", 1, "--out", root / "ns-run"]),
+    }
+    return root, comp, run_kit_jobs(jobs, root)
+
+
+def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(jax_jobs):
+    tmp_path, comp, results = jax_jobs
+    train = results["train"]
     assert train.returncode == 0, train.stdout + train.stderr
+    assert "metric: log_loss (--metric)" in train.stdout and "best epoch by val_log_loss" in train.stdout
     assert "batch 2 x 2 accumulated, cosine schedule after 1 warm-up epoch(s), EMA 0.99" in train.stdout
     assert "backend: JAX" in train.stdout
     assert f"accelerator: JAX backend, {DEVICES} CPU device(s) (keras.distribution.DataParallel)" in train.stdout
@@ -61,9 +99,18 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(tmp_path)
     # the cosine reaches 0 at its last planned epoch.
     np.testing.assert_allclose(history["lr"], [1e-2, 5e-3, 0, 1e-3, 0], rtol=1e-5, atol=1e-9)
 
-    submit = run_kit("submit", "--data", comp, "--run", tmp_path / "run", "--tta-views", "identity,hflip,rot90,"
-                     "transpose_rot90", "--tta-scales", "1.0,1.25", "--out", tmp_path / "subs")
+    # The per-epoch val_log_loss (weighted, padded batches on eight devices) of the kept stage's best epoch is
+    # the kit's own log loss of the kept weights' holdout file: the metric ignored the padding, and the
+    # checkpoint holds the best epoch in the min direction.
+    kept = history[history["stage"] == state["kept"]]
+    assert state["best"][state["kept"]] == pytest.approx(kept["val_log_loss"].min(), abs=1e-6)
+    probs = holdout[[f"prob_{c}" for c in range(3)]].to_numpy()
+    assert score(probs, holdout["label"].to_numpy(), "log_loss") == pytest.approx(state["best"][state["kept"]],
+                                                                                 abs=2e-4)
+
+    submit = results["submit"]
     assert submit.returncode == 0, submit.stdout + submit.stderr
+    assert f"metric: log_loss (from the run's config, {tmp_path / 'run' / 'config.json'})" in submit.stdout
     report = json.loads((tmp_path / "subs" / "submission.json").read_text())
     assert report["hardware"]["backend"] == "jax" and report["hardware"]["devices"] == DEVICES
     # The holdout file written on eight devices (padded batches) matches this process's own prediction of
@@ -80,20 +127,17 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(tmp_path)
     assert list(frame["Id"]) == list(sample["Id"]) and set(frame["Category"]) <= {"0", "1", "2"}
 
 
-def test_asking_for_a_tpu_that_jax_does_not_list_is_an_error(tmp_path):
-    comp = make_folder_competition(tmp_path / "comp", per_class=9)
-    done = run_kit("train", "--data", comp, "--backbone", "small_resnet", "--weights", "none", "--accelerator", "tpu",
-                   "--out", tmp_path / "run")
+def test_asking_for_a_tpu_that_jax_does_not_list_is_an_error(jax_jobs):
+    tmp_path, _, results = jax_jobs
+    done = results["tpu"]
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--accelerator tpu: this process has JAX backend, 8 CPU device(s)" in done.stderr
     assert "JAX lists no TPU device" in done.stderr and "Traceback" not in done.stderr
-    assert not (tmp_path / "run" / "stage1.weights.h5").exists()
+    assert not (tmp_path / "tpu-run" / "stage1.weights.h5").exists()
 
 
-def test_the_noisy_student_backbones_are_refused_on_jax_naming_a_replacement(tmp_path):
-    comp = make_folder_competition(tmp_path / "comp", per_class=9)
-    done = run_kit("train", "--data", comp, "--backbone", "efficientnet_b0_ns", "--weights", "none",
-                   "--batch-size", 1, "--out", tmp_path / "run")
+def test_the_noisy_student_backbones_are_refused_on_jax_naming_a_replacement(jax_jobs):
+    done = jax_jobs[2]["noisy_student"]
     assert done.returncode == 2, done.stdout + done.stderr
     assert "efficientnet_b0_ns: the efficientnet package builds TensorFlow-only layers" in done.stderr
     assert "use efficientnet_b0" in done.stderr
@@ -129,13 +173,11 @@ def test_a_keras_already_imported_on_tensorflow_is_said_to_miss_the_tpu(monkeypa
 
 
 @pytest.mark.parametrize("mode", ["features", "full"])
-def test_screening_shards_over_eight_devices(tmp_path, mode):
-    comp = make_folder_competition(tmp_path / "comp", per_class=9)
-    done = run_kit("screen_backbones", "--data", comp, "--backbones", "small_resnet,mobilenetv3_small",
-                   "--weights", "none", "--mode", mode, "--image-size", 32, 32, "--epochs", 2, "--batch-size", 2,
-                   "--val-fraction", 0.25, "--out", tmp_path / "screen", "--features-cache", tmp_path / "features")
+def test_screening_shards_over_eight_devices(jax_jobs, mode):
+    tmp_path, _, results = jax_jobs
+    done = results[f"screen_{mode}"]
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"JAX backend, {DEVICES} CPU device(s)" in done.stdout and "FAILED" not in done.stdout, done.stdout
-    table = pd.read_csv(tmp_path / "screen" / "screening.csv", keep_default_na=False)
+    table = pd.read_csv(tmp_path / f"screen-{mode}" / "screening.csv", keep_default_na=False)
     assert set(table["backbone"]) == {"small_resnet", "mobilenetv3_small"} and (table["error"] == "").all()
     assert table["best_val_accuracy"].between(0, 1).all()

@@ -60,6 +60,20 @@ def test_download_unpacks_refuses_escaping_entries_and_skips_what_is_there(fake,
     assert "0 file(s) written, 2 already there" in forced.stdout
 
 
+@pytest.mark.parametrize("kaggle_name, kit", [("Area Under Receiver Operating Characteristic Curve", "auc"),
+                                              ("Santa's Sleigh Distance", "")])
+def test_download_records_the_competitions_evaluation_metric(fake, tmp_path, kaggle_name, kit):
+    fake.competitions["toy-comp"] = {"zip": competition_zip(), "rules_accepted": True, "solution": {},
+                                     "evaluation_metric": kaggle_name}
+    result = kaggle(fake, "download", "toy-comp", "--data", "data/toy")
+    record = json.loads((tmp_path / "data" / "toy" / "kaggle_metric.json").read_text())
+    assert record == {"competition": "toy-comp", "evaluation_metric": kaggle_name}
+    assert any(method.endswith("/GetCompetition") and body == {"competitionName": "toy-comp"}
+               for method, body, _ in fake.calls)
+    said = f"the kit scores it as {kit}" if kit else "not one the kit knows: jobs need --metric"
+    assert f"toy-comp: evaluation metric {kaggle_name!r} ({said})" in result.stdout
+
+
 def test_download_403_says_to_accept_the_rules(fake):
     fake.competitions["toy-comp"] = {"zip": competition_zip(False), "rules_accepted": False, "solution": {}}
     result = kaggle(fake, "download", "toy-comp", expect=2)

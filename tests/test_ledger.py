@@ -22,6 +22,8 @@ from src.inference.metrics import history_column
 from src.inference.submission import submit
 from src.training.two_stage import train
 from tests.conftest import REPO, make_folder_competition
+
+pytestmark = pytest.mark.xdist_group("ledger")  # one worker: its module-scoped run is trained once
 from tests.fake_kaggle import TOKEN
 
 
@@ -109,7 +111,7 @@ def test_the_metric_and_kept_stage_of_a_run_are_used_in_the_metrics_direction(ma
     history[history_column("log_loss")] = [0.9, 0.4, 0.7][:len(history)]
     history.to_csv(lossy / "history.csv", index=False)
     state = json.loads((lossy / "state.json").read_text())
-    (lossy / "state.json").write_text(json.dumps({**state, "final_stage": "stage1"}))
+    (lossy / "state.json").write_text(json.dumps({**state, "kept": "stage1"}))
     ledger("--runs", str(runs), "--submissions", str(tmp_path / "none"), "--out", str(tmp_path))
     table = read_table(tmp_path / "runs.csv").set_index("name")
     assert table.loc["lossy", "metric"] == "log_loss" and table.loc["lossy", "final_stage"] == "stage1"
@@ -140,7 +142,7 @@ def test_damaged_and_unfinished_run_folders_are_rows_that_say_so(made, tmp_path)
     result = ledger("--runs", str(runs), "--submissions", str(tmp_path / "none"), "--out", str(tmp_path))
     table = read_table(tmp_path / "runs.csv").set_index("name")
     assert set(table.index) == {"broken-config", "cut", "orphan", "bad-history", "bad-state"}
-    assert table.loc["bad-state", "status"].startswith(f"damaged: {bad_state / 'state.json'}: not JSON (")
+    assert table.loc["bad-state", "status"].startswith(f"damaged: {bad_state / 'state.json'}: damaged, not valid JSON (")
     assert table.loc["broken-config", "status"].startswith(f"damaged: {broken / 'config.json'}: not JSON")
     assert table.loc["cut", "status"] == "unfinished: stage2 stopped after epoch 0/1 (--resume continues it)"
     assert table.loc["orphan", "status"] == f"damaged: {orphan}: no config.json (the run's settings)"

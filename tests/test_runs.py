@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,28 @@ def test_prediction_never_falls_back_to_another_stage(tmp_path):
         unfinished.final_stage()
     one_stage = saved_run(tmp_path / "c", ["--stages", "1"], finished=("stage1",), weights=("stage1",))
     assert one_stage.final_stage().name == "stage1"
+
+
+def test_an_unfinished_run_on_a_read_only_input_is_resumed_from_a_writable_copy(tmp_path, monkeypatch):
+    """issue 24 item 20: the advice was --config <the run>/config.json --resume, but /kaggle/input is read-only."""
+    import shlex
+    import shutil
+
+    monkeypatch.setattr("src.runs.folder.writable", lambda path: "input" not in Path(path).parts)  # as a ro mount
+    attached = saved_run(tmp_path / "input" / "train-kernel", finished=("stage1",))
+    with pytest.raises(KitError) as err:
+        attached.final_stage()
+    copy = tmp_path / "runs" / "run"  # the working folder (tmp_path here; /kaggle/working on Kaggle)
+    message = str(err.value)
+    assert message.startswith(f"--run {attached.path}: stage2 has not finished; {attached.path} is read-only")
+    assert message.endswith(f"cp -r {attached.path} {copy} && python -m src.train --config {copy / 'config.json'} "
+                            f"--out {copy} --resume")
+    cp, _, train = message.rpartition(": cp -r ")[2].partition(" && ")
+    shutil.copytree(*shlex.split(cp))  # the advice works: the copy resumes with the run's own settings
+    resumed = parse_config(TrainConfig, shlex.split(train)[3:])
+    assert resumed.out == str(copy) and resumed.resume
+    RunFolder(copy).check_resume(resumed)
+    assert "read-only" not in str(pytest.raises(KitError, RunFolder(copy).final_stage).value)
 
 
 @pytest.mark.parametrize("argv, setting", [
@@ -128,7 +151,7 @@ def test_time_limit_stops_cleanly_and_resume_finishes_the_same_epochs(tmp_path, 
     comp = make_folder_competition(tmp_path / "c", per_class=6)
     base = ["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
             "--stage1-size", "16", "16", "--stage2-size", "20", "20", "--stage1-epochs", "3", "--stage2-epochs", "2",
-            "--stage1-patience", "9", "--stage2-patience", "9", "--batch-size", "8",
+            "--stage1-patience", "9", "--stage2-patience", "9", "--batch-size", "8", "--final-stage", "last",
             "--split-file", str(tmp_path / "split.csv")]
     whole = train(parse_config(TrainConfig, [*base, "--out", str(tmp_path / "whole")]))
     # The run's clock frozen at 0 with a limit of ~4 ms: stage 1 starts, its first epoch ends long

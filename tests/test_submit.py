@@ -15,6 +15,8 @@ from src.training.two_stage import train
 from src.core.settings import TrainConfig
 from tests.conftest import make_folder_competition
 
+pytestmark = pytest.mark.xdist_group("submit")  # one worker: its module-scoped run is trained once
+
 TEST_ORDER = ["t3.jpg", "t0.jpg", "t4.jpg", "t1.jpg", "t2.jpg"]
 
 
@@ -157,7 +159,8 @@ def test_single_image_prediction_prints_the_top_classes(named, capsys):
     comp_dir, run_dir = named
     image = comp_dir / "test_upload" / "t0.jpg"
     predict_main(["--run", str(run_dir), str(image)])
-    out = capsys.readouterr().out.splitlines()
+    metric, *out = capsys.readouterr().out.splitlines()
+    assert metric.startswith(f"metric: accuracy (from the run's config, {run_dir / 'config.json'}; weights of stage")
     assert out[0] == str(image) and len(out) == 4  # three classes: all of them, most probable first
     shares = [float(line.split("%")[0]) for line in out[1:]]
     assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 100) < 0.1
@@ -240,7 +243,7 @@ def test_tta_auto_never_scores_below_plain(named, tmp_path):
 
     comp_dir, run_dir = named
     result = submit(submit_args(comp_dir, run_dir, tmp_path, "--tta", "auto", "--tta-random", "1", "--metric",
-                                "log_loss"))
+                                "log_loss", "--calibrate", "none"))  # views alone: no temperature row
     rows = result["scores"]
     plain = next(r["score"] for r in rows if r["views"] == "identity")
     assert rows[-1]["score"] <= plain + 1e-12  # log loss: lower is better

@@ -26,8 +26,9 @@ def test_round_trip_keeps_bytes_ids_and_every_label_column(csv_comp, tmp_path):
     from src.data.splits import load_or_make_split
     from src.data.shards import parse_record, shard_count
 
-    out = shards_of(csv_comp, tmp_path / "shards", "--shard-mb", "0.002")  # a few images per shard
-    opts = DataOptions(data=str(csv_comp))
+    out = shards_of(csv_comp, tmp_path / "shards", "--shard-mb", "0.002",  # a few images per shard
+                    "--label-column", "make_id,model_id")  # the sample names model_id alone
+    opts = DataOptions(data=str(csv_comp), label_column="make_id,model_id")
     split = load_or_make_split(load_competition(opts), opts).set_index("id")
     shards = sorted(out.glob("train-*.tfrec"))
     assert len(shards) > 2 and sum(shard_count(p) for p in shards) == len(split)

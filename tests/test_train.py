@@ -83,14 +83,16 @@ def test_two_stages_write_every_output(comp, tmp_path, capsys):
     assert list(holdout.columns[:3]) == ["id", "label", "predicted"] and len(holdout) == 5
     assert set(holdout["label"]) <= {"a", "b", "c"}
     np.testing.assert_allclose(holdout[["prob_a", "prob_b", "prob_c"]].sum(axis=1), 1, atol=1e-5)
-    assert summary["final_stage"] == "stage2" and 0 <= summary["holdout_accuracy"] <= 1
+    assert summary["final_stage"] in ("stage1", "stage2") and 0 <= summary["holdout_accuracy"] <= 1
     out = capsys.readouterr().out
     assert "stage1: best val_accuracy" in out and "stage2: best val_accuracy" in out
+    assert f"final weights: {summary['final_stage']} (best val_accuracy per stage: stage1 " in out
     # Stage 2 starts from stage 1's best weights, and every checkpoint is its stage's best epoch.
     stage1_best = weights_of(run / "stage1.weights.h5", (16, 16))
     for a, b in zip(snapshot.starts[1], stage1_best):
         np.testing.assert_array_equal(a, b)
-    best_epoch = int(history[history["stage"] == "stage1"]["val_accuracy"].to_numpy().argmax())
+    rows = history[history["stage"] == "stage1"].reset_index(drop=True)
+    best_epoch = min(range(len(rows)), key=lambda i: (-rows["val_accuracy"][i], rows["val_loss"][i], i))  # ties: val_loss
     for a, b in zip(snapshot.epochs[0][best_epoch], stage1_best):
         np.testing.assert_array_equal(a, b)
 
@@ -138,6 +140,44 @@ def test_out_of_memory_below_the_minimum_batch_gives_up(comp, tmp_path):
     oom = FailAt(epoch=0, error=tf.errors.ResourceExhaustedError(None, None, "OOM"))
     with pytest.raises(KitError, match=r"out of memory at 16x16 even at batch size 8 \(--min-batch-size 8\)"):
         train(config(comp, tmp_path, "--stages", "1", "--min-batch-size", "8"), callbacks=[oom])
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Turns every weight into NaN when `epoch` begins: how tests make a stage's loss NaN (as float16 overflow did)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+
+
+def test_a_nan_loss_ends_the_stage_with_a_sentence_and_nothing_is_made_from_it(comp, tmp_path):
+    """issue 24 item 23: NaN from the first epoch to the last, then a submission at chance with no word."""
+    from src.runs.folder import RunFolder
+
+    with pytest.raises(KitError) as err:
+        train(config(comp, tmp_path), callbacks=[PoisonAt(epoch=1)])
+    assert str(err.value).startswith("stage1: the training loss is nan at epoch 2: likely a learning rate too high "
+                                     "(--stage1-lr 0.01; precision float32). The stage was stopped and is not "
+                                     "finished, so nothing is predicted or submitted from these weights")
+    run = tmp_path / "run"
+    assert len(pd.read_csv(run / "history-stage1.csv")) == 1  # the NaN epoch is neither logged nor backed up
+    assert all(np.isfinite(w).all() for w in weights_of(run / "stage1.weights.h5", (16, 16)))  # epoch 1's
+    assert not (run / "stage2.weights.h5").exists() and not (run / "holdout_predictions.csv").exists()
+    with pytest.raises(KitError, match="stage2 has not finished"):
+        RunFolder(run).final_stage()
+
+
+def test_the_nan_sentence_names_mixed_precision_first_under_float16():
+    from src.training.callbacks import StopOnNonFiniteLoss
+
+    sentence = StopOnNonFiniteLoss("stage2", 1e-4, "mixed_float16", 2).sentence(float("inf"), 3)
+    assert sentence.startswith("stage2: the training loss is inf at epoch 3: likely float16 overflow under mixed "
+                               "precision (mixed_float16, 2 replica(s)), or a learning rate too high (--stage2-lr "
+                               "0.0001)")
 
 
 def test_early_stopping_resumes_its_wait_and_restores_the_best_weights(tmp_path):

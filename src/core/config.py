@@ -136,7 +136,7 @@ class DataOptions:
     min_class_count: int = opt(0, "drop classes with fewer training images than this (reported)",
                                check=non_negative)
     seed: int = opt(42, "seed of the split and of shuffling", check=non_negative)
-    strict_images: bool = opt(False, "a corrupt training image is fatal instead of skipped")
+    strict_images: bool = opt(False, "a corrupt or missing training image is fatal instead of skipped")
     split_file: str = opt("", "split CSV to reuse or write; empty: runs/splits/<data>-<settings>.csv")
 
     def check(self) -> None:

@@ -114,27 +114,30 @@ def plot_cv_vs_lb(local, public, names: list, path: Path, title: str) -> Path:
     return save(fig, path)
 
 
-def plot_screening(rows: pd.DataFrame, path: Path, title: str) -> Path:
-    """Save a horizontal bar chart of best validation accuracy per backbone (failures marked); return the path."""
+def plot_screening(rows: pd.DataFrame, path: Path, title: str, column: str = "best_val_accuracy",
+                   label: str = "best validation accuracy") -> Path:
+    """Save a horizontal bar chart of each backbone's best validation score in `column` (failures marked)."""
     plt = pyplot()
     rows = rows.iloc[::-1]  # best at the top
-    accuracy = rows["best_val_accuracy"].fillna(0).astype(float).to_numpy()
+    accuracy = rows[column].fillna(0).astype(float).to_numpy()
     failed = (rows["error"].fillna("") != "").to_numpy()
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
     colours = ["#C44E52" if f else "#4C72B0" for f in failed]
     ax.barh(rows["backbone"].astype(str), accuracy, color=colours)
     for y, (value, fail) in enumerate(zip(accuracy, failed)):
         ax.text(value + 0.01, y, "failed" if fail else f"{value:.3f}", va="center", fontsize=9)
-    ax.set(title=title, xlabel="best validation accuracy", xlim=(0, 1.08))
+    ax.set(title=title, xlabel=label, xlim=(min(0, accuracy.min()), max(1, accuracy.max()) * 1.08))
     return save(fig, path)
 
 
-def plot_curves(history: pd.DataFrame, path: Path, title: str) -> Path:
-    """Save accuracy and loss per epoch across stages, each stage boundary marked; return the path."""
+def plot_curves(history: pd.DataFrame, path: Path, title: str, metric: str = "accuracy") -> Path:
+    """Save accuracy, loss and the competition's metric (its log name, when not accuracy) per epoch across stages,
+    each stage boundary marked; return the path."""
     plt = pyplot()
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = ["accuracy", "loss"] + ([metric] if metric != "accuracy" and f"val_{metric}" in history else [])
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5))
     step = range(1, len(history) + 1)
-    for ax, metric in ((acc, "accuracy"), (loss, "loss")):
+    for ax, metric in zip(axes, names):
         ax.plot(step, history[metric], marker="o", markersize=3, label=f"training {metric}")
         ax.plot(step, history[f"val_{metric}"], marker="o", markersize=3, label=f"validation {metric}")
         starts = history.index[history["stage"] != history["stage"].shift()].tolist()
@@ -193,14 +196,13 @@ def plot_wrong(open_images, y_true, probs, labels: list, path: Path, count: int 
     return save(fig, path)
 
 
-def plot_pruning(table: pd.DataFrame, path: Path, title: str) -> Path:
-    """Save holdout accuracy against sparsity, right after pruning and after fine-tuning; return the path."""
+def plot_pruning(table: pd.DataFrame, path: Path, title: str, metric: str = "accuracy") -> Path:
+    """Save the holdout metric against sparsity, right after pruning and after fine-tuning; return the path."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(table["sparsity"], table["accuracy_pruned"], "o--", label="pruned")
-    ax.plot(table["sparsity"], table["accuracy_finetuned"], "o-", label="pruned + fine-tuned")
-    ax.set(title=title, xlabel="share of each pruned kernel's weights at zero", ylabel="holdout accuracy",
-           ylim=(0, 1.02))
+    ax.plot(table["sparsity"], table[f"{metric}_pruned"], "o--", label="pruned")
+    ax.plot(table["sparsity"], table[f"{metric}_finetuned"], "o-", label="pruned + fine-tuned")
+    ax.set(title=title, xlabel="share of each pruned kernel's weights at zero", ylabel=f"holdout {metric}")
     ax.grid(alpha=0.3)
     ax.legend()
     return save(fig, path)

@@ -15,6 +15,7 @@ import dataclasses
 from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, image_side, non_negative, opt,
                              positive, tta_scale_list, tta_view_list)
 from src.core.errors import KitError
+from src.core.metric_choice import metric_flag
 
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
@@ -25,6 +26,11 @@ VIEWS = ("identity", "hflip", "vflip", "center_crop_90", "center_crop_80", "scal
 DEFAULT_VIEWS = ("identity", "hflip", "center_crop_90")
 AUTO_VIEWS = ("identity", "hflip", "vflip", "center_crop_95", "center_crop_90", "center_crop_80", "scale_105",
               "scale_110", "scale_120")  # what --tta auto chooses from
+
+
+METRIC_HELP = ("the competition's metric: accuracy, f1_macro, log_loss, auc, qwk, map@K, f2_samples; it picks the "
+               "best epoch, checkpoint and early stop (ties to the lower val_loss); empty: Kaggle's from "
+               "kaggle_metric.json (python -m src.kaggle_api download), else the submission format's")
 
 
 # ---------------------------------------------------------------- training
@@ -45,7 +51,7 @@ class TrainConfig(DataOptions, PipelineOptions):
     stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive)
     stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (where --schedule starts; cosine: after the warm-up)",
                            check=positive)
-    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better val_accuracy", check=positive)
+    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better --metric", check=positive)
     stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=image_side)
     stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive)
     stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (where --schedule starts)", check=positive)
@@ -94,6 +100,13 @@ class TrainConfig(DataOptions, PipelineOptions):
                                        "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"))
     tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
                                    "(tensorboard --logdir RUN/tensorboard)")
+    metric: str = opt("", METRIC_HELP, check=metric_flag)
+    final_stage: str = opt("best", "best: the final weights are the stage whose best --metric is best (ties to "
+                                   "the lower val_loss, then the later stage); last: the recipe's last stage",
+                           ("best", "last"))
+    sampling: str = opt("natural", "how training draws images: natural (as they come); balanced (each class "
+                                   "equally often); sqrt (in proportion to the square root of its count)",
+                        ("natural", "balanced", "sqrt"))
 
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""
@@ -126,6 +139,8 @@ class ScreenConfig(DataOptions, PipelineOptions):
     resume: bool = opt(False, "skip backbones that already have a row without error in screening.csv")
     accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
                            ("auto", "tpu", "gpu", "cpu"))
+    metric: str = opt("", METRIC_HELP.replace("picks the best epoch, checkpoint and early stop", "ranks the backbones"),
+                      check=metric_flag)
 
 
 # ---------------------------------------------------------------- submission
@@ -149,10 +164,20 @@ class SubmitConfig(DataOptions):
                           check=tta_scale_list)
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
-    ensemble_weights: str = opt("equal", "equal, or fit on the runs' shared holdout predictions", ("equal", "fit"))
+    ensemble_weights: str = opt("equal", "equal, or fit for the metric on the runs' shared holdout predictions "
+                                         "(log loss: minimised; other metrics: hill climbing from the best single run "
+                                         "or equal weights, whichever scores better)", ("equal", "fit"))
+    blend: str = opt("mean", "how runs are combined: mean of probabilities, or rank: the mean of each run's ranks "
+                             "of the positive class (auc only: it scores the order alone)", ("mean", "rank"))
+    select_runs: bool = opt(False, "greedy forward selection of runs on their shared holdout (out of fold for "
+                                   "K-fold runs): from the best single run, a run is added only if the metric improves")
+    calibrate: str = opt("auto", "auto: with log_loss, a temperature fitted on the holdout (out of fold for K-fold "
+                                 "runs) is applied to the test probabilities, the report showing the metric before "
+                                 "and after; none: probabilities as predicted", ("auto", "none"))
     metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, qwk, map@K, f2_samples; empty: the "
-                          "format's (label: accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, "
-                          "multi-label: f2_samples with a threshold per tag fitted on the holdout)")
+                          "runs' (their config.json), else Kaggle's (kaggle_metric.json), else the format's (label: "
+                          "accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, multi-label: "
+                          "f2_samples with a threshold per tag fitted on the holdout)", check=metric_flag)
     submission_format: str = opt("", "what the target column(s) hold; empty: read from the sample submission",
                                  ("", "label", "probability", "class-probabilities", "top-k", "multi-label"))
     overwrite: bool = opt(False, "replace an existing submission of the same name")
@@ -192,6 +217,8 @@ class TuneConfig(DataOptions, PipelineOptions):
     out: str = opt("runs/tune", "folder for trials.csv, trials.png, best_config.json and the tuner's state")
     features_cache: str = opt("runs/features", "folder of cached pooled features (shared with screening)")
     overwrite: bool = opt(False, "start the search again instead of resuming the one in --out")
+    metric: str = opt("", METRIC_HELP.replace("picks the best epoch, checkpoint and early stop", "is Hyperband's "
+                                              "objective"), check=metric_flag)
 
 
 # ---------------------------------------------------------------- pruning
@@ -207,6 +234,7 @@ class PruneConfig:
     batch_size: int = opt(32, "images per batch", check=positive)
     min_params: int = opt(1024, "kernels smaller than this stay dense", check=positive)
     out: str = opt("", "output folder; empty: <run>/prune")
+    metric: str = opt("", "the holdout metric of the table; empty: the run's (its config.json)", check=metric_flag)
 
 
 # ---------------------------------------------------------------- data report

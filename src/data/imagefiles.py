@@ -47,6 +47,9 @@ def inspect_image(path: str | Path) -> dict:
     if printable(str(path)) != str(path):  # CSV files and TensorFlow take UTF-8 paths only
         result["error"] = "its name is not valid UTF-8: rename the file"
         return result
+    if not path.is_file():  # a labels CSV can list images its folder lacks
+        result["error"] = "no such file"
+        return result
     if not is_image_name(path.name):
         result["error"] = f"not an image file: expected one of {', '.join(IMAGE_EXTENSIONS)}"
         return result

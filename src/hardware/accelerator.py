@@ -8,6 +8,7 @@ MultiWorkerMirroredStrategy when TF_CONFIG names several workers; TPUStrategy wh
 answers (Kaggle TPU VMs: the local TPU, data read from /kaggle/input); MirroredStrategy for
 several GPUs; the default strategy otherwise. Mixed precision
 (mixed_float16 on GPUs, mixed_bfloat16 on TPUs) with float32 outputs (src.models.classifier's head).
+KIT_SIMULATE_GPUS=N presents the CPU as N GPUs (N logical devices, a real MirroredStrategy).
 """
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ class NoScope:
 _FOUND = None
 
 
+# Testing aid: split the CPU into N logical devices and train on them as on N GPUs (see simulated_gpus).
+SIMULATE_GPUS = "KIT_SIMULATE_GPUS"
 KINDS = {"tpu": ("tpu",), "gpu": ("gpu", "gpus"), "cpu": ("cpu",), "auto": ()}
 
 
@@ -165,6 +168,12 @@ def detect(mixed_precision: bool, strict: bool = False, cpu_only: bool = False):
                 raise KitError(f"--accelerator tpu: TPU not reachable ({type(err).__name__}: {err})") from None
             hint = "; Keras on JAX reaches it: KERAS_BACKEND=jax" if importlib.util.find_spec("jax") else ""
             print(f"accelerator: TPU not reachable ({type(err).__name__}: {err}){hint}; trying GPUs")
+    simulated = [] if cpu_only else simulated_gpus(tf)
+    if simulated:  # a real MirroredStrategy over logical CPU devices, set up as on a 2xT4 kernel
+        strategy = tf.distribute.MirroredStrategy(simulated)
+        policy = set_policy(keras, "mixed_float16" if mixed_precision else "float32")
+        return strategy, Accelerator("gpus", len(simulated), policy,
+                                     f"{len(simulated)} GPU(s) simulated by CPU devices ({SIMULATE_GPUS})")
     gpus = [] if cpu_only else tf.config.list_physical_devices("GPU")
     if gpus:
         strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -173,6 +182,27 @@ def detect(mixed_precision: bool, strict: bool = False, cpu_only: bool = False):
         return strategy, Accelerator(kind, strategy.num_replicas_in_sync, policy, f"{len(gpus)} GPU(s)")
     policy = set_policy(keras, "float32")
     return tf.distribute.get_strategy(), Accelerator("cpu", 1, policy, f"CPU ({os.cpu_count()} cores)")
+
+
+def simulated_gpus(tf) -> list:
+    """Return the logical CPU devices that stand in for GPUs when $KIT_SIMULATE_GPUS=N (N >= 2), else [].
+
+    Exists so the two-T4 path (MirroredStrategy, mixed_float16) can really train on a machine with
+    no GPU, in tests and by hand. The CPU is split before TensorFlow's runtime starts; after, it
+    cannot be, and that is an error rather than a quiet single-device run.
+    """
+    raw = os.environ.get(SIMULATE_GPUS, "")
+    if not raw:
+        return []
+    if not raw.isdigit() or int(raw) < 2:
+        raise KitError(f"{SIMULATE_GPUS}={raw}: expected a number of simulated GPUs, 2 or more")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(raw))
+    except RuntimeError as err:
+        raise KitError(f"{SIMULATE_GPUS}={raw}: TensorFlow already started in this process and its CPU cannot be "
+                       f"split any more ({err}); set it before anything runs on TensorFlow") from None
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
 def multi_worker_cluster() -> dict | None:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
+from src.core.metric_choice import resolve_metric
 
 FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label")
 DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k",
@@ -36,8 +37,13 @@ class SubmissionFormat:
     k: int = 1
     positive: object = None  # probability: the class whose probability is written
     thresholds: tuple = ()   # multi-label: one per tag, fitted on the holdout (0.5 each until then)
+    why: str = ""            # why this format: the flag, the sample's values, or the metric
 
     def describe(self) -> str:
+        """Return what the target column(s) hold and why (the line every submission prints)."""
+        return f"{self.what()} ({self.why})" if self.why else self.what()
+
+    def what(self) -> str:
         if self.name == "probability":
             return f"probability of class {self.positive!r} in column {self.columns[0]}"
         if self.name == "top-k":
@@ -70,8 +76,46 @@ def is_fraction(values: pd.Series) -> bool:
     return bool(len(values)) and numbers.notna().all() and bool(((numbers >= 0) & (numbers <= 1)).all())
 
 
-def detect_format(schema, class_map, override: str = "") -> SubmissionFormat:
-    """Return the format the sample submission asks for (or `override`), checked against the classes."""
+def detect_format(schema, class_map, override: str = "", metric: str = "") -> SubmissionFormat:
+    """Return the format the sample submission asks for (or `override`), checked against the classes.
+
+    The metric decides where the sample's values cannot: auc and log_loss score probabilities, so a
+    binary target whose sample holds 0/1 labels (ISIC 2020's `image_name,target` all 0) gets the
+    positive class's probability, not hard labels. The format's `why` says which rule decided.
+    """
+    fmt = read_format(schema, class_map, override)
+    if override or fmt.name != "label" or metric not in ("auc", "log_loss"):
+        why = f"--submission-format {override}" if override else "multi-label tags" if class_map.multi_label else \
+            f"the sample's values in {schema.path.name}"
+        return dataclasses.replace(fmt, why=why)
+    if len(class_map.values) != 2:  # one column of labels cannot hold a distribution over more classes
+        return dataclasses.replace(fmt, why=f"the sample's values; {metric} would want probabilities, but one "
+                                            f"column holds one of {len(class_map.values)} classes")
+    return SubmissionFormat("probability", fmt.columns, positive=positive_class(class_map),
+                            why=f"the metric {metric} scores probabilities, though the sample in "
+                                f"{schema.path.name} holds labels")
+
+
+def default_metric(schema, class_map) -> tuple[str, str]:
+    """Return (the metric the submission format implies, whose default it is): the kit's metric of last resort.
+
+    No sample submission: accuracy (f2_samples for tags).
+    """
+    if class_map.multi_label:
+        return "f2_samples", "the multi-label format's"
+    if schema is None or schema.sample is None or not len(schema.sample):
+        return "accuracy", "no sample submission: the kit's"
+    fmt = read_format(schema, class_map)
+    return fmt.metric, f"the {fmt.name} format's"
+
+
+def positive_index(class_map) -> int:
+    """Return the index of the class whose probability auc scores (1 / True / yes, else the second)."""
+    return class_map.values.index(positive_class(class_map)) if len(class_map.values) == 2 else 1
+
+
+def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
+    """Return the format the sample's values (or `override`) show, checked against the classes."""
     sample = schema.sample
     others = [c for c in sample.columns if c != schema.id_column]
     classes = [str(v) for v in class_map.values]
@@ -105,13 +149,19 @@ def detect_format(schema, class_map, override: str = "") -> SubmissionFormat:
 
 
 def guess_format(sample: pd.DataFrame, target: str, per_class: list, classes: list) -> str:
-    """Return the format a sample's values show: per-class columns, fractions, several tokens, or labels."""
+    """Return the format a sample's values show: per-class columns, fractions, several known classes, or labels.
+
+    A value that is one class name is a label whatever it contains; top-k needs every value to hold two or
+    more known classes (tokens the training labels never name, as after --min-class-count, are allowed).
+    """
     if len(per_class) >= 2 and all(is_fraction(sample[c]) for c in per_class):
         return "class-probabilities"
     values = sample[target].astype(str)
     if len(classes) == 2 and is_fraction(values) and (pd.to_numeric(values) % 1 != 0).any():
         return "probability"
-    if (values.str.split().str.len() > 1).all():
+    if values.isin(classes).all():  # "Sugar beet", "Audi A4 Sedan 2012": class names, spaces or not
+        return "label"
+    if values.map(lambda v: len(set(v.split()) & set(classes)) >= 2).all():
         return "top-k"
     return "label"
 
@@ -183,3 +233,9 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
         if unknown:
             raise KitError(f"{where}: row {row + 2} (id {frame[schema.id_column].iloc[row]!r}) has label "
                            f"{unknown[0]!r}, not one of the competition's classes")
+
+
+def choose_metric(flag: str, data_dir, schema, class_map, run_metric: str = "", run_where: str = ""):
+    """Return the job's MetricChoice (src.core.metric_choice's order) with the submission format's default last."""
+    fallback, why = default_metric(schema, class_map)
+    return resolve_metric(flag, data_dir, fallback, why, class_map.multi_label, run_metric, run_where)

@@ -11,44 +11,18 @@ Higher is better for all but log_loss (`higher_is_better` says which).
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-from src.core.errors import KitError
+# the names, their direction and the check live with the metric's resolution (one source for every job)
+from src.core.metric_choice import MULTI_LABEL, check_metric, check_metric_for, higher_is_better, log_name  # noqa: F401
 
 NAMES = ("accuracy", "f1_macro", "log_loss", "logloss", "auc", "map@K", "qwk", "f2_samples")
-MULTI_LABEL = ("f2_samples",)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
-
-
-def check_metric(name: str) -> str:
-    """Return the metric's canonical name; an unknown one is an error listing the known ones."""
-    if name == "logloss":
-        return "log_loss"
-    if name in ("accuracy", "f1_macro", "log_loss", "auc", "qwk", *MULTI_LABEL) or re.fullmatch(r"map@[1-9]\d*", name):
-        return name
-    raise KitError(f"--metric {name}: expected one of accuracy, f1_macro, log_loss, auc, qwk, map@K (map@5 ...), "
-                   "f2_samples (multi-label)")
-
-
-def check_metric_for(name: str, multi_label: bool) -> str:
-    """Return the metric's canonical name when it fits the target: tags need a multi-label metric, and back."""
-    name = check_metric(name)
-    if multi_label != (name in MULTI_LABEL):
-        wanted = ", ".join(MULTI_LABEL) if multi_label else "accuracy, f1_macro, log_loss, auc, qwk or map@K"
-        target = "multi-label (tags)" if multi_label else "one label per image"
-        raise KitError(f"--metric {name}: the target is {target}: expected {wanted}")
-    return name
-
-
-def higher_is_better(name: str) -> bool:
-    return check_metric(name) != "log_loss"
 
 
 def history_column(name: str) -> str:
     """Return the history.csv column of a metric's per-epoch holdout score: val_auc, val_map_at_5 ..."""
-    return "val_" + check_metric(name).replace("@", "_at_")
+    return "val_" + log_name(name)
 
 
 def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, thresholds=None) -> float:

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
+from src.core.metric_choice import resolve_metric
 from src.core.settings import DEFAULT_VIEWS
 from src.data.imagefiles import describe_bad, scan_images
 from src.hardware.accelerator import active_batch_multiple
@@ -106,10 +107,27 @@ def load_group(folder) -> RunGroup:
     if folds and not RunFolder(folder).state_file.is_file():
         missing = [p.name for p in folds if not RunFolder(p).state_file.is_file()]
         if missing:
-            raise KitError(f"--run {folder}: {', '.join(missing)} not trained yet; continue with python -m src.train "
-                           f"--config {folder / 'config.json'} --resume")
+            raise KitError(f"--run {folder}: {', '.join(missing)} not trained yet; {RunFolder(folder).how_to_resume()}")
         return RunGroup(folder, [load_run(p) for p in folds])
     return RunGroup(folder, [load_run(folder)])
+
+
+def runs_metric(runs) -> tuple[str, str]:
+    """Return (the metric the runs trained for, where it is written); runs that disagree are said, the first's kept.
+
+    Runs from before --metric existed name none ('').
+    """
+    named = {str(member.folder.config_file): member.config.metric for run in runs for member in run.members
+             if member.config.metric}
+    if not named:
+        return "", ""
+    first = next(iter(named.items()))
+    others = {where: m for where, m in named.items() if m != first[1]}
+    if others:
+        where, metric = next(iter(others.items()))
+        print(f"the runs trained for different metrics: {first[1]} ({first[0]}) and {metric} ({where}); the holdout "
+              f"is scored with {first[1]} unless --metric says otherwise")
+    return first[1], first[0]
 
 
 def build_run_model(run: Run):
@@ -255,6 +273,9 @@ def top_classes(probs: np.ndarray, class_map, k: int = 5) -> list:
 def print_predictions(cfg) -> list:
     """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
     run = load_run(cfg.run)
+    if run.config.metric:  # what the run was chosen by (its epochs, its stage): said, as every job says it
+        print(resolve_metric("", run.config.data, run.config.metric, "", run.class_map.multi_label, run.config.metric,
+                             f"{run.folder.config_file}; weights of {run.stage}").line)
     frame = scan_images(list(cfg.images))
     bad = frame[frame["error"] != ""]
     if not bad.empty:

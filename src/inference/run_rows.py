@@ -17,7 +17,7 @@ import numpy as np
 
 from src.core.errors import KitError
 from src.core.settings import TrainConfig
-from src.data.competition import read_sample_submission
+from src.data.sample_submission import read_sample_submission
 from src.inference.formats import implied_metric
 from src.inference.metrics import check_metric, higher_is_better, history_column
 from src.runs.folder import RunFolder, process_alive, read_pid, LOCK

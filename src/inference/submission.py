@@ -4,8 +4,9 @@
         --ensemble-weights fit --out submissions
 
 Predicts every test image with each run's best weights (test-time augmentation with --tta),
-averages the runs (equal weights, or weights fitted on their shared holdout predictions,
-never on the test set), maps indices back to the competition's own labels, checks the result
+combines the runs (src.inference.combine: --select-runs, equal or fitted weights, --blend
+mean|rank, for log loss a temperature; all fitted on their shared holdout predictions, never
+on the test set), maps indices back to the competition's own labels, checks the result
 against the sample submission (rows, ids and their order, no missing values, known labels)
 and writes submissions/NAME.csv, NAME.json (runs, views, weights, holdout scores, versions,
 git commit), NAME.holdout.csv, NAME.confusion_matrix.png and NAME.wrong.png. An existing
@@ -27,11 +28,14 @@ from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFil
 from src.data.competition import load_competition
 from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
-from src.inference.prediction import build_run_model, combine_views, holdout_frame, load_group, predict_views
+from src.inference.combine import check_combination, combine_runs, same_holdout
+from src.inference.prediction import (build_run_model, combine_views, holdout_frame, load_group, predict_views,
+                                      runs_metric)
 from src.inference.checks import check_solution, never_predicted, score_against
 from src.inference.manifests import manifest_file, now_text
-from src.inference.formats import SubmissionFormat, check_submission, detect_format, fill_submission
-from src.inference.metrics import check_metric_for, fit_thresholds, higher_is_better, score
+from src.inference.formats import (SubmissionFormat, check_submission, choose_metric, detect_format, fill_submission,
+                                   positive_index)
+from src.inference.metrics import fit_thresholds, higher_is_better, score
 from src.inference.tta_select import select_views
 from src.inference.views import with_scales
 from src.hardware.accelerator import pick_accelerator
@@ -58,12 +62,15 @@ def submit(cfg: SubmitConfig) -> dict:
         check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
     missing = never_predicted(comp, class_map)
-    fmt = detect_format(comp.schema, class_map, cfg.submission_format)
-    metric = check_metric_for(cfg.metric or fmt.metric, class_map.multi_label)
+    choice = choose_metric(cfg.metric, cfg.data, comp.schema, class_map, *runs_metric(runs))
+    metric = choice.name
+    print(choice.line)
+    fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
     if class_map.multi_label and cfg.tta_mean == "geometric":
         raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
                        "renormalise; use arithmetic")
-    positive = class_map.values.index(fmt.positive) if fmt.positive is not None else 1
+    positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
+    check_combination(cfg, runs, metric)
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
     def scorer(probs, y):
@@ -72,11 +79,9 @@ def submit(cfg: SubmitConfig) -> dict:
     check_writable(out)  # a read-only --out fails now, not after predicting every image
     views = chosen_views(cfg)
     holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
-    weights = ensemble_weights(holdout, runs, cfg)
-    ensemble_holdout, ensemble_score = score_ensemble(runs, holdout, weights, scorer)
-    scores.append({"run": "ensemble", "extra_images": "", "pseudo_images": "", "views": " | ".join(dict.fromkeys(holdout["views"])),
-                   "score": ensemble_score})
-    test_probs = sum(w * p for w, p in zip(weights, test))
+    ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
+    weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
+    scores += ensemble.rows
     if class_map.multi_label:
         fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
         scores.append(row)
@@ -91,7 +96,7 @@ def submit(cfg: SubmitConfig) -> dict:
             {"id": list(comp.test["id"].astype(str)),
              **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
         write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
-                     {"hardware": accelerator.as_record(), "never_predicted": missing}, fmt)
+                     {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record}, fmt)
         write_csv(stage / csv_path.name, frame)
     print(report.to_string(index=False))
     print(f"wrote {csv_path} ({len(frame)} rows)")
@@ -144,24 +149,6 @@ def check_runs_agree(runs, ensemble_weights: str) -> None:
                                "blend K-fold runs trained on the same split")
             raise KitError(f"--ensemble-weights fit: --run {run.folder} and --run {first.folder} used different "
                            "splits, so their holdout predictions cannot be fitted together; use equal weights")
-
-
-def same_holdout(a, b) -> bool:
-    """Return True when two runs (or K-fold runs) held out exactly the same images in the same folds."""
-    return a.holdout_folds() == b.holdout_folds()
-
-
-def score_ensemble(runs, holdout: dict, weights: list, scorer):
-    """Return (ensemble holdout probabilities, score); runs that held out other images cannot be scored together.
-
-    Then the score is NaN and the probabilities are the first run's (for the report's figures).
-    """
-    if all(same_holdout(run, runs[0]) for run in runs[1:]):
-        probs = sum(w * p for w, p in zip(weights, holdout["tta"]))
-        return probs, scorer(probs, holdout["y"][0])
-    print("the runs held out different images: the ensemble has no holdout score; "
-          "the report's figures show the first run")
-    return holdout["tta"][0], float("nan")
 
 
 def predict_holdout(group, comp, views, random_passes: int) -> tuple:
@@ -225,27 +212,6 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
     return holdout, test, scores
 
 
-def ensemble_weights(holdout: dict, runs, cfg: SubmitConfig) -> list:
-    """Return one weight per run: equal, or fitted to minimise holdout log loss (weights sum to 1)."""
-    n = len(runs)
-    if cfg.ensemble_weights == "equal" or n == 1:
-        return [1.0 / n] * n
-    from scipy.optimize import minimize
-
-    stacked = np.stack(holdout["tta"])
-    y = holdout["y"][0]  # fitting needs a shared holdout (check_runs_agree)
-
-    def loss(raw):
-        w = np.exp(raw) / np.exp(raw).sum()
-        probs = np.clip(np.tensordot(w, stacked, axes=1), 1e-7, 1 - 1e-7)
-        if y.ndim == 2:  # multi-label: binary cross-entropy over every tag
-            return -(y * np.log(probs) + (1 - y) * np.log(1 - probs)).mean()
-        return -np.log(probs[np.arange(len(y)), y]).mean()
-
-    best = minimize(loss, np.zeros(n), method="Nelder-Mead")
-    return [float(w) for w in np.exp(best.x) / np.exp(best.x).sum()]
-
-
 def validate_submission(frame: pd.DataFrame, schema, class_map, fmt=None) -> None:
     """Raise naming the first problem: row count, ids and their order, then the format's values.
 
@@ -264,10 +230,10 @@ def validate_submission(frame: pd.DataFrame, schema, class_map, fmt=None) -> Non
     check_submission(frame, schema, class_map, fmt or SubmissionFormat("label", (schema.target_column,)))
 
 
-def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout, facts: dict, fmt) -> None:
+def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdout, record: dict, fmt) -> None:
     """Write NAME.json, NAME.holdout.csv and the figures beside the submission.
 
-    facts: what NAME.json records besides the scores (hardware, never_predicted classes).
+    record: what NAME.json records besides the scores (hardware, never_predicted classes, calibration, blend).
 
     Figures: NAME.confusion_matrix.png and NAME.wrong.png; multi-label: NAME.tags.png and NAME.tags.csv
     (precision, recall and threshold per tag).
@@ -276,8 +242,8 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
     manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs],
                 "views": holdout["views"], "tta": cfg.tta, "tta_selection": holdout["steps"],
                 "random_passes": cfg.tta_random, "mean": cfg.tta_mean, "ensemble_weights": weights,
-                "holdout": report.to_dict(orient="records"), "metric": cfg.metric,
-                **facts, "versions": package_versions(), "git_commit": git_commit(), "date": now_text()}
+                "holdout": report.to_dict(orient="records"), "metric": cfg.metric, **record,
+                "versions": package_versions(), "git_commit": git_commit(), "date": now_text()}
     labels = list(runs[0].class_map.values)
     y, frame = holdout["y"][0], holdout["frame"][0]
     if fmt.thresholds:

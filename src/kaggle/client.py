@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from src.core.errors import KitError
+from src.core.metric_choice import KAGGLE_FILE, kit_name, write_kaggle_metric
 from src.core.settings import DownloadConfig, SubmitFileConfig
 from src.kaggle.scores import record_scores, submission_row, tagged_description
 
@@ -151,12 +152,36 @@ def download(cfg: DownloadConfig) -> Path:
     if not archive.is_file():
         raise KitError(f"download {cfg.competition}: the client wrote no {archive}")
     counts = unpack(archive, dest)
+    record_metric(api, cfg.competition, dest)
     marker.write_text(json.dumps({"competition": cfg.competition, **counts}, indent=2) + "\n")
     if not cfg.keep_zip:
         archive.unlink()
     print(f"{cfg.competition}: {counts['written']} file(s) written, {counts['kept']} already there, "
           f"{len(counts['refused'])} refused, in {dest}")
     return dest
+
+
+def record_metric(api, competition: str, dest: Path) -> str:
+    """Write dest/kaggle_metric.json with the evaluation metric of the competition's record; return its name.
+
+    Jobs map Kaggle's name onto the kit's metrics (src.core.metric_choice). A record without one is
+    said and nothing is written: the jobs then fall back on the submission format's metric.
+    """
+    from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
+
+    with kaggle_errors(f"read the record of {competition}", competition), api.build_kaggle_client() as kaggle:
+        request = ApiGetCompetitionRequest()
+        request.competition_name = competition
+        name = (kaggle.competitions.competition_api_client.get_competition(request).evaluation_metric or "").strip()
+    if not name:
+        print(f"{competition}: Kaggle's record names no evaluation metric; jobs use --metric or the submission "
+              "format's default")
+        return ""
+    write_kaggle_metric(dest, competition, name)
+    known = kit_name(name)
+    meaning = f"the kit scores it as {known}" if known else "not one the kit knows: jobs need --metric"
+    print(f"{competition}: evaluation metric {name!r} ({meaning}), in {dest / KAGGLE_FILE}")
+    return name
 
 
 def unpack(archive: Path, dest: Path) -> dict:

@@ -2,9 +2,9 @@
 
 A kit notebook has one code cell tagged `parameters` (competition, data path, backbones,
 sizes, run name), one cell that makes the library importable, and otherwise only calls into
-src. `inject_parameters` adds a cell tagged `injected-parameters` after the parameters cell,
-as papermill does, so the same notebook runs locally, on a Kaggle GPU and on a Kaggle TPU
-with different values and no edits.
+src; every cell has a fixed id (nbformat 4.5). `inject_parameters` adds a cell tagged (and with
+the id) `injected-parameters` after the parameters cell, as papermill does, so the same
+notebook runs locally, on a Kaggle GPU and on a Kaggle TPU with different values and no edits.
 """
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def inject_parameters(nb: dict, params: dict) -> dict:
     cells = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     if params:
         source = "# Parameters set for this run\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())
-        cells.insert(index + 1, {"cell_type": "code", "execution_count": None, "outputs": [],
-                                 "metadata": {"tags": ["injected-parameters"]}, "source": source})
+        cells.insert(index + 1, {"cell_type": "code", "id": "injected-parameters", "execution_count": None,
+                                 "outputs": [], "metadata": {"tags": ["injected-parameters"]}, "source": source})
     nb["cells"] = cells
     return nb
 

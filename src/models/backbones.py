@@ -23,7 +23,7 @@ from src.core.errors import KitError
 from src.models import OPTIONAL_PACKAGES
 from src.models.small_resnet import build_small_resnet
 from src.models.hub import build_hub_backbone, is_hub, layer_name
-from src.models.weights import load_weights_file, resolve_weights
+from src.models.weights import cached_weights, load_weights_file, not_the_library_file, refetched, resolve_weights
 
 APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 NS_URL = "https://github.com/qubvel/efficientnet/releases/download/v0.0.1/"
@@ -68,8 +68,15 @@ class BackboneSpec:
         if self.family == "small_resnet":
             model = build_small_resnet(input_shape)
         else:
-            model = load_constructor(self.constructor)(
-                include_top=False, weights=library_weights, input_shape=tuple(input_shape), pooling="avg")
+            constructor = load_constructor(self.constructor)
+            cached = cached_weights(self) if library_weights else None
+            try:
+                model = constructor(include_top=False, weights=library_weights, input_shape=tuple(input_shape),
+                                    pooling="avg")
+            except Exception as err:
+                if cached is None or not refetched(err):
+                    raise
+                raise not_the_library_file(self, cached, err) from None
         if extra_file is not None:
             load_weights_file(model, extra_file, self.name)
         model.trainable = True

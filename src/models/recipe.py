@@ -15,6 +15,7 @@ import math
 import keras
 
 from src.core.errors import KitError
+from src.models.epoch_metrics import epoch_metric
 
 
 def freeze_batchnorm(model, spec) -> None:
@@ -107,20 +108,56 @@ def make_optimizer(name: str, schedule, accumulate: int = 1, ema: float = 0.0):
 
     accumulate > 1: gradients of that many batches averaged per update (Keras's gradient_accumulation_steps);
     ema > 0: the optimizer keeps an exponential moving average of the weights with that momentum.
+    Under mixed_float16 it comes wrapped in ReplicaSafeLossScaleOptimizer (Keras would wrap it in
+    its own LossScaleOptimizer at compile time, which can apply non-finite gradients on several GPUs).
     """
     extra = {"gradient_accumulation_steps": accumulate if accumulate > 1 else None,
              "use_ema": ema > 0, "ema_momentum": ema if ema > 0 else 0.99}
     if name == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **extra)
-    if name == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=1e-4, **extra)
-    return keras.optimizers.Adam(schedule, **extra)
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **extra)
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, **extra)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, **extra)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        return ReplicaSafeLossScaleOptimizer(optimizer)
+    return optimizer
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class ReplicaSafeLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras's dynamic loss scaling, with every replica agreeing whether a step's gradients are finite.
+
+    Under tf.distribute.MirroredStrategy, Keras's LossScaleOptimizer (3.13.2 and 3.15.1 alike)
+    asks only the first replica whether its gradients are finite (its comment assumes they were
+    all-reduced already; they are not), then applies every replica's gradients, all-reduced: a
+    float16 overflow on another replica only puts inf into the weights, and the loss is NaN from
+    then on (tests/test_accelerator.py: two logical CPU devices as two GPUs). Here the replicas
+    all-reduce a count of non-finite gradients first, and a step any replica overflowed is made
+    non-finite on all of them, so Keras skips it everywhere and halves the loss scale.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if keras.backend.backend() == "tensorflow" and any(g is not None for g in grads):
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                overflowed = 1.0 - tf.cast(self.check_finite(grads), tf.float32)
+                anywhere = context.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+                first = next(i for i, g in enumerate(grads) if g is not None)
+                poison = tf.where(anywhere > 0, float("nan"), 0.0)
+                grads[first] = grads[first] + tf.cast(poison, grads[first].dtype)
+        return super().apply(grads, trainable_variables)
 
 
 def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,
-                       weighted: bool = False, multi_label: bool = False, plan: StagePlan | None = None,
+                       weighted: bool = False, multi_label: bool = False, metric: str = "accuracy",
+                       positive: int = 1, target: str | None = None, plan: StagePlan | None = None,
                        warmup: bool = True) -> None:
-    """Compile with the --schedule from `lr`, the config's loss and accuracy (one per head when multi-task).
+    """Compile with the --schedule from `lr`, the config's loss, accuracy (one per head when multi-task)
+    and the competition's metric (src.models.epoch_metrics; multi-task: on the target's head only).
 
     multi_label: binary cross-entropy (or binary focal loss) and per-tag accuracy.
     weighted: accuracy honours sample weights (validation batches padded for JAX data parallelism
@@ -132,12 +169,14 @@ def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_we
     key = "weighted_metrics" if weighted else "metrics"
     if heads:
         columns = list(heads)
+        scored = {c: [m for m in ["accuracy", c == target and epoch_metric(metric, len(heads[c].values), positive)]
+                      if m] for c in columns}
         model.compile(optimizer=optimizer, loss={c: make_loss(cfg) for c in columns},
-                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))),
-                      **{key: {c: ["accuracy"] for c in columns}})
+                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))), **{key: scored})
     else:
+        extra = epoch_metric(metric, int(model.outputs[0].shape[-1]), positive)
         model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=multi_label),
-                      **{key: [accuracy_metric(multi_label)]})
+                      **{key: [accuracy_metric(multi_label), *([extra] if extra is not None else [])]})
 
 
 def accuracy_metric(multi_label: bool = False):

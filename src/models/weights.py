@@ -135,3 +135,26 @@ def load_weights_file(model, path, name: str) -> None:
         model.load_weights(str(path))
     except Exception as err:  # Keras raises ValueError or OSError with the detail
         raise KitError(f"--weights {path}: cannot load into {name}: {err}") from None
+
+
+def cached_weights(spec) -> Path | None:
+    """Return the file the library will read for spec's pretrained weights (a linked input's own path), or None."""
+    target = keras_cache_dir() / spec.weights_file
+    return target.resolve() if spec.weights_file and target.exists() else None
+
+
+def refetched(err: Exception) -> bool:
+    """Return True when the library tried to download weights it had in its cache.
+
+    keras.utils.get_file checks a cached file's hash and downloads again when it differs, so
+    a download attempt for a file that was there means its content is not the library's.
+    """
+    return str(err).startswith("URL fetch failure")
+
+
+def not_the_library_file(spec, path: Path, err: Exception) -> KitError:
+    """Return the error for a weights file that has the library's name but not its content."""
+    return KitError(f"{path}: named like {spec.name}'s {spec.pretrained} weights ({spec.weights_file}), but it is not "
+                    f"the library's file: its hash differs, so Keras tried to download the real one and failed "
+                    f"({str(err).splitlines()[0]}). Attach the file from {spec.weights_url}; a file this kit "
+                    f"saved goes under another name with --weights PATH")

@@ -25,6 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from src.pipeline.augment import make_augmenter, mix_batch
+from src.pipeline.sampling import draw_by_class, row_repeats
 from src.core.config import PipelineOptions
 from src.data.sources import content_key, image_source
 
@@ -35,23 +36,30 @@ CACHE_ROOT = Path("runs") / "cache"
 
 
 def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed: int = 42,
-                       num_classes: int | None = None, drop_remainder: bool = False) -> tf.data.Dataset:
+                       num_classes: int | None = None, drop_remainder: bool = False, sampling: str = "natural",
+                       classes=None) -> tf.data.Dataset:
     """Return a dataset of (float32 images, labels) batches: shuffled every epoch, augmented, prefetched.
 
     With MixUp or CutMix the labels come out one-hot (num_classes needed), for a categorical loss.
+    sampling balanced / sqrt draws images by class (`classes`: each row's class index; see draw_by_class).
     """
     n = len(frame)
-    ds = tf.data.Dataset.zip((image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels)))
+    parts = (image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels))
+    if sampling != "natural":  # a third element per row: how many copies an epoch draws, on average
+        parts += (tf.data.Dataset.from_tensor_slices(row_repeats(classes, sampling)),)
+    ds = tf.data.Dataset.zip(parts)
     buffer = image_source(frame).shuffle_buffer()
     if opts.cache == "none":
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = draw_by_class(ds, seed).shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda x, y: (load_image(x, opts, as_uint8=False), y), num_parallel_calls=AUTOTUNE,
                     deterministic=False)
     else:
         # Shuffled once before caching, so the small per-epoch buffer below still mixes classes.
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
-        ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
-        ds = apply_cache(ds, frame, opts, f"train-seed{seed}")
+        ds = ds.map(lambda x, y, *repeats: (load_image(x, opts), y, *repeats), num_parallel_calls=AUTOTUNE)
+        # a disk cache of rows with repeat counts is another file than one without
+        ds = apply_cache(ds, frame, opts, f"train-seed{seed}" + ("" if sampling == "natural" else f"-{sampling}"))
+        ds = draw_by_class(ds, seed)  # after the cache: every epoch reads it whole, so the cache completes
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
     augment = make_augmenter(opts.augment, opts.augment_backend, opts.flip)
     ds = ds.map(lambda x, y: (augment(tf.cast(x, tf.float32)), y),

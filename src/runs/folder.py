@@ -24,16 +24,21 @@ from src.core.config import make_config, save_config
 from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv, write_json
 from src.core.settings import TrainConfig
-from src.data.competition import load_class_maps, save_class_maps
+from src.data.class_maps import load_class_maps, save_class_maps
 from src.runs.stages import Stage, plan_stages
 
 LOCK = ".lock"
 FOLD_PREFIX = "fold-"
 # state.json's key naming the stage whose weights prediction uses (the last planned stage when absent)
-FINAL_STAGE_KEY = "final_stage"
+FINAL_STAGE_KEY = "kept"  # written by training (src.training.two_stage): the stage whose weights are final
 # Settings a resumed run may change: how long it trains, where the data sits now, how images are cached.
 MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit", "data", "split_file", "out",
-                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard"}
+                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard", "final_stage"}
+
+
+def writable(path: Path) -> bool:
+    """Return True when files can be made in path (False on a read-only mount, as /kaggle/input is)."""
+    return os.access(path, os.W_OK)
 
 
 class RunFolder:
@@ -189,7 +194,8 @@ class RunFolder:
         return pd.read_csv(self.split_file, dtype={"id": str}, keep_default_na=False)
 
     def state(self) -> dict:
-        """Return which stages finished and their best val_accuracy (state.json)."""
+        """Return state.json: finished stages, each one's best metric value (best) and its val_loss (best_val_loss),
+        the metric, and the stage whose weights are the run's final ones (kept)."""
         if not self.state_file.is_file():
             return {"finished": [], "best": {}}
         state = read_json(self.state_file, "which stages finished")
@@ -221,14 +227,17 @@ class RunFolder:
 
     # ------------------------------------------------------------ what prediction uses
     def final_stage(self) -> Stage:
-        """Return the run's last planned stage, checked finished and with its weights in place.
+        """Return the stage whose weights are the run's final ones, checked finished and with its weights in place.
 
-        Never another stage's weights instead: a missing stage2.weights.h5 is an error, not stage 1.
+        The stage training kept (state.json's kept: by --final-stage, the best-scoring stage or the last);
+        runs from before that choice existed: the last planned stage. Never another stage's weights
+        instead: a missing kept stage's file is an error.
         """
-        stage = plan_stages(self.load_config())[-1]
+        stages = plan_stages(self.load_config())
+        kept = self.state().get("kept")
+        stage = next((s for s in stages if s.name == kept), stages[-1])
         if stage.name not in self.state()["finished"]:
-            raise KitError(f"--run {self.path}: {stage.name} has not finished; continue it with "
-                           f"python -m src.train --config {self.config_file} --resume")
+            raise KitError(f"--run {self.path}: {stage.name} has not finished; {self.how_to_resume()}")
         if not self.weights(stage.name).is_file():
             raise KitError(f"--run {self.path}: {self.weights(stage.name).name} is missing, though {stage.name} "
                            "finished: the run's final weights are gone")
@@ -247,6 +256,18 @@ class RunFolder:
         if not resume:
             raise KitError(f"{self.path} already holds a run: pass --resume to continue it, or another --out; "
                            "nothing was changed")
+
+    def how_to_resume(self) -> str:
+        """Return how to continue this run: the command, or, for a read-only folder, a writable copy first.
+
+        An attached Kaggle input (/kaggle/input/...) is read-only, and --resume writes into the run.
+        """
+        if writable(self.path):
+            return f"continue it with python -m src.train --config {self.config_file} --resume"
+        copy = (Path("/kaggle/working") if Path("/kaggle/working").is_dir() else Path.cwd()) / "runs" / self.path.name
+        return (f"{self.path} is read-only (an attached Kaggle input is), so continue it in a writable copy: "
+                f"cp -r {self.path} {copy} && python -m src.train --config {copy / 'config.json'} --out {copy} "
+                "--resume")
 
     def check_resume(self, cfg) -> None:
         """Refuse to continue a run with settings that would change its data, model or recipe."""

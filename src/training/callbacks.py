@@ -1,4 +1,4 @@
-"""Training callbacks that survive a cut-off Kaggle session.
+"""Training callbacks that survive a cut-off Kaggle session, and that follow the competition's metric.
 
 Keras's BackupAndRestore brings back the weights, the optimizer (and so the learning-rate
 schedule's step) and the epoch counter, but EarlyStopping and ModelCheckpoint start again
@@ -17,59 +17,110 @@ import numpy as np
 
 from src.core.errors import KitError
 from src.core.files import atomic_path
+from src.core.metric_choice import is_better, log_name, rank_key
 from src.models.classifier import record_shape
 
 
-def resume_state(rows, monitor: str = "val_accuracy") -> tuple[float | None, int]:
-    """Return (best value so far, epochs since it) from a stage's finished history rows."""
+def resume_state(rows, metric: str = "accuracy") -> tuple[float | None, float | None, int]:
+    """Return (best metric value, its val_loss, epochs since it) from a stage's finished history rows.
+
+    The best row is chosen as during the fit: the metric in its direction, ties to the lower val_loss.
+    """
     if rows is None or len(rows) == 0:
-        return None, 0
-    values = np.asarray(rows[monitor], dtype=float)
-    best = int(np.argmax(values))
-    return float(values[best]), len(values) - 1 - best
+        return None, None, 0
+    monitor = f"val_{log_name(metric)}"
+    if monitor not in rows:
+        raise KitError(f"--resume: the stage's history has no {monitor} column: it was trained for another "
+                       "metric; resume with the run's own --metric")
+    values, losses = np.asarray(rows[monitor], dtype=float), np.asarray(rows["val_loss"], dtype=float)
+    best = min(range(len(values)), key=lambda i: (rank_key(values[i], losses[i], metric), i))
+    return float(values[best]), float(losses[best]), len(values) - 1 - best
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping on val_accuracy that resumes with the best value, the wait and the best weights."""
+class Best:
+    """The best (metric value, val_loss) so far and whether a new epoch beats it (src.core.metric_choice.is_better)."""
 
-    def __init__(self, patience: int, best: float | None, wait: int, best_weights_file=None):
-        super().__init__(monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True)
-        self.resume_best, self.resume_wait, self.best_weights_file = best, wait, best_weights_file
+    def __init__(self, metric: str, value: float | None = None, loss: float | None = None):
+        self.metric, self.monitor = metric, f"val_{log_name(metric)}"
+        self.value, self.loss = value, loss
+
+    def offer(self, logs) -> bool:
+        """Return True, and keep the epoch as the best, when its logs beat the best so far."""
+        if self.monitor not in (logs or {}):
+            raise KitError(f"the epoch's logs have no {self.monitor} (they hold {', '.join(sorted(logs or {}))}): "
+                           "the model was compiled without the run's metric")
+        value, loss = float(logs[self.monitor]), logs.get("val_loss")
+        if not is_better(value, loss, self.value, self.loss, self.metric):
+            return False
+        self.value, self.loss = value, None if loss is None else float(loss)
+        return True
+
+
+class ResumableEarlyStopping(keras.callbacks.Callback):
+    """Early stopping on the run's metric (ties to the lower val_loss) that resumes with its best, wait and weights.
+
+    Keras's EarlyStopping keeps the first of equal values: on a rare-positive holdout val_accuracy
+    ties at every epoch, so it would keep epoch 1 whatever val_loss said. Best weights are put
+    back when the fit ends, as Keras does with restore_best_weights.
+    """
+
+    def __init__(self, patience: int, metric: str = "accuracy", best: float | None = None,
+                 best_loss: float | None = None, wait: int = 0, best_weights_file=None):
+        super().__init__()
+        self.patience, self.metric = patience, metric
+        self.resume = (best, best_loss, wait)
+        self.best_weights_file = best_weights_file
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.resume_best is None:
+        best, loss, self.wait = self.resume
+        self.best, self.stopped_epoch, self.best_weights = Best(self.metric, best, loss), 0, None
+        if best is not None and self.best_weights_file is not None:
+            self.best_weights = weights_of(self.model, self.best_weights_file)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.best.offer(logs):
+            self.wait, self.best_weights = 0, self.model.get_weights()
             return
-        self.best, self.wait = self.resume_best, self.resume_wait
-        if self.best_weights_file is not None:
-            # The checkpoint holds the optimizer's state too: loading it would rewind the step
-            # counter (and so the learning-rate schedule) to the best epoch. Put both back.
-            current = self.model.get_weights()
-            optimizer = self.model.optimizer
-            state = [v.numpy() for v in optimizer.variables] if optimizer is not None else []
-            self.model.load_weights(self.best_weights_file)
-            self.best_weights = self.model.get_weights()
-            self.model.set_weights(current)
-            for variable, value in zip(optimizer.variables if optimizer is not None else [], state):
-                variable.assign(value)
+        self.wait += 1
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch, self.model.stop_training = epoch, True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def weights_of(model, path) -> list:
+    """Return the weights stored in a checkpoint, leaving the model's weights and optimizer state as they were.
+
+    The checkpoint holds the optimizer's state too: loading it would rewind the step counter (and so
+    the learning-rate schedule) to the best epoch. Both are put back.
+    """
+    current = model.get_weights()
+    optimizer = model.optimizer
+    state = [v.numpy() for v in optimizer.variables] if optimizer is not None else []
+    model.load_weights(str(path))
+    found = model.get_weights()
+    model.set_weights(current)
+    for variable, value in zip(optimizer.variables if optimizer is not None else [], state):
+        variable.assign(value)
+    return found
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
-    """Best-only weights checkpoint on val_accuracy that remembers the best value across a resume.
+    """Best-only weights checkpoint on the run's metric (ties to the lower val_loss), its best kept across a resume.
 
     Written to a temporary name and renamed (Keras's ModelCheckpoint writes in place): a kill
     mid-write leaves the previous best file whole.
     """
 
-    def __init__(self, path, best: float | None, monitor: str = "val_accuracy"):
+    def __init__(self, path, metric: str = "accuracy", best: float | None = None, best_loss: float | None = None):
         super().__init__()
-        self.path, self.best, self.monitor = Path(path), best, monitor
+        self.path, self.best = Path(path), Best(metric, best, best_loss)
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or (self.best is not None and not value > self.best):
+        if not self.best.offer(logs):
             return
-        self.best = float(value)
         with atomic_path(self.path) as temp:
             self.model.save_weights(str(temp))
             record_shape(temp, self.model)  # prediction checks the run's config against it
@@ -152,20 +203,52 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class TargetMetrics(keras.callbacks.Callback):
-    """Multi-task runs: copy the submission target's head metrics to accuracy / val_accuracy.
+    """Multi-task runs: copy the submission target's head metrics to accuracy / val_accuracy and val_<metric>.
 
     Keras logs `<column>_accuracy` per head; early stopping, the best checkpoint, resume and the
-    reports all follow `val_accuracy`, which should be the column the competition scores.
+    reports follow `val_accuracy` and `val_<metric>`, which should be the column the competition scores.
     """
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, metric: str = "accuracy"):
         super().__init__()
-        self.target = target
+        self.target, self.names = target, tuple(dict.fromkeys(("accuracy", log_name(metric))))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         for prefix in ("", "val_"):
-            key = f"{prefix}{self.target}_accuracy"
-            if key in logs:
-                logs[f"{prefix}accuracy"] = logs[key]
+            for name in self.names:
+                key = f"{prefix}{self.target}_{name}"
+                if key in logs:
+                    logs[f"{prefix}{name}"] = logs[key]
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """End a stage with a sentence when an epoch's training loss is NaN or inf (first in the callback list).
+
+    Raised at the epoch's end before the backup, checkpoint and history callbacks see it: the
+    stage stays unfinished, its files hold the last good epoch, and nothing (no later stage, no
+    holdout, no submission) is made from NaN weights. Keras's TerminateOnNaN only sets
+    stop_training, after which the epoch's end still runs and keeps the NaN weights.
+    """
+
+    def __init__(self, stage: str, lr: float, policy: str, replicas: int):
+        super().__init__()
+        self.stage, self.lr, self.policy, self.replicas = stage, lr, policy, replicas
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise KitError(self.sentence(float(loss), epoch + 1))
+
+    def sentence(self, loss: float, epoch: int) -> str:
+        """Return what happened, where, and the likely cause for this precision and learning rate."""
+        flag = f"--{self.stage}-lr"
+        if self.policy == "mixed_float16":
+            cause = (f"likely float16 overflow under mixed precision ({self.policy}, {self.replicas} replica(s)), "
+                     f"or a learning rate too high ({flag} {self.lr:g})")
+        else:
+            cause = f"likely a learning rate too high ({flag} {self.lr:g}; precision {self.policy})"
+        return (f"{self.stage}: the training loss is {loss} at epoch {epoch}: {cause}. The stage was stopped and "
+                f"is not finished, so nothing is predicted or submitted from these weights; train again into "
+                f"another --out with a lower {flag}")

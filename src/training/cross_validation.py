@@ -22,7 +22,7 @@ from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.plots import plot_cv
 from src.data.competition import load_competition
-from src.inference.formats import detect_format
+from src.inference.formats import choose_metric, positive_index
 from src.inference.metrics import score
 from src.runs.folder import RunFolder
 from src.training.two_stage import run_folder_for, train
@@ -34,6 +34,10 @@ def train_folds(cfg, callbacks=()) -> dict:
     root = folder.path
     if root.is_dir() and any(root.iterdir()) and not (root / "config.json").is_file():
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
+    comp = load_competition(cfg, with_test=False)
+    choice = choose_metric(cfg.metric, cfg.data, comp.schema, comp.class_maps[comp.target])
+    print(f"{choice.line}; every fold follows it", flush=True)
+    cfg = dataclasses.replace(cfg, metric=choice.name)
     if not (root / "config.json").is_file():  # first: a run cut after some folds names its config to resume with
         save_config(cfg, root)
     summaries = []
@@ -46,7 +50,7 @@ def train_folds(cfg, callbacks=()) -> dict:
             return {**summary, "folds_done": fold}
         summaries.append(summary)
     oof = collect_oof(root, cfg.folds)
-    table, metric = cv_table(cfg, oof)
+    table, metric = cv_table(cfg, oof, comp)
     write_csv(folder.oof_file, oof)
     write_csv(folder.cv_file, table)
     plot_cv(table, folder.cv_plot_file, f"{cfg.backbone}: {cfg.folds}-fold {metric}")
@@ -70,15 +74,10 @@ def collect_oof(root: Path, folds: int) -> pd.DataFrame:
     return oof
 
 
-def cv_table(cfg, oof: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Return (fold, score) rows plus mean and std, with the competition's metric, and the metric's name."""
-    comp = load_competition(cfg, with_test=False)
+def cv_table(cfg, oof: pd.DataFrame, comp) -> tuple[pd.DataFrame, str]:
+    """Return (fold, score) rows plus mean and std in the run's metric (cfg.metric, resolved), and its name."""
     class_map = comp.class_maps[comp.target]
-    metric, positive = "f2_samples" if class_map.multi_label else "accuracy", 1
-    if comp.schema is not None and comp.schema.sample is not None and len(comp.schema.sample):
-        fmt = detect_format(comp.schema, class_map)
-        metric = fmt.metric
-        positive = class_map.values.index(fmt.positive) if fmt.positive is not None else 1
+    metric, positive = cfg.metric, positive_index(class_map)
     columns = [f"prob_{v}" for v in class_map.values]
     rows = []
     for fold, part in oof.groupby("fold"):

@@ -6,7 +6,7 @@ For each sparsity, every convolution and dense kernel with at least --min-params
 its smallest-magnitude share of weights (zeroed layer by layer, as the Stanford Cars reference
 did for MobileNetV2), the holdout is scored, the network is fine-tuned for --epochs with the
 zeros held at zero after every step, and the holdout is scored again. Writes prune.csv and
-prune.png (accuracy against sparsity) and pruned-<sparsity>.weights.h5 for --sparsity into
+prune.png (the run's metric, and accuracy, against sparsity) and pruned-<sparsity>.weights.h5 for --sparsity into
 <run>/prune (or --out). tensorflow-model-optimization does not support Keras 3, hence the
 masks kept here.
 """
@@ -25,6 +25,9 @@ from src.core.errors import KitError
 from src.core.plots import plot_pruning
 from src.core.settings import PruneConfig
 from src.data.competition import load_competition
+from src.core.metric_choice import log_name
+from src.inference.formats import choose_metric, positive_index
+from src.inference.metrics import score
 from src.inference.prediction import build_run_model, holdout_frame, load_run, predict_frame
 from src.pipeline.images import make_train_dataset
 
@@ -39,31 +42,39 @@ def prune(cfg: PruneConfig) -> pd.DataFrame:
         raise KitError(f"--run {cfg.run}: a multi-task run (--targets); pruning supports one-head runs")
     levels = parse_levels(cfg)
     out = Path(cfg.out or Path(cfg.run) / "prune")
-    train, val = run_frames(run)
+    comp = load_competition(run.config, with_test=False)  # the run's own data settings
+    choice = choose_metric(cfg.metric, run.config.data, comp.schema, run.class_map, run.config.metric,
+                           str(run.folder.config_file))
+    print(choice.line, flush=True)
+    cfg = dataclasses.replace(cfg, metric=choice.name)
+    train, val = run_frames(run, comp)
     model = build_run_model(run)
     dense = [w.copy() for w in model.get_weights()]
-    rows = [{"sparsity": 0.0, "zeroed": 0.0, "accuracy_pruned": accuracy(model, run, val, cfg),
-             "accuracy_finetuned": np.nan}]
-    print(f"unpruned: holdout accuracy {rows[0]['accuracy_pruned']:.4f}")
+    names = tuple(dict.fromkeys(("accuracy", cfg.metric)))
+    unpruned = holdout_scores(model, run, val, cfg, names)
+    rows = [{"sparsity": 0.0, "zeroed": 0.0, **{f"{log_name(n)}_pruned": v for n, v in unpruned.items()},
+             **{f"{log_name(n)}_finetuned": np.nan for n in names}}]
+    print(f"unpruned: holdout {cfg.metric} {unpruned[cfg.metric]:.4f}")
     for level in levels:
         model.set_weights(dense)
         masks = magnitude_masks(model, level, cfg.min_params)
         apply_masks(masks)
-        before = accuracy(model, run, val, cfg)
+        before = holdout_scores(model, run, val, cfg, names)
         if cfg.epochs > 0:
             fine_tune(model, masks, run, train, cfg)
-        after = accuracy(model, run, val, cfg)
+        after = holdout_scores(model, run, val, cfg, names)
         zeroed = float(np.mean([1 - m.mean() for _, m in masks]))
-        rows.append({"sparsity": level, "zeroed": zeroed, "accuracy_pruned": before, "accuracy_finetuned": after})
-        print(f"sparsity {level:.2f}: {len(masks)} kernels pruned, holdout accuracy {before:.4f} pruned, "
-              f"{after:.4f} fine-tuned", flush=True)
+        rows.append({"sparsity": level, "zeroed": zeroed, **{f"{log_name(n)}_pruned": v for n, v in before.items()},
+                     **{f"{log_name(n)}_finetuned": v for n, v in after.items()}})
+        print(f"sparsity {level:.2f}: {len(masks)} kernels pruned, holdout {cfg.metric} {before[cfg.metric]:.4f} "
+              f"pruned, {after[cfg.metric]:.4f} fine-tuned", flush=True)
         if level == cfg.sparsity:
             out.mkdir(parents=True, exist_ok=True)
             model.save_weights(str(out / f"pruned-{level:.2f}.weights.h5"))
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "prune.csv", index=False)
-    plot_pruning(table, out / "prune.png", f"{run.config.backbone}: magnitude pruning")
+    plot_pruning(table, out / "prune.png", f"{run.config.backbone}: magnitude pruning", log_name(cfg.metric))
     save_config(cfg, out)
     print(table.to_string(index=False))
     return table
@@ -81,9 +92,9 @@ def parse_levels(cfg: PruneConfig) -> list:
     return sorted(levels)
 
 
-def run_frames(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_frames(run, comp=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the run's training and holdout images as rows of its competition (its own split)."""
-    comp = load_competition(run.config, with_test=False)  # the run's own data settings
+    comp = comp or load_competition(run.config, with_test=False)  # the run's own data settings
     rows = comp.train.set_index(comp.train["id"].astype(str))
     ids = [i for i in run.split.loc[run.split["split"] == "train", "id"].astype(str) if i in rows.index]
     return rows.loc[ids].reset_index(drop=True), holdout_frame(run, comp)
@@ -142,7 +153,8 @@ def pipeline(run, cfg: PruneConfig) -> PipelineOptions:
     return PipelineOptions(**kept, image_size=run.size, batch_size=cfg.batch_size, cache="none")
 
 
-def accuracy(model, run, frame: pd.DataFrame, cfg: PruneConfig) -> float:
-    """Return the holdout accuracy of the model as it is now."""
+def holdout_scores(model, run, frame: pd.DataFrame, cfg: PruneConfig, names) -> dict:
+    """Return {metric: holdout score} of the model as it is now (accuracy and the run's metric)."""
     probs = predict_frame(run, frame, model=model, batch_size=cfg.batch_size)
-    return float((probs.argmax(axis=1) == run.class_map.encode(frame[run.target])).mean())
+    y, positive = run.class_map.encode(frame[run.target]), positive_index(run.class_map)
+    return {name: score(probs, y, name, positive) for name in names}

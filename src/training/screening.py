@@ -1,7 +1,8 @@
 """Frozen-backbone screening (the job behind `python -m src.screen_backbones`).
 
 Each backbone is frozen under a fresh head (Dropout, Dense) and trained for a few epochs on
-the saved split; the best validation accuracy ranks them. `full` is the reference method
+the saved split; its best epoch by the competition's metric (--metric, else Kaggle's, else the
+submission format's; ties to the lower val_loss) ranks them, in the metric's direction. `full` is the reference method
 (the frozen backbone inside the model, augmented images every epoch); `features` runs each
 backbone once over un-augmented images, caches the pooled features and trains the head on
 them (the default when --augment none). Writes screening.csv (best first), screening.png,
@@ -23,18 +24,23 @@ import pandas as pd
 from src.core.config import save_config
 from src.core.errors import KitError
 from src.core.files import write_csv
-from src.data.competition import save_class_maps
+from src.core.metric_choice import log_name, rank_key
+from src.data.class_maps import save_class_maps
 from src.core.plots import plot_screening
 from src.core.settings import ScreenConfig
 from src.data.splits import SplitData, prepare_split
 from src.hardware.accelerator import pick_accelerator
+from src.inference.formats import choose_metric, positive_index
 from src.models.backbones import parse_backbones
 from src.models.classifier import HeadSpec, build_classifier, build_head
-from src.models.recipe import accuracy_metric
+from src.models.epoch_metrics import epoch_metric
+from src.models.recipe import accuracy_metric, make_optimizer
 from src.models.features import extract_features
 from src.pipeline.images import batch_for_devices, fixed_tuning, make_eval_dataset, make_train_dataset
+from src.training.callbacks import resume_state
 
-COLUMNS = ["backbone", "best_val_accuracy", "best_epoch", "val_loss", "params", "seconds",
+# best_score: the metric at best_epoch (the ranking); best_val_accuracy: the highest val_accuracy, for comparison
+COLUMNS = ["backbone", "metric", "best_score", "best_epoch", "best_val_accuracy", "val_loss", "params", "seconds",
            "images_per_second", "mode", "weights", "error"]
 
 
@@ -44,9 +50,12 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     mode = resolve_mode(cfg)
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
+    choice = choose_metric(cfg.metric, cfg.data, data.comp.schema, data.class_map)
+    print(choice.line, flush=True)
+    cfg = dataclasses.replace(cfg, metric=choice.name)  # config.json names the metric itself
     save_config(cfg, out)
     accelerator = pick_accelerator(request=cfg.accelerator)
-    rows = read_rows(out / "screening.csv")
+    rows = read_rows(out / "screening.csv", cfg.metric)
     for number, spec in enumerate(specs, start=1):
         tag = f"[{number}/{len(specs)}] {spec.name}"
         if cfg.resume and finished(rows, spec.name):
@@ -56,7 +65,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
               f"weights {cfg.weights}", flush=True)
         row = screen_one(spec, cfg, mode, data, accelerator)
         print(f"{tag}: {describe(row)}", flush=True)
-        rows = merge_row(rows, row)
+        rows = merge_row(rows, row, cfg.metric)
         write_rows(rows, out / "screening.csv")
     plot_rows(rows, out / "screening.png", cfg, mode)
     print_table(rows)
@@ -82,15 +91,15 @@ def prepare_data(cfg, out: Path) -> SplitData:
 def screen_one(spec, cfg: ScreenConfig, mode: str, data: SplitData, accelerator) -> dict:
     """Return one table row for a backbone; an exception becomes the row's error, not a crash."""
     start = time.perf_counter()
-    row = {"backbone": spec.name, "mode": mode, "weights": cfg.weights, "error": ""}
+    row = {"backbone": spec.name, "metric": cfg.metric, "mode": mode, "weights": cfg.weights, "error": ""}
     try:
         keras.utils.set_random_seed(cfg.seed)
         runner = train_on_features if mode == "features" else train_full
         history, params, rate = runner(spec, cfg, data, accelerator)
-        accuracy = history["val_accuracy"]
-        best = int(np.argmax(accuracy))
-        row.update(best_val_accuracy=float(accuracy[best]), best_epoch=best + 1,
-                   val_loss=float(history["val_loss"][best]), params=int(params), images_per_second=rate)
+        score, loss, wait = resume_state(pd.DataFrame(history), cfg.metric)  # ties to the lower val_loss
+        row.update(best_score=score, best_epoch=len(history["val_loss"]) - wait, val_loss=loss,
+                   best_val_accuracy=float(np.max(history["val_accuracy"])), params=int(params),
+                   images_per_second=rate)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as err:  # out of memory, missing weights, a broken build: record it and go on
@@ -110,7 +119,7 @@ def train_on_features(spec, cfg: ScreenConfig, data: SplitData, accelerator):
     rate = round(count / seconds, 1) if count else math.nan  # nan: read from the cache
     with accelerator.strategy.scope():
         head = build_head(arrays["train"].shape[1], data.num_classes, screen_head(cfg, data))
-        compile_screen(head, cfg, accelerator, data.class_map.multi_label)
+        compile_screen(head, cfg, accelerator, data)
     train, val = batched(arrays["train"], data.y_train, cfg, accelerator, shuffle=True), \
         batched(arrays["val"], data.y_val, cfg, accelerator)
     history = head.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2, shuffle=False)  # shuffled above
@@ -122,14 +131,17 @@ def screen_head(cfg: ScreenConfig, data: SplitData) -> HeadSpec:
     return HeadSpec(dropout=cfg.dropout, activation="sigmoid" if data.class_map.multi_label else "softmax")
 
 
-def compile_screen(model, cfg: ScreenConfig, accelerator, multi_label: bool = False) -> None:
-    """Compile for sparse labels (multi-label: 0/1 rows, binary cross-entropy) with Adam.
+def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> None:
+    """Compile for sparse labels (multi-label: 0/1 rows, binary cross-entropy) with Adam, accuracy and --metric.
 
-    Accuracy is weighted where validation batches carry padding (JAX data parallelism).
+    Metrics are weighted where validation batches carry padding (JAX data parallelism).
     """
-    metrics = {"weighted_metrics" if accelerator.batch_multiple > 1 else "metrics": [accuracy_metric(multi_label)]}
+    multi_label = data.class_map.multi_label
+    extra = epoch_metric(cfg.metric, data.num_classes, positive_index(data.class_map))
+    metrics = {"weighted_metrics" if accelerator.batch_multiple > 1 else "metrics":
+               [accuracy_metric(multi_label), *([extra] if extra is not None else [])]}
     loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, **metrics)
+    model.compile(optimizer=make_optimizer("adam", cfg.learning_rate), loss=loss, **metrics)
 
 
 def batched(features, labels, cfg: ScreenConfig, accelerator, shuffle: bool = False):
@@ -156,7 +168,7 @@ def train_full(spec, cfg: ScreenConfig, data: SplitData, accelerator):
         raise KitError("screening trains with sparse labels: leave --mixup and --cutmix at 0")
     with accelerator.strategy.scope():
         model = build_classifier(spec, cfg.image_size, data.num_classes, cfg.weights, screen_head(cfg, data))
-        compile_screen(model, cfg, accelerator, data.class_map.multi_label)
+        compile_screen(model, cfg, accelerator, data)
     opts = dataclasses.replace(cfg, batch_size=accelerator.global_batch(cfg.batch_size, len(data.train)))
     train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, drop_remainder=accelerator.fixed_batches)
     val = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple,
@@ -175,18 +187,26 @@ def describe(row: dict) -> str:
         return f"FAILED after {row['seconds']:.1f} s: {row['error']}"
     rate = row["images_per_second"]
     speed = "features from cache" if isinstance(rate, float) and math.isnan(rate) else f"{rate:.0f} images/s"
-    return (f"best val_accuracy {row['best_val_accuracy']:.4f} at epoch {row['best_epoch']}, "
-            f"val_loss {row['val_loss']:.4f}, {row['seconds']:.1f} s, {speed}")
+    return (f"best val_{log_name(row['metric'])} {row['best_score']:.4f} at epoch {row['best_epoch']}, "
+            f"val_loss {row['val_loss']:.4f}, best val_accuracy {row['best_val_accuracy']:.4f}, "
+            f"{row['seconds']:.1f} s, {speed}")
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    """Return the rows already in screening.csv (kept across runs), or an empty table."""
+def read_rows(path: Path, metric: str) -> pd.DataFrame:
+    """Return the rows already in screening.csv (kept across runs), or an empty table.
+
+    A table ranked by another metric is refused: its rows and the new ones could not be compared.
+    """
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
     rows = pd.read_csv(path, keep_default_na=False, na_values=[""])
     missing = [c for c in COLUMNS if c not in rows.columns]
     if missing:
-        raise KitError(f"{path}: not a screening table (missing {', '.join(missing)}); move it away or pick --out")
+        raise KitError(f"{path}: not a screening table of this kit version (missing {', '.join(missing)}); move it "
+                       "away or pick --out")
+    other = sorted(set(rows["metric"].dropna().astype(str)) - {metric})
+    if other:
+        raise KitError(f"{path} ranks backbones by {other[0]}, not --metric {metric}: pick another --out")
     rows["error"] = rows["error"].fillna("")
     return rows[COLUMNS]
 
@@ -197,12 +217,15 @@ def finished(rows: pd.DataFrame, name: str) -> bool:
     return not done.empty
 
 
-def merge_row(rows: pd.DataFrame, row: dict) -> pd.DataFrame:
-    """Return the table with this backbone's row replaced (or added), sorted best first."""
+def merge_row(rows: pd.DataFrame, row: dict, metric: str = "accuracy") -> pd.DataFrame:
+    """Return the table with this backbone's row replaced (or added), sorted best first by the metric in its
+    direction, ties to the lower val_loss; failed rows last."""
     kept = rows[rows["backbone"] != row["backbone"]]
     new = pd.DataFrame([{c: row.get(c, np.nan) for c in COLUMNS}])
     merged = new if kept.empty else pd.concat([kept, new], ignore_index=True)
-    return merged.sort_values("best_val_accuracy", ascending=False, na_position="last").reset_index(drop=True)
+    order = sorted(range(len(merged)), key=lambda i: rank_key(merged["best_score"].iloc[i],
+                                                               merged["val_loss"].iloc[i], metric))
+    return merged.iloc[order].reset_index(drop=True)
 
 
 def write_rows(rows: pd.DataFrame, path: Path) -> None:
@@ -211,9 +234,9 @@ def write_rows(rows: pd.DataFrame, path: Path) -> None:
 
 
 def plot_rows(rows: pd.DataFrame, path: Path, cfg: ScreenConfig, mode: str) -> None:
-    """Draw screening.png."""
+    """Draw screening.png: each backbone's best score in the metric."""
     title = f"frozen-backbone screening: {mode}, {cfg.epochs} epoch(s), {cfg.image_size[0]}x{cfg.image_size[1]}"
-    plot_screening(rows, path, title)
+    plot_screening(rows, path, title, "best_score", f"best validation {cfg.metric}")
 
 
 def print_table(rows: pd.DataFrame) -> None:
@@ -225,5 +248,5 @@ def print_table(rows: pd.DataFrame) -> None:
         print("winner: none (every backbone failed)")
     else:
         best = good.iloc[0]
-        print(f"winner: {best['backbone']} (best val_accuracy {best['best_val_accuracy']:.4f} "
-              f"at epoch {int(best['best_epoch'])})")
+        print(f"winner: {best['backbone']} (best val_{log_name(best['metric'])} {best['best_score']:.4f} "
+              f"at epoch {int(best['best_epoch'])}, by {best['metric']})")

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv
+from src.core.metric_choice import log_name
 from src.core.plots import plot_curves
 from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
@@ -21,7 +22,7 @@ from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, u
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
-                                    TargetMetrics, TimeLimit, resume_state)
+                                    StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
 from src.training.recipe_options import back_off, describe_recipe, ema_callbacks, stage_plan
 
@@ -33,6 +34,12 @@ class RunData(SplitData):
     """The split and labels every stage trains and validates on, with the heads of a multi-task run."""
 
     heads: dict = dataclasses.field(default_factory=dict)  # multi-task: {label column: ClassMap}, target included
+    metric: str = "accuracy"  # the competition's metric (src.core.metric_choice), resolved once per run
+    positive: int = 1         # the class whose probability auc scores
+
+    @property
+    def monitor(self) -> str:
+        return f"val_{log_name(self.metric)}"
 
     def labels(self, role: str):
         """Return a role's class indices: one array, or {column: array} for a multi-task run."""
@@ -51,8 +58,8 @@ class OutOfTime(Exception):
 
 
 def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, callbacks=(),
-              deadline: float | None = None) -> float:
-    """Fit one stage, halving the batch on out-of-memory errors; return its best val_accuracy.
+              deadline: float | None = None) -> dict:
+    """Fit one stage, halving the batch on out-of-memory errors; return its best epoch (best_row).
 
     The halving ends at --min-batch-size, which is always tried once: out of memory there is a sentence
     naming the stage and its size. A write the disk refuses is one naming the run folder.
@@ -87,8 +94,8 @@ def out_of_memory(err: Exception) -> bool:
 
 
 def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, batch: int,
-              extra=(), deadline: float | None = None, accumulate: int = 1) -> float:
-    """Build the model at the stage's size, load init_weights, fit; return the best val_accuracy."""
+              extra=(), deadline: float | None = None, accumulate: int = 1) -> dict:
+    """Build the model at the stage's size, load init_weights, fit; return the best epoch (best_row)."""
     global_batch = accelerator.global_batch(batch, len(data.train))
     plan = stage_plan(stage, len(data.train), accelerator, global_batch, accumulate)
     model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator, plan)
@@ -96,15 +103,17 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history_file = run.stage_history(stage.name)
     discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
-    best, wait = resume_state(rows)
+    best, best_loss, wait = resume_state(rows, data.metric)
     checkpoint = run.weights(stage.name)
-    aliases = [TargetMetrics(data.target)] if data.heads else []  # before the callbacks that read val_accuracy
+    aliases = [TargetMetrics(data.target, data.metric)] if data.heads else []  # before the callbacks reading them
     # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
-    callbacks = [DiskSpaceGuard(run.path), *aliases, backup, *ema_callbacks(cfg),
-                 ResumableEarlyStopping(stage.patience, best, wait, checkpoint if best is not None else None),
-                 ResumableCheckpoint(checkpoint, best), LearningRateLogger(),
+    guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
+    callbacks = [guard, DiskSpaceGuard(run.path), *aliases, backup, *ema_callbacks(cfg),
+                 ResumableEarlyStopping(stage.patience, data.metric, best, best_loss, wait,
+                                        checkpoint if best is not None else None),
+                 ResumableCheckpoint(checkpoint, data.metric, best, best_loss), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
     if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard(stage.name))))
@@ -112,7 +121,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     callbacks += [clock] if clock else []  # last: the epoch's backup and log are written before it stops
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
           f"{describe_recipe(cfg, stage, batch, accumulate)}, "
-          f"backbone {'trained' if stage.train_backbone else 'frozen'}", flush=True)
+          f"backbone {'trained' if stage.train_backbone else 'frozen'}, best epoch by {data.monitor}, "
+          f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
         if data.heads or cfg.ema:
             flag = "--targets: multi-task training" if data.heads else "--ema (its validation swap needs Keras's fit)"
@@ -126,7 +136,19 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history = pd.read_csv(history_file)
     if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
         raise OutOfTime(stage.name, len(history), stage.epochs)
-    return float(history["val_accuracy"].max())
+    return best_row(history, data.metric)
+
+
+def best_row(history: pd.DataFrame, metric: str) -> dict:
+    """Return the best epoch of a stage's log: {score, val_loss, epoch (1-based)}, chosen as the checkpoint chose it."""
+    best, loss, wait = resume_state(history, metric)
+    return {"score": best, "val_loss": loss, "epoch": len(history) - wait}
+
+
+def describe_sampling(sampling: str) -> str:
+    """Return the stage line's words for --sampling."""
+    return {"natural": "natural (images as they come)", "balanced": "balanced (each class equally often)",
+            "sqrt": "sqrt (each class in proportion to the square root of its count)"}[sampling]
 
 
 def early_stopped(callbacks) -> bool:
@@ -154,6 +176,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         heads = data.heads or None
         compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None,
                            weighted=accelerator.batch_multiple > 1, multi_label=data.class_map.multi_label,
+                           metric=data.metric, positive=data.positive, target=data.target,
                            plan=plan, warmup=stage.train_backbone)
     return model
 
@@ -173,11 +196,13 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
         def one_hot(x, y, *weight):
             return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}, *weight
 
-        train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches)
+        train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches,
+                                   sampling=cfg.sampling, classes=data.y_train)
         val = make_eval_dataset(data.val, data.labels("val"), opts, multiple, weights=multiple > 1)
         return train.map(one_hot), val.map(one_hot)
     train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=k,
-                               drop_remainder=fixed_batches)
+                               drop_remainder=fixed_batches, sampling=cfg.sampling,
+                               classes=None if data.class_map.multi_label else data.y_train)
     val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1)
     if data.class_map.multi_label:  # the labels are already a 0/1 row per image
         return train, val
@@ -221,28 +246,36 @@ def finished_rows(history_file, backup) -> pd.DataFrame | None:
     return rows
 
 
-def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator) -> dict:
-    """Write history.csv, curves.png and holdout_predictions.csv; return the holdout accuracy."""
-    history = collect_history(run, stages)
+def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator, kept) -> dict:
+    """Write history.csv, curves.png and holdout_predictions.csv (with the kept stage's weights); return the
+    holdout accuracy and the stage kept."""
+    history = collect_history(run, stages, data.metric)
     write_csv(run.history_file, history)
-    plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}")
-    last = stages[-1]
-    accuracy = write_holdout(cfg, spec, data, run, last, accelerator)
+    plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
+                log_name(data.metric))
+    accuracy = write_holdout(cfg, spec, data, run, kept, accelerator)
     shutil.rmtree(run.path / "backup", ignore_errors=True)
-    return {"holdout_accuracy": accuracy, "final_stage": last.name}
+    return {"holdout_accuracy": accuracy, "final_stage": kept.name}
 
 
-def collect_history(run: RunFolder, stages) -> pd.DataFrame:
-    """Return one row per epoch of every stage: stage, epoch (1-based), lr, loss, accuracy, val_*."""
-    parts = []
+def history_columns(metric: str = "accuracy") -> list:
+    """Return history.csv's columns: stage, epoch, lr, loss, accuracy, val_loss, val_accuracy, then <metric>,
+    val_<metric> when the metric is not accuracy (its Keras log name: map@5 -> map_at_5)."""
+    logged = log_name(metric)
+    return HISTORY_COLUMNS + ([logged, f"val_{logged}"] if logged != "accuracy" else [])
+
+
+def collect_history(run: RunFolder, stages, metric: str = "accuracy") -> pd.DataFrame:
+    """Return one row per epoch of every stage: stage, epoch (1-based), lr, loss, accuracy, val_*, the metric."""
+    columns, parts = history_columns(metric), []
     for stage in stages:
         path = run.stage_history(stage.name)
         if path.is_file():
             rows = pd.read_csv(path).assign(stage=stage.name)
             rows["epoch"] = rows["epoch"] + 1
-            heads = [c for c in rows.columns if c.endswith("_accuracy") and c not in HISTORY_COLUMNS]
-            parts.append(rows.reindex(columns=HISTORY_COLUMNS + heads))  # multi-task: accuracy per head too
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=HISTORY_COLUMNS)
+            heads = [c for c in rows.columns if c.endswith("_accuracy") and c not in columns]
+            parts.append(rows.reindex(columns=columns + heads))  # multi-task: accuracy per head too
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:

@@ -11,15 +11,18 @@ an out-of-memory error halves the batch size and retries the stage, down to --mi
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.provenance import git_commit
+from src.core.metric_choice import log_name, rank_key
 from src.data.extra_data import add_extra_data
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
+from src.inference.formats import choose_metric, positive_index
 from src.models.backbones import get_spec
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
@@ -33,16 +36,20 @@ def run_folder_for(cfg) -> RunFolder:
 
 
 def train(cfg, callbacks=()) -> dict:
-    """Run every stage into the run folder; return the summary (best val_accuracy per stage, holdout accuracy)."""
+    """Run every stage into the run folder; return the summary (best metric value per stage, the stage kept,
+    holdout accuracy)."""
     deadline = time.monotonic() + cfg.time_limit * 3600 if cfg.time_limit > 0 else None
     spec = get_spec(cfg.backbone)
     run = run_folder_for(cfg)
     with run.lock():
         data = prepare_run(cfg, run)
         accelerator = pick_accelerator(request=cfg.accelerator)
-        state = run.state()
-        previous = None
-        for stage in plan_stages(cfg):
+        if accelerator.kind == "multi-worker" and data.metric != "accuracy":
+            raise KitError(f"--metric {data.metric}: training on several machines logs accuracy only; use "
+                           "--metric accuracy there, or one machine")
+        state = {"best_val_loss": {}, **run.state(), "metric": data.metric}
+        stages, previous = plan_stages(cfg), None
+        for stage in stages:
             if stage.name in state["finished"]:
                 print(f"{stage.name}: finished earlier, weights in {run.weights(stage.name)}")
             elif deadline is not None and time.monotonic() >= deadline:
@@ -50,20 +57,41 @@ def train(cfg, callbacks=()) -> dict:
             else:
                 started = time.monotonic()
                 try:
-                    state["best"][stage.name] = run_stage(stage, cfg, spec, data, run, previous, accelerator,
-                                                          callbacks, deadline)
+                    best = run_stage(stage, cfg, spec, data, run, previous, accelerator, callbacks, deadline)
                 except OutOfTime as cut:
                     return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
                 add_provenance(state, stage.name, time.monotonic() - started)
+                state["best"][stage.name], state["best_val_loss"][stage.name] = best["score"], best["val_loss"]
                 state["finished"].append(stage.name)
                 state.setdefault("hardware", {})[stage.name] = accelerator.as_record()  # resumed runs may move
                 run.save_state(state)
             previous = run.weights(stage.name)
-        summary = write_reports(cfg, spec, data, run, plan_stages(cfg), accelerator)
+        kept, why = choose_final_stage(state, stages, cfg.final_stage, data.metric)
+        run.save_state({**state, "kept": kept.name, "kept_by": cfg.final_stage})
+        summary = write_reports(cfg, spec, data, run, stages, accelerator, kept)
     for name, value in state["best"].items():
-        print(f"{name}: best val_accuracy {value:.4f}, weights {run.weights(name)}")
+        print(f"{name}: best {data.monitor} {value:.4f} (val_loss {state['best_val_loss'].get(name, float('nan')):.4f}), "
+              f"weights {run.weights(name)}")
+    print(f"final weights: {kept.name} ({why})")
     print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
-    return {**summary, "best": dict(state["best"]), "hardware": state.get("hardware", {}), "out": str(run.path)}
+    return {**summary, "best": dict(state["best"]), "metric": data.metric, "kept": kept.name,
+            "hardware": state.get("hardware", {}), "out": str(run.path)}
+
+
+def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tuple:
+    """Return (the stage whose weights are final, why): by --final-stage best, the stage with the best score in
+    the metric's direction (ties to the lower val_loss, then the later stage); by last, the recipe's last stage.
+    """
+    monitor = f"val_{log_name(metric)}"
+    scores = {s.name: (state["best"].get(s.name), state.get("best_val_loss", {}).get(s.name)) for s in stages}
+    listed = ", ".join(f"{name} {value:.4f}" for name, (value, _) in scores.items() if value is not None)
+    ranked = sorted(reversed(stages), key=lambda s: rank_key(*scores[s.name], metric))  # stable: later wins ties
+    best, last = ranked[0], stages[-1]
+    if rule == "last":
+        note = "" if best is last else f"; {best.name} scored better: --final-stage best would keep it"
+        return last, f"--final-stage last keeps the recipe's last stage; best {monitor}: {listed}{note}"
+    verdict = "the last stage scored best" if best is last else f"{best.name} scored better than {last.name}"
+    return best, f"best {monitor} per stage: {listed}; {verdict} (--final-stage best; last keeps the recipe's)"
 
 
 def add_provenance(state: dict, stage: str, seconds: float) -> dict:
@@ -90,24 +118,29 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
     """Check the folder (a new run, or --resume with the same settings); save config, classes and split."""
     resuming = run.is_run()
     run.check_start(cfg.resume)
+    saved = run.load_config().metric or "accuracy" if resuming else ""  # runs before --metric: val_accuracy
     if resuming:
-        run.check_resume(cfg)
+        run.check_resume(cfg if cfg.metric else dataclasses.replace(cfg, metric=saved))
     data = prepare_split(cfg, lambda split, comp: add_training_only(split, comp, cfg))
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
     if data.class_map.multi_label:
         check_multi_label(cfg, data.target, heads)
+    choice = choose_metric(cfg.metric, cfg.data, data.comp.schema, data.class_map, saved, str(run.config_file))
+    print(choice.line, flush=True)
+    cfg = dataclasses.replace(cfg, metric=choice.name)  # config.json names the metric itself, never ""
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
         run.save_split(data.split)
         run.save_class_maps(data.target, data.comp.class_maps)
         run.save_config(cfg)
-    return RunData(**vars(data), heads=heads)
+    return RunData(**vars(data), heads=heads, metric=choice.name, positive=positive_index(data.class_map))
 
 
 def check_multi_label(cfg, target: str, heads: dict) -> None:
     """Refuse the settings a multi-label target (tags) cannot take, naming the flag."""
-    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1}
+    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1,
+               f"--sampling {cfg.sampling} (per-class weights)": cfg.sampling != "natural"}
     for flag, given in refused.items():
         if given:
             raise KitError(f"{flag}: column {target} holds tags (multi-label), which {flag.split()[0]} does not "

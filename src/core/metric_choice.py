@@ -1,0 +1,175 @@
+"""The competition's metric: its name in the kit, its direction, its log column, and which source chose it.
+
+    choice = resolve_metric(cfg.metric, cfg.data, fallback="auc", fallback_why="the probability format's")
+    print(choice.line)     # metric: auc (Kaggle's evaluation metric 'Area Under ...' in data/x/kaggle_metric.json)
+
+Every job (train, K-fold, screen_backbones, tune, prune, submit, predict) asks this one module, in
+one order: the --metric flag > the run's config.json (submit, predict) > kaggle_metric.json (which
+`python -m src.kaggle_api download` writes from the competition's record) > the default of the
+submission format. The line says which source decided; a Kaggle name the kit does not know is
+said and never guessed. Metric functions themselves live in src.inference.metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+
+from src.core.errors import KitError
+from src.core.files import write_json
+
+KAGGLE_FILE = "kaggle_metric.json"
+MULTI_LABEL = ("f2_samples",)
+KNOWN = "accuracy, f1_macro, log_loss, auc, qwk, map@K (map@5 ...), f2_samples (multi-label)"
+# Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
+KAGGLE_NAMES = {
+    "area under receiver operating characteristic curve": "auc", "auc": "auc", "roc auc": "auc",
+    "log loss": "log_loss", "logloss": "log_loss", "multiclass loss": "log_loss",
+    "categorization accuracy": "accuracy", "accuracy": "accuracy",
+    "quadratic weighted kappa": "qwk",
+    "mean f2": "f2_samples", "f-beta": "f2_samples", "mean fscore beta": "f2_samples",
+    "macro f1": "f1_macro", "macro f1 score": "f1_macro", "f1 macro": "f1_macro",
+}
+
+
+def check_metric(name: str) -> str:
+    """Return the metric's canonical name; an unknown one is an error listing the known ones."""
+    if name == "logloss":
+        return "log_loss"
+    if name in ("accuracy", "f1_macro", "log_loss", "auc", "qwk", *MULTI_LABEL) or re.fullmatch(r"map@[1-9]\d*", name):
+        return name
+    raise KitError(f"--metric {name}: expected one of {KNOWN}")
+
+
+def metric_flag(value: str):
+    """Return what --metric expects when value is not empty and not a metric, else None (a field check)."""
+    try:
+        if value:
+            check_metric(value)
+        return None
+    except KitError:
+        return f"one of {KNOWN}, or empty (the run's, Kaggle's or the submission format's)"
+
+
+def check_metric_for(name: str, multi_label: bool) -> str:
+    """Return the metric's canonical name when it fits the target: tags need a multi-label metric, and back."""
+    name = check_metric(name)
+    if multi_label != (name in MULTI_LABEL):
+        wanted = ", ".join(MULTI_LABEL) if multi_label else "accuracy, f1_macro, log_loss, auc, qwk or map@K"
+        target = "multi-label (tags)" if multi_label else "one label per image"
+        raise KitError(f"--metric {name}: the target is {target}: expected {wanted}")
+    return name
+
+
+def higher_is_better(name: str) -> bool:
+    return check_metric(name) != "log_loss"
+
+
+def log_name(name: str) -> str:
+    """Return the metric's name in Keras logs and history.csv (map@5 -> map_at_5: '@' is not a safe key)."""
+    return check_metric(name).replace("@", "_at_")
+
+
+def rank_key(value, loss, name: str) -> tuple:
+    """Return a sort key, lowest best: the metric in its direction, ties to the lower val_loss, NaN last.
+
+    Exists so every choice of a best epoch, stage, backbone or trial breaks ties the same way, never
+    simply by order (Keras's EarlyStopping keeps the first of equal values).
+    """
+    def finite(v):
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+    sign = -1.0 if higher_is_better(name) else 1.0
+    return (0 if finite(value) else 1, sign * float(value) if finite(value) else 0.0,
+            float(loss) if finite(loss) else math.inf)
+
+
+def is_better(value, loss, best_value, best_loss, name: str) -> bool:
+    """Return True when (value, loss) beats (best_value, best_loss) by rank_key; anything beats no best (None)."""
+    if best_value is None and best_loss is None:
+        return True
+    return rank_key(value, loss, name) < rank_key(best_value, best_loss, name)
+
+
+# ---------------------------------------------------------------- Kaggle's name
+
+
+def write_kaggle_metric(folder, competition: str, evaluation_metric: str) -> Path:
+    """Write folder/kaggle_metric.json: the competition and its evaluation metric as Kaggle names it."""
+    path = Path(folder) / KAGGLE_FILE
+    write_json(path, {"competition": competition, "evaluation_metric": evaluation_metric})
+    return path
+
+
+def read_kaggle_metric(folder) -> str:
+    """Return Kaggle's name of the metric from folder/kaggle_metric.json, or '' when there is none."""
+    path = Path(folder) / KAGGLE_FILE
+    if not path.is_file():
+        return ""
+    try:
+        return str(json.loads(path.read_text()).get("evaluation_metric") or "").strip()
+    except (ValueError, AttributeError):
+        raise KitError(f"{path}: not the JSON object python -m src.kaggle_api download writes") from None
+
+
+def kit_name(kaggle_name: str, fallback: str = "") -> str:
+    """Return the kit's metric for Kaggle's name, or '' when the name is not in the table.
+
+    MAP@{K} leaves K to the sample submission: the format's map@k when that is the fallback.
+    """
+    key = " ".join(kaggle_name.lower().replace("_", " ").split())
+    if key in KAGGLE_NAMES:
+        return KAGGLE_NAMES[key]
+    found = re.fullmatch(r"map\s*@\s*(\d+|\{k\})", key)
+    if found and found.group(1).isdigit() and int(found.group(1)) > 0:
+        return f"map@{int(found.group(1))}"
+    if found and fallback.startswith("map@"):
+        return fallback
+    return ""
+
+
+# ---------------------------------------------------------------- resolution
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricChoice:
+    """The metric a job uses, the source that decided it (flag, run, kaggle, format) and the line saying so."""
+
+    name: str
+    source: str
+    line: str
+
+    @property
+    def monitor(self) -> str:
+        return f"val_{log_name(self.name)}"
+
+
+def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, multi_label: bool = False,
+                   run_metric: str = "", run_where: str = "") -> MetricChoice:
+    """Return the metric by the kit's order: flag > the run's config > kaggle_metric.json > fallback.
+
+    fallback is the submission format's default and fallback_why says whose (e.g. "the label format's").
+    A flag that does not fit the target is an error; a run's or Kaggle's that does not fit is said and passed.
+    """
+    if flag:
+        name = check_metric_for(flag, multi_label)
+        differs = f"; the run(s) trained for {run_metric} ({run_where}): their epochs and stages were chosen by " \
+                  f"{run_metric}" if run_metric and run_metric != name else ""
+        return MetricChoice(name, "flag", f"metric: {name} (--metric){differs}")
+    if run_metric:
+        return MetricChoice(check_metric_for(run_metric, multi_label), "run",
+                            f"metric: {run_metric} (from the run's config, {run_where})")
+    path = Path(data_dir) / KAGGLE_FILE
+    kaggle = read_kaggle_metric(data_dir)
+    fallback = check_metric_for(fallback, multi_label)
+    if kaggle:
+        name = kit_name(kaggle, fallback)
+        if name and (name in MULTI_LABEL) == multi_label:
+            return MetricChoice(name, "kaggle", f"metric: {name} (Kaggle's evaluation metric {kaggle!r} in {path})")
+        why = (f"which maps to {name}, a metric for {'tags' if name in MULTI_LABEL else 'one label per image'}, "
+               "not this target") if name else "which the kit does not know"
+        return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default): Kaggle's evaluation "
+                                                f"metric {kaggle!r} in {path} is one {why}; --metric sets it")
+    return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default; --metric sets it)")
