@@ -61,8 +61,10 @@ def jax_jobs(tmp_path_factory):
         "train": ("train", ["--data", comp, "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
                             "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3,
                             "--stage2-epochs", 2, "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2,
-                            "--val-fraction", 0.25, "--metric", "log_loss", "--out", root / "run"]),
-        "submit": ("submit", ["--data", comp, "--run", root / "run", "--tta", "--out", root / "subs"]),
+                            "--val-fraction", 0.25, "--metric", "log_loss", "--schedule", "cosine",
+                            "--lr-warmup-epochs", 1, "--ema", 0.99, "--accumulate", 2, "--out", root / "run"]),
+        "submit": ("submit", ["--data", comp, "--run", root / "run", "--tta-views", "identity,hflip,rot90,transpose_rot90",
+                              "--tta-scales", "1.0,1.25", "--out", root / "subs"]),
         **{f"screen_{mode}": ("screen_backbones", [
             "--data", comp, "--backbones", "small_resnet,mobilenetv3_small", "--weights", "none", "--mode", mode,
             "--image-size", 32, 32, "--epochs", 2, "--batch-size", 2, "--val-fraction", 0.25,
@@ -81,6 +83,7 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(jax_jobs)
     train = results["train"]
     assert train.returncode == 0, train.stdout + train.stderr
     assert "metric: log_loss (--metric)" in train.stdout and "best epoch by val_log_loss" in train.stdout
+    assert "batch 2 x 2 accumulated, cosine schedule after 1 warm-up epoch(s), EMA 0.99" in train.stdout
     assert "backend: JAX" in train.stdout
     assert f"accelerator: JAX backend, {DEVICES} CPU device(s) (keras.distribution.DataParallel)" in train.stdout
     assert f"a TPU is announced but JAX lists only {DEVICES} CPU device(s)" in train.stdout  # said, not silent
@@ -92,6 +95,10 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(jax_jobs)
     assert len(holdout) == (split["split"] == "val").sum() and len(holdout) % DEVICES  # padding cut off
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["val_accuracy"].between(0, 1).all() and len(history) >= 3
+    # One full global batch (16) an epoch: the warm-up ends at each stage's rate after its first epoch,
+    # the cosine reaches 0 at its last planned epoch.
+    np.testing.assert_allclose(history["lr"], [1e-2, 5e-3, 0, 1e-3, 0], rtol=1e-5, atol=1e-9)
+
     # The per-epoch val_log_loss (weighted, padded batches on eight devices) of the kept stage's best epoch is
     # the kit's own log loss of the kept weights' holdout file: the metric ignored the padding, and the
     # checkpoint holds the best epoch in the min direction.
@@ -113,7 +120,8 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(jax_jobs)
     val = holdout_frame(run, load_competition(DataOptions(data=str(comp)), with_test=False))
     mine = holdout.astype({"id": str}).set_index("id").loc[val["id"].astype(str), [f"prob_{c}" for c in range(3)]]
     np.testing.assert_allclose(mine.to_numpy(), predict_frame(run, val), atol=2e-3)
-    assert len(report["views"][0]) > 1  # TTA views went through the sharded model
+    assert report["views"][0] == ("identity+hflip+rot90+transpose_rot90+identity@1.25+hflip@1.25+rot90@1.25+"
+                                  "transpose_rot90@1.25")  # through the sharded model, at 24 and at 30 px
     frame = pd.read_csv(tmp_path / "subs" / "submission.csv", dtype=str)
     sample = pd.read_csv(comp / "sample-submission.csv", dtype=str)
     assert list(frame["Id"]) == list(sample["Id"]) and set(frame["Category"]) <= {"0", "1", "2"}

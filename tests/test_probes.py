@@ -74,8 +74,9 @@ def test_3_a_submission_name_that_is_a_path_is_refused_by_flag(tmp_path, name):
 @pytest.mark.parametrize("cls, views, message", [
     (SubmitConfig, "identity,scale_0", "--tta-views: expected scale_P with P from 50 to 200, not 'scale_0'"),
     (SubmitConfig, "center_crop_150", "--tta-views: expected center_crop_P with P from 20 to 100, not 'center_crop_150'"),
-    (PredictConfig, "hflip,zoom_2", "--tta-views: expected views identity, hflip, vflip, center_crop_P (P 20-100) or "
-                                    "scale_P (P 50-200), not 'zoom_2'"),
+    (PredictConfig, "hflip,zoom_2", "--tta-views: expected views identity, hflip, vflip, rot90, rot180, rot270, "
+                                    "transpose, transpose_rot90, center_crop_P (P 20-100) or scale_P (P 50-200), each "
+                                    "optionally @S (S times the run's size), not 'zoom_2'"),
 ])
 def test_11_tta_views_are_checked_with_their_ranges(cls, views, message):
     with pytest.raises(KitError) as err:

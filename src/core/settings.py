@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 
 from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, image_side, non_negative, opt,
-                             positive, tta_view_list)
+                             positive, tta_scale_list, tta_view_list)
+from src.core.errors import KitError
 from src.core.metric_choice import metric_flag
 
 def below_one(value):
@@ -48,14 +49,25 @@ class TrainConfig(DataOptions, PipelineOptions):
     warmup_lr: float = opt(1e-3, "learning rate of the warm-up", check=positive)
     stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width", check=image_side)
     stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive)
-    stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (ExponentialDecay)", check=positive)
+    stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (where --schedule starts; cosine: after the warm-up)",
+                           check=positive)
     stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better --metric", check=positive)
     stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=image_side)
     stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive)
-    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (ExponentialDecay)", check=positive)
+    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (where --schedule starts)", check=positive)
     stage2_patience: int = opt(5, "stage 2 early-stopping patience", check=positive)
-    decay_steps: int = opt(1000, "ExponentialDecay decay_steps", check=positive)
-    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate", check=positive)
+    decay_steps: int = opt(1000, "ExponentialDecay decay_steps (--schedule exponential)", check=positive)
+    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate (--schedule exponential)", check=positive)
+    schedule: str = opt("exponential", "learning rate per stage: exponential (ExponentialDecay, --decay-steps, "
+                                       "--decay-rate); cosine: cosine decay to 0 over the stage's planned epochs",
+                        ("exponential", "cosine"))
+    lr_warmup_epochs: float = opt(0.0, "with --schedule cosine: epochs of linear rate warm-up from 0 at the start of "
+                                       "stages 1 and 2 (--warmup-epochs trains the head alone before them)",
+                                  check=non_negative)
+    accumulate: int = opt(1, "batches whose gradients make one update (effective batch: --batch-size times this); "
+                             "out of memory doubles it as the batch halves", check=positive)
+    ema: float = opt(0.0, "exponential moving average of the weights with this decay (0.999); validation, "
+                          "checkpoints and the final weights use the average; 0: off", check=below_one)
     optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"))
     loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"))
     label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one)
@@ -96,6 +108,18 @@ class TrainConfig(DataOptions, PipelineOptions):
                                    "equally often); sqrt (in proportion to the square root of its count)",
                         ("natural", "balanced", "sqrt"))
 
+    def check(self) -> None:
+        """Raise naming the flags that do not fit together."""
+        super().check()
+        if self.lr_warmup_epochs > 0 and self.schedule != "cosine":
+            raise KitError(f"--lr-warmup-epochs {self.lr_warmup_epochs:g}: needs --schedule cosine (Keras's "
+                           "CosineDecay has the warm-up; ExponentialDecay has none)")
+        planned = {"--stage1-epochs": self.stage1_epochs, "--stage2-epochs": self.stage2_epochs}
+        for flag, epochs in list(planned.items())[:self.stages]:
+            if self.lr_warmup_epochs >= epochs:
+                raise KitError(f"--lr-warmup-epochs {self.lr_warmup_epochs:g}: expected fewer than {flag} {epochs} "
+                               "(the decay needs epochs after the warm-up)")
+
 
 # ---------------------------------------------------------------- screening
 @dataclasses.dataclass
@@ -131,9 +155,13 @@ class SubmitConfig(DataOptions):
                        "--tta auto picks views (and --tta-random passes) greedily on each run's holdout with "
                        "the metric, keeping only views that help; empty: none", ("", "default", "auto"),
                    const="default")
-    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, center_crop_P with P 20-100, scale_P "
-                             "with P 50-200); with --tta auto: the candidates (empty: every named view)",
-                         check=tta_view_list)
+    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, rot90, rot180, rot270, transpose, "
+                             "transpose_rot90, center_crop_P with P 20-100, scale_P with P 50-200, any of them @S: at "
+                             "S times the run's size); with --tta auto: the candidates (empty: every view of "
+                             f"{', '.join(AUTO_VIEWS)})", check=tta_view_list)
+    tta_scales: str = opt("1.0", "comma-separated sizes, as multiples of the run's size, each view is also predicted "
+                                 "at (1.0,1.15: FixRes, a little larger than training); with --tta auto: candidates",
+                          check=tta_scale_list)
     tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
     tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
     ensemble_weights: str = opt("equal", "equal, or fit for the metric on the runs' shared holdout predictions "
@@ -330,6 +358,8 @@ class PredictConfig:
     run: str = opt("", "training run folder (python -m src.train)")
     tta: bool = opt(False, f"average the default views ({', '.join(DEFAULT_VIEWS)})")
     tta_views: str = opt("", "comma-separated views instead of the defaults", check=tta_view_list)
+    tta_scales: str = opt("1.0", "comma-separated sizes, as multiples of the run's size, each view is also "
+                                 "predicted at", check=tta_scale_list)
     top: int = opt(5, "classes printed per image", check=positive)
     batch_size: int = opt(32, "images per batch", check=positive)
 

@@ -3,9 +3,11 @@
     run = load_run("runs/effb0")
     probs = predict_frame(run, frame, views=("identity", "hflip"))    # TTA, views averaged
 
-Each image is decoded once; its views (flips, centre crops, zooms, random training
-augmentations) are made from the decoded batch in the input pipeline and go through the model
-together, on either Keras backend. A run predicts at its final stage's resolution with that stage's best weights, as
+Each image is decoded once per scale; its views (flips, quarter turns, transposes, centre crops, zooms,
+random training augmentations; src.inference.views) are made from the decoded batch in the input pipeline
+and go through the model together, on either Keras backend; views at a larger scale (NAME@1.15) are
+decoded at that size and go through the run's network built at it.
+A run predicts at its final stage's resolution with that stage's best weights, as
 its RunFolder says; never another stage's weights instead.
 """
 from __future__ import annotations
@@ -18,12 +20,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from src.core.config import PipelineOptions, view_problem
+from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
 from src.core.metric_choice import resolve_metric
 from src.core.settings import DEFAULT_VIEWS
 from src.data.imagefiles import describe_bad, scan_images
 from src.hardware.accelerator import active_batch_multiple
+from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size, with_scales
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_classifier, load_checked, recorded_shape
 from src.pipeline.augment import make_augmenter
@@ -129,14 +132,19 @@ def runs_metric(runs) -> tuple[str, str]:
 
 def build_run_model(run: Run):
     """Return the run's classifier at its final size with its best weights loaded."""
-    spec = get_spec(run.config.backbone)
-    columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
-    classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
-    model = build_classifier(spec, run.size, classes, "none", HeadSpec.from_config(run.config, run.class_map.multi_label),
-                             scheme=run.config.head_scheme)
+    model = build_run_network(run, run.size)
     check_trained_shape(run, model)
     load_checked(model, run.weights, f"{run.folder.config_file} and {run.folder.class_map_file}")
     return model
+
+
+def build_run_network(run: Run, size):
+    """Return the run's classifier built at `size` (height, width), weights not loaded."""
+    spec = get_spec(run.config.backbone)
+    columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
+    classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
+    return build_classifier(spec, tuple(size), classes, "none",
+                            HeadSpec.from_config(run.config, run.class_map.multi_label), scheme=run.config.head_scheme)
 
 
 def check_trained_shape(run: Run, model) -> None:
@@ -159,26 +167,6 @@ def check_trained_shape(run: Run, model) -> None:
                        "training; restore it from a copy, or train the run again")
 
 
-def make_view(images, name: str):
-    """Return a batch view by name (float images in [0, 255], same size): flips, centre crops, zooms."""
-    if name == "identity":
-        return images
-    if name == "hflip":
-        return images[:, :, ::-1]
-    if name == "vflip":
-        return images[:, ::-1]
-    problem = view_problem(name)
-    if problem:
-        raise KitError(f"--tta-views: expected {problem}")
-    kind, _, percent = name.rpartition("_")
-    keep = int(percent) / 100 if kind == "center_crop" else 100 / int(percent)
-    size = tf.shape(images)[1:3]
-    if keep >= 1:  # a zoom out: shrink, then pad back to size
-        shrunk = tf.image.resize(images, tf.cast(tf.cast(size, tf.float32) / keep, tf.int32))
-        return tf.image.resize_with_crop_or_pad(shrunk, size[0], size[1])
-    return tf.image.resize(tf.image.central_crop(images, keep), size)
-
-
 def predict_frame(run: Run, frame: pd.DataFrame, views=("identity",), random_passes: int = 0,
                   mean: str = "arithmetic", model=None, batch_size: int = 32) -> np.ndarray:
     """Return class probabilities (n, classes) for the frame's images, averaged over the TTA views."""
@@ -188,14 +176,42 @@ def predict_frame(run: Run, frame: pd.DataFrame, views=("identity",), random_pas
 
 def predict_views(run: Run, frame: pd.DataFrame, views=("identity",), random_passes: int = 0, model=None,
                   batch_size: int = 32) -> np.ndarray:
-    """Return probabilities per view, shape (views + random passes, n, classes); images decoded once."""
-    for name in views:
-        make_view(tf.zeros([1, 4, 4, 3]), name)  # unknown names fail before any work
-    model = model or build_run_model(run)
-    opts = PipelineOptions(image_size=run.size, resize=run.config.resize, sharpen=run.config.sharpen,
+    """Return probabilities per view, shape (views + random passes, n, classes).
+
+    Images are decoded once per scale (a view NAME@S at S times the run's size); random passes at the
+    run's size. Views of another size than the run's go through its network built at their size.
+    """
+    check_views(views)  # unknown names fail before any work
+    scales = sorted({split_scale(v)[1] for v in views} | ({1.0} if random_passes else set()))
+    for scale in scales:
+        if max(scaled_size(run.size, scale)) > MAX_SIDE:
+            raise KitError(f"--tta-scales {scale:g}: {run.folder} predicts at {run.size[0]}x{run.size[1]}, so the "
+                           f"views would be {scaled_size(run.size, scale)}, over {MAX_SIDE} pixels a side")
+    sized = {tuple(run.size): model or build_run_model(run)}
+    found = {}
+    for scale in scales:
+        names = [v for v in views if split_scale(v)[1] == scale]
+        passes = random_passes if scale == 1.0 else 0
+        probs = predict_scale(run, frame, names, passes, scaled_size(run.size, scale), sized, batch_size)
+        found.update(zip(names + [f"random_{i}" for i in range(passes)], probs))
+    order = list(views) + [f"random_{i}" for i in range(random_passes)]
+    if not order:
+        return np.zeros((0, len(frame), len(run.class_map.values)), np.float32)
+    return np.stack([found[name] for name in order])
+
+
+def predict_scale(run: Run, frame: pd.DataFrame, names: list, passes: int, size: tuple, sized: dict,
+                  batch_size: int) -> list:
+    """Return one (n, classes) array per name, then per random pass, from images decoded at `size`."""
+    opts = PipelineOptions(image_size=size, resize=run.config.resize, sharpen=run.config.sharpen,
                            cache="none", batch_size=batch_size)
     augment = make_augmenter(run.config.augment, run.config.augment_backend, run.config.flip)
-
+    groups = {}  # {view size: names}: views of one size go through the network together
+    for name in names:
+        groups.setdefault(view_size(name, size), []).append(name)
+    if passes:
+        groups.setdefault(tuple(size), [])
+    randoms = {shape: [f"random_{i}" for i in range(passes)] if shape == tuple(size) else [] for shape in groups}
     multiple = active_batch_multiple()
 
     def all_views(images, batch_ids):
@@ -203,22 +219,38 @@ def predict_views(run: Run, frame: pd.DataFrame, views=("identity",), random_pas
         # to a multiple of the devices (JAX data parallelism) is cut off after the model.
         rows = tf.shape(images)[0]
         images = tf.pad(images, [[0, (multiple - rows % multiple) % multiple], [0, 0], [0, 0], [0, 0]])
-        batch = [make_view(images, name) for name in views]
-        batch += [tf.map_fn(augment, images) for _ in range(random_passes)]
-        return tf.concat(batch, axis=0), batch_ids, rows
+        return tuple(tf.concat([make_view(images, n) for n in members] +
+                               [tf.map_fn(augment, images) for _ in randoms[shape]], axis=0)
+                     for shape, members in groups.items()), batch_ids, rows
 
-    parts, ids = [], []
-    for batch, batch_ids, rows in make_predict_dataset(frame, opts).map(all_views):
-        probs = model.predict_on_batch(batch.numpy())  # an array any backend takes
-        if isinstance(probs, dict):  # a multi-task run: the submission's column
-            probs = probs[run.target]
-        parts.append(np.asarray(probs).reshape(len(views) + random_passes, -1, probs.shape[-1])[:, :int(rows)])
+    parts, ids = {shape: [] for shape in groups}, []
+    for batches, batch_ids, rows in make_predict_dataset(frame, opts).map(all_views):
+        for shape, batch in zip(groups, batches):
+            probs = target_probs(run, sized_model(run, sized, shape).predict_on_batch(batch.numpy()))
+            views = len(groups[shape]) + len(randoms[shape])
+            parts[shape].append(probs.reshape(views, -1, probs.shape[-1])[:, :int(rows)])
         ids += [i.decode() for i in batch_ids.numpy()]
-    if not parts:
-        return np.zeros((len(views) + random_passes, 0, len(run.class_map.values)), np.float32)
+    if not ids:
+        return [np.zeros((0, len(run.class_map.values)), np.float32)] * (len(names) + passes)
     # Shards stream in their own order: put the rows back in the frame's order by id.
     order = pd.Index(ids).get_indexer(frame["id"].astype(str))
-    return np.concatenate(parts, axis=1)[:, order]
+    found = {}
+    for shape, chunks in parts.items():
+        found.update(zip(groups[shape] + randoms[shape], np.concatenate(chunks, axis=1)[:, order]))
+    return [found[name] for name in names + [f"random_{i}" for i in range(passes)]]
+
+
+def target_probs(run: Run, probs) -> np.ndarray:
+    """Return the submission column's probabilities: a multi-task run's model answers per column."""
+    return np.asarray(probs[run.target] if isinstance(probs, dict) else probs)
+
+
+def sized_model(run: Run, sized: dict, size: tuple):
+    """Return the run's network at `size` with the weights of the one at the run's size (built once per size)."""
+    if size not in sized:
+        sized[size] = build_run_network(run, size)
+        sized[size].set_weights(sized[tuple(run.size)].get_weights())
+    return sized[size]
 
 
 def combine_views(per_view: np.ndarray, mean: str = "arithmetic") -> np.ndarray:
@@ -250,6 +282,7 @@ def print_predictions(cfg) -> list:
         raise KitError(f"cannot predict {describe_bad(bad)}")
     frame["id"] = [f"{i}:{path}" for i, path in enumerate(frame["path"])]  # the same file twice is two rows
     views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
+    views = with_scales(views, cfg.tta_scales)
     probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
     result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
     # multi-label: the tags at 0.5 (src.submit fits a threshold per tag), then the likeliest tags' probabilities

@@ -37,6 +37,7 @@ from src.inference.formats import (SubmissionFormat, check_submission, choose_me
                                    positive_index)
 from src.inference.metrics import fit_thresholds, higher_is_better, score
 from src.inference.tta_select import select_views
+from src.inference.views import with_scales
 from src.hardware.accelerator import pick_accelerator
 from src.kaggle.client import submit_file
 
@@ -122,16 +123,14 @@ def fit_tag_thresholds(fmt: SubmissionFormat, probs: np.ndarray, y: np.ndarray, 
 
 
 def chosen_views(cfg: SubmitConfig) -> tuple:
-    """Return the TTA views: --tta-views, else the defaults with --tta, else identity only.
+    """Return the TTA views: --tta-views, else the defaults with --tta, else identity only; each at every --tta-scales.
 
     With --tta auto: the candidates (identity always among them) that select_views chooses from.
     """
     named = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip())
     if cfg.tta == "auto":
-        return tuple(dict.fromkeys(("identity", *(named or AUTO_VIEWS))))
-    if named:
-        return named
-    return DEFAULT_VIEWS if cfg.tta == "default" else ("identity",)
+        return with_scales(tuple(dict.fromkeys(("identity", *(named or AUTO_VIEWS)))), cfg.tta_scales)
+    return with_scales(named or (DEFAULT_VIEWS if cfg.tta == "default" else ("identity",)), cfg.tta_scales)
 
 
 def check_runs_agree(runs, ensemble_weights: str) -> None:

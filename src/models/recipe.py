@@ -2,12 +2,15 @@
 
     model = build_classifier(spec, size, classes, weights, head, train_backbone=True)
     freeze_batchnorm(model, spec)                     # pretrained statistics stay put
-    compile_classifier(model, cfg, lr, heads=None)    # ExponentialDecay, loss, accuracy
+    compile_classifier(model, cfg, lr, heads=None, plan=StagePlan(steps, epochs, accumulate))  # schedule, loss
 
 Kept beside the model (not in the training loop) so screening, training, tuning and pruning
 share one definition of each.
 """
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import keras
 
@@ -67,18 +70,55 @@ def make_loss(cfg, reduction: str = "sum_over_batch_size", multi_label: bool = F
     return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing, reduction=reduction)
 
 
-def make_optimizer(name: str, schedule):
+@dataclasses.dataclass(frozen=True)
+class StagePlan:
+    """What a stage's optimizer is planned for: batches per epoch, epochs, batches per update (--accumulate)."""
+
+    steps_per_epoch: int
+    epochs: int
+    accumulate: int = 1
+
+
+def steps_per_epoch(images: int, global_batch: int, drop_remainder: bool) -> int:
+    """Return the batches one epoch of `images` makes (a last partial batch dropped where batches must be full)."""
+    return max(1, images // global_batch if drop_remainder else math.ceil(images / global_batch))
+
+
+def make_schedule(cfg, lr: float, plan: StagePlan | None = None, warmup: bool = True):
+    """Return the learning rate of a stage: --schedule exponential or cosine, from `lr`.
+
+    cosine: a linear warm-up from 0 to lr over --lr-warmup-epochs (when `warmup`: stages that train the
+    backbone), then cosine decay to 0 at the stage's last planned batch (Keras's CosineDecay). Schedules
+    count batches (the optimizer's iteration counter, which BackupAndRestore restores on --resume), also
+    under --accumulate. plan None: a model compiled only to predict, whose rate is never used.
+    """
+    if cfg.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(lr, cfg.decay_steps, cfg.decay_rate)
+    if plan is None:
+        return lr
+    total = plan.steps_per_epoch * plan.epochs
+    warm = min(round(cfg.lr_warmup_epochs * plan.steps_per_epoch), total - 1) if warmup else 0
+    if warm <= 0:
+        return keras.optimizers.schedules.CosineDecay(lr, total)
+    return keras.optimizers.schedules.CosineDecay(0.0, total - warm, warmup_target=lr, warmup_steps=warm)
+
+
+def make_optimizer(name: str, schedule, accumulate: int = 1, ema: float = 0.0):
     """Return the optimizer named by --optimizer with a learning rate or schedule.
 
+    accumulate > 1: gradients of that many batches averaged per update (Keras's gradient_accumulation_steps);
+    ema > 0: the optimizer keeps an exponential moving average of the weights with that momentum.
     Under mixed_float16 it comes wrapped in ReplicaSafeLossScaleOptimizer (Keras would wrap it in
     its own LossScaleOptimizer at compile time, which can apply non-finite gradients on several GPUs).
     """
+    extra = {"gradient_accumulation_steps": accumulate if accumulate > 1 else None,
+             "use_ema": ema > 0, "ema_momentum": ema if ema > 0 else 0.99}
     if name == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **extra)
     elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, **extra)
     else:
-        optimizer = keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.Adam(schedule, **extra)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         return ReplicaSafeLossScaleOptimizer(optimizer)
     return optimizer
@@ -114,16 +154,18 @@ class ReplicaSafeLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
 
 def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,
                        weighted: bool = False, multi_label: bool = False, metric: str = "accuracy",
-                       positive: int = 1, target: str | None = None) -> None:
-    """Compile with ExponentialDecay from `lr`, the config's loss, accuracy (one per head when multi-task)
+                       positive: int = 1, target: str | None = None, plan: StagePlan | None = None,
+                       warmup: bool = True) -> None:
+    """Compile with the --schedule from `lr`, the config's loss, accuracy (one per head when multi-task)
     and the competition's metric (src.models.epoch_metrics; multi-task: on the target's head only).
 
     multi_label: binary cross-entropy (or binary focal loss) and per-tag accuracy.
     weighted: accuracy honours sample weights (validation batches padded for JAX data parallelism
     carry weight 0 on the padding); otherwise Keras's plain metrics, which ignore class weights.
+    plan: the stage's batches, epochs and --accumulate (make_schedule); --ema from the config.
     """
-    schedule = keras.optimizers.schedules.ExponentialDecay(lr, cfg.decay_steps, cfg.decay_rate)
-    optimizer = make_optimizer(cfg.optimizer, schedule)
+    optimizer = make_optimizer(cfg.optimizer, make_schedule(cfg, lr, plan, warmup),
+                               plan.accumulate if plan else 1, cfg.ema)
     key = "weighted_metrics" if weighted else "metrics"
     if heads:
         columns = list(heads)

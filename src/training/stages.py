@@ -24,6 +24,7 @@ from src.runs.folder import RunFolder
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
                                     StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
+from src.training.recipe_options import back_off, describe_recipe, ema_callbacks, stage_plan
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
 
@@ -65,10 +66,11 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
 
     Raises OutOfTime when the deadline (time.monotonic()) stopped it before its last epoch.
     """
-    batch = cfg.batch_size
+    batch, accumulate = cfg.batch_size, cfg.accumulate
     while True:
         try:
-            return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline)
+            return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline,
+                             accumulate)
         except OSError as err:  # Keras's BackupAndRestore and CSVLogger write in place
             if not is_disk_error(err):
                 raise
@@ -81,10 +83,8 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
                 raise KitError(f"{stage.name}: out of memory at {stage.size[0]}x{stage.size[1]} even at batch size "
                                f"{batch} (--min-batch-size {cfg.min_batch_size}): pass a smaller {flag}, a smaller "
                                "--backbone, or train on an accelerator with more memory") from None
-            smaller = max(batch // 2, cfg.min_batch_size)
-            print(f"{stage.name}: out of memory at batch size {batch}; retrying the stage with batch size {smaller}")
+            batch, accumulate = back_off(stage.name, batch, accumulate, cfg.min_batch_size)
             run.clear_stage(stage.name)
-            batch = smaller
 
 
 def out_of_memory(err: Exception) -> bool:
@@ -94,10 +94,12 @@ def out_of_memory(err: Exception) -> bool:
 
 
 def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, accelerator, batch: int,
-              extra=(), deadline: float | None = None) -> dict:
+              extra=(), deadline: float | None = None, accumulate: int = 1) -> dict:
     """Build the model at the stage's size, load init_weights, fit; return the best epoch (best_row)."""
-    model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator)
-    train_ds, val_ds = stage_datasets(stage, cfg, data, accelerator.global_batch(batch, len(data.train)), accelerator)
+    global_batch = accelerator.global_batch(batch, len(data.train))
+    plan = stage_plan(stage, len(data.train), accelerator, global_batch, accumulate)
+    model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator, plan)
+    train_ds, val_ds = stage_datasets(stage, cfg, data, global_batch, accelerator)
     history_file = run.stage_history(stage.name)
     discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
@@ -108,7 +110,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
     guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
-    callbacks = [guard, DiskSpaceGuard(run.path), *aliases, backup,
+    callbacks = [guard, DiskSpaceGuard(run.path), *aliases, backup, *ema_callbacks(cfg),
                  ResumableEarlyStopping(stage.patience, data.metric, best, best_loss, wait,
                                         checkpoint if best is not None else None),
                  ResumableCheckpoint(checkpoint, data.metric, best, best_loss), LearningRateLogger(),
@@ -118,11 +120,13 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     clock = TimeLimit(deadline) if deadline is not None else None
     callbacks += [clock] if clock else []  # last: the epoch's backup and log are written before it stops
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
-          f"batch {batch}, backbone {'trained' if stage.train_backbone else 'frozen'}, best epoch by {data.monitor}, "
+          f"{describe_recipe(cfg, stage, batch, accumulate)}, "
+          f"backbone {'trained' if stage.train_backbone else 'frozen'}, best epoch by {data.monitor}, "
           f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
-        if data.heads:
-            raise KitError("--targets: multi-task training on several machines is not supported")
+        if data.heads or cfg.ema:
+            flag = "--targets: multi-task training" if data.heads else "--ema (its validation swap needs Keras's fit)"
+            raise KitError(f"{flag} on several machines is not supported")
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, accelerator.strategy,
                          make_loss(cfg, reduction="none"), class_weights(data, cfg),
                          initial_epoch=0 if rows is None else len(rows))
@@ -152,8 +156,11 @@ def early_stopped(callbacks) -> bool:
     return any(isinstance(c, ResumableEarlyStopping) and c.stopped_epoch > 0 for c in callbacks)
 
 
-def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator):
-    """Return the compiled classifier for a stage: weights from the previous stage, layers frozen per the flags."""
+def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator, plan=None):
+    """Return the compiled classifier for a stage: weights from the previous stage, layers frozen per the flags.
+
+    plan: the StagePlan its optimizer trains by; None for a model that only predicts.
+    """
     num_classes = {c: len(m.values) for c, m in data.heads.items()} or len(data.class_map.values)
     with accelerator.strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
@@ -169,7 +176,8 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         heads = data.heads or None
         compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None,
                            weighted=accelerator.batch_multiple > 1, multi_label=data.class_map.multi_label,
-                           metric=data.metric, positive=data.positive, target=data.target)
+                           metric=data.metric, positive=data.positive, target=data.target,
+                           plan=plan, warmup=stage.train_backbone)
     return model
 
 

@@ -1,0 +1,52 @@
+"""The recipe flags' part of a stage's fit: its optimizer plan and the out-of-memory back-off.
+
+    plan = stage_plan(stage, data, accelerator, global_batch, accumulate)   # schedule length, --accumulate
+    batch, accumulate = back_off(stage.name, batch, accumulate, min_batch)  # halves one, doubles the other
+    callbacks = [backup, *ema_callbacks(cfg), checkpoint, ...]              # --ema: the average is what is kept
+
+Kept apart from src.training.stages so each flag's logic has one small home.
+"""
+from __future__ import annotations
+
+import keras
+
+from src.models.recipe import StagePlan, steps_per_epoch
+
+
+def stage_plan(stage, images: int, accelerator, global_batch: int, accumulate: int) -> StagePlan:
+    """Return what the stage's optimizer is planned for: its batches per epoch, epochs and --accumulate."""
+    return StagePlan(steps_per_epoch(images, global_batch, accelerator.fixed_batches), stage.epochs, accumulate)
+
+
+def back_off(stage: str, batch: int, accumulate: int, min_batch: int) -> tuple[int, int]:
+    """Return (smaller batch, more accumulation) after an out-of-memory error, saying what happens to the recipe.
+
+    The accumulation grows by the batch's shrink, so the effective batch (batch x accumulate, the one
+    the learning rate was chosen for) stays, exactly when the batch halves evenly.
+    """
+    smaller = max(batch // 2, min_batch)
+    more = max(1, round(accumulate * batch / smaller))
+    kept = "kept" if smaller * more == batch * accumulate else f"was {batch * accumulate}"
+    print(f"{stage}: out of memory at batch size {batch}; retrying the stage with batch size {smaller} and "
+          f"--accumulate {more} (effective batch {smaller * more}, {kept})")
+    return smaller, more
+
+
+def ema_callbacks(cfg) -> list:
+    """Return the callbacks that make --ema's average the weights validated, checkpointed and kept.
+
+    Keras's SwapEMAWeights puts the optimizer's average into the model for validation and, with
+    swap_on_epoch, from each epoch's end to the next epoch's start, so early stopping and the best
+    checkpoint see the average. Placed after BackupAndRestore: the backup is written before the swap,
+    with the raw weights in the model and the average in the optimizer, so --resume continues both.
+    The average covers the trainable weights; BatchNorm's moving statistics are the raw run's.
+    """
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema > 0 else []
+
+
+def describe_recipe(cfg, stage, batch: int, accumulate: int) -> str:
+    """Return the stage line's words for the batch and the recipe flags: batch 4 x 2 accumulated, cosine, EMA 0.999."""
+    words = [f"batch {batch}" + (f" x {accumulate} accumulated" if accumulate > 1 else ""), f"{cfg.schedule} schedule"]
+    if cfg.schedule == "cosine" and cfg.lr_warmup_epochs > 0 and stage.train_backbone:
+        words[-1] += f" after {cfg.lr_warmup_epochs:g} warm-up epoch(s)"
+    return ", ".join(words + ([f"EMA {cfg.ema:g}"] if cfg.ema > 0 else []))
