@@ -139,6 +139,7 @@ def assert_weights_close(a, b):
 
 
 def test_ema_weights_are_the_ones_evaluated_and_saved_and_the_average_survives_resume(comp, tmp_path):
+    from src.core.metric_choice import rank_key
     from src.models.backbones import get_spec
     from src.models.classifier import build_classifier
 
@@ -154,7 +155,9 @@ def test_ema_weights_are_the_ones_evaluated_and_saved_and_the_average_survives_r
         assert_weights_close(probe.evaluated[epoch], moving_average(probe.raw[:3 * (epoch + 1)], 0.6))
     assert not np.allclose(probe.evaluated[-1][0], probe.raw[-1][0], atol=1e-4)  # the average is not the raw
     history = pd.read_csv(tmp_path / "run" / "history.csv")
-    best = int(history["val_accuracy"].to_numpy().argmax())
+    # the kit's best epoch: the highest val_accuracy, a tie to the lower val_loss (src.core.metric_choice.rank_key)
+    best = min(range(len(history)), key=lambda i: rank_key(history["val_accuracy"][i], history["val_loss"][i],
+                                                           "accuracy"))
     model = build_classifier(get_spec("small_resnet"), (16, 16), 3, train_backbone=True)
     model.load_weights(str(tmp_path / "run" / "stage1.weights.h5"))  # the checkpoint: the final weights
     assert_weights_close([w.numpy() for w in model.trainable_weights], probe.evaluated[best])
