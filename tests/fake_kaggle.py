@@ -192,7 +192,7 @@ class FakeKaggle:
         """Kaggle's competition submissions list: newest first, in pages (page or pageToken, pageSize)."""
         subs = [s for s in reversed(self.submissions) if s["competition"] == data.get("competitionName")]
         size = int(data.get("pageSize") or 20)
-        page = int(data.get("pageToken") or data.get("page") or 1)
+        page = max(1, int(data.get("pageToken") or data.get("page") or 1))  # kaggle 2.0.2 sends page -1: the first
         chosen = subs[(page - 1) * size: page * size]
         rows = [self.list_row(sub) for sub in chosen]
         more = len(subs) > page * size

@@ -173,10 +173,11 @@ def test_labels_in_file_names_dogs_vs_cats_layout(tmp_path):
     result, written, report = train_and_submit(root, tmp_path)
     assert list(written["id"]) == [str(i) for i in range(1, 7)]
     dog = written["label"].astype(float).to_numpy()
-    # P(dog), odd test images are dogs: ranked above the cats. Not thresholded at 0.5: the checkpoint keeps
-    # the first epoch that reaches val_accuracy 1.0, often a network still close to 0.5 everywhere.
+    # P(dog), odd test images are dogs: every dog ranked above every cat (test AUC 1, the metric). Not a
+    # margin or a threshold at 0.5: a few epochs from random weights may rank right while still close to
+    # 0.5 everywhere (a mean gap of 0.05 failed once at 0.046 with the ranking right).
     odd = np.arange(1, 7) % 2 == 1
-    assert dog[odd].mean() > dog[~odd].mean() + 0.05, dog
+    assert dog[odd].min() > dog[~odd].max(), dog
     assert report["metric"] == "auc" and result["scores"][-1]["score"] > 0.5
 
 

@@ -38,7 +38,7 @@ def made(tmp_path_factory):
         "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
         "--stage1-size", "16", "16", "--stage1-epochs", "2", "--stage1-lr", "1e-2", "--stage2-size", "20", "20",
         "--stage2-epochs", "1", "--stage2-lr", "1e-3", "--batch-size", "8", "--out", str(run),
-        "--split-file", str(root / "split.csv"), "--tensorboard"]))
+        "--split-file", str(root / "split.csv"), "--tensorboard", "--final-stage", "last"]))  # stage 2 kept
     subs = root / "submissions"
     for name, extra in (("plain", []), ("tta", ["--tta-views", "identity,center_crop_90"])):
         submit(parse_config(SubmitConfig, ["--data", str(comp), "--run", str(run), "--out", str(subs),

@@ -43,6 +43,8 @@ def write_ledger(cfg) -> pd.DataFrame:
     runs = sort_rows([run_row(run, label(run.path, cfg.runs)) for run in found])
     submissions = sort_rows(submission_rows(cfg.submissions, scores))
     table = pd.concat([runs, submissions], ignore_index=True).reindex(columns=COLUMNS)
+    # True/False for runs, empty for submissions, in every pandas (2.2's concat turns the bools into 0.0/1.0)
+    table["seconds_estimated"] = [v if isinstance(v, str) or pd.isna(v) else bool(v) for v in table["seconds_estimated"]]
     table["uploads"] = pd.to_numeric(table["uploads"]).astype("Int64")  # 2, not 2.0, beside blanks
     out = Path(cfg.out)
     write_table(table, out / TABLE)
