@@ -85,7 +85,7 @@ def test_rows_and_scores_equal_what_the_files_hold(made, tmp_path):
     assert str(row["seconds_estimated"]) == "False" and len(row["commit"]) == 7 and state["git_commit"].startswith(row["commit"])
     shown = row["options"].split()  # what differs from TrainConfig's defaults, and only that
     assert sorted(shown) == sorted(["weights=none", "augment=none", "stage1-epochs=2", "stage1-lr=0.01",
-                                    "stage2-epochs=1", "stage2-lr=0.001", "batch-size=8"]), shown
+                                    "stage2-epochs=1", "stage2-lr=0.001", "batch-size=8", "final-stage=last"]), shown
     subs_rows = table[table["kind"] == "submission"].set_index("name")
     assert set(subs_rows.index) == {"plain", "tta"}
     for name in ("plain", "tta"):
