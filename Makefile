@@ -15,11 +15,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Two pytest-xdist workers, each pinned to its own share of the cores (tests/conftest.py); a module
-# whose tests share one trained run is marked xdist_group, so one worker trains it once (loadgroup).
-# TEST_WORKERS=0 runs the suite in one process.
+# Two pytest-xdist workers, each pinned to its own share of the cores (tests/conftest.py). Whole files
+# go to one worker (loadfile), so a module whose tests share one trained run trains it once (loadgroup's
+# xdist_group marks were not honoured under pytest 9.2 / xdist 3.8 here). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
-PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist loadfile
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -10,7 +10,6 @@ from src.core.settings import TrainConfig
 from src.train import main as train_command
 from tests.conftest import make_folder_competition
 
-pytestmark = pytest.mark.xdist_group("cv")  # one worker: its module-scoped run is trained once
 
 TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
          "--stage1-size", "16", "16", "--stage1-epochs", "1", "--batch-size", "8"]

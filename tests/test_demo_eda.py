@@ -15,7 +15,6 @@ from src.core.settings import EdaConfig
 from src.core.errors import KitError
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.xdist_group("demo_eda")  # one worker: its module-scoped run is trained once
 
 
 def digest(folder):

@@ -24,7 +24,6 @@ from src.inference.prediction import holdout_frame, load_run, predict_frame
 from tests.conftest import REPO, make_folder_competition
 
 pytest.importorskip("jax", reason="the JAX backend tests need jax (requirements.txt pins it)")
-pytestmark = pytest.mark.xdist_group("jax")  # one worker runs the module's one interpreter of jobs
 DEVICES = 8
 
 
@@ -50,9 +49,13 @@ def run_kit_jobs(jobs: dict, root) -> dict:
     return {name: SimpleNamespace(**result) for name, result in zip(jobs, json.loads(results_file.read_text()))}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def jax_jobs(tmp_path_factory):
-    """Every JAX-backend job of this module, run once in one interpreter: (folder, competition, results)."""
+    """Every JAX-backend job of this module, run once in one interpreter: (folder, competition, results).
+
+    Session-scoped: a pytest-xdist worker may run other modules' tests between this module's, and a
+    module-scoped fixture would then be made again (measured: the jobs ran twice, 113 s and 112 s).
+    """
     root = tmp_path_factory.mktemp("jax")
     # 3 classes x 9 images: ~20 training images (a batch of 2 per device is 16: one full batch per
     # epoch) and ~7 validation images, padded to 8 for the split over eight devices.

@@ -24,7 +24,6 @@ from src.inference.submission import submit
 from src.training.two_stage import train
 from tests.conftest import REPO, make_folder_competition
 
-pytestmark = pytest.mark.xdist_group("ledger")  # one worker: its module-scoped run is trained once
 from tests.fake_kaggle import TOKEN
 
 

@@ -28,7 +28,6 @@ from src.models.classifier import load_checked
 from src.training.two_stage import train
 from tests.conftest import COLOURS, make_folder_competition, write_image
 
-pytestmark = pytest.mark.xdist_group("probes")  # one worker: its module-scoped run is trained once
 
 
 def train_args(comp, out, *extra):

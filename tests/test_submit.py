@@ -15,7 +15,6 @@ from src.training.two_stage import train
 from src.core.settings import TrainConfig
 from tests.conftest import make_folder_competition
 
-pytestmark = pytest.mark.xdist_group("submit")  # one worker: its module-scoped run is trained once
 
 TEST_ORDER = ["t3.jpg", "t0.jpg", "t4.jpg", "t1.jpg", "t2.jpg"]
 
