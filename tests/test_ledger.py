@@ -143,7 +143,7 @@ def test_damaged_and_unfinished_run_folders_are_rows_that_say_so(made, tmp_path)
     table = read_table(tmp_path / "runs.csv").set_index("name")
     assert set(table.index) == {"broken-config", "cut", "orphan", "bad-history", "bad-state"}
     assert table.loc["bad-state", "status"].startswith(f"damaged: {bad_state / 'state.json'}: damaged, not valid JSON (")
-    assert table.loc["broken-config", "status"].startswith(f"damaged: {broken / 'config.json'}: not JSON")
+    assert table.loc["broken-config", "status"].startswith(f"damaged: {broken / 'config.json'}: damaged, not valid JSON")
     assert table.loc["cut", "status"] == "unfinished: stage2 stopped after epoch 0/1 (--resume continues it)"
     assert table.loc["orphan", "status"] == f"damaged: {orphan}: no config.json (the run's settings)"
     assert table.loc["bad-history", "status"] == f"damaged: {badhist / 'history.csv'}: no val_accuracy column " \

@@ -65,9 +65,7 @@ def implied_metric(schema, class_map) -> str:
     As cross-validation picks it: the format's metric when the sample submission has rows; without one,
     f2_samples for tags and accuracy for labels.
     """
-    if schema is None or schema.sample is None or not len(schema.sample):
-        return "f2_samples" if class_map.multi_label else "accuracy"
-    return detect_format(schema, class_map).metric
+    return default_metric(schema, class_map)[0]
 
 
 def is_fraction(values: pd.Series) -> bool:

@@ -153,10 +153,7 @@ class RunFolder:
         """
         if not self.config_file.is_file():
             raise KitError(f"{self.path}: no config.json (the run's settings)")
-        try:
-            data = json.loads(self.config_file.read_text())
-        except ValueError as err:
-            raise KitError(f"{self.config_file}: not JSON ({err})") from None
+        data = read_json(self.config_file, "the run's settings")
         if not isinstance(data, dict):
             raise KitError(f"{self.config_file}: expected a mapping of settings, got {type(data).__name__}")
         return data
