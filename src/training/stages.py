@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 
 import h5py
 import keras
@@ -131,8 +132,14 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
                          make_loss(cfg, reduction="none"), class_weights(data, cfg),
                          initial_epoch=0 if rows is None else len(rows))
     else:
-        model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
-                  shuffle=False, class_weight=class_weights(data, cfg))
+        with warnings.catch_warnings():
+            if cfg.sampling != "natural":
+                # A sampled epoch's length is drawn (each row floor(repeats + u) times), so Keras learns it at
+                # the first epoch's end and warns "Your input ran out of data" whenever an epoch is shorter:
+                # by design here, not a pipeline fault.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
+                      shuffle=False, class_weight=class_weights(data, cfg))
     history = pd.read_csv(history_file)
     if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
         raise OutOfTime(stage.name, len(history), stage.epochs)
