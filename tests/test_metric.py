@@ -21,28 +21,41 @@ from tests.test_train import FailAt, Snapshot, weights_of
 AUC_NAME = "Area Under Receiver Operating Characteristic Curve"
 
 
-def make_isic(root, negatives=72, positives=8, n_test=6, seed=0):
-    """An ISIC-2020-like competition: train/ISIC_N.jpg, train.csv image_name,target with rare 1s, a sample of 0s."""
+def lesion(rng, target: int) -> Image.Image:
+    """A 20 px noisy 'lesion': positives are redder on average, with noise that makes single pixels unreliable."""
+    base = np.array([90, 60, 40]) + (70 if target else 0) * np.array([1, -0.5, 0])
+    return Image.fromarray(np.clip(base + rng.normal(0, 30, (20, 20, 3)), 0, 255).astype("uint8"))
+
+
+def make_isic(root, negatives=72, positives=8, n_test=6, seed=0, metadata=False, test_targets=None):
+    """An ISIC-2020-like competition: train/ISIC_N.jpg, train.csv image_name,target with rare 1s, a sample of 0s.
+
+    metadata: train.csv also holds ISIC 2020's patient_id, sex (some cells empty) and age_approx before the
+    target. test_targets: the held-back labels of the test images (drawn like the training ones); without
+    them the test images are noise."""
     rng = np.random.default_rng(seed)
     (root / "train").mkdir(parents=True)
     (root / "test").mkdir()
     rows = []
     for i in range(negatives + positives):
         target = int(i >= negatives)
-        base = np.array([90, 60, 40]) + (70 if target else 0) * np.array([1, -0.5, 0])
-        pixels = np.clip(base + rng.normal(0, 30, (20, 20, 3)), 0, 255).astype("uint8")
-        Image.fromarray(pixels).save(root / "train" / f"ISIC_{i:04d}.jpg")
-        rows.append(f"ISIC_{i:04d},{target}\n")
-    (root / "train.csv").write_text("image_name,target\n" + "".join(rows))
+        lesion(rng, target).save(root / "train" / f"ISIC_{i:04d}.jpg")
+        sex = "" if i % 7 == 3 else ("male", "female")[i % 2]
+        rows.append(f"ISIC_{i:04d},IP_{i % 13:03d},{sex},{35 + 5 * (i % 8)}.0,{target}\n" if metadata
+                    else f"ISIC_{i:04d},{target}\n")
+    header = "image_name,patient_id,sex,age_approx,target\n" if metadata else "image_name,target\n"
+    (root / "train.csv").write_text(header + "".join(rows))
     for i in range(n_test):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype="uint8")).save(root / "test" / f"ISIC_T{i}.jpg")
+        image = (lesion(rng, test_targets[i]) if test_targets is not None
+                 else Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype="uint8")))
+        image.save(root / "test" / f"ISIC_T{i}.jpg")
     (root / "sample_submission.csv").write_text("image_name,target\n" + "".join(f"ISIC_T{i},0\n" for i in range(n_test)))
     return root
 
 
 def isic_config(comp, tmp_path, *extra):
     return parse_config(TrainConfig, [
-        "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+        "--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
         "--stage1-size", "16", "16", "--stage2-size", "20", "20", "--stage1-epochs", "4", "--stage2-epochs", "2",
         "--stage1-lr", "1e-3", "--stage2-lr", "1e-3", "--batch-size", "16", "--val-fraction", "0.25",
         "--stage1-patience", "4", "--out", str(tmp_path / "run"), *extra])
@@ -101,6 +114,36 @@ def test_an_isic_like_run_keeps_the_best_val_auc_epoch_and_stage_across_a_resume
     out = capsys.readouterr().out
     assert "metric: accuracy (--metric); the run(s) trained for auc" in out
     assert "submission: one label per row in column target (the sample's values in sample_submission.csv)" in out
+
+
+def test_a_new_user_with_only_metric_auc_ranks_held_back_lesions(tmp_path, capsys):
+    """ISIC 2020 as a new user runs it: metadata columns with empty cells beside the target, 10% positives,
+    only --metric auc and --sampling balanced (no --label-column, no --submission-format); the submission's
+    AUC is scored on held-back test labels (before the metric issue: it stopped at the empty `sex` cells, and
+    with --label-column the submission was hard 0/1 labels, AUC 0.50)."""
+    from sklearn.metrics import roc_auc_score
+
+    from src.submit import main as submit
+    from src.train import main as train_main
+
+    keras.utils.set_random_seed(0)
+    held_back = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1])
+    comp = make_isic(tmp_path / "siim-isic-melanoma-classification", negatives=54, positives=6,
+                     n_test=len(held_back), metadata=True, test_targets=held_back)
+    train_main(["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
+                       "--stage1-size", "16", "16", "--stage2-size", "20", "20", "--stage1-epochs", "4",
+                       "--stage2-epochs", "1", "--stage1-lr", "3e-3", "--stage2-lr", "1e-3", "--batch-size", "12",
+                       "--metric", "auc", "--sampling", "balanced", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert "metadata: patient_id, sex, age_approx of train.csv" in out
+    assert "metric: auc (--metric)" in out and "balanced" in out
+    submit(["--data", str(comp), "--run", str(tmp_path / "run"), "--out", str(tmp_path / "subs")])
+    assert "submission: probability of class 1 in column target" in capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "subs" / "submission.csv")
+    assert list(written.columns) == ["image_name", "target"] and written["target"].between(0, 1).all()
+    assert list(written["image_name"]) == [f"ISIC_T{i}" for i in range(len(held_back))]
+    auc = roc_auc_score(held_back, written["target"])
+    assert auc >= 0.9, f"AUC {auc:.3f} on the held-back labels"
 
 
 def feed(callback, model, logs_per_epoch, marks):
@@ -294,7 +337,7 @@ def test_a_multi_task_run_scores_the_submissions_head():
     from src.training.callbacks import TargetMetrics
 
     heads = {"make": ClassMap("make", (0, 1)), "model": ClassMap("model", (0, 1, 2))}
-    model = build_classifier(get_spec("small_resnet"), (16, 16), {"make": 2, "model": 3}, "none", HeadSpec(), True)
+    model = build_classifier(get_spec("tiny_resnet"), (16, 16), {"make": 2, "model": 3}, "none", HeadSpec(), True)
     compile_classifier(model, TrainConfig(), 1e-3, heads, [1.0, 1.0], metric="f1_macro", target="model")
     rng = np.random.default_rng(0)
     x = rng.random((8, 16, 16, 3)).astype("float32") * 255
@@ -322,7 +365,7 @@ def test_screening_ranks_by_the_metric_in_its_direction(tmp_path, capsys):
 
     comp = make_folder_competition(tmp_path / "c", classes=("a", "b", "c"), per_class=8)
     table = screen(parse_config(ScreenConfig, [
-        "--data", str(comp), "--backbones", "small_resnet,mobilenetv3_small", "--weights", "none", "--epochs", "2",
+        "--data", str(comp), "--backbones", "tiny_resnet,mobilenetv3_small", "--weights", "none", "--epochs", "2",
         "--image-size", "32", "32", "--batch-size", "8", "--mode", "features", "--metric", "log_loss",
         "--out", str(tmp_path / "screen"), "--features-cache", str(tmp_path / "features")]))
     written = pd.read_csv(tmp_path / "screen" / "screening.csv", keep_default_na=False)
