@@ -31,6 +31,7 @@ EXPECTED = {
     "efficientnetv2_s": lambda x: x / 128 - 1,                     # V2 S/M/L: [-1, 1) by 1/128
     "convnext_tiny": lambda x: (x / 255 - MEAN) / STD,             # own Normalization, ImageNet stats
     "small_resnet": lambda x: x / 255,                             # unit
+    "tiny_resnet": lambda x: x / 255,                              # unit
 }
 PIXEL = np.array([200.0, 100.0, 50.0])
 
@@ -148,7 +149,7 @@ def test_unknown_backbone_lists_the_known_ones():
 
 def test_table_lists_every_entry():
     text = table(count_params=False)
-    assert all(name in text for name in REGISTRY) and "noisy-student" in text and len(REGISTRY) == 30
+    assert all(name in text for name in REGISTRY) and "noisy-student" in text and len(REGISTRY) == 31
 
 
 def test_mixed_precision_keeps_a_float32_output():

@@ -11,7 +11,7 @@ from src.train import main as train_command
 from tests.conftest import make_folder_competition
 
 
-TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
+TRAIN = ["--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
          "--stage1-size", "16", "16", "--stage1-epochs", "1", "--batch-size", "8"]
 
 

@@ -107,7 +107,7 @@ def test_weights_are_fitted_for_the_metric_itself():
     assert score(blend(stacked, ll), y, "log_loss") <= min(score(run, y, "log_loss") for run in stacked) + 1e-9
 
 
-TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
+TRAIN = ["--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
          "--stage1-size", "16", "16", "--stage1-lr", "2e-3", "--batch-size", "8"]
 
 

@@ -177,7 +177,7 @@ def test_screening_fails_when_every_backbone_failed(tmp_path):
     from src.training.screening import screen
 
     root = make_folder_competition(tmp_path / "c")
-    cfg = parse_config(ScreenConfig, ["--data", str(root), "--backbones", "small_resnet", "--weights",
+    cfg = parse_config(ScreenConfig, ["--data", str(root), "--backbones", "tiny_resnet", "--weights",
                                       str(tmp_path / "nothing.weights.h5"), "--image-size", "16", "16",
                                       "--out", str(tmp_path / "screen"), "--epochs", "1"])
     with pytest.raises(KitError, match="every backbone failed"):
@@ -194,7 +194,7 @@ def test_kaggle_api_help_is_help():
 
 # ---------------------------------------------------------------- SIGKILL at several points
 
-TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stage1-size", "16", "16",
+TRAIN = ["--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stage1-size", "16", "16",
          "--stage2-size", "20", "20", "--stage1-epochs", "3", "--stage2-epochs", "2", "--stage1-patience", "9",
          "--stage2-patience", "9", "--batch-size", "8", "--cache", "none"]
 

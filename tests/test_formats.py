@@ -21,7 +21,7 @@ from src.training.two_stage import train
 from tests.conftest import write_image
 
 PALETTE = [(220, 40, 40), (40, 200, 60), (50, 60, 230), (230, 220, 40), (200, 60, 200), (40, 210, 210)]
-TRAIN = ["--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
+TRAIN = ["--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
          "--stage1-size", "16", "16", "--stage1-epochs", "8", "--stage1-lr", "2e-3", "--batch-size", "8"]
 # A network a few steps from random weights is overconfident and its BatchNorm statistics lag:
 # a gentle rate over a few more epochs keeps the holdout scores above chance run after run.

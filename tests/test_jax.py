@@ -61,7 +61,7 @@ def jax_jobs(tmp_path_factory):
     # epoch) and ~7 validation images, padded to 8 for the split over eight devices.
     comp = make_folder_competition(root / "comp", per_class=9, n_test=11)
     jobs = {
-        "train": ("train", ["--data", comp, "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+        "train": ("train", ["--data", comp, "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
                             "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3,
                             "--stage2-epochs", 2, "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2,
                             "--val-fraction", 0.25, "--metric", "log_loss", "--schedule", "cosine",
@@ -69,11 +69,11 @@ def jax_jobs(tmp_path_factory):
         "submit": ("submit", ["--data", comp, "--run", root / "run", "--tta-views", "identity,hflip,rot90,transpose_rot90",
                               "--tta-scales", "1.0,1.25", "--out", root / "subs"]),
         **{f"screen_{mode}": ("screen_backbones", [
-            "--data", comp, "--backbones", "small_resnet,mobilenetv3_small", "--weights", "none", "--mode", mode,
+            "--data", comp, "--backbones", "tiny_resnet,mobilenetv3_small", "--weights", "none", "--mode", mode,
             "--image-size", 32, 32, "--epochs", 2, "--batch-size", 2, "--val-fraction", 0.25,
             "--out", root / f"screen-{mode}", "--features-cache", root / f"features-{mode}"])
            for mode in ("features", "full")},
-        "tpu": ("train", ["--data", comp, "--backbone", "small_resnet", "--weights", "none", "--accelerator", "tpu",
+        "tpu": ("train", ["--data", comp, "--backbone", "tiny_resnet", "--weights", "none", "--accelerator", "tpu",
                           "--out", root / "tpu-run"]),
         "noisy_student": ("train", ["--data", comp, "--backbone", "efficientnet_b0_ns", "--weights", "none",
                                     "--batch-size", 1, "--out", root / "ns-run"]),
@@ -182,5 +182,5 @@ def test_screening_shards_over_eight_devices(jax_jobs, mode):
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"JAX backend, {DEVICES} CPU device(s)" in done.stdout and "FAILED" not in done.stdout, done.stdout
     table = pd.read_csv(tmp_path / f"screen-{mode}" / "screening.csv", keep_default_na=False)
-    assert set(table["backbone"]) == {"small_resnet", "mobilenetv3_small"} and (table["error"] == "").all()
+    assert set(table["backbone"]) == {"tiny_resnet", "mobilenetv3_small"} and (table["error"] == "").all()
     assert table["best_val_accuracy"].between(0, 1).all()

@@ -1,6 +1,6 @@
 """`python -m src.ledger`: one table of runs and submissions, read from the files the kit's own jobs wrote.
 
-One tiny two-stage run (16 and 20 px, small_resnet from random weights, --tensorboard) and two
+One tiny two-stage run (16 and 20 px, tiny_resnet from random weights, --tensorboard) and two
 submissions from it are made once for the module; each test copies what it damages or changes.
 The command runs in a subprocess as a user would run it (no TensorFlow loaded by it).
 """
@@ -34,7 +34,7 @@ def made(tmp_path_factory):
     comp = make_folder_competition(root / "comp", per_class=8, n_test=6)
     run = root / "runs" / "tiny"
     train(parse_config(TrainConfig, [
-        "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+        "--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
         "--stage1-size", "16", "16", "--stage1-epochs", "2", "--stage1-lr", "1e-2", "--stage2-size", "20", "20",
         "--stage2-epochs", "1", "--stage2-lr", "1e-3", "--batch-size", "8", "--out", str(run),
         "--split-file", str(root / "split.csv"), "--tensorboard", "--final-stage", "last"]))  # stage 2 kept

@@ -171,14 +171,14 @@ def test_the_three_notebooks_run_locally_in_a_row(tmp_path):
     pytest.importorskip("nbclient")
     make_folder_competition(tmp_path / "data" / "tiny", per_class=8, n_test=6)
     common = {"COMPETITION": "tiny", "WORK_DIR": str(tmp_path), "KIT_ROOT": str(REPO)}
-    text = execute("screen_backbones", {**common, "BACKBONES": "small_resnet,mobilenetv3_small",
+    text = execute("screen_backbones", {**common, "BACKBONES": "tiny_resnet,mobilenetv3_small",
                                         "WEIGHTS": "none", "IMAGE_SIZE": (32, 32), "EPOCHS": 1,
                                         "SETTINGS": {"batch_size": 8, "augment": "none"}}, tmp_path)
     assert "accelerator: CPU" in text and "data: data/tiny" in text
     assert text.count("accelerator:") == 1  # issue 24 item 22: once per kernel (it was printed twice)
     screening = pd.read_csv(tmp_path / "runs" / "screen" / "screening.csv")
-    assert set(screening["backbone"]) == {"small_resnet", "mobilenetv3_small"}
-    text = execute("train", {**common, "BACKBONE": "small_resnet", "WEIGHTS": "none", "STAGE1_SIZE": (32, 32),
+    assert set(screening["backbone"]) == {"tiny_resnet", "mobilenetv3_small"}
+    text = execute("train", {**common, "BACKBONE": "tiny_resnet", "WEIGHTS": "none", "STAGE1_SIZE": (32, 32),
                              "STAGE1_EPOCHS": 1, "STAGE2_SIZE": (40, 40), "STAGE2_EPOCHS": 1, "BATCH_SIZE": 8,
                              "RUN": "runs/nb-train"}, tmp_path)
     assert "holdout_accuracy" in text and text.count("accelerator:") == 1

@@ -31,14 +31,14 @@ from tests.conftest import COLOURS, make_folder_competition, write_image
 
 
 def train_args(comp, out, *extra):
-    return ["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+    return ["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
             "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "2", "--stage1-lr", "1e-2",
             "--batch-size", "8", "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """(competition, run folder): small_resnet at 16x16 on classes 0, 1, 2, one stage of two epochs."""
+    """(competition, run folder): tiny_resnet at 16x16 on classes 0, 1, 2, one stage of two epochs."""
     root = tmp_path_factory.mktemp("probes")
     comp = make_folder_competition(root / "comp", per_class=8)
     train(parse_config(TrainConfig, train_args(comp, root / "run", "--split-file", str(root / "split.csv"))))

@@ -158,6 +158,6 @@ def test_ema_weights_are_the_ones_evaluated_and_saved_and_the_average_survives_r
     # the kit's best epoch: the highest val_accuracy, a tie to the lower val_loss (src.core.metric_choice.rank_key)
     best = min(range(len(history)), key=lambda i: rank_key(history["val_accuracy"][i], history["val_loss"][i],
                                                            "accuracy"))
-    model = build_classifier(get_spec("small_resnet"), (16, 16), 3, train_backbone=True)
+    model = build_classifier(get_spec("tiny_resnet"), (16, 16), 3, train_backbone=True)
     model.load_weights(str(tmp_path / "run" / "stage1.weights.h5"))  # the checkpoint: the final weights
     assert_weights_close([w.numpy() for w in model.trainable_weights], probe.evaluated[best])

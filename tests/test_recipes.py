@@ -43,7 +43,7 @@ def test_extra_data_trains_but_never_enters_the_holdout(tmp_path):
     split = load_or_make_split(load_competition(DataOptions(data=str(comp))), DataOptions(data=str(comp)))
     holdout_image = split[split["split"] == "val"].iloc[0]
     shutil.copy(holdout_image["path"], extra / "train" / str(holdout_image["Category"]) / "leak.jpg")
-    summary = train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "small_resnet",
+    summary = train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "tiny_resnet",
                      "--weights", "none", "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "1",
                      "--batch-size", "4", "--augment", "none", "--loss", "focal", "--class-weights",
                      "--out", "runs/extra"])
@@ -60,7 +60,7 @@ def test_extra_data_of_other_classes_only_is_refused(tmp_path):
     comp = make_folder_competition(tmp_path / "comp", per_class=5, n_test=1)
     extra = make_folder_competition(tmp_path / "extra", classes=("7", "8"), per_class=2, n_test=0)
     with pytest.raises(KitError, match="--extra-data .* none of its labels"):
-        train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "small_resnet", "--weights", "none",
+        train(["--data", str(comp), "--extra-data", str(extra), "--backbone", "tiny_resnet", "--weights", "none",
                "--out", "runs/x"])
 
 
@@ -70,7 +70,7 @@ def test_pruning_zeroes_half_of_each_pruned_kernel_and_the_model_still_predicts(
     from src.training.pruning import prunable, run_frames
 
     comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=2)
-    train(["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--stages", "1",
+    train(["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--stages", "1",
            "--stage1-size", "16", "16", "--stage1-epochs", "1", "--batch-size", "4", "--augment", "none",
            "--out", "runs/p"])
     table = prune(["--run", "runs/p", "--sparsity", "0.5", "--sweep", "0.8", "--epochs", "1", "--batch-size", "4"])
@@ -95,12 +95,12 @@ def test_hyperband_on_cached_features_writes_a_config_src_train_accepts(tmp_path
     from src.tune import main as tune
 
     comp = make_folder_competition(tmp_path / "comp", per_class=6, n_test=1)
-    best = tune(["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--image-size", "16", "16",
+    best = tune(["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--image-size", "16", "16",
                  "--augment", "none", "--batch-size", "8", "--max-epochs", "2", "--factor", "3", "--out", "runs/tune"])
     trials = pd.read_csv(tmp_path / "runs" / "tune" / "trials.csv")
     assert len(trials) == 2 and trials["val_accuracy"].is_monotonic_decreasing  # max-epochs 2, factor 3: 2 trials
     assert {"head_layers", "head_units", "dropout", "head_l2", "learning_rate", "optimizer"} <= set(trials.columns)
-    assert list(tmp_path.glob("runs/features/small_resnet-*.npy"))  # trials trained on cached features
+    assert list(tmp_path.glob("runs/features/tiny_resnet-*.npy"))  # trials trained on cached features
     path = tmp_path / "runs" / "tune" / "best_config.json"
     cfg = parse_config(TrainConfig, ["--config", str(path)])
     assert (cfg.head_layers, cfg.head_units, cfg.optimizer) == (best["head_layers"], best["head_units"],
@@ -116,7 +116,7 @@ def test_multi_task_trains_every_head_and_submits_the_competition_column(csv_com
     from src.submit import main as submit
 
     summary = train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id,model_id",
-                     "--loss-weights", "0.5,1", "--head-scheme", scheme, "--backbone", "small_resnet",
+                     "--loss-weights", "0.5,1", "--head-scheme", scheme, "--backbone", "tiny_resnet",
                      "--weights", "none", "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "2",
                      "--batch-size", "4", "--augment", "none", "--out", "runs/mt"])
     out = capsys.readouterr().out
@@ -141,10 +141,10 @@ def test_multi_task_trains_every_head_and_submits_the_competition_column(csv_com
 def test_targets_must_include_the_submission_column(csv_comp):
     with pytest.raises(KitError, match="--targets must include 'model_id'"):
         train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id",
-               "--backbone", "small_resnet", "--weights", "none", "--out", "runs/bad"])
+               "--backbone", "tiny_resnet", "--weights", "none", "--out", "runs/bad"])
     with pytest.raises(KitError, match="--loss-weights: 1 value"):
         train(["--data", str(csv_comp), "--label-column", "make_id,model_id", "--targets", "make_id,model_id",
-               "--loss-weights", "1", "--backbone", "small_resnet", "--weights", "none", "--out", "runs/bad2"])
+               "--loss-weights", "1", "--backbone", "tiny_resnet", "--weights", "none", "--out", "runs/bad2"])
 
 
 def test_bad_pruning_levels_are_named():

@@ -26,9 +26,9 @@ def saved_run(tmp_path, argv=(), finished=("stage1", "stage2"), weights=("stage1
 
 
 def test_the_config_comes_back_typed(tmp_path):
-    run = saved_run(tmp_path, ["--stage2-size", "48", "64", "--backbone", "small_resnet"])
+    run = saved_run(tmp_path, ["--stage2-size", "48", "64", "--backbone", "tiny_resnet"])
     cfg = run.load_config()
-    assert isinstance(cfg, TrainConfig) and cfg.stage2_size == (48, 64) and cfg.backbone == "small_resnet"
+    assert isinstance(cfg, TrainConfig) and cfg.stage2_size == (48, 64) and cfg.backbone == "tiny_resnet"
     assert run.final_stage().name == "stage2" and run.final_stage().size == (48, 64)
 
 
@@ -149,7 +149,7 @@ def test_time_limit_stops_cleanly_and_resume_finishes_the_same_epochs(tmp_path, 
     from tests.conftest import make_folder_competition
 
     comp = make_folder_competition(tmp_path / "c", per_class=6)
-    base = ["--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+    base = ["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
             "--stage1-size", "16", "16", "--stage2-size", "20", "20", "--stage1-epochs", "3", "--stage2-epochs", "2",
             "--stage1-patience", "9", "--stage2-patience", "9", "--batch-size", "8", "--final-stage", "last",
             "--split-file", str(tmp_path / "split.csv")]

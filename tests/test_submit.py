@@ -22,7 +22,7 @@ TEST_ORDER = ["t3.jpg", "t0.jpg", "t4.jpg", "t1.jpg", "t2.jpg"]
 def trained_run(root, classes):
     comp = make_folder_competition(root / "comp", classes=classes, per_class=8, test_order=TEST_ORDER)
     cfg = parse_config(TrainConfig, [
-        "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+        "--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
         "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "2", "--stage1-lr", "1e-2",
         "--batch-size", "8", "--out", str(root / "run"), "--split-file", str(root / "split.csv")])
     train(cfg)

@@ -127,7 +127,7 @@ def test_train_and_submit_read_shards(tmp_path):
 
     data = make_folder_competition(tmp_path / "comp", per_class=6, n_test=4)
     out = shards_of(data, tmp_path / "shards", "--shard-mb", "0.003")
-    summary = train(["--data", str(out), "--backbone", "small_resnet", "--weights", "none", "--batch-size", "4",
+    summary = train(["--data", str(out), "--backbone", "tiny_resnet", "--weights", "none", "--batch-size", "4",
                      "--stage1-size", "16", "16", "--stage1-epochs", "1", "--stage2-size", "20", "20", "--stage2-epochs", "1",
                      "--augment", "none", "--out", "runs/shards"])
     holdout = pd.read_csv(Path(summary["out"]) / "holdout_predictions.csv", dtype=str)
@@ -146,6 +146,6 @@ def test_screening_reads_shards(tmp_path):
 
     data = make_folder_competition(tmp_path / "comp", per_class=5, n_test=2)
     out = shards_of(data, tmp_path / "shards", "--shard-mb", "0.003")
-    rows = screen(["--data", str(out), "--backbones", "small_resnet", "--weights", "none", "--mode", "features",
+    rows = screen(["--data", str(out), "--backbones", "tiny_resnet", "--weights", "none", "--mode", "features",
                    "--epochs", "1", "--image-size", "16", "16", "--batch-size", "4", "--augment", "none"])
     assert rows["error"].fillna("").eq("").all() and rows["best_val_accuracy"].notna().all()

@@ -21,7 +21,7 @@ def comp(tmp_path):
 
 def config(comp, tmp_path, *extra):
     return parse_config(TrainConfig, [
-        "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none",
+        "--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
         "--stage1-size", "16", "16", "--stage2-size", "24", "24", "--stage1-epochs", "3", "--stage2-epochs", "2",
         "--stage1-lr", "1e-2", "--stage2-lr", "1e-3", "--decay-steps", "10", "--batch-size", "8",
         "--out", str(tmp_path / "run"), *extra])
@@ -62,7 +62,7 @@ def weights_of(path, size, classes=3):
     from src.models.backbones import get_spec
     from src.models.classifier import build_classifier
 
-    model = build_classifier(get_spec("small_resnet"), size, classes, train_backbone=True)
+    model = build_classifier(get_spec("tiny_resnet"), size, classes, train_backbone=True)
     model.load_weights(str(path))
     return model.get_weights()
 
@@ -238,7 +238,7 @@ def test_two_workers_train_together_and_end_with_equal_weights(comp, tmp_path):
     for index in range(2):
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
-        command = [sys.executable, "-m", "src.train", "--data", str(comp), "--backbone", "small_resnet",
+        command = [sys.executable, "-m", "src.train", "--data", str(comp), "--backbone", "tiny_resnet",
                    "--weights", "none", "--augment", "none", "--stages", "1", "--stage1-epochs", "1",
                    "--stage1-size", "16", "16", "--batch-size", "4", "--split-file", str(split),
                    "--out", str(tmp_path / f"worker{index}")]

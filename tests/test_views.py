@@ -40,7 +40,7 @@ def wide_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("wide")
     comp = make_folder_competition(root / "comp", per_class=6)
     train(parse_config(TrainConfig, [
-        "--data", str(comp), "--backbone", "small_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
+        "--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
         "--stage1-size", "16", "24", "--stage1-epochs", "1", "--batch-size", "8", "--out", str(root / "run")]))
     return comp, load_run(root / "run")
 

@@ -21,7 +21,6 @@ from typing import Callable
 
 from src.core.errors import KitError
 from src.models import OPTIONAL_PACKAGES
-from src.models.small_resnet import build_small_resnet
 from src.models.hub import build_hub_backbone, is_hub, layer_name
 from src.models.weights import cached_weights, load_weights_file, not_the_library_file, refetched, resolve_weights
 
@@ -65,8 +64,8 @@ class BackboneSpec:
                            f"{keras.backend.backend()} here (Kaggle's TPUs); use "
                            f"{self.name.removesuffix('_ns')} or an efficientnetv2_* backbone")
         library_weights, extra_file = resolve_weights(self, weights)
-        if self.family == "small_resnet":
-            model = build_small_resnet(input_shape)
+        if self.family == "small_resnet":  # the kit's own networks: no library weights
+            model = load_constructor(self.constructor)(input_shape)
         else:
             constructor = load_constructor(self.constructor)
             cached = cached_weights(self) if library_weights else None
@@ -155,6 +154,8 @@ def make_registry() -> dict:
                                "convnext/"))
     specs.append(BackboneSpec("small_resnet", "small_resnet", "src.models.small_resnet.build_small_resnet", "unit",
                               (32, 32), 128, "", "", "", "stage3_block1_conv1", min_size=8))
+    specs.append(BackboneSpec("tiny_resnet", "small_resnet", "src.models.small_resnet.build_tiny_resnet", "unit",
+                              (32, 32), 32, "", "", "", "stage2_block0_conv1", min_size=8))
     return {spec.name: spec for spec in specs}
 
 
