@@ -14,7 +14,7 @@ from src.models.backbones import get_spec
 from src.models.recipe import ReplicaSafeLossScaleOptimizer, make_optimizer
 from src.training.top_epochs import TopEpochs, keep_average, mean_weights
 from src.training.two_stage import train
-from tests.test_train import FailAt, Snapshot, config, comp, weights_of  # noqa: F401  (comp: the fixture)
+from tests.test_train import Snapshot, config, comp, weights_of  # noqa: F401  (comp: the fixture)
 
 
 def tiny_model():
@@ -86,41 +86,38 @@ def test_the_average_is_kept_only_when_it_scores_no_worse_than_the_best_epoch(av
     assert keep_average(average, best, metric) is kept
 
 
-def test_average_top_with_rates_and_steps_per_execution_cut_and_resumed(comp, tmp_path, capsys):
-    args = ["--stages", "1", "--stage1-epochs", "3", "--stage1-patience", "10", "--average-top", "2",
-            "--backbone-lr-scale", "0.5", "--steps-per-execution", "2"]
-    snapshot = Snapshot()
-    with pytest.raises(RuntimeError, match="kernel session ended"):
-        train(config(comp, tmp_path, *args), callbacks=[FailAt(2, RuntimeError("kernel session ended")), snapshot])
-    assert sorted(p.name for p in (tmp_path / "run" / "stage1.top").iterdir()) == [
-        "epoch1.weights.h5", "epoch2.weights.h5"]  # kept across the cut
-    train(config(comp, tmp_path, *args, "--resume"), callbacks=[snapshot])
-    out = capsys.readouterr().out
-    assert "1 batch(es) per execution" not in out and "2 batch(es) per execution (--steps-per-execution)" in out
-    history = pd.read_csv(tmp_path / "run" / "history.csv")
-    # 18 training images in batches of 8: each epoch ends after its 3 batches (ExponentialDecay every 10 steps)
-    assert list(history["epoch"]) == [1, 2, 3]
-    np.testing.assert_allclose(history["lr"], [1e-2 * 0.9 ** (3 * e / 10) for e in (1, 2, 3)], rtol=1e-5)
-    state = json.loads((tmp_path / "run" / "state.json").read_text())
+RATE_FLAGS = ["--average-top", "2", "--backbone-lr-scale", "0.5", "--steps-per-execution", "2"]
+
+
+def assert_top_two_averaged_as_said(run, snapshot: Snapshot, out: str) -> None:
+    """Check a one-stage run trained with RATE_FLAGS (tests/test_recipe_flags.py's cut and resumed cosine run).
+
+    The stage's final weights are the mean of the weights its two best epochs ended with when that
+    mean scored no worse (else the best epoch's), state.json says both scores and the choice, the
+    epochs' files are gone, and the accelerator line states the steps per execution.
+    """
+    assert "2 batch(es) per execution (--steps-per-execution)" in out
+    history = pd.read_csv(run / "history.csv")
+    state = json.loads((run / "state.json").read_text())
     record = state["average_top"]["stage1"]
-    ranked = sorted(range(3), key=lambda i: (-history["val_accuracy"][i], history["val_loss"][i], i))
+    ranked = sorted(range(len(history)), key=lambda i: (-history["val_accuracy"][i], history["val_loss"][i], i))
     assert record["epochs"] == [ranked[0] + 1, ranked[1] + 1]
     assert record["best_epoch_score"] == pytest.approx(history["val_accuracy"][ranked[0]])
     assert record["kept"] is keep_average(record["score"], record["best_epoch_score"], "accuracy")
     assert (f"stage1: --average-top 2: the mean of epochs {ranked[0] + 1}, {ranked[1] + 1} scores val_accuracy "
             f"{record['score']:.4f} on the holdout, the best single epoch ({ranked[0] + 1}) "
             f"{record['best_epoch_score']:.4f}") in out
-    epochs = snapshot.epochs[0] + snapshot.epochs[1]  # the weights each epoch ended with, across the cut
-    final = weights_of(tmp_path / "run" / "stage1.weights.h5", (16, 16))
+    epochs = [weights for fit in snapshot.epochs for weights in fit]  # each epoch's end, across the cut
+    final = weights_of(run / "stage1.weights.h5", (16, 16))
     expected = ([np.mean([epochs[ranked[0]][i], epochs[ranked[1]][i]], axis=0) for i in range(len(final))]
                 if record["kept"] else epochs[ranked[0]])
     for got, want in zip(final, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert state["best"]["stage1"] == pytest.approx(record["score"] if record["kept"] else record["best_epoch_score"])
-    assert not (tmp_path / "run" / "stage1.top").exists()  # needed only while the stage ran
+    assert not (run / "stage1.top").exists()  # needed only while the stage ran
 
 
-def test_drop_path_sets_the_efficientnet_block_rates(comp, tmp_path):
+def test_drop_path_sets_the_efficientnet_block_rates():
     keras_app = get_spec("efficientnet_b0").build((32, 32, 3), "none", drop_path=0.1)
     package = get_spec("efficientnet_b0_ns").build((32, 32, 3), "none", drop_path=0.1)  # its constructor's argument
     for model in (keras_app, package):
@@ -128,18 +125,20 @@ def test_drop_path_sets_the_efficientnet_block_rates(comp, tmp_path):
         # block b (from 0) of 16 drops its residual branch at rate * b / 16 (the constructor's rule): 2b is 2, 6d 14
         assert rates["block2b_drop"] == pytest.approx(0.1 * 2 / 16) and rates["block6d_drop"] == pytest.approx(
             0.1 * 14 / 16), model.name
-    default = get_spec("efficientnet_b0").build((32, 32, 3), "none")
-    assert [l.rate for l in default.layers if l.name == "block6d_drop"] == [pytest.approx(0.2 * 14 / 16)]
+    small = get_spec("small_resnet").build((16, 16, 3), "none", drop_path=0.2)  # the kit's own: blocks 1-5 of 0-5
+    assert [(l.name, l.rate) for l in small.layers if l.name.endswith("_drop")] == [
+        (f"stage{1 + b // 2}_block{b % 2}_drop", pytest.approx(0.2 * b / 5)) for b in range(1, 6)]
+    assert not [l for l in get_spec("small_resnet").build((16, 16, 3), "none").layers if l.name.endswith("_drop")]
 
 
 def test_drop_path_is_refused_naming_a_backbone_that_takes_none(comp, tmp_path):
     with pytest.raises(KitError) as err:
-        train(config(comp, tmp_path, "--drop-path", "0.1"))
-    assert ("--drop-path 0.1: backbone small_resnet (src.models.small_resnet.build_small_resnet) takes no "
-            "stochastic-depth or drop-connect rate") in str(err.value)
+        train(config(comp, tmp_path, "--backbone", "resnet50", "--drop-path", "0.1"))
+    assert ("--drop-path 0.1: backbone resnet50 (keras.applications.ResNet50) takes no stochastic-depth or "
+            "drop-connect rate") in str(err.value)
     assert not (tmp_path / "run").exists()
-    with pytest.raises(KitError, match="backbone resnet50 .keras.applications.ResNet50. takes no stochastic-depth"):
-        get_spec("resnet50").build((32, 32, 3), "none", drop_path=0.2)
+    with pytest.raises(KitError, match="backbone convnext_tiny .keras.applications.ConvNeXtTiny. takes no stochastic"):
+        get_spec("convnext_tiny").build((32, 32, 3), "none", drop_path=0.2)
 
 
 def test_steps_per_execution_auto_is_32_on_a_tpu_and_1_elsewhere():

@@ -71,7 +71,7 @@ class BackboneSpec:
                            f"{self.name.removesuffix('_ns')} or an efficientnetv2_* backbone")
         library_weights, extra_file = resolve_weights(self, weights)
         if self.family == "small_resnet":
-            model = build_small_resnet(input_shape)
+            model = build_small_resnet(input_shape, drop_path=drop_path)
         else:
             constructor = load_constructor(self.constructor)
             cached = cached_weights(self) if library_weights else None
@@ -91,8 +91,9 @@ class BackboneSpec:
         return keras.Model(model.input, model.output, name=self.layer_name)
 
 
-# Stochastic depth: the families whose constructor takes a drop-connect rate (EfficientNet's; default 0.2).
-DROP_PATH_FAMILIES = ("efficientnet", "efficientnet_v2", "efficientnet_ns")
+# Stochastic depth: the families whose constructor takes a rate (EfficientNet's drop-connect, default 0.2;
+# small_resnet's drop_path, default 0).
+DROP_PATH_FAMILIES = ("efficientnet", "efficientnet_v2", "efficientnet_ns", "small_resnet")
 KERAS_DROP_CONNECT = 0.2  # what keras.applications' EfficientNetB0-B7 and EfficientNetV2* pass to their base
 
 
@@ -100,7 +101,8 @@ def check_drop_path(spec: BackboneSpec, rate: float) -> None:
     """Refuse --drop-path, naming the backbone, when its constructor takes no stochastic-depth rate.
 
     keras.applications' EfficientNet(V2) base constructors take drop_connect_rate, which the named
-    variants fix at 0.2 (set_drop_connect redoes it); the efficientnet package's variants pass it through;
+    variants fix at 0.2 (set_drop_connect redoes it); the efficientnet package's variants pass it through,
+    as build_small_resnet takes drop_path;
     a keras-hub preset's backbone class is asked (drop_path_rate, drop_connect_rate, stochastic_depth_rate).
     """
     if rate <= 0 or spec.family in DROP_PATH_FAMILIES:
@@ -108,8 +110,8 @@ def check_drop_path(spec: BackboneSpec, rate: float) -> None:
     if spec.family == "keras_hub" and hub_drop_path_argument(spec):
         return
     raise KitError(f"--drop-path {rate:g}: backbone {spec.name} ({spec.constructor}) takes no stochastic-depth or "
-                   "drop-connect rate; leave --drop-path out, or use an efficientnet_*, efficientnetv2_* or "
-                   "efficientnet_*_ns backbone")
+                   "drop-connect rate; leave --drop-path out, or use an efficientnet_*, efficientnetv2_*, "
+                   "efficientnet_*_ns or small_resnet backbone")
 
 
 def set_drop_connect(model, rate: float) -> int:

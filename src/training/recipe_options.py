@@ -3,6 +3,7 @@
     plan = stage_plan(stage, data, accelerator, global_batch, accumulate)   # schedule length, --accumulate
     batch, accumulate = back_off(stage.name, batch, accumulate, min_batch)  # halves one, doubles the other
     callbacks = [backup, *ema_callbacks(cfg), checkpoint, ...]              # --ema: the average is what is kept
+    print(describe_recipe(cfg, stage, batch, accumulate))                   # the stage line's words for the flags
 
 Kept apart from src.training.stages so each flag's logic has one small home.
 """
@@ -45,8 +46,13 @@ def ema_callbacks(cfg) -> list:
 
 
 def describe_recipe(cfg, stage, batch: int, accumulate: int) -> str:
-    """Return the stage line's words for the batch and the recipe flags: batch 4 x 2 accumulated, cosine, EMA 0.999."""
+    """Return the stage line's words for the batch and the recipe flags: batch 4 x 2 accumulated, cosine, EMA 0.999,
+    backbone at 0.1x the rate, drop path 0.2, mean of the 3 best epochs."""
     words = [f"batch {batch}" + (f" x {accumulate} accumulated" if accumulate > 1 else ""), f"{cfg.schedule} schedule"]
     if cfg.schedule == "cosine" and cfg.lr_warmup_epochs > 0 and stage.train_backbone:
         words[-1] += f" after {cfg.lr_warmup_epochs:g} warm-up epoch(s)"
-    return ", ".join(words + ([f"EMA {cfg.ema:g}"] if cfg.ema > 0 else []))
+    flags = {f"EMA {cfg.ema:g}": cfg.ema > 0,
+             f"backbone at {cfg.backbone_lr_scale:g}x the rate": cfg.backbone_lr_scale < 1 and stage.train_backbone,
+             f"drop path {cfg.drop_path:g}": cfg.drop_path > 0,
+             f"mean of the {cfg.average_top} best epochs if no worse": cfg.average_top > 0}
+    return ", ".join(words + [word for word, on in flags.items() if on])
