@@ -141,6 +141,22 @@ def test_drop_path_is_refused_naming_a_backbone_that_takes_none(comp, tmp_path):
         get_spec("convnext_tiny").build((32, 32, 3), "none", drop_path=0.2)
 
 
+def test_drop_path_reaches_a_keras_hub_backbone_that_takes_one_and_is_refused_by_one_that_does_not(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    dino, resnet = tmp_path / "tiny_dinov2", tmp_path / "tiny_resnet"
+    keras_hub.models.DINOV2Backbone(patch_size=4, num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16,
+                                    image_shape=(16, 16, 3), position_embedding_shape=(16, 16, 3)).save_to_preset(dino)
+    model = get_spec(f"hub:{dino}").build((16, 16, 3), "imagenet", drop_path=0.1)
+    inner = next(layer for layer in model.layers if isinstance(layer, keras_hub.models.Backbone))
+    assert inner.get_config()["drop_path_rate"] == pytest.approx(0.1)  # from_preset's keyword, as the class takes it
+    keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64], stackwise_num_blocks=[1],
+        stackwise_num_strides=[1], block_type="basic_block", use_pre_activation=False,
+        image_shape=(None, None, 3)).save_to_preset(resnet)
+    with pytest.raises(KitError, match=f"--drop-path 0.1: backbone hub:{resnet} .* takes no stochastic-depth"):
+        get_spec(f"hub:{resnet}").build((16, 16, 3), "none", drop_path=0.1)
+
+
 def test_steps_per_execution_auto_is_32_on_a_tpu_and_1_elsewhere():
     tpu, cpu = Accelerator("tpu", 8, "mixed_bfloat16", "TPU v5e-8"), Accelerator("cpu", 1, "float32", "CPU (2 cores)")
     assert tpu.execution_steps(0) == 32 and cpu.execution_steps(0) == 1 and cpu.execution_steps(4) == 4

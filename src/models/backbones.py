@@ -103,7 +103,7 @@ def check_drop_path(spec: BackboneSpec, rate: float) -> None:
     keras.applications' EfficientNet(V2) base constructors take drop_connect_rate, which the named
     variants fix at 0.2 (set_drop_connect redoes it); the efficientnet package's variants pass it through,
     as build_small_resnet takes drop_path;
-    a keras-hub preset's backbone class is asked (drop_path_rate, drop_connect_rate, stochastic_depth_rate).
+    a keras-hub preset's backbone class is asked (src.models.hub.HUB_DROP_PATH: drop_path_rate and the like).
     """
     if rate <= 0 or spec.family in DROP_PATH_FAMILIES:
         return

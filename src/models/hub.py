@@ -60,7 +60,7 @@ def build_hub_backbone(spec, input_shape, weights: str, drop_path: float = 0.0):
     return model
 
 
-HUB_DROP_PATH = ("drop_path_rate", "drop_connect_rate", "stochastic_depth_rate")
+HUB_DROP_PATH = ("drop_path_rate", "max_drop_path_rate", "drop_connect_rate", "stochastic_depth_rate")
 
 
 def hub_drop_path_argument(spec) -> str:
