@@ -164,6 +164,12 @@ def test_steps_per_execution_auto_is_32_on_a_tpu_and_1_elsewhere():
                                "(auto on TPU)")
     assert cpu.describe(0).endswith("1 batch(es) per execution (auto on CPU)")
     assert cpu.describe() == "accelerator: CPU (2 cores), 1 replica(s), float32"
+    gpus = Accelerator("gpus", 2, "mixed_float16", "2 GPU(s)")
+    assert gpus.describe(0).endswith("1 batch(es) per execution (auto on GPUs)")
+    workers = Accelerator("multi-worker", 4, "float32", "2 workers, this is worker 0")
+    assert workers.execution_steps(8) == 1 and workers.describe(8).endswith(
+        "1 batch(es) per execution (the kit's loop on several machines runs one; --steps-per-execution is for "
+        "Keras's fit)")  # said, not silently dropped
 
 
 @pytest.mark.parametrize("flags, said", [
@@ -178,3 +184,13 @@ def test_rate_flags_that_cannot_work_are_named_when_the_config_is_made(flags, sa
         parse_config(TrainConfig, ["--out", str(tmp_path / "run"), *flags])
     assert said in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_average_top_and_ema_are_refused_on_several_machines_by_name():
+    from src.training.recipe_options import refuse_on_several_machines
+
+    refuse_on_several_machines(parse_config(TrainConfig, ["--backbone-lr-scale", "0.1", "--drop-path", "0.1"]), False)
+    with pytest.raises(KitError, match=r"^--average-top \(its holdout score needs Keras's evaluate\) on several"):
+        refuse_on_several_machines(parse_config(TrainConfig, ["--average-top", "3"]), False)
+    with pytest.raises(KitError, match=r"^--ema \(its validation swap needs Keras's fit\) on several machines"):
+        refuse_on_several_machines(parse_config(TrainConfig, ["--ema", "0.9", "--average-top", "3"]), False)

@@ -38,7 +38,9 @@ class Accelerator:
         line = f"accelerator: {self.detail}, {self.replicas} replica(s), {self.policy}"
         if steps_per_execution is not None:
             chosen = self.execution_steps(steps_per_execution)
-            how = "--steps-per-execution" if steps_per_execution else f"auto on {self.kind.upper()}"
+            how = "--steps-per-execution" if steps_per_execution else f"auto on {KIND_NAMES.get(self.kind, self.kind)}"
+            if self.kind == "multi-worker":
+                how = "the kit's loop on several machines runs one; --steps-per-execution is for Keras's fit"
             line += f", {chosen} batch(es) per execution ({how})"
         return line
 
@@ -50,6 +52,8 @@ class Accelerator:
         dwarfs the call's cost (measured: JAX on eight host devices trained as fast at 1, 8 and 32), and 1
         keeps per-batch callbacks and the out-of-memory retry at single-batch resolution.
         """
+        if self.kind == "multi-worker":  # src.hardware.distributed's loop, not Keras's fit
+            return 1
         return requested if requested > 0 else (32 if self.kind == "tpu" else 1)
 
     def as_record(self) -> dict:
@@ -79,6 +83,9 @@ class Accelerator:
                            f"batch (every batch full on {self.detail}) and there are {images}: use a smaller "
                            f"--batch-size")
         return size
+
+
+KIND_NAMES = {"tpu": "TPU", "gpus": "GPUs", "gpu": "GPU", "cpu": "CPU"}
 
 
 class NoScope:

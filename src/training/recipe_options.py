@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keras
 
+from src.core.errors import KitError
 from src.models.recipe import StagePlan, steps_per_epoch
 
 
@@ -43,6 +44,16 @@ def ema_callbacks(cfg) -> list:
     The average covers the trainable weights; BatchNorm's moving statistics are the raw run's.
     """
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema > 0 else []
+
+
+def refuse_on_several_machines(cfg, multi_task: bool) -> None:
+    """Refuse, naming the flag, what the kit's multi-machine loop (not Keras's fit) cannot do."""
+    refused = {"--targets: multi-task training": multi_task,
+               "--ema (its validation swap needs Keras's fit)": cfg.ema > 0,
+               "--average-top (its holdout score needs Keras's evaluate)": cfg.average_top > 0}
+    for flag, given in refused.items():
+        if given:
+            raise KitError(f"{flag} on several machines is not supported")
 
 
 def describe_recipe(cfg, stage, batch: int, accumulate: int) -> str:

@@ -24,7 +24,8 @@ from src.runs.folder import RunFolder
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
                                     StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
-from src.training.recipe_options import back_off, describe_recipe, ema_callbacks, stage_plan
+from src.training.recipe_options import (back_off, describe_recipe, ema_callbacks, refuse_on_several_machines,
+                                         stage_plan)
 from src.training.top_epochs import TopEpochs, average_top
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -127,10 +128,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
           f"backbone {'trained' if stage.train_backbone else 'frozen'}, best epoch by {data.monitor}, "
           f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
-        if data.heads or cfg.ema or cfg.average_top:
-            flag = ("--targets: multi-task training" if data.heads else "--ema (its validation swap needs Keras's fit)"
-                    if cfg.ema else "--average-top (its holdout score needs Keras's evaluate)")
-            raise KitError(f"{flag} on several machines is not supported")
+        refuse_on_several_machines(cfg, bool(data.heads))
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, accelerator.strategy,
                          make_loss(cfg, reduction="none"), class_weights(data, cfg),
                          initial_epoch=0 if rows is None else len(rows))
