@@ -66,6 +66,11 @@ def jax_jobs(tmp_path_factory):
                             "--stage2-epochs", 2, "--stage1-lr", 1e-2, "--stage2-lr", 1e-3, "--batch-size", 2,
                             "--val-fraction", 0.25, "--metric", "log_loss", "--schedule", "cosine",
                             "--lr-warmup-epochs", 1, "--ema", 0.99, "--accumulate", 2, "--out", root / "run"]),
+        # --batch-size 1: a global batch of 8, two an epoch, one execution of 2 (issue 22 items 2, 5, 6)
+        "rates": ("train", ["--data", comp, "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
+                            "--stages", 1, "--stage1-size", 16, 16, "--stage1-epochs", 3, "--stage1-patience", 5,
+                            "--batch-size", 1, "--val-fraction", 0.25, "--average-top", 2, "--backbone-lr-scale", 0.5,
+                            "--drop-path", 0.2, "--steps-per-execution", 2, "--out", root / "rates-run"]),
         "submit": ("submit", ["--data", comp, "--run", root / "run", "--tta-views", "identity,hflip,rot90,transpose_rot90",
                               "--tta-scales", "1.0,1.25", "--out", root / "subs"]),
         **{f"screen_{mode}": ("screen_backbones", [
@@ -128,6 +133,28 @@ def test_a_two_stage_run_and_a_tta_submission_shard_over_eight_devices(jax_jobs)
     frame = pd.read_csv(tmp_path / "subs" / "submission.csv", dtype=str)
     sample = pd.read_csv(comp / "sample-submission.csv", dtype=str)
     assert list(frame["Id"]) == list(sample["Id"]) and set(frame["Category"]) <= {"0", "1", "2"}
+
+
+def test_the_rate_flags_train_over_eight_devices(jax_jobs):
+    from src.training.top_epochs import keep_average
+
+    tmp_path, _, results = jax_jobs
+    done = results["rates"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "8 replica(s), float32, 2 batch(es) per execution (--steps-per-execution)" in done.stdout
+    assert ("batch 1, exponential schedule, backbone at 0.5x the rate, drop path 0.2, mean of the 2 best epochs if "
+            "no worse") in done.stdout
+    history = pd.read_csv(tmp_path / "rates-run" / "history.csv")
+    # two batches an epoch in one execution of 2: each epoch still ends after its 2 (ExponentialDecay, 1000 steps)
+    np.testing.assert_allclose(history["lr"], [1e-3 * 0.9 ** (2 * e / 1000) for e in (1, 2, 3)], rtol=1e-6)
+    record = json.loads((tmp_path / "rates-run" / "state.json").read_text())["average_top"]["stage1"]
+    assert len(record["epochs"]) == 2 and record["kept"] is keep_average(record["score"], record["best_epoch_score"],
+                                                                          "accuracy")
+    assert f"the mean of epochs {record['epochs'][0]}, {record['epochs'][1]} scores val_accuracy" in done.stdout
+    saved = json.loads((tmp_path / "rates-run" / "config.json").read_text())
+    assert (saved["average_top"], saved["backbone_lr_scale"], saved["drop_path"], saved["steps_per_execution"]) == (
+        2, 0.5, 0.2, 2)
+    assert not (tmp_path / "rates-run" / "stage1.top").exists()
 
 
 def test_asking_for_a_tpu_that_jax_does_not_list_is_an_error(jax_jobs):

@@ -1,4 +1,5 @@
-"""The training recipe's flags: --schedule cosine with --lr-warmup-epochs, --accumulate, --ema."""
+"""The training recipe's flags: --schedule cosine with --lr-warmup-epochs, --accumulate, --ema (and, in the cut and
+resumed cosine run, tests/test_recipe_rates.py's --average-top, --backbone-lr-scale, --steps-per-execution)."""
 import keras
 import numpy as np
 import pandas as pd
@@ -10,7 +11,8 @@ from src.core.errors import KitError
 from src.core.settings import TrainConfig
 from src.models.recipe import StagePlan, make_optimizer, make_schedule
 from src.training.two_stage import train
-from tests.test_train import FailAt, config, comp  # noqa: F401  (comp: the fixture)
+from tests.test_recipe_rates import RATE_FLAGS, assert_top_two_averaged_as_said
+from tests.test_train import FailAt, Snapshot, config, comp  # noqa: F401  (comp: the fixture)
 
 
 class OptimizerSeen(keras.callbacks.Callback):
@@ -45,14 +47,18 @@ def test_the_cosine_rate_peaks_at_warm_up_end_and_reaches_zero_at_stage_end(comp
     assert float(plain(0)) == pytest.approx(1e-2) and float(plain(40)) == pytest.approx(0, abs=1e-12)
 
 
-def test_a_cosine_stage_cut_and_resumed_logs_the_planned_rate_every_epoch(comp, tmp_path):
+def test_a_cosine_stage_cut_and_resumed_logs_the_planned_rate_every_epoch(comp, tmp_path, capsys):
     # 18 training images, batch 8: 3 batches an epoch; 4 epochs, a warm-up of 1 epoch (3 batches).
+    # With tests/test_recipe_rates.py's rate flags: 2 batches per execution, epochs still end after 3.
     args = ["--stages", "1", "--stage1-epochs", "4", "--stage1-patience", "10", "--schedule", "cosine",
-            "--lr-warmup-epochs", "1"]
-    cut = FailAt(epoch=2, error=RuntimeError("kernel session ended"))
+            "--lr-warmup-epochs", "1", *RATE_FLAGS]
+    cut, snapshot = FailAt(epoch=2, error=RuntimeError("kernel session ended")), Snapshot()
     with pytest.raises(RuntimeError, match="kernel session ended"):
-        train(config(comp, tmp_path, *args), callbacks=[cut])
-    train(config(comp, tmp_path, *args, "--resume"))
+        train(config(comp, tmp_path, *args), callbacks=[cut, snapshot])
+    assert sorted(p.name for p in (tmp_path / "run" / "stage1.top").iterdir()) == [
+        "epoch1.weights.h5", "epoch2.weights.h5"]  # --average-top 2: kept across the cut
+    train(config(comp, tmp_path, *args, "--resume"), callbacks=[snapshot])
+    assert_top_two_averaged_as_said(tmp_path / "run", snapshot, capsys.readouterr().out)
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4]
     expected = [cosine(3 * (epoch + 1), 1e-2, 3, 12) for epoch in range(4)]

@@ -68,6 +68,17 @@ class TrainConfig(DataOptions, PipelineOptions):
                              "out of memory doubles it as the batch halves", check=positive)
     ema: float = opt(0.0, "exponential moving average of the weights with this decay (0.999); validation, "
                           "checkpoints and the final weights use the average; 0: off", check=below_one)
+    average_top: int = opt(0, "a stage's final weights: the mean of its N best epochs' weights (BatchNorm statistics "
+                              "too), kept when it scores no worse on the holdout than the best epoch; 0: off",
+                           check=lambda v: None if v == 0 or v >= 2 else "0 (off) or 2 and more")
+    backbone_lr_scale: float = opt(1.0, "the backbone learns at this times the head's rate (0.01: fastai's "
+                                        "fine_tune); 1: one rate", check=lambda v: None if 0 < v <= 1 else
+                                   "a number above 0, at most 1")
+    drop_path: float = opt(0.0, "stochastic depth (drop-connect) rate of the backbone's blocks, where its constructor "
+                                "takes one (EfficientNet: 0.2 by its own default); 0: the backbone's own",
+                           check=below_one)
+    steps_per_execution: int = opt(0, "batches each compiled training call runs (Keras's steps_per_execution); "
+                                      "0: auto, 32 on TPUs, 1 elsewhere", check=non_negative)
     optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"))
     loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"))
     label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one)

@@ -144,7 +144,8 @@ def build_run_network(run: Run, size):
     columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
     return build_classifier(spec, tuple(size), classes, "none",
-                            HeadSpec.from_config(run.config, run.class_map.multi_label), scheme=run.config.head_scheme)
+                            HeadSpec.from_config(run.config, run.class_map.multi_label), scheme=run.config.head_scheme,
+                            drop_path=run.config.drop_path)  # the trained network (its dropout idle here)
 
 
 def check_trained_shape(run: Run, model) -> None:

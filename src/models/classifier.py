@@ -62,15 +62,16 @@ class HeadSpec:
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
-                     train_backbone: bool = False, scheme: str = "parallel") -> keras.Model:
+                     train_backbone: bool = False, scheme: str = "parallel", drop_path: float = 0.0) -> keras.Model:
     """Return image -> class probabilities: Preprocess, the backbone (frozen unless asked), the head.
 
     head: a HeadSpec, or just the dropout rate of the default head. num_classes: an int, or
     {label column: classes} for one softmax head per column (multi-task; outputs a dict).
+    drop_path: the backbone's stochastic-depth rate (--drop-path; 0: its own).
     """
     height, width = image_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
-    backbone = spec.build((height, width, 3), weights)
+    backbone = spec.build((height, width, 3), weights, drop_path)
     backbone.trainable = train_backbone
     x = Preprocess(spec.preprocessing, name="preprocess")(inputs)
     # training=False keeps a frozen backbone's BatchNorm in inference mode (Keras fine-tuning guide).

@@ -29,7 +29,7 @@ def is_hub(name: str) -> bool:
     return name.startswith(HUB_PREFIX)
 
 
-def build_hub_backbone(spec, input_shape, weights: str):
+def build_hub_backbone(spec, input_shape, weights: str, drop_path: float = 0.0):
     """Return image -> pooled features for a keras-hub preset, named spec.layer_name.
 
     Exists so a preset plugs in where the registry's backbones do: [0, 255] images in, one
@@ -42,7 +42,8 @@ def build_hub_backbone(spec, input_shape, weights: str):
     choice = (weights or "none").strip()
     pretrained = choice.lower() in PRETRAINED_NAMES
     try:
-        backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=pretrained)
+        rate = {hub_drop_path_argument(spec): drop_path} if drop_path > 0 else {}  # --drop-path, checked
+        backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=pretrained, **rate)
     except Exception as err:  # a name keras-hub does not know, or a folder without config.json
         raise KitError(f"--backbone {spec.name}: keras-hub cannot load preset {preset!r} "
                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
@@ -57,6 +58,28 @@ def build_hub_backbone(spec, input_shape, weights: str):
                            "or a .weights.h5 file")
         load_weights_file(model, choice, spec.name)
     return model
+
+
+HUB_DROP_PATH = ("drop_path_rate", "max_drop_path_rate", "drop_connect_rate", "stochastic_depth_rate")
+
+
+def hub_drop_path_argument(spec) -> str:
+    """Return the keyword the preset's backbone class takes for a stochastic-depth rate, or '' when it takes none.
+
+    Read from the preset's config.json and the class's signature, as keras-hub's from_preset finds the class.
+    """
+    import inspect
+
+    import_keras_hub(spec.name)
+    from keras_hub.src.utils.preset_utils import check_config_class, load_json
+
+    try:
+        kind = check_config_class(load_json(resolve_preset(spec.constructor)))
+    except Exception as err:
+        raise KitError(f"--backbone {spec.name}: keras-hub cannot read the preset's config ({type(err).__name__}: "
+                       f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    parameters = inspect.signature(kind.__init__).parameters
+    return next((name for name in HUB_DROP_PATH if name in parameters), "")
 
 
 def import_keras_hub(name: str):

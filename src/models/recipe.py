@@ -103,22 +103,56 @@ def make_schedule(cfg, lr: float, plan: StagePlan | None = None, warmup: bool = 
     return keras.optimizers.schedules.CosineDecay(0.0, total - warm, warmup_target=lr, warmup_steps=warm)
 
 
-def make_optimizer(name: str, schedule, accumulate: int = 1, ema: float = 0.0):
+class BackboneRate:
+    """Mixed into a Keras optimizer: the backbone's variables step at backbone_lr_scale times the rate.
+
+    Keras optimizers have one rate; every one of them updates a variable in update_step(gradient,
+    variable, learning_rate), on the TensorFlow and JAX backends alike, so scaling the rate there for
+    the backbone's variables scales their step for SGD and Adam alike (scaling the gradients would not:
+    Adam divides them by their own size). Gradient accumulation, the EMA and loss scaling happen around
+    update_step and are unchanged; AdamW's weight decay (applied outside update_step) keeps the head's rate.
+    """
+
+    def __init__(self, *args, backbone_lr_scale: float = 1.0, backbone_variables=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.backbone_lr_scale = backbone_lr_scale
+        self._backbone_keys = frozenset(self._var_key(v) for v in backbone_variables)  # keys, not tracked variables
+
+    def build(self, variables):
+        super().build(variables)
+        self._scaled = frozenset(i for i, v in enumerate(variables) if self._var_key(v) in self._backbone_keys)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._get_variable_index(variable) in self._scaled:
+            learning_rate = learning_rate * self.backbone_lr_scale
+        return super().update_step(gradient, variable, learning_rate)
+
+
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adamw": keras.optimizers.AdamW, "adam": keras.optimizers.Adam}
+SCALED = {name: type(f"BackboneRate{kind.__name__}", (BackboneRate, kind), {}) for name, kind in OPTIMIZERS.items()}
+
+
+def make_optimizer(name: str, schedule, accumulate: int = 1, ema: float = 0.0, backbone_lr_scale: float = 1.0,
+                   backbone_variables=()):
     """Return the optimizer named by --optimizer with a learning rate or schedule.
 
     accumulate > 1: gradients of that many batches averaged per update (Keras's gradient_accumulation_steps);
-    ema > 0: the optimizer keeps an exponential moving average of the weights with that momentum.
+    ema > 0: the optimizer keeps an exponential moving average of the weights with that momentum;
+    backbone_lr_scale < 1: backbone_variables step at that times the rate (BackboneRate).
     Under mixed_float16 it comes wrapped in ReplicaSafeLossScaleOptimizer (Keras would wrap it in
     its own LossScaleOptimizer at compile time, which can apply non-finite gradients on several GPUs).
     """
     extra = {"gradient_accumulation_steps": accumulate if accumulate > 1 else None,
              "use_ema": ema > 0, "ema_momentum": ema if ema > 0 else 0.99}
     if name == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **extra)
+        extra.update(momentum=0.9, nesterov=True)
     elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, **extra)
-    else:
-        optimizer = keras.optimizers.Adam(schedule, **extra)
+        extra.update(weight_decay=1e-4)
+    kind = OPTIMIZERS.get(name, keras.optimizers.Adam)
+    if backbone_lr_scale != 1 and backbone_variables:
+        kind = SCALED.get(name, SCALED["adam"])
+        extra.update(backbone_lr_scale=backbone_lr_scale, backbone_variables=backbone_variables)
+    optimizer = kind(schedule, **extra)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         return ReplicaSafeLossScaleOptimizer(optimizer)
     return optimizer
@@ -155,7 +189,7 @@ class ReplicaSafeLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
 def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,
                        weighted: bool = False, multi_label: bool = False, metric: str = "accuracy",
                        positive: int = 1, target: str | None = None, plan: StagePlan | None = None,
-                       warmup: bool = True) -> None:
+                       warmup: bool = True, backbone_layer: str = "", steps_per_execution: int = 1) -> None:
     """Compile with the --schedule from `lr`, the config's loss, accuracy (one per head when multi-task)
     and the competition's metric (src.models.epoch_metrics; multi-task: on the target's head only).
 
@@ -163,19 +197,24 @@ def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_we
     weighted: accuracy honours sample weights (validation batches padded for JAX data parallelism
     carry weight 0 on the padding); otherwise Keras's plain metrics, which ignore class weights.
     plan: the stage's batches, epochs and --accumulate (make_schedule); --ema from the config.
+    backbone_layer: the backbone's layer, whose variables step at --backbone-lr-scale times the rate.
+    steps_per_execution: batches per compiled training call (the accelerator's choice for --steps-per-execution).
     """
-    optimizer = make_optimizer(cfg.optimizer, make_schedule(cfg, lr, plan, warmup),
-                               plan.accumulate if plan else 1, cfg.ema)
+    backbone = model.get_layer(backbone_layer).trainable_variables if backbone_layer else ()
+    optimizer = make_optimizer(cfg.optimizer, make_schedule(cfg, lr, plan, warmup), plan.accumulate if plan else 1,
+                               cfg.ema, cfg.backbone_lr_scale, backbone)
     key = "weighted_metrics" if weighted else "metrics"
     if heads:
         columns = list(heads)
         scored = {c: [m for m in ["accuracy", c == target and epoch_metric(metric, len(heads[c].values), positive)]
                       if m] for c in columns}
         model.compile(optimizer=optimizer, loss={c: make_loss(cfg) for c in columns},
-                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))), **{key: scored})
+                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))),
+                      steps_per_execution=steps_per_execution, **{key: scored})
     else:
         extra = epoch_metric(metric, int(model.outputs[0].shape[-1]), positive)
         model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=multi_label),
+                      steps_per_execution=steps_per_execution,
                       **{key: [accuracy_metric(multi_label), *([extra] if extra is not None else [])]})
 
 

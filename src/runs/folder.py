@@ -7,7 +7,8 @@
 
 Layout: config.json (the resolved TrainConfig), class_map.json, split.csv, state.json (finished
 stages and their best scores), <stage>.weights.h5 (best weights per stage), history-<stage>.csv,
-backup/<stage>/ (Keras BackupAndRestore while a stage runs), history.csv, curves.png,
+backup/<stage>/ (Keras BackupAndRestore while a stage runs), <stage>.top/ (--average-top's best epochs
+while a stage runs), history.csv, curves.png,
 holdout_predictions.csv, tensorboard/<stage>/ (--tensorboard), .lock. A K-fold run holds fold-<i>/
 run folders, config.json, oof_predictions.csv, cv.csv and cv.png. Nothing else in the kit spells these names.
 """
@@ -33,7 +34,8 @@ FOLD_PREFIX = "fold-"
 FINAL_STAGE_KEY = "kept"  # written by training (src.training.two_stage): the stage whose weights are final
 # Settings a resumed run may change: how long it trains, where the data sits now, how images are cached.
 MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit", "data", "split_file", "out",
-                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard", "final_stage"}
+                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard", "final_stage",
+                        "steps_per_execution"}  # batches per compiled call: speed, not the result
 
 
 def writable(path: Path) -> bool:
@@ -117,6 +119,10 @@ class RunFolder:
     def stage_history(self, stage: str) -> Path:
         """Return the path of a stage's per-epoch log (Keras CSVLogger)."""
         return self.path / f"history-{stage}.csv"
+
+    def top_epochs(self, stage: str) -> Path:
+        """Return the folder of a running stage's N best epochs' weights (--average-top)."""
+        return self.path / f"{stage}.top"
 
     def backup(self, stage: str) -> Path:
         """Return the folder of a running stage's BackupAndRestore state."""
@@ -219,6 +225,7 @@ class RunFolder:
     def clear_stage(self, name: str) -> None:
         """Remove one stage's backup, history and checkpoint, so it starts again from its beginning."""
         shutil.rmtree(self.backup(name), ignore_errors=True)
+        shutil.rmtree(self.top_epochs(name), ignore_errors=True)
         for path in (self.stage_history(name), self.weights(name)):
             path.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
     plan = stage_plan(stage, data, accelerator, global_batch, accumulate)   # schedule length, --accumulate
     batch, accumulate = back_off(stage.name, batch, accumulate, min_batch)  # halves one, doubles the other
     callbacks = [backup, *ema_callbacks(cfg), checkpoint, ...]              # --ema: the average is what is kept
+    print(describe_recipe(cfg, stage, batch, accumulate))                   # the stage line's words for the flags
 
 Kept apart from src.training.stages so each flag's logic has one small home.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import keras
 
+from src.core.errors import KitError
 from src.models.recipe import StagePlan, steps_per_epoch
 
 
@@ -44,9 +46,24 @@ def ema_callbacks(cfg) -> list:
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema > 0 else []
 
 
+def refuse_on_several_machines(cfg, multi_task: bool) -> None:
+    """Refuse, naming the flag, what the kit's multi-machine loop (not Keras's fit) cannot do."""
+    refused = {"--targets: multi-task training": multi_task,
+               "--ema (its validation swap needs Keras's fit)": cfg.ema > 0,
+               "--average-top (its holdout score needs Keras's evaluate)": cfg.average_top > 0}
+    for flag, given in refused.items():
+        if given:
+            raise KitError(f"{flag} on several machines is not supported")
+
+
 def describe_recipe(cfg, stage, batch: int, accumulate: int) -> str:
-    """Return the stage line's words for the batch and the recipe flags: batch 4 x 2 accumulated, cosine, EMA 0.999."""
+    """Return the stage line's words for the batch and the recipe flags: batch 4 x 2 accumulated, cosine, EMA 0.999,
+    backbone at 0.1x the rate, drop path 0.2, mean of the 3 best epochs."""
     words = [f"batch {batch}" + (f" x {accumulate} accumulated" if accumulate > 1 else ""), f"{cfg.schedule} schedule"]
     if cfg.schedule == "cosine" and cfg.lr_warmup_epochs > 0 and stage.train_backbone:
         words[-1] += f" after {cfg.lr_warmup_epochs:g} warm-up epoch(s)"
-    return ", ".join(words + ([f"EMA {cfg.ema:g}"] if cfg.ema > 0 else []))
+    flags = {f"EMA {cfg.ema:g}": cfg.ema > 0,
+             f"backbone at {cfg.backbone_lr_scale:g}x the rate": cfg.backbone_lr_scale < 1 and stage.train_backbone,
+             f"drop path {cfg.drop_path:g}": cfg.drop_path > 0,
+             f"mean of the {cfg.average_top} best epochs if no worse": cfg.average_top > 0}
+    return ", ".join(words + [word for word, on in flags.items() if on])

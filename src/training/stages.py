@@ -25,7 +25,9 @@ from src.runs.folder import RunFolder
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
                                     StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
 from src.training.multitask import loss_weights
-from src.training.recipe_options import back_off, describe_recipe, ema_callbacks, stage_plan
+from src.training.recipe_options import (back_off, describe_recipe, ema_callbacks, refuse_on_several_machines,
+                                         stage_plan)
+from src.training.top_epochs import TopEpochs, average_top
 
 HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
 
@@ -106,15 +108,17 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     rows = finished_rows(history_file, run.backup(stage.name))
     best, best_loss, wait = resume_state(rows, data.metric)
     checkpoint = run.weights(stage.name)
+    keeper = TopEpochs(run.top_epochs(stage.name), cfg.average_top, data.metric, rows) if cfg.average_top else None
     aliases = [TargetMetrics(data.target, data.metric)] if data.heads else []  # before the callbacks reading them
     # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
     guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
-    callbacks = [guard, DiskSpaceGuard(run.path), *aliases, backup, *ema_callbacks(cfg),
+    callbacks = [guard, DiskSpaceGuard(run.path, 3 + cfg.average_top), *aliases, backup, *ema_callbacks(cfg),
                  ResumableEarlyStopping(stage.patience, data.metric, best, best_loss, wait,
                                         checkpoint if best is not None else None),
-                 ResumableCheckpoint(checkpoint, data.metric, best, best_loss), LearningRateLogger(),
+                 ResumableCheckpoint(checkpoint, data.metric, best, best_loss), *([keeper] if keeper else []),
+                 LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
     if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard(stage.name))))
@@ -125,9 +129,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
           f"backbone {'trained' if stage.train_backbone else 'frozen'}, best epoch by {data.monitor}, "
           f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
-        if data.heads or cfg.ema:
-            flag = "--targets: multi-task training" if data.heads else "--ema (its validation swap needs Keras's fit)"
-            raise KitError(f"{flag} on several machines is not supported")
+        refuse_on_several_machines(cfg, bool(data.heads))
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, accelerator.strategy,
                          make_loss(cfg, reduction="none"), class_weights(data, cfg),
                          initial_epoch=0 if rows is None else len(rows))
@@ -143,7 +145,10 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history = pd.read_csv(history_file)
     if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
         raise OutOfTime(stage.name, len(history), stage.epochs)
-    return best_row(history, data.metric)
+    if keeper is None:
+        return best_row(history, data.metric)
+    return average_top(model, keeper, val_ds, best_row(history, data.metric), data.metric, checkpoint, stage.name,
+                       data.target if data.heads else "")
 
 
 def best_row(history: pd.DataFrame, metric: str) -> dict:
@@ -173,7 +178,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         weights = "none" if init_weights is not None else cfg.weights
         model = build_classifier(spec, stage.size, num_classes, weights,
                                  HeadSpec.from_config(cfg, data.class_map.multi_label), stage.train_backbone,
-                                 cfg.head_scheme)
+                                 cfg.head_scheme, cfg.drop_path)
         if init_weights is not None:
             load_checked(model, init_weights)
         if stage.train_backbone and cfg.unfreeze == "top":
@@ -184,7 +189,8 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None,
                            weighted=accelerator.batch_multiple > 1, multi_label=data.class_map.multi_label,
                            metric=data.metric, positive=data.positive, target=data.target,
-                           plan=plan, warmup=stage.train_backbone)
+                           plan=plan, warmup=stage.train_backbone, backbone_layer=spec.layer_name,
+                           steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution))
     return model
 
 

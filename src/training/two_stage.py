@@ -12,6 +12,7 @@ an out-of-memory error halves the batch size and retries the stage, down to --mi
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from src.data.pseudo_labels import add_pseudo_labels
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import choose_metric, positive_index
-from src.models.backbones import get_spec
+from src.models.backbones import check_drop_path, get_spec
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
 from src.training.multitask import task_columns
@@ -40,10 +41,11 @@ def train(cfg, callbacks=()) -> dict:
     holdout accuracy)."""
     deadline = time.monotonic() + cfg.time_limit * 3600 if cfg.time_limit > 0 else None
     spec = get_spec(cfg.backbone)
+    check_drop_path(spec, cfg.drop_path)  # before any folder is written
     run = run_folder_for(cfg)
     with run.lock():
         data = prepare_run(cfg, run)
-        accelerator = pick_accelerator(request=cfg.accelerator)
+        accelerator = pick_accelerator(request=cfg.accelerator, steps_per_execution=cfg.steps_per_execution)
         if accelerator.kind == "multi-worker" and data.metric != "accuracy":
             raise KitError(f"--metric {data.metric}: training on several machines logs accuracy only; use "
                            "--metric accuracy there, or one machine")
@@ -62,9 +64,12 @@ def train(cfg, callbacks=()) -> dict:
                     return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
                 add_provenance(state, stage.name, time.monotonic() - started)
                 state["best"][stage.name], state["best_val_loss"][stage.name] = best["score"], best["val_loss"]
+                if "average" in best:  # --average-top: both scores and the choice
+                    state.setdefault("average_top", {})[stage.name] = best["average"]
                 state["finished"].append(stage.name)
                 state.setdefault("hardware", {})[stage.name] = accelerator.as_record()  # resumed runs may move
                 run.save_state(state)
+                shutil.rmtree(run.top_epochs(stage.name), ignore_errors=True)  # needed until the stage is recorded
             previous = run.weights(stage.name)
         kept, why = choose_final_stage(state, stages, cfg.final_stage, data.metric)
         run.save_state({**state, "kept": kept.name, "kept_by": cfg.final_stage})
