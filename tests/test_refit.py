@@ -1,5 +1,6 @@
 """Issue 22 items 8 and 9: --full-fit RUN (every image, RUN's chosen epochs) and soft targets (--soft-labels,
 --pseudo-soft), read back from the files and datasets the kit makes."""
+import dataclasses
 import json
 
 import numpy as np
@@ -38,43 +39,48 @@ def write_reference(comp, folder, stage1=(0.5, 0.8, 0.7, 0.6), stage2=(0.85, 0.9
 
 def test_full_fit_trains_the_reference_runs_chosen_epochs_on_every_image_and_submits_with_its_score(
         comp, tmp_path, capsys):
-    ref = write_reference(comp, tmp_path / "ref")
+    ref = write_reference(comp, tmp_path / "ref", kept="stage1")  # its stage 1 scored best: no stage 2 (cheaper)
     # Only --full-fit, --out and the data: the rest (sizes, rates, backbone) is the reference's.
     summary = train(parse_config(TrainConfig, ["--full-fit", str(ref), "--data", str(comp),
                                                "--out", str(tmp_path / "full")]))
     out = capsys.readouterr().out
-    assert "epochs per stage as its early stopping chose them: stage1 2, stage2 2" in out
+    assert "epochs per stage as its early stopping chose them: stage1 2; each stage keeps its last epoch; final " \
+           f"stage stage1 (as {ref} kept); stage 2 is not trained" in out
     assert "the last epoch kept (full-fit: no holdout)" in out and "holdout accuracy" not in out
     history = pd.read_csv(tmp_path / "full" / "history.csv")
-    assert list(zip(history["stage"], history["epoch"])) == [("stage1", 1), ("stage1", 2), ("stage2", 1), ("stage2", 2)]
+    assert list(zip(history["stage"], history["epoch"])) == [("stage1", 1), ("stage1", 2)]  # 2 of the 4 planned
     assert history["val_accuracy"].isna().all()  # nothing was validated
     split = pd.read_csv(tmp_path / "full" / "split.csv")
     assert len(split) == 24 and (split["split"] == "train").all()  # every image trained, none held out
     assert not (tmp_path / "full" / "holdout_predictions.csv").exists()
     saved = json.loads((tmp_path / "full" / "config.json").read_text())
-    assert (saved["full_fit"], saved["stage1_epochs"], saved["stage2_epochs"], saved["stage1_size"]) == \
-        (str(ref), 2, 2, [16, 16])
-    assert summary["kept"] == "stage2" and json.loads((tmp_path / "full" / "state.json").read_text())["epochs"] == \
-        {"stage1": 2, "stage2": 2}
+    assert (saved["full_fit"], saved["stage1_epochs"], saved["stages"], saved["stage1_size"], saved["stage1_lr"]) == \
+        (str(ref), 2, 1, [16, 16], 1e-2)
+    assert summary["kept"] == "stage1" and json.loads((tmp_path / "full" / "state.json").read_text())["epochs"] == \
+        {"stage1": 2}
 
     result = submit(SubmitConfig(data=str(comp), run=(str(tmp_path / "full"),), out=str(tmp_path / "subs"),
                                  tta_views="identity,rot90"))
     out = capsys.readouterr().out
-    assert f"reference score: {ref}'s holdout val_accuracy 0.9000 (full-fit has no holdout)" in out
-    assert result["scores"][0]["score"] == pytest.approx(0.9) and "full-fit; reference" in result["scores"][0]["run"]
+    assert f"reference score: {ref}'s holdout val_accuracy 0.8000 (full-fit has no holdout)" in out
+    assert result["scores"][0]["score"] == pytest.approx(0.8) and "full-fit; reference" in result["scores"][0]["run"]
     assert len(pd.read_csv(tmp_path / "subs" / "submission.csv")) == 5
     row = run_row(RunFolder(tmp_path / "full"), "full")
-    assert row["score"] == pytest.approx(0.9) and row["scored_on"] == f"reference: {ref} holdout"
+    assert row["score"] == pytest.approx(0.8) and row["scored_on"] == f"reference: {ref} holdout"
 
 
-def test_a_full_fit_of_a_reference_that_kept_stage_1_trains_no_stage_2(comp, tmp_path, capsys):
-    ref = write_reference(comp, tmp_path / "ref", kept="stage1")
-    cfg = full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--stage1-lr", "3e-3"]))
-    assert (cfg.stages, cfg.stage1_epochs, cfg.final_stage, cfg.out, cfg.stage1_lr) == \
-        (1, 2, "last", f"{ref}-fullfit", 3e-3)
+def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp, tmp_path, capsys):
+    ref = write_reference(comp, tmp_path / "ref")  # kept stage 2; its best epoch: 2 of 3 (a tie, lower val_loss)
+    cfg = full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--stage1-lr", "3e-3",
+                                                     "--stage1-patience", "9"]))
+    assert (cfg.stages, cfg.stage1_epochs, cfg.stage2_epochs, cfg.final_stage, cfg.out, cfg.stage1_lr, cfg.data) == \
+        (2, 2, 2, "last", f"{ref}-fullfit", 3e-3, str(comp))  # no --data: the reference's
     out = capsys.readouterr().out
     assert f"--stage1-lr 0.003 differs from {ref}'s 0.01: the reference score was measured without it" in out
-    assert "stage 2 is not trained" in out
+    assert f"--stage1-patience 9 differs from {ref}'s 4: unused, a full-fit holds nothing out" in out
+    assert "stage1 2, stage2 2; each stage keeps its last epoch; final stage stage2" in out
+    again = full_fit_config(dataclasses.replace(cfg, resume=True))  # --resume with its own config.json: the same
+    assert again == dataclasses.replace(cfg, resume=True)
 
 
 @pytest.mark.parametrize("make, flags, said", [
@@ -102,10 +108,11 @@ def test_a_full_fit_reference_that_cannot_serve_is_named_before_any_folder(comp,
 
 def write_oof(comp, path, drop=()):
     """Write an oof_predictions.csv over the competition's training images: a distinct probability row each."""
-    train = load_competition(parse_config(TrainConfig, ["--data", str(comp)]), with_test=False).train
+    competition = load_competition(parse_config(TrainConfig, ["--data", str(comp)]), with_test=False)
+    train = competition.train
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=len(train))
-    frame = pd.DataFrame({"id": train["id"].astype(str), "label": train["label"],
+    frame = pd.DataFrame({"id": train["id"].astype(str), "label": train[competition.target],
                           **{f"prob_{c}": probs[:, i] for i, c in enumerate("abc")}, "fold": 0})
     frame[~frame["id"].isin(drop)].to_csv(path, index=False)
     return frame.set_index("id")
@@ -114,7 +121,7 @@ def write_oof(comp, path, drop=()):
 def test_soft_targets_mix_the_oof_probabilities_and_pseudo_soft_keeps_the_test_probabilities(comp, tmp_path):
     oof = write_oof(comp, tmp_path / "oof.csv")
     test_probs = pd.DataFrame({"id": [f"t{i}.jpg" for i in range(5)], "prob_a": [0.6, 0.1, 0.2, 0.3, 0.25],
-                               "prob_b": [0.3, 0.7, 0.2, 0.3, 0.25], "prob_c": [0.1, 0.2, 0.6, 0.4, 0.5]})
+                               "prob_b": [0.3, 0.7, 0.2, 0.3, 0.3], "prob_c": [0.1, 0.2, 0.6, 0.4, 0.45]})
     test_probs.to_csv(tmp_path / "first.probs.csv", index=False)
     cfg = config(comp, tmp_path, "--soft-labels", str(tmp_path / "oof.csv"), "--soft-weight", "0.3",
                  "--pseudo-labels", str(tmp_path / "first.csv"), "--pseudo-soft", "--pseudo-threshold", "0.5")
@@ -122,7 +129,7 @@ def test_soft_targets_mix_the_oof_probabilities_and_pseudo_soft_keeps_the_test_p
     train_ds, val_ds = stage_datasets(plan_stages(cfg)[0], cfg, data, 64, pick_accelerator(request="cpu"))
     got = np.concatenate([y.numpy() for _, y in train_ds])
     own = data.train[data.train["source"] == "competition"]
-    onehot = np.eye(3)[data.class_map.encode(own["label"])]
+    onehot = np.eye(3)[data.class_map.encode(own[data.target])]
     mixed = 0.3 * oof.loc[own["id"].astype(str), ["prob_a", "prob_b", "prob_c"]].to_numpy() + 0.7 * onehot
     pseudo = test_probs.iloc[[0, 1, 2]][["prob_a", "prob_b", "prob_c"]].to_numpy()  # max >= 0.5: t0, t1, t2
     expected = np.concatenate([mixed, pseudo])

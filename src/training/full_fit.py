@@ -47,7 +47,8 @@ def full_fit_config(cfg) -> TrainConfig:
         name = field.name
         mine, saved = getattr(cfg, name), getattr(theirs, name)
         given = mine != getattr(default, name) and mine != planned.get(name, saved)  # on --resume: the planned
-        values[name] = mine if name in OWN or (given and name not in REFUSED) else planned.get(name, saved)
+        own = name in ("resume", "full_fit") or (name in OWN and mine != getattr(default, name))
+        values[name] = mine if own or (given and name not in REFUSED) else planned.get(name, saved)
         if name in OWN or not given or mine == saved:
             continue
         flag = f"--{name.replace('_', '-')}"

@@ -136,10 +136,10 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
         model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
                   shuffle=False, class_weight=class_weights(data, cfg))
     history = pd.read_csv(history_file)
-    if cfg.full_fit:  # no holdout: the stage's weights are its last epoch's
-        return {"score": None, "val_loss": None, "epoch": len(history)}
     if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
         raise OutOfTime(stage.name, len(history), stage.epochs)
+    if cfg.full_fit:  # no holdout: the stage's weights are its last epoch's
+        return {"score": None, "val_loss": None, "epoch": len(history)}
     return best_row(history, data.metric)
 
 
