@@ -16,6 +16,7 @@ from src.hardware.accelerator import pick_accelerator
 from src.inference.run_rows import run_row
 from src.inference.submission import submit
 from src.runs.folder import RunFolder
+from src.runs.reference import reference_score
 from src.runs.stages import plan_stages
 from src.training.full_fit import full_fit_config
 from src.training.stages import stage_datasets
@@ -67,6 +68,9 @@ def test_full_fit_trains_the_reference_runs_chosen_epochs_on_every_image_and_sub
     assert len(pd.read_csv(tmp_path / "subs" / "submission.csv")) == 5
     row = run_row(RunFolder(tmp_path / "full"), "full")
     assert row["score"] == pytest.approx(0.8) and row["scored_on"] == f"reference: {ref} holdout"
+    ref.rename(tmp_path / "moved")  # the full-fit stays usable; its reference is said to be gone, not made up
+    row = run_row(RunFolder(tmp_path / "full"), "full")
+    assert np.isnan(row["score"]) and row["scored_on"] == f"reference: {ref} (not found)"
 
 
 def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp, tmp_path, capsys):
@@ -81,6 +85,15 @@ def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp
     assert "stage1 2, stage2 2; each stage keeps its last epoch; final stage stage2" in out
     again = full_fit_config(dataclasses.replace(cfg, resume=True))  # --resume with its own config.json: the same
     assert again == dataclasses.replace(cfg, resume=True)
+
+
+def test_a_fold_of_a_k_fold_run_serves_as_reference_and_names_the_cv_score(comp, tmp_path):
+    ref = write_reference(comp, tmp_path / "cv" / "fold-1")
+    pd.DataFrame({"fold": ["0", "1", "mean", "std"], "score": [0.8, 0.9, 0.85, 0.07]}).to_csv(tmp_path / "cv" / "cv.csv")
+    assert full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref)])).stage1_epochs == 2
+    assert reference_score(RunFolder(ref))["line"] == (f"reference score: {ref}'s holdout val_accuracy 0.9000 (full-fit "
+                                                       f"has no holdout); its K-fold run {tmp_path / 'cv'}: CV accuracy "
+                                                       "0.8500")
 
 
 @pytest.mark.parametrize("make, flags, said", [
@@ -148,4 +161,18 @@ def test_soft_labels_missing_training_images_are_counted_naming_the_file(comp, t
         train(cfg)
     assert f"--soft-labels {tmp_path / 'oof.csv'}: 2 of the {len(training)} training image(s) have no out-of-fold" \
         in str(err.value)
-    assert not (tmp_path / "run" / "config.json").exists()
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--pseudo-soft"], "--pseudo-soft: keeps --pseudo-labels' probabilities as targets; pass --pseudo-labels FILE"),
+    (["--soft-weight", "1"], "--soft-weight: expected a number between 0 and 1, got 1"),
+    (["--full-fit", "runs/a", "--folds", "3"], "--full-fit runs/a: trains one model on every training image, so "
+                                               "--folds 3 (every fold in turn) has no meaning"),
+    (["--soft-labels", "a.csv", "--targets", "x,y"], "--soft-labels: soft targets are for the one submission column"),
+])
+def test_refit_flags_that_cannot_work_are_named_when_the_config_is_made(flags, said, tmp_path):
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, ["--out", str(tmp_path / "run"), *flags])
+    assert said in str(err.value)
+    assert not (tmp_path / "run").exists()

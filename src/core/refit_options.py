@@ -11,10 +11,12 @@ from pathlib import Path
 from src.core.errors import KitError
 
 
-def existing_file(value: str):
-    """Return what --soft-labels expects unless it is empty or names a file."""
-    return None if not value or Path(value).is_file() else \
-        "an existing file: a K-fold run's oof_predictions.csv (python -m src.train --folds K writes it)"
+def check_refit_files(cfg) -> None:
+    """Raise naming --soft-labels when its file is missing: called when training starts, not when a saved config
+    is read back (a trained run stays usable after the file moves)."""
+    if cfg.soft_labels and not Path(cfg.soft_labels).is_file():
+        raise KitError(f"--soft-labels {cfg.soft_labels}: no such file; expected a K-fold run's oof_predictions.csv "
+                       "(python -m src.train --folds K writes it)")
 
 
 def check_refit_options(cfg) -> None:

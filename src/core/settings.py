@@ -16,7 +16,7 @@ from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, 
                              positive, tta_scale_list, tta_view_list)
 from src.core.errors import KitError
 from src.core.metric_choice import metric_flag
-from src.core.refit_options import check_refit_options, existing_file
+from src.core.refit_options import check_refit_options
 
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
@@ -109,8 +109,7 @@ class TrainConfig(DataOptions, PipelineOptions):
                             "each stage for the epochs the run's early stopping chose; the last epoch is kept; "
                             "src.submit names the run's holdout score as the reference")
     soft_labels: str = opt("", "a K-fold run's oof_predictions.csv: training targets are --soft-weight x its "
-                               "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label",
-                           check=existing_file)
+                               "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label")
     soft_weight: float = opt(0.3, "the out-of-fold probabilities' share of a --soft-labels target", check=fraction)
     pseudo_soft: bool = opt(False, "pseudo-labels keep the submission's probabilities as targets instead of its most "
                                    "probable class (--pseudo-threshold still picks the images; 0: every one)")

@@ -62,12 +62,17 @@ def chosen_epochs(run: RunFolder) -> dict:
 
 
 def reference_score(run: RunFolder) -> dict:
-    """Return the reference's score: {run, metric, value, scored_on, line}, the kept stage's best holdout value.
+    """Return the reference's score: {run, metric, value, scored_on, line}, the kept stage's best holdout value
+    (NaN, said in the line, when the reference is no longer there).
 
     A fold of a K-fold run (RUN/fold-<i>) also names its K-fold run's CV mean, when cv.csv is there.
     """
     state = run.state()
-    metric = state.get("metric") or run.config_values().get("metric") or "accuracy"
+    if state.get("best", {}).get(state.get("kept")) is None:  # moved or deleted since the full-fit trained
+        return {"run": str(run), "metric": "", "value": float("nan"), "scored_on": f"reference: {run} (not found)",
+                "line": f"reference score: none: the reference run {run} has no finished {run.state_file.name} "
+                        "here (moved or deleted?), and a full-fit has no holdout"}
+    metric = state.get("metric") or "accuracy"
     value = float(state["best"][state["kept"]])
     line = f"reference score: {run}'s holdout val_{log_name(metric)} {value:.4f} (full-fit has no holdout)"
     parent = RunFolder(run.path.parent)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.provenance import git_commit
+from src.core.refit_options import check_refit_files
 from src.core.metric_choice import log_name, rank_key
 from src.data.extra_data import add_extra_data
 from src.data.pseudo_labels import add_pseudo_labels
@@ -41,6 +42,7 @@ def train(cfg, callbacks=()) -> dict:
     """Run every stage into the run folder; return the summary (best metric value per stage, the stage kept,
     holdout accuracy)."""
     deadline = time.monotonic() + cfg.time_limit * 3600 if cfg.time_limit > 0 else None
+    check_refit_files(cfg)
     cfg = full_fit_config(cfg) if cfg.full_fit else cfg  # RUN's settings and epochs, checked before any folder
     spec = get_spec(cfg.backbone)
     run = run_folder_for(cfg)
