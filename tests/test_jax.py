@@ -155,6 +155,9 @@ def test_a_full_fit_with_soft_targets_trains_the_chosen_epochs_on_every_image(ja
               for epoch in range(1, best[stage] + 1)]  # each stage's best epoch by the run's metric (log_loss)
     history = pd.read_csv(tmp_path / "fullfit" / "history.csv")
     assert list(zip(history["stage"], history["epoch"])) == chosen and history["val_loss"].isna().all()
+    # the cosine with warm-up is planned over the reference's epochs: each epoch ends at the reference's rate
+    same = reference.set_index(["stage", "epoch"]).loc[chosen, "lr"].to_numpy()
+    np.testing.assert_allclose(history["lr"], same, rtol=1e-5, atol=1e-9)
     split = pd.read_csv(tmp_path / "fullfit" / "split.csv")
     assert len(split) == 27 + 11 and (split["split"] == "train").all()
 

@@ -18,7 +18,7 @@ from src.inference.submission import submit
 from src.runs.folder import RunFolder
 from src.runs.reference import reference_score
 from src.runs.stages import plan_stages
-from src.training.full_fit import full_fit_config
+from src.training.full_fit import full_fit_config, full_fit_stages
 from src.training.stages import stage_datasets
 from src.training.two_stage import prepare_run, train
 from tests.test_train import config, comp  # noqa: F401  (comp: the fixture)
@@ -56,7 +56,8 @@ def test_full_fit_trains_the_reference_runs_chosen_epochs_on_every_image_and_sub
     assert not (tmp_path / "full" / "holdout_predictions.csv").exists()
     saved = json.loads((tmp_path / "full" / "config.json").read_text())
     assert (saved["full_fit"], saved["stage1_epochs"], saved["stages"], saved["stage1_size"], saved["stage1_lr"]) == \
-        (str(ref), 2, 1, [16, 16], 1e-2)
+        (str(ref), 4, 1, [16, 16], 1e-2)  # the reference's planned epochs: the schedule's length
+    assert "stage1: 16x16, up to 2 epoch(s)" in out
     assert summary["kept"] == "stage1" and json.loads((tmp_path / "full" / "state.json").read_text())["epochs"] == \
         {"stage1": 2}
 
@@ -77,8 +78,10 @@ def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp
     ref = write_reference(comp, tmp_path / "ref")  # kept stage 2; its best epoch: 2 of 3 (a tie, lower val_loss)
     cfg = full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--stage1-lr", "3e-3",
                                                      "--stage1-patience", "9"]))
-    assert (cfg.stages, cfg.stage1_epochs, cfg.stage2_epochs, cfg.final_stage, cfg.out, cfg.stage1_lr, cfg.data) == \
-        (2, 2, 2, "last", f"{ref}-fullfit", 3e-3, str(comp))  # no --data: the reference's
+    assert (cfg.stages, cfg.final_stage, cfg.out, cfg.stage1_lr, cfg.data) == \
+        (2, "last", f"{ref}-fullfit", 3e-3, str(comp))  # no --data: the reference's
+    stages = full_fit_stages(cfg, plan_stages(cfg))
+    assert [(s.name, s.epochs, s.schedule_epochs) for s in stages] == [("stage1", 2, 4), ("stage2", 2, 3)]
     out = capsys.readouterr().out
     assert f"--stage1-lr 0.003 differs from {ref}'s 0.01: the reference score was measured without it" in out
     assert f"--stage1-patience 9 differs from {ref}'s 4: unused, a full-fit holds nothing out" in out
@@ -90,7 +93,8 @@ def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp
 def test_a_fold_of_a_k_fold_run_serves_as_reference_and_names_the_cv_score(comp, tmp_path):
     ref = write_reference(comp, tmp_path / "cv" / "fold-1")
     pd.DataFrame({"fold": ["0", "1", "mean", "std"], "score": [0.8, 0.9, 0.85, 0.07]}).to_csv(tmp_path / "cv" / "cv.csv")
-    assert full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref)])).stage1_epochs == 2
+    cfg = full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref)]))
+    assert full_fit_stages(cfg, plan_stages(cfg))[0].epochs == 2
     assert reference_score(RunFolder(ref))["line"] == (f"reference score: {ref}'s holdout val_accuracy 0.9000 (full-fit "
                                                        f"has no holdout); its K-fold run {tmp_path / 'cv'}: CV accuracy "
                                                        "0.8500")

@@ -1,12 +1,14 @@
 """`--full-fit RUN`: train again on every training image, no holdout, with RUN's settings and chosen epochs.
 
-    cfg = full_fit_config(cfg)          # RUN's config.json, each stage's epochs = the epoch RUN kept
+    cfg = full_fit_config(cfg)          # RUN's config.json (its planned epochs: the schedules' length)
+    stages = full_fit_stages(cfg, plan_stages(cfg))   # each stage stops at the epoch RUN kept
     callbacks = keep_callbacks(...)     # early stopping + best checkpoint, or (full-fit) the last epoch
 
 Kaggle's usual last step: the holdout has chosen the recipe and its epochs, so the images it held
 back are trained on too. With no holdout nothing can pick an epoch or stop early: each stage
-runs the epochs RUN's early stopping kept and its last epoch is the stage's weights; stage 2
-starts from them. The full-fit ends at the stage RUN kept (RUN kept stage 1: no stage 2).
+runs the epochs RUN's early stopping kept (its rate schedule still planned over RUN's planned
+epochs, so a cosine's rate at each epoch is RUN's) and its last epoch is the stage's weights;
+stage 2 starts from them. The full-fit ends at the stage RUN kept (RUN kept stage 1: no stage 2).
 
 Settings: RUN's config.json. A flag set beside --full-fit (a value other than the default) that
 differs from RUN's is refused when it changes the model, its classes, the stage plan or the
@@ -36,12 +38,13 @@ UNUSED = {"stage1_patience", "stage2_patience", "val_fraction", "folds", "fold",
 
 
 def full_fit_config(cfg) -> TrainConfig:
-    """Return the TrainConfig a --full-fit trains with: RUN's settings, its chosen epochs, every image, last kept."""
+    """Return the TrainConfig a --full-fit trains with: RUN's settings, every image, the last epoch kept, ending
+    at RUN's kept stage. Its stage epochs stay RUN's planned ones (the schedules' length); full_fit_stages stops
+    each stage at RUN's chosen epoch."""
     ref = reference_run(cfg.full_fit)
     theirs, default = ref.load_config(), TrainConfig()
     epochs, kept = chosen_epochs(ref), ref.state()["kept"]
-    planned = {"final_stage": "last", "stages": 2 if kept == "stage2" else 1, "warmup_epochs": epochs.get("warmup", 0),
-               "stage1_epochs": epochs["stage1"], "stage2_epochs": epochs.get("stage2", theirs.stage2_epochs)}
+    planned = {"final_stage": "last", "stages": 2 if kept == "stage2" else 1}
     values = {}
     for field in dataclasses.fields(TrainConfig):
         name = field.name
@@ -66,6 +69,14 @@ def full_fit_config(cfg) -> TrainConfig:
           f"each stage keeps its last epoch; final stage {kept} (as {ref} kept)"
           + ("" if kept == "stage2" or "stage2" not in epochs else "; stage 2 is not trained"), flush=True)
     return resolved
+
+
+def full_fit_stages(cfg, stages: list) -> list:
+    """Return the stages a full-fit runs: each for the epochs its reference's early stopping kept, its rate
+    schedule still planned over the reference's planned epochs (so the rates match the reference's, epoch by epoch).
+    """
+    chosen = chosen_epochs(reference_run(cfg.full_fit))
+    return [dataclasses.replace(s, epochs=chosen[s.name], schedule_epochs=s.epochs) for s in stages]
 
 
 def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple) -> list:

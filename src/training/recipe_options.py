@@ -14,8 +14,13 @@ from src.models.recipe import StagePlan, steps_per_epoch
 
 
 def stage_plan(stage, images: int, accelerator, global_batch: int, accumulate: int) -> StagePlan:
-    """Return what the stage's optimizer is planned for: its batches per epoch, epochs and --accumulate."""
-    return StagePlan(steps_per_epoch(images, global_batch, accelerator.fixed_batches), stage.epochs, accumulate)
+    """Return what the stage's optimizer is planned for: its batches per epoch, epochs and --accumulate.
+
+    A --full-fit stage plans its schedule over the reference's planned epochs and stops at the one it kept,
+    so its rates follow the reference's epoch by epoch.
+    """
+    return StagePlan(steps_per_epoch(images, global_batch, accelerator.fixed_batches),
+                     stage.schedule_epochs or stage.epochs, accumulate)
 
 
 def back_off(stage: str, batch: int, accumulate: int, min_batch: int) -> tuple[int, int]:

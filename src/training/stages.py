@@ -14,8 +14,8 @@ import tensorflow as tf
 from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv
 from src.core.metric_choice import log_name
-from src.data.soft_labels import soft_targets
 from src.core.plots import plot_curves
+from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked

@@ -28,7 +28,7 @@ from src.inference.formats import choose_metric, positive_index
 from src.models.backbones import get_spec
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
-from src.training.full_fit import full_fit_config
+from src.training.full_fit import full_fit_config, full_fit_stages
 from src.training.multitask import task_columns
 from src.training.stages import OutOfTime, RunData, run_stage, write_reports
 
@@ -54,6 +54,7 @@ def train(cfg, callbacks=()) -> dict:
                            "--metric accuracy there, or one machine")
         state = {"best_val_loss": {}, **run.state(), "metric": data.metric}
         stages, previous = plan_stages(cfg), None
+        stages = full_fit_stages(cfg, stages) if cfg.full_fit else stages  # each ends at RUN's chosen epoch
         for stage in stages:
             if stage.name in state["finished"]:
                 print(f"{stage.name}: finished earlier, weights in {run.weights(stage.name)}")
