@@ -145,7 +145,9 @@ def test_a_full_fit_with_soft_targets_trains_the_chosen_epochs_on_every_image(ja
     tmp_path, _, results = jax_jobs
     done = results["full_fit"]
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "the last epoch kept (full-fit: no holdout)" in done.stdout and "backend: JAX" in done.stdout
+    assert "the last epoch kept (full-fit: no holdout)" in done.stdout
+    hardware = json.loads((tmp_path / "fullfit" / "state.json").read_text())["hardware"]
+    assert all(h["backend"] == "jax" and h["devices"] == DEVICES for h in hardware.values())
     assert "soft labels: 27 training image(s) learn 0.3 x the out-of-fold probabilities" in done.stdout
     assert "11 of 11 test image(s) at probability >= 0 added to training only" in done.stdout
     reference = pd.read_csv(tmp_path / "run" / "history.csv")

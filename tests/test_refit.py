@@ -67,6 +67,10 @@ def test_full_fit_trains_the_reference_runs_chosen_epochs_on_every_image_and_sub
     assert f"reference score: {ref}'s holdout val_accuracy 0.8000 (full-fit has no holdout)" in out
     assert result["scores"][0]["score"] == pytest.approx(0.8) and "full-fit; reference" in result["scores"][0]["run"]
     assert len(pd.read_csv(tmp_path / "subs" / "submission.csv")) == 5
+    with pytest.raises(KitError, match=r"--tta auto \(views chosen on the holdout\): needs the runs' holdout, and "
+                                       f"--run {tmp_path / 'full'} is a full-fit"):
+        submit(SubmitConfig(data=str(comp), run=(str(tmp_path / "full"),), out=str(tmp_path / "subs"), name="auto",
+                            tta="auto"))
     row = run_row(RunFolder(tmp_path / "full"), "full")
     assert row["score"] == pytest.approx(0.8) and row["scored_on"] == f"reference: {ref} holdout"
     ref.rename(tmp_path / "moved")  # the full-fit stays usable; its reference is said to be gone, not made up

@@ -21,10 +21,10 @@ def run_reference(group) -> dict | None:
 
 def check_full_fits(cfg, runs, multi_label: bool) -> None:
     """Refuse, naming the flag, what would be fitted on the holdout of a full-fit run, which has none."""
-    full = [run for run in runs if run_reference(run) is not None]
-    if not full:
+    marked = [run_reference(run) is not None for run in runs]
+    if not any(marked):
         return
-    first = full[0].folder
+    first = runs[marked.index(True)].folder
     needs = {"--tta auto (views chosen on the holdout)": cfg.tta == "auto",
              "--ensemble-weights fit": cfg.ensemble_weights == "fit", "--select-runs": cfg.select_runs,
              "a multi-label target (thresholds per tag fitted on the holdout)": multi_label}
@@ -32,7 +32,7 @@ def check_full_fits(cfg, runs, multi_label: bool) -> None:
         if asked:
             raise KitError(f"{what}: needs the runs' holdout, and --run {first} is a full-fit (trained on every "
                            "image, no holdout); name views with --tta-views and blend with equal weights")
-    if len(full) < len(runs):
-        other = next(run.folder for run in runs if run not in full)
+    if not all(marked):
+        other = runs[marked.index(False)].folder
         raise KitError(f"--run {first} is a full-fit (no holdout) and --run {other} is not: their holdouts cannot "
                        "be put side by side; submit full-fit runs together, or each alone")
