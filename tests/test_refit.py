@@ -9,7 +9,7 @@ import pytest
 
 from src.core.config import parse_config, save_config
 from src.core.errors import KitError
-from src.core.settings import SubmitConfig, TrainConfig
+from src.core.settings import PruneConfig, SubmitConfig, TrainConfig
 from src.data.competition import load_competition
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
@@ -19,6 +19,7 @@ from src.runs.folder import RunFolder
 from src.runs.reference import reference_score
 from src.runs.stages import plan_stages
 from src.training.full_fit import full_fit_config, full_fit_stages
+from src.training.pruning import prune
 from src.training.stages import stage_datasets
 from src.training.two_stage import prepare_run, train
 from tests.test_train import config, comp  # noqa: F401  (comp: the fixture)
@@ -71,6 +72,8 @@ def test_full_fit_trains_the_reference_runs_chosen_epochs_on_every_image_and_sub
                                        f"--run {tmp_path / 'full'} is a full-fit"):
         submit(SubmitConfig(data=str(comp), run=(str(tmp_path / "full"),), out=str(tmp_path / "subs"), name="auto",
                             tta="auto"))
+    with pytest.raises(KitError, match="no holdout is left to score the pruning on; prune its reference run"):
+        prune(PruneConfig(run=str(tmp_path / "full")))
     row = run_row(RunFolder(tmp_path / "full"), "full")
     assert row["score"] == pytest.approx(0.8) and row["scored_on"] == f"reference: {ref} holdout"
     ref.rename(tmp_path / "moved")  # the full-fit stays usable; its reference is said to be gone, not made up
