@@ -60,6 +60,7 @@ def jax_jobs(tmp_path_factory):
     # 3 classes x 9 images: ~20 training images (a batch of 2 per device is 16: one full batch per
     # epoch) and ~7 validation images, padded to 8 for the split over eight devices.
     comp = make_folder_competition(root / "comp", per_class=9, n_test=11)
+    write_uniform_oof(comp, root / "oof.csv")
     jobs = {
         "train": ("train", ["--data", comp, "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
                             "--stage1-size", 16, 16, "--stage2-size", 24, 24, "--stage1-epochs", 3,
@@ -73,6 +74,10 @@ def jax_jobs(tmp_path_factory):
                             "--drop-path", 0.2, "--steps-per-execution", 2, "--out", root / "rates-run"]),
         "submit": ("submit", ["--data", comp, "--run", root / "run", "--tta-views", "identity,hflip,rot90,transpose_rot90",
                               "--tta-scales", "1.0,1.25", "--out", root / "subs"]),
+        # every training image, the epochs "train" chose, soft targets from an OOF file and the submission above
+        "full_fit": ("train", ["--full-fit", root / "run", "--out", root / "fullfit", "--soft-labels", root / "oof.csv",
+                               "--pseudo-labels", root / "subs" / "submission.csv", "--pseudo-soft",
+                               "--pseudo-threshold", 0]),
         **{f"screen_{mode}": ("screen_backbones", [
             "--data", comp, "--backbones", "tiny_resnet,mobilenetv3_small", "--weights", "none", "--mode", mode,
             "--image-size", 32, 32, "--epochs", 2, "--batch-size", 2, "--val-fraction", 0.25,
@@ -155,6 +160,35 @@ def test_the_rate_flags_train_over_eight_devices(jax_jobs):
     assert (saved["average_top"], saved["backbone_lr_scale"], saved["drop_path"], saved["steps_per_execution"]) == (
         2, 0.5, 0.2, 2)
     assert not (tmp_path / "rates-run" / "stage1.top").exists()
+
+
+def write_uniform_oof(comp, path) -> None:
+    """Write an oof_predictions.csv for the competition's training images (1/3 each class): --soft-labels' input."""
+    train = load_competition(DataOptions(data=str(comp)), with_test=False).train
+    pd.DataFrame({"id": train["id"], **{f"prob_{c}": 1 / 3 for c in range(3)}}).to_csv(path, index=False)
+
+
+def test_a_full_fit_with_soft_targets_trains_the_chosen_epochs_on_every_image(jax_jobs):
+    tmp_path, _, results = jax_jobs
+    done = results["full_fit"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the last epoch kept (full-fit: no holdout)" in done.stdout
+    hardware = json.loads((tmp_path / "fullfit" / "state.json").read_text())["hardware"]
+    assert all(h["backend"] == "jax" and h["devices"] == DEVICES for h in hardware.values())
+    assert "soft labels: 27 training image(s) learn 0.3 x the out-of-fold probabilities" in done.stdout
+    assert "11 of 11 test image(s) at probability >= 0 added to training only" in done.stdout
+    reference = pd.read_csv(tmp_path / "run" / "history.csv")
+    kept = json.loads((tmp_path / "run" / "state.json").read_text())["kept"]
+    best = {stage: rows["val_log_loss"].to_numpy().argmin() + 1 for stage, rows in reference.groupby("stage")}
+    chosen = [(stage, epoch) for stage in ("stage1", "stage2")[:1 + (kept == "stage2")]
+              for epoch in range(1, best[stage] + 1)]  # each stage's best epoch by the run's metric (log_loss)
+    history = pd.read_csv(tmp_path / "fullfit" / "history.csv")
+    assert list(zip(history["stage"], history["epoch"])) == chosen and history["val_loss"].isna().all()
+    # the cosine with warm-up is planned over the reference's epochs: each epoch ends at the reference's rate
+    same = reference.set_index(["stage", "epoch"]).loc[chosen, "lr"].to_numpy()
+    np.testing.assert_allclose(history["lr"], same, rtol=1e-5, atol=1e-9)
+    split = pd.read_csv(tmp_path / "fullfit" / "split.csv")
+    assert len(split) == 27 + 11 and (split["split"] == "train").all()
 
 
 def test_asking_for_a_tpu_that_jax_does_not_list_is_an_error(jax_jobs):

@@ -16,6 +16,7 @@ from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, 
                              positive, tta_scale_list, tta_view_list)
 from src.core.errors import KitError
 from src.core.metric_choice import metric_flag
+from src.core.refit_options import check_refit_options
 
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
@@ -115,6 +116,14 @@ class TrainConfig(DataOptions, PipelineOptions):
     final_stage: str = opt("best", "best: the final weights are the stage whose best --metric is best (ties to "
                                    "the lower val_loss, then the later stage); last: the recipe's last stage",
                            ("best", "last"))
+    full_fit: str = opt("", "a finished run: train again on every training image (no holdout) with its settings, "
+                            "each stage for the epochs the run's early stopping chose; the last epoch is kept; "
+                            "src.submit names the run's holdout score as the reference")
+    soft_labels: str = opt("", "a K-fold run's oof_predictions.csv: training targets are --soft-weight x its "
+                               "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label")
+    soft_weight: float = opt(0.3, "the out-of-fold probabilities' share of a --soft-labels target", check=fraction)
+    pseudo_soft: bool = opt(False, "pseudo-labels keep the submission's probabilities as targets instead of its most "
+                                   "probable class (--pseudo-threshold still picks the images; 0: every one)")
     sampling: str = opt("natural", "how training draws images: natural (as they come); balanced (each class "
                                    "equally often); sqrt (in proportion to the square root of its count)",
                         ("natural", "balanced", "sqrt"))
@@ -122,6 +131,7 @@ class TrainConfig(DataOptions, PipelineOptions):
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""
         super().check()
+        check_refit_options(self)
         if self.lr_warmup_epochs > 0 and self.schedule != "cosine":
             raise KitError(f"--lr-warmup-epochs {self.lr_warmup_epochs:g}: needs --schedule cosine (Keras's "
                            "CosineDecay has the warm-up; ExponentialDecay has none)")

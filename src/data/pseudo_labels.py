@@ -4,7 +4,7 @@
     python -m src.train ... --pseudo-labels submissions/first.csv --pseudo-threshold 0.95
 
 A test image whose most probable class has at least --pseudo-threshold probability joins the
-training images with that class. Never a holdout or a fold's validation image: the split is
+training images with that class (--pseudo-soft: with its probabilities as the target). Never a holdout or a fold's validation image: the split is
 made from the competition's own training images, so the same holdout says whether they helped
 (submit's holdout table counts each run's pseudo-labelled images, as it counts extra images).
 """
@@ -17,6 +17,7 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.data.competition import load_competition
+from src.data.soft_labels import SOFT_PREFIX
 
 PROBS_SUFFIX = ".probs.csv"  # written by src.inference.submission beside NAME.csv
 
@@ -55,7 +56,10 @@ def add_pseudo_labels(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
                           "width": picked["width"].to_numpy(), "height": picked["height"].to_numpy(),
                           "orientation": picked["orientation"].to_numpy(), "fold": -1, "split": "train",
                           "source": "pseudo"})
+    if cfg.pseudo_soft:  # the probabilities themselves are the targets (src.data.soft_labels)
+        added = added.assign(**{f"{SOFT_PREFIX}{v}": values[confident][:, i] for i, v in enumerate(class_map.values)})
     print(f"pseudo-labels: {len(added)} of {len(probs)} test image(s) at probability >= {cfg.pseudo_threshold:g} "
-          f"added to training only ({np.unique(added[comp.target].astype(str)).size} class(es))")
+          f"added to training only ({np.unique(added[comp.target].astype(str)).size} class(es)" +
+          (", their probabilities as targets (--pseudo-soft))" if cfg.pseudo_soft else ")"))
     base = split if "source" in split else split.assign(source="competition")
     return pd.concat([base, added], ignore_index=True)

@@ -57,10 +57,11 @@ def combine_runs(runs, holdout: dict, test: list, cfg, metric: str, scorer, posi
     """Return the Ensemble of the runs' predictions: selected (--select-runs), weighted (--ensemble-weights),
     blended (--blend) and, for log loss, calibrated (--calibrate)."""
     views = " | ".join(dict.fromkeys(holdout["views"]))
-    shared = all(same_holdout(run, runs[0]) for run in runs[1:])
+    shared = all(same_holdout(run, runs[0]) for run in runs[1:]) and len(holdout["y"][0]) > 0
     if not shared:  # check_runs_agree and check_combination refused what needs a shared holdout
-        print("the runs held out different images: the ensemble has no holdout score; "
-              "the report's figures show the first run" +
+        print(("full-fit runs have no holdout: equal weights, no holdout score, no holdout figures"
+               if not len(holdout["y"][0]) else "the runs held out different images: the ensemble has no holdout "
+               "score; the report's figures show the first run") +
               ("; no temperature is fitted (--calibrate)" if metric == "log_loss" and cfg.calibrate == "auto" else ""))
         weights = [1.0 / len(runs)] * len(runs)
         probs = blend(np.stack(test), weights, cfg.blend, positive)

@@ -4,7 +4,8 @@ A run's metric is its config.json's `metric` when it has one, with history.csv's
 column; runs without it are scored by val_accuracy, as they trained. A K-fold run's score is
 cv.csv's mean and standard deviation, in its metric or else the one its submission format
 implies (as cross-validation chose it). The best holdout score is the best epoch of the stage
-the run keeps (state.json's final stage, else the last planned), in the metric's direction.
+the run keeps (state.json's final stage, else the last planned), in the metric's direction; a
+full-fit run (no holdout) shows its reference run's, scored_on saying so.
 A run that cannot be read, or has not finished, is a row that says so.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from src.data.sample_submission import read_sample_submission
 from src.inference.formats import implied_metric
 from src.inference.metrics import check_metric, higher_is_better, history_column
 from src.runs.folder import RunFolder, process_alive, read_pid, LOCK
+from src.runs.reference import reference_score
 
 # Shown in their own columns, or where the data sits and how it is read: not recipe options.
 NOT_OPTIONS = {"backbone", "stage1_size", "stage2_size", "stages", "warmup_epochs", "metric", "data", "out",
@@ -55,11 +57,14 @@ def single_row(run: RunFolder, name: str, values: dict) -> dict:
     row = base_row(run, name, values, planned, epochs)
     metric = check_metric(values.get("metric") or "accuracy")
     status = progress(run, planned, state, epochs)
-    score = np.nan
-    if status == "finished":
+    score, scored_on = np.nan, "holdout"
+    if status == "finished" and values.get("full_fit"):  # no holdout: its reference run's score, named so
+        reference = reference_score(RunFolder(values["full_fit"]))
+        score, scored_on = reference["value"], reference["scored_on"]
+    elif status == "finished":
         score = best_score(run, kept, metric)
     seconds, estimated = training_seconds(run, state)
-    return {**row, "status": status, "metric": metric, "score": score, "std": np.nan, "scored_on": "holdout",
+    return {**row, "status": status, "metric": metric, "score": score, "std": np.nan, "scored_on": scored_on,
             "final_stage": kept, "seconds": seconds, "seconds_estimated": estimated,
             "commit": (state.get("git_commit") or "")[:7]}
 

@@ -36,6 +36,7 @@ from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import (SubmissionFormat, check_submission, choose_metric, detect_format, fill_submission,
                                    positive_index)
 from src.inference.metrics import fit_thresholds, higher_is_better, score
+from src.inference.references import check_full_fits, run_reference
 from src.inference.tta_select import select_views
 from src.inference.views import with_scales
 from src.hardware.accelerator import pick_accelerator
@@ -71,6 +72,7 @@ def submit(cfg: SubmitConfig) -> dict:
                        "renormalise; use arithmetic")
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     check_combination(cfg, runs, metric)
+    check_full_fits(cfg, runs, class_map.multi_label)
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
     def scorer(probs, y):
@@ -161,7 +163,8 @@ def predict_holdout(group, comp, views, random_passes: int) -> tuple:
         model = build_run_model(member)
         val = holdout_frame(member, comp)
         frames.append(val)
-        per_views.append(predict_views(member, val, views, random_passes, model))
+        per_views.append(predict_views(member, val, views, random_passes, model) if len(val) else  # full-fit
+                         np.zeros((len(views) + random_passes, 0, len(group.class_map.values))))
         models.append(model)
     frame = pd.concat(frames, ignore_index=True)
     order = np.argsort(frame["id"].astype(str).to_numpy(), kind="stable")  # one order for every run
@@ -179,8 +182,8 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
     test, scores = [], []
     for number, run in enumerate(runs, start=1):
         val, y, per_view, models = predict_holdout(run, comp, views, cfg.tta_random)
-        plain = per_view[list(views).index("identity")] if "identity" in views else \
-            predict_holdout(run, comp, ("identity",), 0)[2][0]
+        plain = None if not len(y) else per_view[list(views).index("identity")] if "identity" in views else \
+            predict_holdout(run, comp, ("identity",), 0)[2][0]  # None: a full-fit, no holdout
         run_views, random_passes, steps = list(views), cfg.tta_random, []
         if cfg.tta == "auto":
             names = list(views) + [f"random_{i + 1}" for i in range(cfg.tta_random)]
@@ -200,10 +203,16 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
         # a K-fold run's scores are its CV scores (out of fold)
         name = f"{run.folder} ({len(run.members)}-fold CV)" if run.is_cv else str(run.folder)
         counts = {"extra_images": run.extra_images(), "pseudo_images": run.extra_images("pseudo")}
-        scores += [{"run": name, **counts, "views": "identity", "score": scorer(plain, y)},
-                   *({"run": name, **counts, "views": f"auto step {s['step']}: {s['views']}",
-                      "score": s["score"]} for s in steps[1:]),
-                   {"run": name, **counts, "views": views_used, "score": scorer(tta, y)}]
+        reference = run_reference(run)
+        if reference is not None:  # trained on every image: its reference run's holdout scored the recipe
+            print(f"{run.folder}: {reference['line']}")
+            scores.append({"run": f"{name} (full-fit; reference: {reference['run']}'s holdout)", **counts,
+                           "views": views_used, "score": reference["value"]})
+        else:
+            scores += [{"run": name, **counts, "views": "identity", "score": scorer(plain, y)},
+                       *({"run": name, **counts, "views": f"auto step {s['step']}: {s['views']}",
+                          "score": s["score"]} for s in steps[1:]),
+                       {"run": name, **counts, "views": views_used, "score": scorer(tta, y)}]
         print(f"[{number}/{len(runs)}] {run.folder}: {len(run_views) + random_passes} view(s) over "
               f"{len(comp.test)} test images" + (f", {len(run.members)} folds averaged" if run.is_cv else ""),
               flush=True)
@@ -254,6 +263,8 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
         plot_tags(tags, out / f"{cfg.name}.tags.png", f"{cfg.name}: holdout per tag")
         return
     write_json(manifest_file(out, cfg.name), manifest)
+    if not len(y):  # full-fit runs: no holdout to draw
+        return
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,
                out / f"{cfg.name}.wrong.png")

@@ -18,6 +18,7 @@ class Stage:
     lr: float
     patience: int
     train_backbone: bool
+    schedule_epochs: int | None = None  # what the rate schedule spans when the fit stops sooner (--full-fit)
 
 
 def plan_stages(cfg) -> list:

@@ -126,6 +126,23 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             record_shape(temp, self.model)  # prediction checks the run's config against it
 
 
+class LastCheckpoint(keras.callbacks.Callback):
+    """The weights of every epoch's end, written over the last (atomically): what a full-fit keeps.
+
+    A --full-fit has no holdout to choose an epoch by, so its stage's weights are the last epoch's;
+    written each epoch, so a stage cut by --time-limit or a kill still has its latest weights.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        with atomic_path(self.path) as temp:
+            self.model.save_weights(str(temp))
+            record_shape(temp, self.model)
+
+
 def item_bytes(dtype) -> int:
     """Return the bytes of one value of a variable's dtype (a name or a dtype object); 4 when numpy lacks it."""
     try:

@@ -21,6 +21,7 @@ from src.core.config import save_config
 from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.plots import plot_cv
+from src.core.refit_options import check_refit_files
 from src.data.competition import load_competition
 from src.inference.formats import choose_metric, positive_index
 from src.inference.metrics import score
@@ -30,6 +31,7 @@ from src.training.two_stage import run_folder_for, train
 
 def train_folds(cfg, callbacks=()) -> dict:
     """Train fold 0 .. K-1 into RUN/fold-<i>/, then write oof_predictions.csv, cv.csv and cv.png."""
+    check_refit_files(cfg)
     folder = run_folder_for(cfg)
     root = folder.path
     if root.is_dir() and any(root.iterdir()) and not (root / "config.json").is_file():

@@ -40,6 +40,9 @@ def prune(cfg: PruneConfig) -> pd.DataFrame:
                        "scores one label per image")
     if run.config.targets:
         raise KitError(f"--run {cfg.run}: a multi-task run (--targets); pruning supports one-head runs")
+    if run.config.full_fit:
+        raise KitError(f"--run {cfg.run}: a full-fit (of {run.config.full_fit}), trained on every image, so no "
+                       "holdout is left to score the pruning on; prune its reference run")
     levels = parse_levels(cfg)
     out = Path(cfg.out or Path(cfg.run) / "prune")
     comp = load_competition(run.config, with_test=False)  # the run's own data settings

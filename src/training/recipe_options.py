@@ -16,8 +16,13 @@ from src.models.recipe import StagePlan, steps_per_epoch
 
 
 def stage_plan(stage, images: int, accelerator, global_batch: int, accumulate: int) -> StagePlan:
-    """Return what the stage's optimizer is planned for: its batches per epoch, epochs and --accumulate."""
-    return StagePlan(steps_per_epoch(images, global_batch, accelerator.fixed_batches), stage.epochs, accumulate)
+    """Return what the stage's optimizer is planned for: its batches per epoch, epochs and --accumulate.
+
+    A --full-fit stage plans its schedule over the reference's planned epochs and stops at the one it kept,
+    so its rates follow the reference's epoch by epoch.
+    """
+    return StagePlan(steps_per_epoch(images, global_batch, accelerator.fixed_batches),
+                     stage.schedule_epochs or stage.epochs, accumulate)
 
 
 def back_off(stage: str, batch: int, accumulate: int, min_batch: int) -> tuple[int, int]:
@@ -50,7 +55,8 @@ def refuse_on_several_machines(cfg, multi_task: bool) -> None:
     """Refuse, naming the flag, what the kit's multi-machine loop (not Keras's fit) cannot do."""
     refused = {"--targets: multi-task training": multi_task,
                "--ema (its validation swap needs Keras's fit)": cfg.ema > 0,
-               "--average-top (its holdout score needs Keras's evaluate)": cfg.average_top > 0}
+               "--average-top (its holdout score needs Keras's evaluate)": cfg.average_top > 0,
+               "--full-fit (no holdout)": bool(cfg.full_fit)}
     for flag, given in refused.items():
         if given:
             raise KitError(f"{flag} on several machines is not supported")

@@ -16,14 +16,16 @@ from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv
 from src.core.metric_choice import log_name
 from src.core.plots import plot_curves
+from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
-from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableCheckpoint, ResumableEarlyStopping,
-                                    StopOnNonFiniteLoss, TargetMetrics, TimeLimit, resume_state)
+from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
+                                    TargetMetrics, TimeLimit, resume_state)
+from src.training.full_fit import keep_callbacks
 from src.training.multitask import loss_weights
 from src.training.recipe_options import (back_off, describe_recipe, ema_callbacks, refuse_on_several_machines,
                                          stage_plan)
@@ -106,7 +108,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history_file = run.stage_history(stage.name)
     discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
-    best, best_loss, wait = resume_state(rows, data.metric)
+    best, best_loss, wait = resume_state(None if cfg.full_fit else rows, data.metric)  # full-fit: no val_* columns
     checkpoint = run.weights(stage.name)
     keeper = TopEpochs(run.top_epochs(stage.name), cfg.average_top, data.metric, rows) if cfg.average_top else None
     aliases = [TargetMetrics(data.target, data.metric)] if data.heads else []  # before the callbacks reading them
@@ -115,10 +117,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
     guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
     callbacks = [guard, DiskSpaceGuard(run.path, 3 + cfg.average_top), *aliases, backup, *ema_callbacks(cfg),
-                 ResumableEarlyStopping(stage.patience, data.metric, best, best_loss, wait,
-                                        checkpoint if best is not None else None),
-                 ResumableCheckpoint(checkpoint, data.metric, best, best_loss), *([keeper] if keeper else []),
-                 LearningRateLogger(),
+                 *keep_callbacks(cfg, stage, data.metric, checkpoint, (best, best_loss, wait)),
+                 *([keeper] if keeper else []), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
     if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard(stage.name))))
@@ -126,7 +126,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     callbacks += [clock] if clock else []  # last: the epoch's backup and log are written before it stops
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
           f"{describe_recipe(cfg, stage, batch, accumulate)}, "
-          f"backbone {'trained' if stage.train_backbone else 'frozen'}, best epoch by {data.monitor}, "
+          f"backbone {'trained' if stage.train_backbone else 'frozen'}, "
+          f"{'the last epoch kept (full-fit: no holdout)' if cfg.full_fit else f'best epoch by {data.monitor}'}, "
           f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
         refuse_on_several_machines(cfg, bool(data.heads))
@@ -145,6 +146,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history = pd.read_csv(history_file)
     if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
         raise OutOfTime(stage.name, len(history), stage.epochs)
+    if cfg.full_fit:  # no holdout: the stage's weights are its last epoch's
+        return {"score": None, "val_loss": None, "epoch": len(history)}
     if keeper is None:
         return best_row(history, data.metric)
     return average_top(model, keeper, val_ds, best_row(history, data.metric), data.metric, checkpoint, stage.name,
@@ -211,17 +214,19 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
 
         train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches,
                                    sampling=cfg.sampling, classes=data.y_train)
-        val = make_eval_dataset(data.val, data.labels("val"), opts, multiple, weights=multiple > 1)
-        return train.map(one_hot), val.map(one_hot)
-    train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=k,
-                               drop_remainder=fixed_batches, sampling=cfg.sampling,
+        val = make_eval_dataset(data.val, data.labels("val"), opts, multiple, weights=multiple > 1) \
+            if len(data.val) else None  # a full-fit has no holdout
+        return train.map(one_hot), None if val is None else val.map(one_hot)
+    targets = None if data.class_map.multi_label else soft_targets(data.train, data.class_map, data.target)
+    train = make_train_dataset(data.train, data.y_train if targets is None else targets, opts, seed=cfg.seed,
+                               num_classes=k, drop_remainder=fixed_batches, sampling=cfg.sampling,
                                classes=None if data.class_map.multi_label else data.y_train)
-    val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1)
+    val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1) if len(data.val) else None
     if data.class_map.multi_label:  # the labels are already a 0/1 row per image
         return train, val
-    if cfg.mixup <= 0 and cfg.cutmix <= 0:
+    if targets is None and cfg.mixup <= 0 and cfg.cutmix <= 0:  # soft targets and MixUp's are rows already
         train = train.map(lambda x, y: (x, tf.one_hot(y, k)))
-    return train, val.map(lambda x, y, *weight: (x, tf.one_hot(y, k), *weight))
+    return train, None if val is None else val.map(lambda x, y, *weight: (x, tf.one_hot(y, k), *weight))
 
 
 def class_weights(data: RunData, cfg):
@@ -266,7 +271,7 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     write_csv(run.history_file, history)
     plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
                 log_name(data.metric))
-    accuracy = write_holdout(cfg, spec, data, run, kept, accelerator)
+    accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
     shutil.rmtree(run.path / "backup", ignore_errors=True)
     return {"holdout_accuracy": accuracy, "final_stage": kept.name}
 

@@ -18,15 +18,18 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.provenance import git_commit
+from src.core.refit_options import check_refit_files
 from src.core.metric_choice import log_name, rank_key
 from src.data.extra_data import add_extra_data
 from src.data.pseudo_labels import add_pseudo_labels
+from src.data.soft_labels import add_soft_labels
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import choose_metric, positive_index
 from src.models.backbones import check_drop_path, get_spec
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
+from src.training.full_fit import full_fit_config, full_fit_stages
 from src.training.multitask import task_columns
 from src.training.stages import OutOfTime, RunData, run_stage, write_reports
 
@@ -40,6 +43,8 @@ def train(cfg, callbacks=()) -> dict:
     """Run every stage into the run folder; return the summary (best metric value per stage, the stage kept,
     holdout accuracy)."""
     deadline = time.monotonic() + cfg.time_limit * 3600 if cfg.time_limit > 0 else None
+    check_refit_files(cfg)
+    cfg = full_fit_config(cfg) if cfg.full_fit else cfg  # RUN's settings and epochs, checked before any folder
     spec = get_spec(cfg.backbone)
     check_drop_path(spec, cfg.drop_path)  # before any folder is written
     run = run_folder_for(cfg)
@@ -51,6 +56,7 @@ def train(cfg, callbacks=()) -> dict:
                            "--metric accuracy there, or one machine")
         state = {"best_val_loss": {}, **run.state(), "metric": data.metric}
         stages, previous = plan_stages(cfg), None
+        stages = full_fit_stages(cfg, stages) if cfg.full_fit else stages  # each ends at RUN's chosen epoch
         for stage in stages:
             if stage.name in state["finished"]:
                 print(f"{stage.name}: finished earlier, weights in {run.weights(stage.name)}")
@@ -66,19 +72,22 @@ def train(cfg, callbacks=()) -> dict:
                 state["best"][stage.name], state["best_val_loss"][stage.name] = best["score"], best["val_loss"]
                 if "average" in best:  # --average-top: both scores and the choice
                     state.setdefault("average_top", {})[stage.name] = best["average"]
+                state.setdefault("epochs", {})[stage.name] = best["epoch"]  # the best epoch; full-fit: the last
                 state["finished"].append(stage.name)
                 state.setdefault("hardware", {})[stage.name] = accelerator.as_record()  # resumed runs may move
                 run.save_state(state)
                 shutil.rmtree(run.top_epochs(stage.name), ignore_errors=True)  # needed until the stage is recorded
             previous = run.weights(stage.name)
-        kept, why = choose_final_stage(state, stages, cfg.final_stage, data.metric)
+        kept, why = (stages[-1], f"full-fit: the reference {cfg.full_fit} kept it") if cfg.full_fit else \
+            choose_final_stage(state, stages, cfg.final_stage, data.metric)
         run.save_state({**state, "kept": kept.name, "kept_by": cfg.final_stage})
         summary = write_reports(cfg, spec, data, run, stages, accelerator, kept)
-    for name, value in state["best"].items():
+    for name, value in state["best"].items() if not cfg.full_fit else ():
         print(f"{name}: best {data.monitor} {value:.4f} (val_loss {state['best_val_loss'].get(name, float('nan')):.4f}), "
               f"weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
-    print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
+    if not cfg.full_fit:
+        print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
     return {**summary, "best": dict(state["best"]), "metric": data.metric, "kept": kept.name,
             "hardware": state.get("hardware", {}), "out": str(run.path)}
 
@@ -156,15 +165,20 @@ def check_multi_label(cfg, target: str, heads: dict) -> None:
 
 
 def add_training_only(split, comp, cfg):
-    """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout)."""
-    if comp.class_maps[comp.target].multi_label and (cfg.extra_data or cfg.pseudo_labels):
-        flag = "--extra-data" if cfg.extra_data else "--pseudo-labels"
+    """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout),
+    every image on the training side for --full-fit, and --soft-labels' targets."""
+    if comp.class_maps[comp.target].multi_label and (cfg.extra_data or cfg.pseudo_labels or cfg.soft_labels):
+        flag = "--extra-data" if cfg.extra_data else "--pseudo-labels" if cfg.pseudo_labels else "--soft-labels"
         raise KitError(f"{flag}: column {comp.target} holds tags (multi-label), which {flag} does not support yet; "
                        "leave it out")
     if cfg.extra_data:
         split = add_extra_data(split, comp, cfg)
     if cfg.pseudo_labels:
         split = add_pseudo_labels(split, comp, cfg)
+    if cfg.full_fit:  # every image trains; the reference run's holdout scored the recipe
+        split = split.assign(split="train")
+    if cfg.soft_labels:
+        split = add_soft_labels(split, comp, cfg)
     return split
 
 
