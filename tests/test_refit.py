@@ -112,7 +112,7 @@ def test_a_fold_of_a_k_fold_run_serves_as_reference_and_names_the_cv_score(comp,
     ("kfold", [], "a K-fold run (fold-0, fold-1), whose folds stopped at different epochs: pass one fold's folder"),
     ("unfinished", [], "not finished (stage1 finished, no kept stage in state.json"),
     ("ref", ["--backbone", "mobilenetv3_small"], "--backbone 'mobilenetv3_small' differs from the reference run's "
-                                                 "'small_resnet'"),
+                                                 "'tiny_resnet'"),
     ("ref", ["--stage1-size", "32", "32"], "--stage1-size (32, 32) differs"),
 ])
 def test_a_full_fit_reference_that_cannot_serve_is_named_before_any_folder(comp, tmp_path, make, flags, said):
