@@ -46,7 +46,9 @@ def run_kit_jobs(jobs: dict, root) -> dict:
     done = subprocess.run([sys.executable, "-m", "tests.kit_jobs", str(jobs_file), str(results_file)], env=kit_env(),
                           capture_output=True, text=True, timeout=1200, cwd=root)
     assert done.returncode == 0 and results_file.is_file(), done.stdout + done.stderr
-    return {name: SimpleNamespace(**result) for name, result in zip(jobs, json.loads(results_file.read_text()))}
+    results = {name: SimpleNamespace(**result) for name, result in zip(jobs, json.loads(results_file.read_text()))}
+    print("JAX jobs (s):", ", ".join(f"{name} {result.seconds}" for name, result in results.items()))  # pytest -s
+    return results
 
 
 @pytest.fixture(scope="session")

@@ -178,8 +178,8 @@ def test_the_three_notebooks_run_locally_in_a_row(tmp_path):
     assert text.count("accelerator:") == 1  # issue 24 item 22: once per kernel (it was printed twice)
     screening = pd.read_csv(tmp_path / "runs" / "screen" / "screening.csv")
     assert set(screening["backbone"]) == {"tiny_resnet", "mobilenetv3_small"}
-    text = execute("train", {**common, "BACKBONE": "tiny_resnet", "WEIGHTS": "none", "STAGE1_SIZE": (32, 32),
-                             "STAGE1_EPOCHS": 1, "STAGE2_SIZE": (40, 40), "STAGE2_EPOCHS": 1, "BATCH_SIZE": 8,
+    text = execute("train", {**common, "BACKBONE": "tiny_resnet", "WEIGHTS": "none", "STAGE1_SIZE": (16, 16),
+                             "STAGE1_EPOCHS": 1, "STAGE2_SIZE": (20, 20), "STAGE2_EPOCHS": 1, "BATCH_SIZE": 8,
                              "RUN": "runs/nb-train"}, tmp_path)
     assert "holdout_accuracy" in text and text.count("accelerator:") == 1
     assert (tmp_path / "runs" / "nb-train" / "stage2.weights.h5").is_file()
