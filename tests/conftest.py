@@ -137,3 +137,18 @@ def make_isic_competition(root: Path, n_train=50, positives=(3, 27), n_test=6, s
 @pytest.fixture
 def isic_comp(tmp_path) -> Path:
     return make_isic_competition(tmp_path / "siim-isic-melanoma-classification")
+
+
+# The slowest files first (measured with --durations): pytest-xdist's loadfile hands whole files to the
+# worker that asks next, in collection order, so a slow file collected last ends the run alone.
+SLOW_FILES_FIRST = ("test_jax.py", "test_faults.py", "test_notebooks.py", "test_train.py", "test_cv.py",
+                    "test_runs.py", "test_metric.py", "test_formats.py", "test_recipe_flags.py", "test_screening.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Order the collected tests so the slowest files come first; within a file the order is kept."""
+    def rank(item):
+        name = item.path.name
+        return SLOW_FILES_FIRST.index(name) if name in SLOW_FILES_FIRST else len(SLOW_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their collection order
