@@ -136,10 +136,10 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
                          initial_epoch=0 if rows is None else len(rows))
     else:
         with warnings.catch_warnings():
-            if cfg.sampling != "natural":
-                # A sampled epoch's length is drawn (each row floor(repeats + u) times), so Keras learns it at
-                # the first epoch's end and warns "Your input ran out of data" whenever an epoch is shorter:
-                # by design here, not a pipeline fault.
+            if int(train_ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY:
+                # A stream of unknown length (TFRecord shards; --sampling, whose epoch length is drawn): Keras
+                # learns it at the first epoch's end and warns "Your input ran out of data" then and whenever a
+                # drawn epoch is shorter. By design here, not a pipeline fault.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
                       shuffle=False, class_weight=class_weights(data, cfg))
