@@ -114,15 +114,14 @@ def test_out_of_memory_halves_the_batch_and_doubles_the_accumulation(comp, tmp_p
 
 class EmaProbe(keras.callbacks.Callback):
     """Placed after the kit's callbacks: the raw weights after each batch, the weights validation sees, the average
-    a resumed fit starts from."""
+    each fit starts from (the kit builds the optimizer at compile; BackupAndRestore has loaded it by then)."""
 
     def __init__(self):
         super().__init__()
-        self.raw, self.evaluated, self.resumed_average = [], [], []
+        self.raw, self.evaluated, self.start_average = [], [], []
 
     def on_train_begin(self, logs=None):
-        if self.model.optimizer.built:  # BackupAndRestore built it: a resumed fit
-            self.resumed_average.append([v.numpy() for v in self.model.optimizer._model_variables_moving_average])
+        self.start_average.append([v.numpy() for v in self.model.optimizer._model_variables_moving_average])
 
     def on_train_batch_end(self, batch, logs=None):
         self.raw.append([w.numpy() for w in self.model.trainable_weights])
@@ -156,7 +155,8 @@ def test_ema_weights_are_the_ones_evaluated_and_saved_and_the_average_survives_r
     assert len(probe.raw) == 6 and len(probe.evaluated) == 2  # two epochs of 3 batches, then the cut
     train(config(comp, tmp_path, *args, "--resume"), callbacks=[probe])
     assert len(probe.raw) == 9 and len(probe.evaluated) == 3
-    assert_weights_close(probe.resumed_average[0], moving_average(probe.raw[:6], 0.6))  # restored, not restarted
+    assert len(probe.start_average) == 2
+    assert_weights_close(probe.start_average[1], moving_average(probe.raw[:6], 0.6))  # restored, not restarted
     for epoch in range(3):  # validation saw the average of every batch so far, across the cut
         assert_weights_close(probe.evaluated[epoch], moving_average(probe.raw[:3 * (epoch + 1)], 0.6))
     assert not np.allclose(probe.evaluated[-1][0], probe.raw[-1][0], atol=1e-4)  # the average is not the raw

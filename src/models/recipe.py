@@ -216,6 +216,20 @@ def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_we
         model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=multi_label),
                       steps_per_execution=steps_per_execution,
                       **{key: [accuracy_metric(multi_label), *([extra] if extra is not None else [])]})
+    build_optimizer(model)
+
+
+def build_optimizer(model) -> None:
+    """Create the compiled optimizer's slots (moments, accumulators, EMA copies) now; return nothing.
+
+    Why: on TensorFlow with no distribution strategy, Keras defers them to the first trace of the train step,
+    where each is a variable initialised under a tf.cond; built here, eagerly, the first fit of a small model
+    took ~1 s less (3.2 s against 4.3 s for a tiny_resnet epoch, measured here). Under a strategy Keras builds
+    them before tracing itself, and on JAX always: both find them built. Call it inside the scope the model
+    was compiled in, with the model's trainable variables final.
+    """
+    if keras.backend.backend() == "tensorflow" and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def accuracy_metric(multi_label: bool = False):

@@ -29,6 +29,7 @@ from src.core.metric_choice import log_name
 from src.inference.formats import choose_metric, positive_index
 from src.inference.metrics import score
 from src.inference.prediction import build_run_model, holdout_frame, load_run, predict_frame
+from src.models.recipe import build_optimizer
 from src.pipeline.images import make_train_dataset
 
 
@@ -144,6 +145,7 @@ def fine_tune(model, masks, run, train: pd.DataFrame, cfg: PruneConfig) -> None:
     y = run.class_map.encode(train[run.target])
     data = make_train_dataset(train, y, pipeline(run, cfg), seed=run.config.seed)
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="categorical_crossentropy", metrics=["accuracy"])
+    build_optimizer(model)
     model.fit(data.map(lambda x, t: (x, tf.one_hot(t, k))), epochs=cfg.epochs, callbacks=[HoldZeros()], verbose=2,
               shuffle=False)  # the dataset shuffles itself
     apply_masks(masks)

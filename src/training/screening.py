@@ -34,7 +34,7 @@ from src.inference.formats import choose_metric, positive_index
 from src.models.backbones import parse_backbones
 from src.models.classifier import HeadSpec, build_classifier, build_head
 from src.models.epoch_metrics import epoch_metric
-from src.models.recipe import accuracy_metric, make_optimizer
+from src.models.recipe import accuracy_metric, build_optimizer, make_optimizer
 from src.models.features import extract_features
 from src.pipeline.images import batch_for_devices, fixed_tuning, make_eval_dataset, make_train_dataset
 from src.training.callbacks import resume_state
@@ -142,6 +142,7 @@ def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> No
                [accuracy_metric(multi_label), *([extra] if extra is not None else [])]}
     loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
     model.compile(optimizer=make_optimizer("adam", cfg.learning_rate), loss=loss, **metrics)
+    build_optimizer(model)
 
 
 def batched(features, labels, cfg: ScreenConfig, accelerator, shuffle: bool = False):

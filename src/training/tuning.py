@@ -28,7 +28,7 @@ from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_head
 from src.models.epoch_metrics import epoch_metric
 from src.models.features import extract_features
-from src.models.recipe import make_optimizer
+from src.models.recipe import build_optimizer, make_optimizer
 
 SPACE = {"head_layers": [0, 1, 2], "head_units": [128, 256, 512, 1024], "head_l2": [0.0, 1e-5, 1e-4, 1e-3],
          "optimizer": ["adam", "sgd", "adamw"]}
@@ -96,6 +96,7 @@ def build_hypermodel(hp, features: int, num_classes: int, metric: str = "accurac
     extra = epoch_metric(metric, num_classes, positive)
     model.compile(optimizer=make_optimizer(hp.Choice("optimizer", SPACE["optimizer"]), lr),
                   loss="categorical_crossentropy", metrics=["accuracy", *([extra] if extra is not None else [])])
+    build_optimizer(model)
     return model
 
 
