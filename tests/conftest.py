@@ -40,7 +40,15 @@ def skip_graph_optimizer() -> None:
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
-skip_graph_optimizer()
+def pytest_configure(config):
+    """Turn grappler off in every process that runs tests; not in pytest-xdist's controller, which runs none.
+
+    Why here and not at import: importing TensorFlow takes the controller ~8 s before it starts the workers,
+    which import it again themselves (workers carry `workerinput`; `-n 0` runs the tests in this process).
+    """
+    if getattr(config, "workerinput", None) is None and getattr(config.option, "numprocesses", None):
+        return
+    skip_graph_optimizer()
 
 import numpy as np
 import pytest
