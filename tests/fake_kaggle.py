@@ -63,7 +63,8 @@ class FakeKaggle:
                 fake.handle(self, "GET")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # polled every 20 ms, not serve_forever's 0.5 s: shutdown() waits for the next poll (0.5 s a test)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self.server.server_address[1]
 
     def stop(self) -> None:
