@@ -104,6 +104,30 @@ def test_a_frame_that_is_not_whole_shards_is_refused(tmp_path):
         make_eval_dataset(part, np.zeros(len(part), np.int32), PipelineOptions(image_size=(16, 16)))
 
 
+def test_a_shard_stream_declares_its_length_and_a_short_shard_fails(tmp_path):
+    """Keras counts the batches of a shard stream (no "ran out of data" at its end); a shard holding fewer
+    records than index.csv names is an error, not a shorter epoch."""
+    import tensorflow as tf
+
+    from src.data.competition import load_competition
+    from src.pipeline.images import make_eval_dataset
+
+    data = make_folder_competition(tmp_path / "comp", per_class=4, n_test=2)
+    out = shards_of(data, tmp_path / "shards")
+    train = load_competition(DataOptions(data=str(out))).train
+    labels, opts = np.zeros(len(train), np.int32), PipelineOptions(image_size=(16, 16), cache="none", batch_size=5)
+    assert int(make_eval_dataset(train, labels, opts).cardinality()) == -(-len(train) // 5)
+    shard = Path(train["shard"].iloc[-1])  # the stream's last shard: an earlier one would trip the id check
+    shard = shard if shard.is_absolute() else out / shard
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(shard))]
+    with tf.io.TFRecordWriter(str(shard)) as writer:  # it loses its last record: the stream ends one row early
+        for record in records[:-1]:
+            writer.write(record)
+    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain"):
+        for _ in make_eval_dataset(train, labels, opts):
+            pass
+
+
 def test_existing_shards_are_not_overwritten_and_folds_must_match(tmp_path):
     data = make_folder_competition(tmp_path / "comp", per_class=4, n_test=2)
     out = shards_of(data, tmp_path / "shards")

@@ -84,8 +84,10 @@ class ShardImages:
                 data = tf.identity(record["image"])
             return {"bytes": data, **{k: v for k, v in row.items() if k != "id"}}
 
+        # The length is known (whole shards, one record per row): declared, Keras counts the batches instead of
+        # running into the stream's end and warning "ran out of data"; a shard of another length fails loudly.
         return tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(rows))).map(
-            merge, num_parallel_calls=tf.data.AUTOTUNE)
+            merge, num_parallel_calls=tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(len(self.frame)))
 
     def cache_names(self) -> list:
         """Return per record its shard, record number and the shard's size and time."""
