@@ -142,6 +142,19 @@ def make_isic_competition(root: Path, n_train=50, positives=(3, 27), n_test=6, s
     return root
 
 
+def needs_missing_package(spec) -> bool:
+    """Return True for an *_ns entry where efficientnet is not installed (Kaggle's images): the error is checked."""
+    import importlib.util
+
+    from src.core.errors import KitError
+
+    if spec.family != "efficientnet_ns" or importlib.util.find_spec("efficientnet") is not None:
+        return False
+    with pytest.raises(KitError, match="needs the efficientnet package.*attach the kit dataset made by"):
+        spec.build((32, 32, 3), "none")
+    return True
+
+
 @pytest.fixture
 def isic_comp(tmp_path) -> Path:
     return make_isic_competition(tmp_path / "siim-isic-melanoma-classification")

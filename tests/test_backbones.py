@@ -9,6 +9,7 @@ from src.models.backbones import REGISTRY, get_spec, table
 from src.core.errors import KitError
 from src.models.classifier import build_classifier
 from src.models.weights import resolve_weights
+from tests.conftest import needs_missing_package
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
@@ -63,17 +64,6 @@ def zero_initial_weights(monkeypatch):
     for draw in ("normal", "truncated_normal", "uniform"):
         assert hasattr(random_initializers.random, draw), f"keras.src.backend.random.{draw} moved"
         monkeypatch.setattr(random_initializers.random, draw, zeros)
-
-
-def needs_missing_package(spec) -> bool:
-    """Return True for an *_ns entry where efficientnet is not installed (Kaggle's images): the error is checked."""
-    import importlib.util
-
-    if spec.family != "efficientnet_ns" or importlib.util.find_spec("efficientnet") is not None:
-        return False
-    with pytest.raises(KitError, match="needs the efficientnet package.*attach the kit dataset made by"):
-        spec.build((32, 32, 3), "none")
-    return True
 
 
 @pytest.fixture(scope="module")

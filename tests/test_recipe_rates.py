@@ -118,14 +118,11 @@ def assert_top_two_averaged_as_said(run, snapshot: Snapshot, out: str) -> None:
 
 
 def test_drop_path_sets_the_efficientnet_block_rates():
-    import importlib.util
+    from tests.conftest import needs_missing_package
 
     models = [get_spec("efficientnet_b0").build((32, 32, 3), "none", drop_path=0.1)]
-    if importlib.util.find_spec("efficientnet") is not None:  # its constructor's argument
-        models.append(get_spec("efficientnet_b0_ns").build((32, 32, 3), "none", drop_path=0.1))
-    else:  # Kaggle's images lack the package (make test-kaggle): the error names it
-        with pytest.raises(KitError, match="needs the efficientnet package"):
-            get_spec("efficientnet_b0_ns").build((32, 32, 3), "none", drop_path=0.1)
+    if not needs_missing_package(get_spec("efficientnet_b0_ns")):  # Kaggle's images lack it: the error is checked
+        models.append(get_spec("efficientnet_b0_ns").build((32, 32, 3), "none", drop_path=0.1))  # its argument
     for model in models:
         rates = {layer.name: float(layer.rate) for layer in model.layers if layer.name.endswith("_drop")}
         # block b (from 0) of 16 drops its residual branch at rate * b / 16 (the constructor's rule): 2b is 2, 6d 14

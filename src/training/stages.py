@@ -137,9 +137,9 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     else:
         with warnings.catch_warnings():
             if int(train_ds.cardinality()) == tf.data.UNKNOWN_CARDINALITY:
-                # A stream of unknown length (TFRecord shards; --sampling, whose epoch length is drawn): Keras
-                # learns it at the first epoch's end and warns "Your input ran out of data" then and whenever a
-                # drawn epoch is shorter. By design here, not a pipeline fault.
+                # A stream of unknown length (--sampling: each epoch's length is drawn; TFRecord shards declare
+                # theirs): Keras learns it at the first epoch's end and warns "Your input ran out of data" then
+                # and whenever a drawn epoch is shorter. By design here, not a pipeline fault.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
                       shuffle=False, class_weight=class_weights(data, cfg))
