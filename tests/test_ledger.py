@@ -19,7 +19,7 @@ import pytest
 from src.core.config import DataOptions, parse_config
 from src.data.competition import load_competition
 from src.core.settings import SubmitConfig, TrainConfig
-from src.inference.metrics import history_column
+from src.core.metric_choice import monitor
 from src.inference.submission import submit
 from src.training.two_stage import train
 from tests.conftest import REPO, make_folder_competition
@@ -108,7 +108,7 @@ def test_the_metric_and_kept_stage_of_a_run_are_used_in_the_metrics_direction(ma
     config = json.loads((lossy / "config.json").read_text())
     (lossy / "config.json").write_text(json.dumps({**config, "metric": "log_loss"}))
     history = pd.read_csv(lossy / "history.csv")
-    history[history_column("log_loss")] = [0.9, 0.4, 0.7][:len(history)]
+    history[monitor("log_loss")] = [0.9, 0.4, 0.7][:len(history)]
     history.to_csv(lossy / "history.csv", index=False)
     state = json.loads((lossy / "state.json").read_text())
     (lossy / "state.json").write_text(json.dumps({**state, "kept": "stage1"}))
@@ -117,7 +117,7 @@ def test_the_metric_and_kept_stage_of_a_run_are_used_in_the_metrics_direction(ma
     assert table.loc["lossy", "metric"] == "log_loss" and table.loc["lossy", "final_stage"] == "stage1"
     assert table.loc["lossy", "score"] == pytest.approx(0.4)  # the lowest of stage 1's epochs, not stage 2's 0.7
     assert table.loc["acc", "metric"] == "accuracy"
-    assert history_column("map@5") == "val_map_at_5" and history_column("auc") == "val_auc"
+    assert monitor("map@5") == "val_map_at_5" and monitor("auc") == "val_auc"
 
 
 def test_damaged_and_unfinished_run_folders_are_rows_that_say_so(made, tmp_path):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from src.core.config import parse_config, save_config
 from src.core.errors import KitError
-from src.core.metric_choice import kit_name, resolve_metric
+from src.core.metric_choice import kit_name, monitor, resolve_metric
 from src.core.settings import TrainConfig
 from src.training.callbacks import ResumableCheckpoint, ResumableEarlyStopping, resume_state
 from src.training.two_stage import train
@@ -215,7 +215,7 @@ def test_the_metric_comes_from_the_flag_the_run_kaggle_then_the_format(tmp_path)
     assert resolve_metric("", data, *fmt).line == "metric: accuracy (the label format's default; --metric sets it)"
     (data / "kaggle_metric.json").write_text(json.dumps({"competition": "c", "evaluation_metric": "Log Loss"}))
     choice = resolve_metric("", data, *fmt)
-    assert (choice.name, choice.source, choice.monitor) == ("log_loss", "kaggle", "val_log_loss")
+    assert (choice.name, choice.source, monitor(choice.name)) == ("log_loss", "kaggle", "val_log_loss")
     choice = resolve_metric("", data, *fmt, run_metric="qwk", run_where="runs/a/config.json")
     assert choice.line == "metric: qwk (from the run's config, runs/a/config.json)"
     choice = resolve_metric("map@5", data, *fmt, run_metric="qwk", run_where="runs/a/config.json")

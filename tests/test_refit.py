@@ -149,7 +149,7 @@ def test_soft_targets_mix_the_oof_probabilities_and_pseudo_soft_keeps_the_test_p
     test_probs.to_csv(tmp_path / "first.probs.csv", index=False)
     cfg = config(comp, tmp_path, "--soft-labels", str(tmp_path / "oof.csv"), "--soft-weight", "0.3",
                  "--pseudo-labels", str(tmp_path / "first.csv"), "--pseudo-soft", "--pseudo-threshold", "0.5")
-    data = prepare_run(cfg, RunFolder(tmp_path / "run"))
+    cfg, data = prepare_run(cfg, RunFolder(tmp_path / "run"))
     train_ds, val_ds = stage_datasets(plan_stages(cfg)[0], cfg, data, 64, pick_accelerator(request="cpu"))
     got = np.concatenate([y.numpy() for _, y in train_ds])
     own = data.train[data.train["source"] == "competition"]

@@ -2,12 +2,16 @@
 
     choice = resolve_metric(cfg.metric, cfg.data, fallback="auc", fallback_why="the probability format's")
     print(choice.line)     # metric: auc (Kaggle's evaluation metric 'Area Under ...' in data/x/kaggle_metric.json)
+    cfg, choice = settle_metric(cfg, default_metric(schema, class_map))   # the same, said, and cfg.metric set
+    monitor("map@5")       # val_map_at_5: the per-epoch column that checkpoints and reports read
 
 Every job (train, K-fold, screen_backbones, tune, prune, submit, predict) asks this one module, in
 one order: the --metric flag > the run's config.json (submit, predict) > kaggle_metric.json (which
 `python -m src.kaggle_api download` writes from the competition's record) > the default of the
 submission format. The line says which source decided; a Kaggle name the kit does not know is
-said and never guessed. Metric functions themselves live in src.inference.metrics.
+said and never guessed. Here too: the names, each one's direction, its log column (monitor) and the
+tie-breaking rank every choice of an epoch, stage, backbone or trial uses. The scores themselves live
+in src.inference.metrics (NumPy, a holdout) and src.models.epoch_metrics (Keras, per epoch).
 """
 from __future__ import annotations
 
@@ -21,8 +25,12 @@ from src.core.errors import KitError
 from src.core.files import write_json
 
 KAGGLE_FILE = "kaggle_metric.json"
+# The kit's metrics, the one list: map@K stands for map@1, map@5 ...; f2_samples scores tags (multi-label).
+NAMES = ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K", "f2_samples")
 MULTI_LABEL = ("f2_samples",)
-KNOWN = "accuracy, f1_macro, log_loss, auc, qwk, map@K (map@5 ...), f2_samples (multi-label)"
+LOWER_IS_BETTER = ("log_loss",)
+KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)") + (" (multi-label)" if n in MULTI_LABEL else "")
+                  for n in NAMES)
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
     "area under receiver operating characteristic curve": "auc", "auc": "auc", "roc auc": "auc",
@@ -38,7 +46,7 @@ def check_metric(name: str) -> str:
     """Return the metric's canonical name; an unknown one is an error listing the known ones."""
     if name == "logloss":
         return "log_loss"
-    if name in ("accuracy", "f1_macro", "log_loss", "auc", "qwk", *MULTI_LABEL) or re.fullmatch(r"map@[1-9]\d*", name):
+    if (name in NAMES and name != "map@K") or re.fullmatch(r"map@[1-9]\d*", name):
         return name
     raise KitError(f"--metric {name}: expected one of {KNOWN}")
 
@@ -57,19 +65,27 @@ def check_metric_for(name: str, multi_label: bool) -> str:
     """Return the metric's canonical name when it fits the target: tags need a multi-label metric, and back."""
     name = check_metric(name)
     if multi_label != (name in MULTI_LABEL):
-        wanted = ", ".join(MULTI_LABEL) if multi_label else "accuracy, f1_macro, log_loss, auc, qwk or map@K"
+        wanted = ", ".join(n for n in NAMES if (n in MULTI_LABEL) == multi_label)
         target = "multi-label (tags)" if multi_label else "one label per image"
         raise KitError(f"--metric {name}: the target is {target}: expected {wanted}")
     return name
 
 
 def higher_is_better(name: str) -> bool:
-    return check_metric(name) != "log_loss"
+    return check_metric(name) not in LOWER_IS_BETTER
 
 
 def log_name(name: str) -> str:
     """Return the metric's name in Keras logs and history.csv (map@5 -> map_at_5: '@' is not a safe key)."""
     return check_metric(name).replace("@", "_at_")
+
+
+def monitor(name: str) -> str:
+    """Return the metric's per-epoch holdout column in Keras logs and history.csv: val_auc, val_map_at_5 ...
+
+    The one spelling every checkpoint, early stop, ranking and report uses.
+    """
+    return "val_" + log_name(name)
 
 
 def rank_key(value, loss, name: str) -> tuple:
@@ -141,10 +157,6 @@ class MetricChoice:
     source: str
     line: str
 
-    @property
-    def monitor(self) -> str:
-        return f"val_{log_name(self.name)}"
-
 
 def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, multi_label: bool = False,
                    run_metric: str = "", run_where: str = "") -> MetricChoice:
@@ -173,3 +185,16 @@ def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, multi_
         return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default): Kaggle's evaluation "
                                                 f"metric {kaggle!r} in {path} is one {why}; --metric sets it")
     return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default; --metric sets it)")
+
+
+def settle_metric(cfg, fallback: tuple, multi_label: bool = False, run_metric: str = "", run_where: str = "",
+                  note: str = ""):
+    """Return (cfg with its metric resolved, the MetricChoice) after printing the choice's line (and note).
+
+    The step every job takes once: fallback is (the submission format's metric, whose default it is),
+    from src.inference.formats.default_metric. The returned config names the metric itself, never "",
+    so config.json records what decided the run.
+    """
+    choice = resolve_metric(cfg.metric, cfg.data, *fallback, multi_label, run_metric, run_where)
+    print(choice.line + note, flush=True)
+    return dataclasses.replace(cfg, metric=choice.name), choice

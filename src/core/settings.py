@@ -15,7 +15,7 @@ import dataclasses
 from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, image_side, non_negative, opt,
                              positive, tta_scale_list, tta_view_list)
 from src.core.errors import KitError
-from src.core.metric_choice import metric_flag
+from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
 from src.core.refit_options import check_refit_options
 
 def below_one(value):
@@ -23,13 +23,12 @@ def below_one(value):
 
 
 # Test-time augmentation views (src.inference.prediction makes them).
-VIEWS = ("identity", "hflip", "vflip", "center_crop_90", "center_crop_80", "scale_110", "scale_120")
 DEFAULT_VIEWS = ("identity", "hflip", "center_crop_90")
 AUTO_VIEWS = ("identity", "hflip", "vflip", "center_crop_95", "center_crop_90", "center_crop_80", "scale_105",
               "scale_110", "scale_120")  # what --tta auto chooses from
 
 
-METRIC_HELP = ("the competition's metric: accuracy, f1_macro, log_loss, auc, qwk, map@K, f2_samples; it picks the "
+METRIC_HELP = (f"the competition's metric: {', '.join(METRIC_NAMES)}; it picks the "
                "best epoch, checkpoint and early stop (ties to the lower val_loss); empty: Kaggle's from "
                "kaggle_metric.json (python -m src.kaggle_api download), else the submission format's")
 
@@ -195,7 +194,7 @@ class SubmitConfig(DataOptions):
     calibrate: str = opt("auto", "auto: with log_loss, a temperature fitted on the holdout (out of fold for K-fold "
                                  "runs) is applied to the test probabilities, the report showing the metric before "
                                  "and after; none: probabilities as predicted", ("auto", "none"))
-    metric: str = opt("", "holdout metric: accuracy, f1_macro, log_loss, auc, qwk, map@K, f2_samples; empty: the "
+    metric: str = opt("", f"holdout metric: {', '.join(METRIC_NAMES)}; empty: the "
                           "runs' (their config.json), else Kaggle's (kaggle_metric.json), else the format's (label: "
                           "accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, multi-label: "
                           "f2_samples with a threshold per tag fitted on the holdout)", check=metric_flag)

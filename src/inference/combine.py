@@ -14,9 +14,9 @@ import dataclasses
 import numpy as np
 
 from src.core.errors import KitError
+from src.core.metric_choice import higher_is_better
 from src.inference.calibration import apply_temperature, fit_temperature, separates
 from src.inference.ensemble import blend, fit_weights, select_runs
-from src.inference.metrics import higher_is_better
 
 
 @dataclasses.dataclass

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
-from src.core.metric_choice import resolve_metric
 
 FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label")
 DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k",
@@ -232,8 +231,3 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
             raise KitError(f"{where}: row {row + 2} (id {frame[schema.id_column].iloc[row]!r}) has label "
                            f"{unknown[0]!r}, not one of the competition's classes")
 
-
-def choose_metric(flag: str, data_dir, schema, class_map, run_metric: str = "", run_where: str = ""):
-    """Return the job's MetricChoice (src.core.metric_choice's order) with the submission format's default last."""
-    fallback, why = default_metric(schema, class_map)
-    return resolve_metric(flag, data_dir, fallback, why, class_map.multi_label, run_metric, run_where)

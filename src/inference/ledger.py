@@ -20,9 +20,9 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.core.files import write_csv
+from src.core.metric_choice import check_metric, higher_is_better
 from src.core.plots import plot_cv_vs_lb
 from src.inference.manifests import find_manifests, read_manifest, written_at
-from src.inference.metrics import check_metric, higher_is_better
 from src.inference.run_rows import UNREADABLE, describe, run_row
 from src.kaggle.client import fetch_scores
 from src.kaggle.scores import read_scores, scores_file

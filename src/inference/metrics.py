@@ -7,22 +7,16 @@ map@K (mean average precision of the top K, one true label per image: Humpback's
 (quadratic weighted kappa on the class order: APTOS and Diabetic Retinopathy grades), f2_samples
 (multi-label: the F2 score of each image's tags, averaged over images: Planet's metric; y is a
 0/1 row per image, tags chosen by a threshold per tag, 0.5 unless fitted with fit_thresholds).
-Higher is better for all but log_loss (`higher_is_better` says which).
+Higher is better for all but log_loss (src.core.metric_choice.higher_is_better says which).
 """
 from __future__ import annotations
 
 import numpy as np
 
-# the names, their direction and the check live with the metric's resolution (one source for every job)
-from src.core.metric_choice import MULTI_LABEL, check_metric, check_metric_for, higher_is_better, log_name  # noqa: F401
+# the names, their direction and their log columns live in src.core.metric_choice (one home for every job)
+from src.core.metric_choice import check_metric
 
-NAMES = ("accuracy", "f1_macro", "log_loss", "logloss", "auc", "map@K", "qwk", "f2_samples")
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
-
-
-def history_column(name: str) -> str:
-    """Return the history.csv column of a metric's per-epoch holdout score: val_auc, val_map_at_5 ..."""
-    return "val_" + log_name(name)
 
 
 def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, thresholds=None) -> float:

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from src.core.errors import KitError
+from src.core.metric_choice import check_metric, higher_is_better, monitor
 from src.core.settings import TrainConfig
 from src.data.sample_submission import read_sample_submission
 from src.inference.formats import implied_metric
-from src.inference.metrics import check_metric, higher_is_better, history_column
 from src.runs.folder import RunFolder, process_alive, read_pid, LOCK
 from src.runs.reference import reference_score
 
@@ -157,7 +157,7 @@ def progress(run: RunFolder, planned: list, state: dict, epochs: dict) -> str:
 def best_score(run: RunFolder, stage: str, metric: str) -> float:
     """Return the best value of the metric's history column over the kept stage's epochs, in its direction."""
     history = run.history()
-    column = history_column(metric)
+    column = monitor(metric)
     if column not in history:
         raise KitError(f"{run.history_file}: no {column} column (config.json's metric is {metric})")
     values = history.loc[history["stage"] == stage, column].astype(float)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.core.files import check_writable, staged_files, write_csv, write_json
+from src.core.metric_choice import higher_is_better, settle_metric
 from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
 from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
@@ -33,9 +34,9 @@ from src.inference.prediction import (build_run_model, combine_views, holdout_fr
                                       runs_metric)
 from src.inference.checks import check_solution, never_predicted, score_against
 from src.inference.manifests import manifest_file, now_text
-from src.inference.formats import (SubmissionFormat, check_submission, choose_metric, detect_format, fill_submission,
+from src.inference.formats import (SubmissionFormat, check_submission, default_metric, detect_format, fill_submission,
                                    positive_index)
-from src.inference.metrics import fit_thresholds, higher_is_better, score
+from src.inference.metrics import fit_thresholds, score
 from src.inference.references import check_full_fits, run_reference
 from src.inference.tta_select import select_views
 from src.inference.views import with_scales
@@ -63,9 +64,8 @@ def submit(cfg: SubmitConfig) -> dict:
         check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
     missing = never_predicted(comp, class_map)
-    choice = choose_metric(cfg.metric, cfg.data, comp.schema, class_map, *runs_metric(runs))
-    metric = choice.name
-    print(choice.line)
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), class_map.multi_label, *runs_metric(runs))
+    metric = cfg.metric
     fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
     if class_map.multi_label and cfg.tta_mean == "geometric":
         raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
@@ -90,7 +90,7 @@ def submit(cfg: SubmitConfig) -> dict:
     frame = fill_submission(comp.schema, test_probs, class_map, fmt)
     validate_submission(frame, comp.schema, class_map, fmt)
     accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
-    cfg = dataclasses.replace(cfg, metric=metric, submission_format=fmt.name)  # what the report names
+    cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
     report = pd.DataFrame(scores)
     with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
         # the test probabilities whatever the format: what --pseudo-labels and later blends read

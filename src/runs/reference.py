@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from src.core.errors import KitError
-from src.core.metric_choice import log_name, rank_key
+from src.core.metric_choice import monitor, rank_key
 from src.runs.folder import FOLD_PREFIX, RunFolder
 
 
@@ -48,15 +48,15 @@ def chosen_epochs(run: RunFolder) -> dict:
     """
     config = run.load_config()
     history = run.history()
-    monitor = f"val_{log_name(config.metric or 'accuracy')}"
+    column = monitor(config.metric or "accuracy")
     chosen = {}
     for stage in run.planned_stages(run.config_values()):
-        rows = history[history["stage"] == stage.name] if monitor in history else history.iloc[:0]
+        rows = history[history["stage"] == stage.name] if column in history else history.iloc[:0]
         if rows.empty:
-            raise KitError(f"--full-fit {run}: {run.history_file} has no {monitor} rows of {stage.name}: expected "
+            raise KitError(f"--full-fit {run}: {run.history_file} has no {column} rows of {stage.name}: expected "
                            "the per-epoch log of a finished run")
         keys = [(rank_key(v, loss, config.metric or "accuracy"), i)
-                for i, (v, loss) in enumerate(zip(rows[monitor].astype(float), rows["val_loss"].astype(float)))]
+                for i, (v, loss) in enumerate(zip(rows[column].astype(float), rows["val_loss"].astype(float)))]
         chosen[stage.name] = min(keys)[1] + 1
     return chosen
 
@@ -74,7 +74,7 @@ def reference_score(run: RunFolder) -> dict:
                         "here (moved or deleted?), and a full-fit has no holdout"}
     metric = state.get("metric") or "accuracy"
     value = float(state["best"][state["kept"]])
-    line = f"reference score: {run}'s holdout val_{log_name(metric)} {value:.4f} (full-fit has no holdout)"
+    line = f"reference score: {run}'s holdout {monitor(metric)} {value:.4f} (full-fit has no holdout)"
     parent = RunFolder(run.path.parent)
     if run.path.name.startswith(FOLD_PREFIX) and parent.cv_file.is_file():
         import pandas as pd

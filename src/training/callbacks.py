@@ -17,7 +17,7 @@ import numpy as np
 
 from src.core.errors import KitError
 from src.core.files import atomic_path
-from src.core.metric_choice import is_better, log_name, rank_key
+from src.core.metric_choice import is_better, log_name, monitor, rank_key
 from src.models.classifier import record_shape
 
 
@@ -28,11 +28,11 @@ def resume_state(rows, metric: str = "accuracy") -> tuple[float | None, float | 
     """
     if rows is None or len(rows) == 0:
         return None, None, 0
-    monitor = f"val_{log_name(metric)}"
-    if monitor not in rows:
-        raise KitError(f"--resume: the stage's history has no {monitor} column: it was trained for another "
+    column = monitor(metric)
+    if column not in rows:
+        raise KitError(f"--resume: the stage's history has no {column} column: it was trained for another "
                        "metric; resume with the run's own --metric")
-    values, losses = np.asarray(rows[monitor], dtype=float), np.asarray(rows["val_loss"], dtype=float)
+    values, losses = np.asarray(rows[column], dtype=float), np.asarray(rows["val_loss"], dtype=float)
     best = min(range(len(values)), key=lambda i: (rank_key(values[i], losses[i], metric), i))
     return float(values[best]), float(losses[best]), len(values) - 1 - best
 
@@ -41,7 +41,7 @@ class Best:
     """The best (metric value, val_loss) so far and whether a new epoch beats it (src.core.metric_choice.is_better)."""
 
     def __init__(self, metric: str, value: float | None = None, loss: float | None = None):
-        self.metric, self.monitor = metric, f"val_{log_name(metric)}"
+        self.metric, self.monitor = metric, monitor(metric)
         self.value, self.loss = value, loss
 
     def offer(self, logs) -> bool:

@@ -22,8 +22,9 @@ from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.plots import plot_cv
 from src.core.refit_options import check_refit_files
+from src.core.metric_choice import settle_metric
 from src.data.competition import load_competition
-from src.inference.formats import choose_metric, positive_index
+from src.inference.formats import default_metric, positive_index
 from src.inference.metrics import score
 from src.runs.folder import RunFolder
 from src.training.two_stage import run_folder_for, train
@@ -37,9 +38,9 @@ def train_folds(cfg, callbacks=()) -> dict:
     if root.is_dir() and any(root.iterdir()) and not (root / "config.json").is_file():
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
     comp = load_competition(cfg, with_test=False)
-    choice = choose_metric(cfg.metric, cfg.data, comp.schema, comp.class_maps[comp.target])
-    print(f"{choice.line}; every fold follows it", flush=True)
-    cfg = dataclasses.replace(cfg, metric=choice.name)
+    class_map = comp.class_maps[comp.target]
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), class_map.multi_label,
+                           note="; every fold follows it")
     if not (root / "config.json").is_file():  # first: a run cut after some folds names its config to resume with
         save_config(cfg, root)
     summaries = []

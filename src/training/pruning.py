@@ -25,8 +25,8 @@ from src.core.errors import KitError
 from src.core.plots import plot_pruning
 from src.core.settings import PruneConfig
 from src.data.competition import load_competition
-from src.core.metric_choice import log_name
-from src.inference.formats import choose_metric, positive_index
+from src.core.metric_choice import log_name, settle_metric
+from src.inference.formats import default_metric, positive_index
 from src.inference.metrics import score
 from src.inference.prediction import build_run_model, holdout_frame, load_run, predict_frame
 from src.models.recipe import build_optimizer
@@ -47,10 +47,8 @@ def prune(cfg: PruneConfig) -> pd.DataFrame:
     levels = parse_levels(cfg)
     out = Path(cfg.out or Path(cfg.run) / "prune")
     comp = load_competition(run.config, with_test=False)  # the run's own data settings
-    choice = choose_metric(cfg.metric, run.config.data, comp.schema, run.class_map, run.config.metric,
-                           str(run.folder.config_file))
-    print(choice.line, flush=True)
-    cfg = dataclasses.replace(cfg, metric=choice.name)
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, run.class_map), run.class_map.multi_label,
+                           run.config.metric, str(run.folder.config_file))
     train, val = run_frames(run, comp)
     model = build_run_model(run)
     dense = [w.copy() for w in model.get_weights()]

@@ -24,13 +24,13 @@ import pandas as pd
 from src.core.config import save_config
 from src.core.errors import KitError
 from src.core.files import write_csv
-from src.core.metric_choice import log_name, rank_key
+from src.core.metric_choice import monitor, rank_key, settle_metric
 from src.data.class_maps import save_class_maps
 from src.core.plots import plot_screening
 from src.core.settings import ScreenConfig
 from src.data.splits import SplitData, prepare_split
 from src.hardware.accelerator import pick_accelerator
-from src.inference.formats import choose_metric, positive_index
+from src.inference.formats import default_metric, positive_index
 from src.models.backbones import parse_backbones
 from src.models.classifier import HeadSpec, build_classifier, build_head
 from src.models.epoch_metrics import epoch_metric
@@ -50,9 +50,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     mode = resolve_mode(cfg)
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
-    choice = choose_metric(cfg.metric, cfg.data, data.comp.schema, data.class_map)
-    print(choice.line, flush=True)
-    cfg = dataclasses.replace(cfg, metric=choice.name)  # config.json names the metric itself
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label)
     save_config(cfg, out)
     accelerator = pick_accelerator(request=cfg.accelerator)
     rows = read_rows(out / "screening.csv", cfg.metric)
@@ -188,7 +186,7 @@ def describe(row: dict) -> str:
         return f"FAILED after {row['seconds']:.1f} s: {row['error']}"
     rate = row["images_per_second"]
     speed = "features from cache" if isinstance(rate, float) and math.isnan(rate) else f"{rate:.0f} images/s"
-    return (f"best val_{log_name(row['metric'])} {row['best_score']:.4f} at epoch {row['best_epoch']}, "
+    return (f"best {monitor(row['metric'])} {row['best_score']:.4f} at epoch {row['best_epoch']}, "
             f"val_loss {row['val_loss']:.4f}, best val_accuracy {row['best_val_accuracy']:.4f}, "
             f"{row['seconds']:.1f} s, {speed}")
 
@@ -249,5 +247,5 @@ def print_table(rows: pd.DataFrame) -> None:
         print("winner: none (every backbone failed)")
     else:
         best = good.iloc[0]
-        print(f"winner: {best['backbone']} (best val_{log_name(best['metric'])} {best['best_score']:.4f} "
+        print(f"winner: {best['backbone']} (best {monitor(best['metric'])} {best['best_score']:.4f} "
               f"at epoch {int(best['best_epoch'])}, by {best['metric']})")

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from src.core.errors import KitError, disk_error, is_disk_error
 from src.core.files import write_csv
-from src.core.metric_choice import log_name
+from src.core.metric_choice import log_name, monitor
 from src.core.plots import plot_curves
 from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
@@ -39,12 +39,7 @@ class RunData(SplitData):
     """The split and labels every stage trains and validates on, with the heads of a multi-task run."""
 
     heads: dict = dataclasses.field(default_factory=dict)  # multi-task: {label column: ClassMap}, target included
-    metric: str = "accuracy"  # the competition's metric (src.core.metric_choice), resolved once per run
-    positive: int = 1         # the class whose probability auc scores
-
-    @property
-    def monitor(self) -> str:
-        return f"val_{log_name(self.metric)}"
+    positive: int = 1         # the class whose probability auc scores (the metric itself: cfg.metric)
 
     def labels(self, role: str):
         """Return a role's class indices: one array, or {column: array} for a multi-task run."""
@@ -108,16 +103,16 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history_file = run.stage_history(stage.name)
     discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
-    best, best_loss, wait = resume_state(None if cfg.full_fit else rows, data.metric)  # full-fit: no val_* columns
+    best, best_loss, wait = resume_state(None if cfg.full_fit else rows, cfg.metric)  # full-fit: no val_* columns
     checkpoint = run.weights(stage.name)
-    keeper = TopEpochs(run.top_epochs(stage.name), cfg.average_top, data.metric, rows) if cfg.average_top else None
-    aliases = [TargetMetrics(data.target, data.metric)] if data.heads else []  # before the callbacks reading them
+    keeper = TopEpochs(run.top_epochs(stage.name), cfg.average_top, cfg.metric, rows) if cfg.average_top else None
+    aliases = [TargetMetrics(data.target, cfg.metric)] if data.heads else []  # before the callbacks reading them
     # Kept when the fit ends (delete_checkpoint=False): a stage cut by --time-limit resumes from it;
     # write_reports removes the backups once every stage is done. Later callbacks see restored weights.
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
     guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
     callbacks = [guard, DiskSpaceGuard(run.path, 3 + cfg.average_top), *aliases, backup, *ema_callbacks(cfg),
-                 *keep_callbacks(cfg, stage, data.metric, checkpoint, (best, best_loss, wait)),
+                 *keep_callbacks(cfg, stage, cfg.metric, checkpoint, (best, best_loss, wait)),
                  *([keeper] if keeper else []), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
     if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
@@ -127,7 +122,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
           f"{describe_recipe(cfg, stage, batch, accumulate)}, "
           f"backbone {'trained' if stage.train_backbone else 'frozen'}, "
-          f"{'the last epoch kept (full-fit: no holdout)' if cfg.full_fit else f'best epoch by {data.monitor}'}, "
+          f"{'the last epoch kept (full-fit: no holdout)' if cfg.full_fit else f'best epoch by {monitor(cfg.metric)}'}, "
           f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
         refuse_on_several_machines(cfg, bool(data.heads))
@@ -149,8 +144,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     if cfg.full_fit:  # no holdout: the stage's weights are its last epoch's
         return {"score": None, "val_loss": None, "epoch": len(history)}
     if keeper is None:
-        return best_row(history, data.metric)
-    return average_top(model, keeper, val_ds, best_row(history, data.metric), data.metric, checkpoint, stage.name,
+        return best_row(history, cfg.metric)
+    return average_top(model, keeper, val_ds, best_row(history, cfg.metric), cfg.metric, checkpoint, stage.name,
                        data.target if data.heads else "")
 
 
@@ -191,7 +186,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         heads = data.heads or None
         compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None,
                            weighted=accelerator.batch_multiple > 1, multi_label=data.class_map.multi_label,
-                           metric=data.metric, positive=data.positive, target=data.target,
+                           metric=cfg.metric, positive=data.positive, target=data.target,
                            plan=plan, warmup=stage.train_backbone, backbone_layer=spec.layer_name,
                            steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution))
     return model
@@ -267,10 +262,10 @@ def finished_rows(history_file, backup) -> pd.DataFrame | None:
 def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator, kept) -> dict:
     """Write history.csv, curves.png and holdout_predictions.csv (with the kept stage's weights); return the
     holdout accuracy and the stage kept."""
-    history = collect_history(run, stages, data.metric)
+    history = collect_history(run, stages, cfg.metric)
     write_csv(run.history_file, history)
     plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
-                log_name(data.metric))
+                log_name(cfg.metric))
     accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
     shutil.rmtree(run.path / "backup", ignore_errors=True)
     return {"holdout_accuracy": accuracy, "final_stage": kept.name}
@@ -280,7 +275,7 @@ def history_columns(metric: str = "accuracy") -> list:
     """Return history.csv's columns: stage, epoch, lr, loss, accuracy, val_loss, val_accuracy, then <metric>,
     val_<metric> when the metric is not accuracy (its Keras log name: map@5 -> map_at_5)."""
     logged = log_name(metric)
-    return HISTORY_COLUMNS + ([logged, f"val_{logged}"] if logged != "accuracy" else [])
+    return HISTORY_COLUMNS + ([logged, monitor(metric)] if logged != "accuracy" else [])
 
 
 def collect_history(run: RunFolder, stages, metric: str = "accuracy") -> pd.DataFrame:

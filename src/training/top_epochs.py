@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from src.core.files import atomic_path
-from src.core.metric_choice import log_name, rank_key
+from src.core.metric_choice import log_name, monitor, rank_key
 from src.models.classifier import record_shape
 from src.training.callbacks import weights_of
 
@@ -32,7 +32,7 @@ class TopEpochs(keras.callbacks.Callback):
     def __init__(self, folder, n: int, metric: str, rows=None):
         super().__init__()
         self.folder, self.n, self.metric = Path(folder), n, metric
-        self.monitor = f"val_{log_name(metric)}"
+        self.monitor = monitor(metric)
         self.keys = {}  # epoch (1-based) -> its rank: lowest best, ties to the earlier epoch
         for _, row in (rows.iterrows() if rows is not None else ()):
             epoch = int(row["epoch"]) + 1
@@ -104,9 +104,8 @@ def average_top(model, keeper: TopEpochs, val_ds, best: dict, metric: str, check
     model.set_weights(mean_weights(model, [keeper.file(e) for e in epochs]))
     score, loss = holdout_score(model, val_ds, metric, target)
     kept = keep_average(score, best["score"], metric)
-    monitor = f"val_{log_name(metric)}"
     verdict = "kept the average" if kept else f"not kept: epoch {best['epoch']}'s weights stay"
-    print(f"{stage}: --average-top {keeper.n}: the mean of epochs {', '.join(map(str, epochs))} scores {monitor} "
+    print(f"{stage}: --average-top {keeper.n}: the mean of epochs {', '.join(map(str, epochs))} scores {monitor(metric)} "
           f"{score:.4f} on the holdout, the best single epoch ({best['epoch']}) {best['score']:.4f}: {verdict}",
           flush=True)
     record = {"epochs": epochs, "score": score, "val_loss": loss, "best_epoch_score": best["score"], "kept": kept}

@@ -18,12 +18,12 @@ import pandas as pd
 from src.core.config import DataOptions, save_config
 from src.core.errors import KitError
 from src.core.files import write_csv, write_json
-from src.core.metric_choice import higher_is_better, log_name, rank_key
+from src.core.metric_choice import higher_is_better, monitor, rank_key, settle_metric
 from src.core.plots import plot_screening
 from src.core.settings import TuneConfig
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
-from src.inference.formats import choose_metric, positive_index
+from src.inference.formats import default_metric, positive_index
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_head
 from src.models.epoch_metrics import epoch_metric
@@ -41,8 +41,7 @@ def tune(cfg: TuneConfig) -> dict:
     arrays, labels, k, cfg, positive = cached_features(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    monitor = f"val_{log_name(cfg.metric)}"
-    objective = kt.Objective(monitor, direction="max" if higher_is_better(cfg.metric) else "min")
+    objective = kt.Objective(monitor(cfg.metric), direction="max" if higher_is_better(cfg.metric) else "min")
     tuner = kt.Hyperband(lambda hp: build_hypermodel(hp, arrays["train"].shape[1], k, cfg.metric, positive),
                          objective=objective, max_epochs=cfg.max_epochs, factor=cfg.factor,
                          hyperband_iterations=cfg.iterations, seed=cfg.seed, directory=str(out),
@@ -57,7 +56,7 @@ def tune(cfg: TuneConfig) -> dict:
     write_json(out / "best_config.json", config)
     save_config(cfg, out)
     print(trials.head(10).to_string(index=False))
-    print(f"best head: {monitor} {best[monitor]:.4f}; python -m src.train --config {out / 'best_config.json'}")
+    print(f"best head: {monitor(cfg.metric)} {best[monitor(cfg.metric)]:.4f}; python -m src.train --config {out / 'best_config.json'}")
     return config
 
 
@@ -70,9 +69,7 @@ def cached_features(cfg: TuneConfig):
     if data.class_map.multi_label:
         raise KitError(f"python -m src.tune: column {data.target} holds tags (multi-label); the head search "
                        "trains one label per image")
-    choice = choose_metric(cfg.metric, cfg.data, data.comp.schema, data.class_map)
-    print(choice.line, flush=True)
-    cfg = dataclasses.replace(cfg, metric=choice.name)
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label)
     frames = {"train": data.train, "val": data.val}
     accelerator = pick_accelerator()
     if accelerator.batch_multiple > 1:  # keras-tuner fits NumPy arrays: batches cannot be padded for the devices
@@ -103,15 +100,15 @@ def build_hypermodel(hp, features: int, num_classes: int, metric: str = "accurac
 def trial_table(tuner, metric: str = "accuracy") -> pd.DataFrame:
     """Return one row per finished trial (its values, its objective val_<metric> and its lowest val_loss), best
     first in the metric's direction, ties to the lower val_loss."""
-    monitor, rows = f"val_{log_name(metric)}", []
+    column, rows = monitor(metric), []
     for trial in tuner.oracle.trials.values():
         if trial.score is not None:
             loss = trial.metrics.get_best_value("val_loss") if trial.metrics.exists("val_loss") else None
-            rows.append({"trial": trial.trial_id, monitor: float(trial.score), "val_loss": loss,
+            rows.append({"trial": trial.trial_id, column: float(trial.score), "val_loss": loss,
                          **trial.hyperparameters.values})
     if not rows:
         raise KitError("no Hyperband trial finished: see the messages above")
-    rows.sort(key=lambda r: rank_key(r[monitor], r["val_loss"], metric))
+    rows.sort(key=lambda r: rank_key(r[column], r["val_loss"], metric))
     return pd.DataFrame(rows)
 
 
@@ -133,8 +130,8 @@ def best_config(cfg: TuneConfig, best: pd.Series) -> dict:
 
 def plot_trials(trials: pd.DataFrame, path: Path, cfg: TuneConfig) -> None:
     """Draw trials.png: each trial's val_<metric>, labelled with its head."""
-    monitor = f"val_{log_name(cfg.metric)}"
+    column = monitor(cfg.metric)
     rows = pd.DataFrame({"backbone": [f"{r.head_layers}x{r.head_units} d{r.dropout:.1f} {r.optimizer} "
                                       f"lr{r.learning_rate:.0e}" for r in trials.head(20).itertuples()],
-                         "best_score": trials[monitor].head(20), "error": ""})
-    plot_screening(rows, path, f"Hyperband heads on {cfg.backbone} features", "best_score", monitor)
+                         "best_score": trials[column].head(20), "error": ""})
+    plot_screening(rows, path, f"Hyperband heads on {cfg.backbone} features", "best_score", column)

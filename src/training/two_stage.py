@@ -19,13 +19,13 @@ from pathlib import Path
 from src.core.errors import KitError
 from src.core.provenance import git_commit
 from src.core.refit_options import check_refit_files
-from src.core.metric_choice import log_name, rank_key
+from src.core.metric_choice import monitor, rank_key, settle_metric
 from src.data.extra_data import add_extra_data
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.soft_labels import add_soft_labels
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
-from src.inference.formats import choose_metric, positive_index
+from src.inference.formats import default_metric, positive_index
 from src.models.backbones import check_drop_path, get_spec
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
@@ -49,12 +49,12 @@ def train(cfg, callbacks=()) -> dict:
     check_drop_path(spec, cfg.drop_path)  # before any folder is written
     run = run_folder_for(cfg)
     with run.lock():
-        data = prepare_run(cfg, run)
+        cfg, data = prepare_run(cfg, run)
         accelerator = pick_accelerator(request=cfg.accelerator, steps_per_execution=cfg.steps_per_execution)
-        if accelerator.kind == "multi-worker" and data.metric != "accuracy":
-            raise KitError(f"--metric {data.metric}: training on several machines logs accuracy only; use "
+        if accelerator.kind == "multi-worker" and cfg.metric != "accuracy":
+            raise KitError(f"--metric {cfg.metric}: training on several machines logs accuracy only; use "
                            "--metric accuracy there, or one machine")
-        state = {"best_val_loss": {}, **run.state(), "metric": data.metric}
+        state = {"best_val_loss": {}, **run.state(), "metric": cfg.metric}
         stages, previous = plan_stages(cfg), None
         stages = full_fit_stages(cfg, stages) if cfg.full_fit else stages  # each ends at RUN's chosen epoch
         for stage in stages:
@@ -79,16 +79,16 @@ def train(cfg, callbacks=()) -> dict:
                 shutil.rmtree(run.top_epochs(stage.name), ignore_errors=True)  # needed until the stage is recorded
             previous = run.weights(stage.name)
         kept, why = (stages[-1], f"full-fit: the reference {cfg.full_fit} kept it") if cfg.full_fit else \
-            choose_final_stage(state, stages, cfg.final_stage, data.metric)
+            choose_final_stage(state, stages, cfg.final_stage, cfg.metric)
         run.save_state({**state, "kept": kept.name, "kept_by": cfg.final_stage})
         summary = write_reports(cfg, spec, data, run, stages, accelerator, kept)
     for name, value in state["best"].items() if not cfg.full_fit else ():
-        print(f"{name}: best {data.monitor} {value:.4f} (val_loss {state['best_val_loss'].get(name, float('nan')):.4f}), "
+        print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state['best_val_loss'].get(name, float('nan')):.4f}), "
               f"weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
     if not cfg.full_fit:
         print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
-    return {**summary, "best": dict(state["best"]), "metric": data.metric, "kept": kept.name,
+    return {**summary, "best": dict(state["best"]), "metric": cfg.metric, "kept": kept.name,
             "hardware": state.get("hardware", {}), "out": str(run.path)}
 
 
@@ -97,7 +97,7 @@ def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tup
     the metric's direction (ties to the lower val_loss, then the later stage); by last, the recipe's last stage.
     The head-only warm-up (--warmup-epochs) is never kept: it is where stage 1 starts, not a stage of its own.
     """
-    monitor = f"val_{log_name(metric)}"
+    column = monitor(metric)
     # The head-only warm-up is a step of stage 1, not a candidate: the recipe's choice is stage 1 or stage 2.
     stages = [s for s in stages if s.train_backbone] or stages
     scores = {s.name: (state["best"].get(s.name), state.get("best_val_loss", {}).get(s.name)) for s in stages}
@@ -106,9 +106,9 @@ def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tup
     best, last = ranked[0], stages[-1]
     if rule == "last":
         note = "" if best is last else f"; {best.name} scored better: --final-stage best would keep it"
-        return last, f"--final-stage last keeps the recipe's last stage; best {monitor}: {listed}{note}"
+        return last, f"--final-stage last keeps the recipe's last stage; best {column}: {listed}{note}"
     verdict = "the last stage scored best" if best is last else f"{best.name} scored better than {last.name}"
-    return best, f"best {monitor} per stage: {listed}; {verdict} (--final-stage best; last keeps the recipe's)"
+    return best, f"best {column} per stage: {listed}; {verdict} (--final-stage best; last keeps the recipe's)"
 
 
 def add_provenance(state: dict, stage: str, seconds: float) -> dict:
@@ -131,8 +131,11 @@ def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> 
     return {"stopped": True, "stage": stage, "epochs_done": done, "out": str(run.path)}
 
 
-def prepare_run(cfg, run: RunFolder) -> RunData:
-    """Check the folder (a new run, or --resume with the same settings); save config, classes and split."""
+def prepare_run(cfg, run: RunFolder) -> tuple:
+    """Check the folder (a new run, or --resume with the same settings); save config, classes and split.
+
+    Returns (the config with its metric resolved, the RunData every stage trains and validates on).
+    """
     resuming = run.is_run()
     run.check_start(cfg.resume)
     saved = run.load_config().metric or "accuracy" if resuming else ""  # runs before --metric: val_accuracy
@@ -144,14 +147,13 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
     if data.class_map.multi_label:
         check_multi_label(cfg, data.target, heads)
-    choice = choose_metric(cfg.metric, cfg.data, data.comp.schema, data.class_map, saved, str(run.config_file))
-    print(choice.line, flush=True)
-    cfg = dataclasses.replace(cfg, metric=choice.name)  # config.json names the metric itself, never ""
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label, saved,
+                           str(run.config_file))
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
         run.save_split(data.split)
         run.save_class_maps(data.target, data.comp.class_maps)
         run.save_config(cfg)
-    return RunData(**vars(data), heads=heads, metric=choice.name, positive=positive_index(data.class_map))
+    return cfg, RunData(**vars(data), heads=heads, positive=positive_index(data.class_map))
 
 
 def check_multi_label(cfg, target: str, heads: dict) -> None:
