@@ -61,7 +61,7 @@ def train_run(argv: list) -> tuple:
 def submit_run(args, run: Path, name: str, views: str = "") -> tuple:
     """Submit one run against solution.csv; return (seconds, holdout score or None, test accuracy)."""
     from src.core.config import parse_config
-    from src.core.settings import SubmitConfig
+    from src.core.submit_settings import SubmitConfig
     from src.inference.submission import submit
 
     argv = ["--data", args.data, "--run", str(run), "--name", name, "--out", str(Path(args.out) / "submissions"),

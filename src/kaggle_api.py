@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from src.core import settings
+from src.core import kaggle_settings as settings
 from src.core.config import parse_config
 from src.core.errors import KitError, run_cli
 

@@ -14,7 +14,7 @@ import sys
 
 from src.core.config import parse_config
 from src.core.errors import run_cli
-from src.core.settings import LedgerConfig
+from src.core.submit_settings import LedgerConfig
 
 
 def main(argv=None):

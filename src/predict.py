@@ -8,7 +8,7 @@ import sys
 
 from src.core.config import parse_config
 from src.core.errors import run_cli
-from src.core.settings import PredictConfig
+from src.core.submit_settings import PredictConfig
 
 
 def main(argv=None):

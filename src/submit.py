@@ -11,7 +11,7 @@ import sys
 
 from src.core.config import parse_config
 from src.core.errors import run_cli
-from src.core.settings import SubmitConfig
+from src.core.submit_settings import SubmitConfig
 
 
 def main(argv=None):

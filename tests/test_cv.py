@@ -62,7 +62,7 @@ def test_one_fold_still_trains_alone(tmp_path):
 
 
 def test_submit_averages_the_folds_and_scores_out_of_fold(cv_run, tmp_path):
-    from src.core.settings import SubmitConfig
+    from src.core.submit_settings import SubmitConfig
     from src.inference.submission import submit
 
     comp, root, _, result = cv_run
@@ -78,7 +78,7 @@ def test_submit_averages_the_folds_and_scores_out_of_fold(cv_run, tmp_path):
 
 
 def test_k_fold_runs_on_other_folds_are_not_blended(cv_run, tmp_path):
-    from src.core.settings import SubmitConfig
+    from src.core.submit_settings import SubmitConfig
     from src.inference.submission import submit
 
     comp, root, argv, _ = cv_run
@@ -92,7 +92,7 @@ def test_k_fold_runs_on_other_folds_are_not_blended(cv_run, tmp_path):
 
 def test_pseudo_labels_join_training_only_and_the_holdout_table_counts_them(tmp_path):
     """issue 15: --pseudo-labels SUBMISSION --pseudo-threshold P: confident test images train, never validate."""
-    from src.core.settings import SubmitConfig
+    from src.core.submit_settings import SubmitConfig
     from src.inference.submission import submit
 
     comp = make_folder_competition(tmp_path / "comp", per_class=6)

@@ -10,7 +10,8 @@ import pytest
 
 from src.core.config import parse_config
 from src.core.errors import KitError
-from src.core.settings import SubmitConfig, TrainConfig
+from src.core.settings import TrainConfig
+from src.core.submit_settings import SubmitConfig
 from src.inference.calibration import apply_temperature, fit_temperature
 from src.inference.ensemble import blend, fit_weights, hill_climb_weights, select_runs
 from src.inference.metrics import score

@@ -14,7 +14,8 @@ import pytest
 
 from src.core.config import parse_config
 from src.core.errors import KitError
-from src.core.settings import SubmitConfig, TrainConfig
+from src.core.settings import TrainConfig
+from src.core.submit_settings import SubmitConfig
 from src.inference.metrics import score
 from src.inference.submission import submit
 from src.training.two_stage import train
@@ -290,7 +291,8 @@ def test_multi_label_tags_planet_layout(tmp_path):
 
 
 def test_multi_label_eda_counts_tags_and_predict_prints_them(tmp_path, capsys):
-    from src.core.settings import EdaConfig, PredictConfig
+    from src.core.settings import EdaConfig
+    from src.core.submit_settings import PredictConfig
     from src.data.report import run_eda
     from src.inference.prediction import print_predictions
 

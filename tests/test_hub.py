@@ -14,7 +14,8 @@ import pytest
 
 from src.core.config import parse_config
 from src.core.errors import KitError
-from src.core.settings import ScreenConfig, SubmitConfig, TrainConfig
+from src.core.settings import ScreenConfig, TrainConfig
+from src.core.submit_settings import SubmitConfig
 from src.models.backbones import get_spec
 from tests.conftest import make_folder_competition
 

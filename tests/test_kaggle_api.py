@@ -257,7 +257,7 @@ def test_bad_arguments_are_named_before_kaggle_is_asked(argv, message, monkeypat
 @pytest.mark.skipif(NO_EFFICIENTNET, reason="staging copies the installed efficientnet, absent here (Kaggle's versions)")
 def test_the_kit_dataset_carries_the_ns_backbone_packages(tmp_path):
     """issue 14: a staged src dataset builds an *_ns backbone where no efficientnet is installed."""
-    from src.core.settings import UploadSrcConfig
+    from src.core.kaggle_settings import UploadSrcConfig
     from src.kaggle.kernels import stage_src
 
     kit = stage_src(tmp_path, UploadSrcConfig("me/image-kit-src"), "me", "image-kit-src") / "kit"

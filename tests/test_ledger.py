@@ -18,7 +18,8 @@ import pytest
 
 from src.core.config import DataOptions, parse_config
 from src.data.competition import load_competition
-from src.core.settings import SubmitConfig, TrainConfig
+from src.core.settings import TrainConfig
+from src.core.submit_settings import SubmitConfig
 from src.core.metric_choice import monitor
 from src.inference.submission import submit
 from src.training.two_stage import train

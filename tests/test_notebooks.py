@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from src.core import settings
+from src.core import settings, submit_settings
 from src.core.errors import KitError
 from src.hardware.accelerator import Accelerator
 from src.kaggle.notebooks import PLUMBING, cell_source, inject_parameters, parameter_names, parameters_cell, read_notebook
@@ -23,7 +23,7 @@ from tests.conftest import REPO, make_folder_competition
 
 NOTEBOOKS = sorted((REPO / "kernels").glob("*.ipynb"))
 CELL_IDS = ["about", "parameters", "import-kit", "set-up", "run"]
-JOBS = {"screen_backbones": settings.ScreenConfig, "train": settings.TrainConfig, "submit": settings.SubmitConfig}
+JOBS = {"screen_backbones": settings.ScreenConfig, "train": settings.TrainConfig, "submit": submit_settings.SubmitConfig}
 
 
 def definitions(nb: dict) -> list:

@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from src.core.config import DataOptions, parse_config, save_config
 from src.core.errors import KitError, run_cli
-from src.core.settings import PredictConfig, SubmitConfig, TrainConfig
+from src.core.settings import TrainConfig
+from src.core.submit_settings import PredictConfig, SubmitConfig
 from src.data.splits import make_split, prepare_split
 from src.inference.prediction import build_run_model, load_run
 from src.inference.submission import submit

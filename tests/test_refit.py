@@ -9,7 +9,8 @@ import pytest
 
 from src.core.config import parse_config, save_config
 from src.core.errors import KitError
-from src.core.settings import PruneConfig, SubmitConfig, TrainConfig
+from src.core.settings import PruneConfig, TrainConfig
+from src.core.submit_settings import SubmitConfig
 from src.data.competition import load_competition
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator

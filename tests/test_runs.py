@@ -13,13 +13,14 @@ from src.core.errors import KitError
 from src.core.settings import TrainConfig
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
+from src.runs.state import RunState
 
 
 def saved_run(tmp_path, argv=(), finished=("stage1", "stage2"), weights=("stage1", "stage2")) -> RunFolder:
     """Return a run folder holding a config, a state and (empty) weights files, as training leaves them."""
     run = RunFolder(tmp_path / "run")
     run.save_config(parse_config(TrainConfig, ["--data", "d", *argv]))
-    run.save_state({"finished": list(finished), "best": {}})
+    run.save_state(RunState(finished=list(finished)))
     for stage in weights:
         run.weights(stage).write_bytes(b"")
     return run

@@ -10,7 +10,7 @@ from src.pipeline.images import make_predict_dataset
 from src.inference.prediction import build_run_model, load_run, predict_frame, predict_views
 from src.predict import main as predict_main
 from src.inference.submission import submit, validate_submission
-from src.core.settings import SubmitConfig
+from src.core.submit_settings import SubmitConfig
 from src.training.two_stage import train
 from src.core.settings import TrainConfig
 from tests.conftest import make_folder_competition

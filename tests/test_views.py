@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from src.core.config import DataOptions, PipelineOptions, parse_config
 from src.core.errors import KitError
-from src.core.settings import PredictConfig, SubmitConfig, TrainConfig
+from src.core.settings import TrainConfig
+from src.core.submit_settings import PredictConfig, SubmitConfig
 from src.data.competition import load_competition
 from src.inference.prediction import build_run_network, holdout_frame, load_run, predict_views
 from src.inference.submission import chosen_views, submit

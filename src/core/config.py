@@ -17,19 +17,25 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.files import write_text
+from src.core.roles import ROLES
 
 
 def opt(default, help: str, choices: tuple | None = None, positional: bool = False, short: str = "",
-        check=None, const=None):
+        check=None, const=None, role: str = ""):
     """Return a dataclass field with its default, help text and allowed values (for the CLI).
 
     positional=True makes it a required positional argument (`download COMPETITION`);
     short adds a one-letter alias (`-m` for `--message`); check(value) returns what was
     expected when a value is wrong (checked per item for tuples), else None; const makes the value
-    optional on the command line (`--tta` means const, `--tta auto` means auto).
+    optional on the command line (`--tta` means const, `--tta auto` means auto); role says what a
+    training run's setting is (src.core.roles: task, model, recipe, place ...), which decides what a
+    resume, a full-fit and the ledger do with it.
     """
+    if role and role not in ROLES:
+        raise ValueError(f"opt role {role!r}: expected one of {', '.join(ROLES)}")
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "check": check,
-                                                         "positional": positional, "short": short, "const": const})
+                                                         "positional": positional, "short": short, "const": const,
+                                                         "role": role})
 
 
 def positive(value):
@@ -120,24 +126,25 @@ def tta_scale_list(value: str):
 class DataOptions:
     """Where the competition lives and how its training images are split."""
 
-    data: str = opt("data/demo", "competition data folder")
-    labels_csv: str = opt("", "CSV holding the training labels; empty: folders train/<class>/ or a guessed CSV")
-    id_column: str = opt("", "image id or path column of the labels CSV; empty: guessed")
-    label_column: str = opt("", "label column(s) of the labels CSV, comma separated; empty: guessed")
-    images_dir: str = opt("", "folder of the training images a CSV names; empty: guessed")
-    test_dir: str = opt("", "folder of the test images; empty: guessed (test_upload, test, ...)")
-    val_fraction: float = opt(0.2, "share of training images held out for validation", check=fraction)
+    data: str = opt("data/demo", "competition data folder", role="place")
+    labels_csv: str = opt("", "CSV holding the training labels; empty: folders train/<class>/ or a guessed CSV",
+                          role="source")
+    id_column: str = opt("", "image id or path column of the labels CSV; empty: guessed", role="source")
+    label_column: str = opt("", "label column(s) of the labels CSV, comma separated; empty: guessed", role="task")
+    images_dir: str = opt("", "folder of the training images a CSV names; empty: guessed", role="source")
+    test_dir: str = opt("", "folder of the test images; empty: guessed (test_upload, test, ...)", role="place")
+    val_fraction: float = opt(0.2, "share of training images held out for validation", check=fraction, role="holdout")
     folds: int = opt(0, "K for a stratified K-fold split; 0: a single train/validation split",
-                     check=lambda k: None if k == 0 or k >= 2 else "0 (one split) or 2 and more")
+                     check=lambda k: None if k == 0 or k >= 2 else "0 (one split) or 2 and more", role="holdout")
     fold: int = opt(-1, "the validation fold with --folds K; -1: src.train trains every fold in turn "
                         "(RUN/fold-<i>/), other jobs validate on fold 0",
-                    check=lambda v: None if v >= -1 else "a fold number, or -1 for every fold")
-    group_column: str = opt("", "CSV column whose equal values must stay on one side of the split")
+                    check=lambda v: None if v >= -1 else "a fold number, or -1 for every fold", role="holdout")
+    group_column: str = opt("", "CSV column whose equal values must stay on one side of the split", role="holdout")
     min_class_count: int = opt(0, "drop classes with fewer training images than this (reported)",
-                               check=non_negative)
-    seed: int = opt(42, "seed of the split and of shuffling", check=non_negative)
-    strict_images: bool = opt(False, "a corrupt or missing training image is fatal instead of skipped")
-    split_file: str = opt("", "split CSV to reuse or write; empty: runs/splits/<data>-<settings>.csv")
+                               check=non_negative, role="task")
+    seed: int = opt(42, "seed of the split and of shuffling", check=non_negative, role="recipe")
+    strict_images: bool = opt(False, "a corrupt or missing training image is fatal instead of skipped", role="session")
+    split_file: str = opt("", "split CSV to reuse or write; empty: runs/splits/<data>-<settings>.csv", role="place")
 
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""
@@ -149,18 +156,18 @@ class DataOptions:
 class PipelineOptions:
     """How images are decoded, resized, cached, augmented and batched."""
 
-    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network", check=image_side)
-    resize: str = opt("stretch", "resize mode", ("stretch", "pad", "crop", "longest"))
-    sharpen: float = opt(0.0, "unsharp-mask amount after resizing; 0: off", check=non_negative)
-    cache: str = opt("memory", "keep decoded, resized images after epoch 1", ("memory", "disk", "none"))
-    batch_size: int = opt(32, "images per batch", check=positive)
+    image_size: tuple[int, int] = opt((224, 224), "height and width fed to the network", check=image_side, role="model")
+    resize: str = opt("stretch", "resize mode", ("stretch", "pad", "crop", "longest"), role="recipe")
+    sharpen: float = opt(0.0, "unsharp-mask amount after resizing; 0: off", check=non_negative, role="recipe")
+    cache: str = opt("memory", "keep decoded, resized images after epoch 1", ("memory", "disk", "none"), role="session")
+    batch_size: int = opt(32, "images per batch", check=positive, role="recipe")
     augment: str = opt("light", "training augmentation: none, light, strong, or albumentations:FILE (a Compose "
-                       "saved with albumentations' A.save, JSON or YAML)", check=augment_policy)
-    flip: bool = opt(True, "horizontal flips in augmentation; --no-flip for digits, text, signs")
+                       "saved with albumentations' A.save, JSON or YAML)", check=augment_policy, role="recipe")
+    flip: bool = opt(True, "horizontal flips in augmentation; --no-flip for digits, text, signs", role="recipe")
     augment_backend: str = opt("xla", "xla: XLA-compiled ops (TPU-safe, fastest measured); "
-                               "native: tf.image's warp kernel", ("xla", "native"))
-    mixup: float = opt(0.0, "MixUp Beta(alpha, alpha) on batches; 0: off", check=non_negative)
-    cutmix: float = opt(0.0, "CutMix Beta(alpha, alpha) on batches; 0: off", check=non_negative)
+                               "native: tf.image's warp kernel", ("xla", "native"), role="recipe")
+    mixup: float = opt(0.0, "MixUp Beta(alpha, alpha) on batches; 0: off", check=non_negative, role="recipe")
+    cutmix: float = opt(0.0, "CutMix Beta(alpha, alpha) on batches; 0: off", check=non_negative, role="recipe")
 
 
 def parse_config(cls, argv=None, description: str | None = None, prog: str | None = None):

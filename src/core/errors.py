@@ -5,6 +5,7 @@ user picks another folder or frees space, so it is one sentence naming the path 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import sys
 from pathlib import Path
@@ -50,6 +51,20 @@ def disk_error(err: OSError, path: str | Path | None = None) -> KitError:
     return error
 
 
+@contextlib.contextmanager
+def disk_errors(path: str | Path | None = None):
+    """Within the block, turn a write the disk refuses into the KitError naming path (disk_error); others pass.
+
+    The one translation every writer uses (atomic files, submission sets, run folders, a stage's fit).
+    """
+    try:
+        yield
+    except OSError as err:
+        if not is_disk_error(err):
+            raise
+        raise disk_error(err, path) from None
+
+
 def run_cli(main, argv=None) -> int:
     """Run a CLI `main(argv)`; a KitError becomes one `error:` line and exit code 2, no traceback.
 
@@ -66,6 +81,6 @@ def run_cli(main, argv=None) -> int:
         except OSError as err:  # a folder made or a file written outside the atomic helpers
             if not is_disk_error(err):
                 raise
-            print(f"error: {disk_error(err)}", file=sys.stderr)
+            print(f"error: {disk_error(err)}", file=sys.stderr)  # no path known here: the OSError's own
             return 2
     return 0

@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from src.core.errors import KitError, disk_error, is_disk_error
+from src.core.errors import KitError, disk_error, disk_errors
 
 
 @contextlib.contextmanager
@@ -27,13 +27,10 @@ def atomic_path(path: str | Path):
     # The suffix is kept last: writers such as Keras's save_weights check the extension.
     temp = path.with_name(f".{path.stem}.partial-{os.getpid()}{''.join(path.suffixes)}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield temp
-        os.replace(temp, path)
-    except OSError as err:
-        if not is_disk_error(err):
-            raise
-        raise disk_error(err, path) from None
+        with disk_errors(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            yield temp
+            os.replace(temp, path)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
@@ -50,18 +47,15 @@ def staged_files(folder: str | Path, name: str):
     folder = Path(folder)
     stage = folder / f".{name}.partial-{os.getpid()}"
     try:
-        stage.mkdir(parents=True, exist_ok=True)
-        yield stage
-        for file in sorted(stage.iterdir()):
-            os.replace(file, folder / file.name)
+        with disk_errors(folder / f"{name}.*"):
+            stage.mkdir(parents=True, exist_ok=True)
+            yield stage
+            for file in sorted(stage.iterdir()):
+                os.replace(file, folder / file.name)
     except KitError as err:  # a file of the set refused by atomic_path: name the set's folder, not the stage
         if getattr(err, "os_error", None) is None:
             raise
         raise disk_error(err.os_error, folder / f"{name}.*") from None
-    except OSError as err:
-        if not is_disk_error(err):
-            raise
-        raise disk_error(err, folder / f"{name}.*") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -74,12 +68,9 @@ def check_writable(folder: str | Path) -> Path:
     folder = Path(folder)
     probe = folder / f".write-check-{os.getpid()}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-    except OSError as err:
-        if not is_disk_error(err):
-            raise
-        raise disk_error(err, folder) from None
+        with disk_errors(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
     finally:
         with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
@@ -104,3 +95,24 @@ def write_csv(path: str | Path, frame, **kwargs) -> Path:
     with atomic_path(path) as temp:
         frame.to_csv(temp, **kwargs)
     return Path(path)
+
+
+def read_json(path: Path, what: str):
+    """Return a kit file's JSON; a damaged one (a kill, an editor) is a KitError naming it, not a JSONDecodeError."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise KitError(f"{path}: damaged, not valid JSON ({err}); it holds {what}: restore it from a copy, or "
+                       "train the run again into another --out") from None
+
+
+def read_log(path: Path):
+    """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except ValueError as err:  # pandas' parser and empty-file errors, undecodable bytes
+        raise KitError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None

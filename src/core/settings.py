@@ -6,14 +6,14 @@ check what a type cannot say (a positive batch size, a fold within the folds) wh
 is made, before any folder is written. The notebooks in kernels/ take their defaults from
 here too (tests/test_notebooks.py fails when a notebook's parameter drifts from its field).
 
-This module imports nothing heavy: `python -m src.train --help` must not load TensorFlow.
+The Kaggle API's commands (download, submit, upload-src, upload-weights, push, status, output) have
+theirs in src.core.kaggle_settings. This module imports nothing heavy: `python -m src.train --help` must not load TensorFlow.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from src.core.config import (DataOptions, PipelineOptions, file_name, fraction, image_side, non_negative, opt,
-                             positive, tta_scale_list, tta_view_list)
+from src.core.config import DataOptions, PipelineOptions, fraction, image_side, non_negative, opt, positive
 from src.core.errors import KitError
 from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
 from src.core.refit_options import check_refit_options
@@ -21,11 +21,6 @@ from src.core.refit_options import check_refit_options
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
 
-
-# Test-time augmentation views (src.inference.prediction makes them).
-DEFAULT_VIEWS = ("identity", "hflip", "center_crop_90")
-AUTO_VIEWS = ("identity", "hflip", "vflip", "center_crop_95", "center_crop_90", "center_crop_80", "scale_105",
-              "scale_110", "scale_120")  # what --tta auto chooses from
 
 
 METRIC_HELP = (f"the competition's metric: {', '.join(METRIC_NAMES)}; it picks the "
@@ -41,91 +36,107 @@ class TrainConfig(DataOptions, PipelineOptions):
     CLI_HIDDEN = ("image_size",)  # each stage has its own size
 
     backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them), or hub:<keras-hub "
-                                           "preset> (a preset name, kaggle:// handle or folder)")
-    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
-    out: str = opt("", "run folder; empty: runs/<backbone>")
-    stages: int = opt(2, "1: stop after stage 1; 2: both stages", check=lambda v: None if v in (1, 2) else "1 or 2")
-    warmup_epochs: int = opt(0, "epochs of head-only training (backbone frozen) before stage 1", check=non_negative)
-    warmup_lr: float = opt(1e-3, "learning rate of the warm-up", check=positive)
-    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width", check=image_side)
-    stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive)
+                                           "preset> (a preset name, kaggle:// handle or folder)", role="model")
+    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder", role="model")
+    out: str = opt("", "run folder; empty: runs/<backbone>", role="place")
+    stages: int = opt(2, "1: stop after stage 1; 2: both stages", check=lambda v: None if v in (1, 2) else "1 or 2",
+                      role="model")
+    warmup_epochs: int = opt(0, "epochs of head-only training (backbone frozen) before stage 1", check=non_negative,
+                             role="model")
+    warmup_lr: float = opt(1e-3, "learning rate of the warm-up", check=positive, role="recipe")
+    stage1_size: tuple[int, int] = opt((220, 305), "stage 1 image height and width", check=image_side, role="model")
+    stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive,
+                             role="length")
     stage1_lr: float = opt(1e-3, "stage 1 initial learning rate (where --schedule starts; cosine: after the warm-up)",
-                           check=positive)
-    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better --metric", check=positive)
-    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=image_side)
-    stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive)
-    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (where --schedule starts)", check=positive)
-    stage2_patience: int = opt(5, "stage 2 early-stopping patience", check=positive)
-    decay_steps: int = opt(1000, "ExponentialDecay decay_steps (--schedule exponential)", check=positive)
-    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate (--schedule exponential)", check=positive)
+                           check=positive, role="recipe")
+    stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better --metric", check=positive,
+                               role="holdout")
+    stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=image_side, role="model")
+    stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive, role="length")
+    stage2_lr: float = opt(1e-6, "stage 2 initial learning rate (where --schedule starts)", check=positive,
+                           role="recipe")
+    stage2_patience: int = opt(5, "stage 2 early-stopping patience", check=positive, role="holdout")
+    decay_steps: int = opt(1000, "ExponentialDecay decay_steps (--schedule exponential)", check=positive, role="recipe")
+    decay_rate: float = opt(0.9, "ExponentialDecay decay_rate (--schedule exponential)", check=positive, role="recipe")
     schedule: str = opt("exponential", "learning rate per stage: exponential (ExponentialDecay, --decay-steps, "
                                        "--decay-rate); cosine: cosine decay to 0 over the stage's planned epochs",
-                        ("exponential", "cosine"))
+                        ("exponential", "cosine"), role="recipe")
     lr_warmup_epochs: float = opt(0.0, "with --schedule cosine: epochs of linear rate warm-up from 0 at the start of "
                                        "stages 1 and 2 (--warmup-epochs trains the head alone before them)",
-                                  check=non_negative)
+                                  check=non_negative, role="recipe")
     accumulate: int = opt(1, "batches whose gradients make one update (effective batch: --batch-size times this); "
-                             "out of memory doubles it as the batch halves", check=positive)
+                             "out of memory doubles it as the batch halves", check=positive, role="recipe")
     ema: float = opt(0.0, "exponential moving average of the weights with this decay (0.999); validation, "
-                          "checkpoints and the final weights use the average; 0: off", check=below_one)
+                          "checkpoints and the final weights use the average; 0: off", check=below_one, role="recipe")
     average_top: int = opt(0, "a stage's final weights: the mean of its N best epochs' weights (BatchNorm statistics "
                               "too), kept when it scores no worse on the holdout than the best epoch; 0: off",
-                           check=lambda v: None if v == 0 or v >= 2 else "0 (off) or 2 and more")
+                           check=lambda v: None if v == 0 or v >= 2 else "0 (off) or 2 and more", role="recipe")
     backbone_lr_scale: float = opt(1.0, "the backbone learns at this times the head's rate (0.01: fastai's "
                                         "fine_tune); 1: one rate", check=lambda v: None if 0 < v <= 1 else
-                                   "a number above 0, at most 1")
+                                   "a number above 0, at most 1", role="recipe")
     drop_path: float = opt(0.0, "stochastic depth (drop-connect) rate of the backbone's blocks, where its constructor "
                                 "takes one (EfficientNet: 0.2 by its own default); 0: the backbone's own",
-                           check=below_one)
+                           check=below_one, role="recipe")
     steps_per_execution: int = opt(0, "batches each compiled training call runs (Keras's steps_per_execution); "
-                                      "0: auto, 32 on TPUs, 1 elsewhere", check=non_negative)
-    optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"))
-    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"))
-    label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one)
-    focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy", check=non_negative)
-    focal_alpha: float = opt(1.0, "focal loss weight alpha (the paper's 0.25); 1: no weighting", check=positive)
-    class_weights: bool = opt(False, "weight classes by inverse training frequency")
+                                      "0: auto, 32 on TPUs, 1 elsewhere", check=non_negative, role="session")
+    optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"), role="recipe")
+    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"), role="recipe")
+    label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one, role="recipe")
+    focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy", check=non_negative,
+                             role="recipe")
+    focal_alpha: float = opt(1.0, "focal loss weight alpha (the paper's 0.25); 1: no weighting", check=positive,
+                             role="recipe")
+    class_weights: bool = opt(False, "weight classes by inverse training frequency", role="recipe")
     unfreeze: str = opt("all", "all: every backbone layer trains in stages 1 and 2; top: only the layers from the "
-                               "registry's cut point on (the last blocks)", ("all", "top"))
-    train_batchnorm: bool = opt(False, "train BatchNorm layers too (always so with --weights none)")
-    dropout: float = opt(0.2, "dropout before the head (and after each hidden head layer)", check=below_one)
-    head_layers: int = opt(0, "hidden Dense layers in the head (python -m src.tune searches this)", check=non_negative)
-    head_units: int = opt(256, "width of each hidden head layer", check=positive)
-    head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers", check=non_negative)
-    min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up", check=positive)
-    resume: bool = opt(False, "continue the run in --out from its last finished epoch")
+                               "registry's cut point on (the last blocks)", ("all", "top"), role="recipe")
+    train_batchnorm: bool = opt(False, "train BatchNorm layers too (always so with --weights none)", role="recipe")
+    dropout: float = opt(0.2, "dropout before the head (and after each hidden head layer)", check=below_one,
+                         role="recipe")
+    head_layers: int = opt(0, "hidden Dense layers in the head (python -m src.tune searches this)", check=non_negative,
+                           role="model")
+    head_units: int = opt(256, "width of each hidden head layer", check=positive, role="model")
+    head_l2: float = opt(0.0, "L2 weight penalty of the head's Dense layers", check=non_negative, role="recipe")
+    min_batch_size: int = opt(4, "out of memory: halve the batch down to this, then give up", check=positive,
+                              role="session")
+    resume: bool = opt(False, "continue the run in --out from its last finished epoch", role="session")
     accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found (a TPU that "
-                                   "does not answer is said, then GPUs or the CPU)", ("auto", "tpu", "gpu", "cpu"))
+                                   "does not answer is said, then GPUs or the CPU)", ("auto", "tpu", "gpu", "cpu"),
+                           role="session")
     time_limit: float = opt(0.0, "hours this process may train (a Kaggle session's limit, less a margin): it stops "
                                  "after the last epoch that fits, and --resume continues; 0: no limit",
-                            check=non_negative)
-    extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only")
+                            check=non_negative, role="session")
+    extra_data: str = opt("", "a second labelled folder (class folders or labels CSV) added to training only",
+                          role="recipe")
     pseudo_labels: str = opt("", "a submission written by src.submit: its confidently predicted test images join "
-                                 "training (never a holdout)")
+                                 "training (never a holdout)", role="recipe")
     pseudo_threshold: float = opt(0.95, "the least probability of the predicted class for a pseudo-label",
-                                  check=lambda v: None if 0 <= v <= 1 else "a probability from 0 to 1")
+                                  check=lambda v: None if 0 <= v <= 1 else "a probability from 0 to 1", role="recipe")
     targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
-                           "submission's column; empty: that column alone")
-    loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each")
+                           "submission's column; empty: that column alone", role="task")
+    loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each", role="recipe")
     head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
-                                       "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"))
+                                       "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"),
+                           role="model")
     tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
-                                   "(tensorboard --logdir RUN/tensorboard)")
-    metric: str = opt("", METRIC_HELP, check=metric_flag)
+                                   "(tensorboard --logdir RUN/tensorboard)", role="session")
+    metric: str = opt("", METRIC_HELP, check=metric_flag, role="task")
     final_stage: str = opt("best", "best: the final weights are the stage whose best --metric is best (ties to "
                                    "the lower val_loss, then the later stage); last: the recipe's last stage",
-                           ("best", "last"))
+                           ("best", "last"), role="length")
     full_fit: str = opt("", "a finished run: train again on every training image (no holdout) with its settings, "
                             "each stage for the epochs the run's early stopping chose; the last epoch is kept; "
-                            "src.submit names the run's holdout score as the reference")
+                            "src.submit names the run's holdout score as the reference", role="reference")
     soft_labels: str = opt("", "a K-fold run's oof_predictions.csv: training targets are --soft-weight x its "
-                               "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label")
-    soft_weight: float = opt(0.3, "the out-of-fold probabilities' share of a --soft-labels target", check=fraction)
+                               "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label",
+                           role="recipe")
+    soft_weight: float = opt(0.3, "the out-of-fold probabilities' share of a --soft-labels target", check=fraction,
+                             role="recipe")
     pseudo_soft: bool = opt(False, "pseudo-labels keep the submission's probabilities as targets instead of its most "
-                                   "probable class (--pseudo-threshold still picks the images; 0: every one)")
+                                   "probable class (--pseudo-threshold still picks the images; 0: every one)",
+                            role="recipe")
     sampling: str = opt("natural", "how training draws images: natural (as they come); balanced (each class "
                                    "equally often); sqrt (in proportion to the square root of its count)",
-                        ("natural", "balanced", "sqrt"))
+                        ("natural", "balanced", "sqrt"), role="recipe")
 
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""
@@ -164,65 +175,7 @@ class ScreenConfig(DataOptions, PipelineOptions):
 
 
 # ---------------------------------------------------------------- submission
-@dataclasses.dataclass
-class SubmitConfig(DataOptions):
-    """Predict the test set with one or more runs and write a checked submission."""
-
-    run: tuple[str, ...] = opt((), "training run folder; repeat for an ensemble")
-    name: str = opt("submission", "file name (without .csv) in --out", check=file_name)
-    out: str = opt("submissions", "folder for the submission and its report")
-    tta: str = opt("", f"test-time augmentation: --tta alone means the default views ({', '.join(DEFAULT_VIEWS)}); "
-                       "--tta auto picks views (and --tta-random passes) greedily on each run's holdout with "
-                       "the metric, keeping only views that help; empty: none", ("", "default", "auto"),
-                   const="default")
-    tta_views: str = opt("", "comma-separated views (identity, hflip, vflip, rot90, rot180, rot270, transpose, "
-                             "transpose_rot90, center_crop_P with P 20-100, scale_P with P 50-200, any of them @S: at "
-                             "S times the run's size); with --tta auto: the candidates (empty: every view of "
-                             f"{', '.join(AUTO_VIEWS)})", check=tta_view_list)
-    tta_scales: str = opt("1.0", "comma-separated sizes, as multiples of the run's size, each view is also predicted "
-                                 "at (1.0,1.15: FixRes, a little larger than training); with --tta auto: candidates",
-                          check=tta_scale_list)
-    tta_random: int = opt(0, "extra passes of each run's training augmentation", check=non_negative)
-    tta_mean: str = opt("arithmetic", "how views are combined", ("arithmetic", "geometric"))
-    ensemble_weights: str = opt("equal", "equal, or fit for the metric on the runs' shared holdout predictions "
-                                         "(log loss: minimised; other metrics: hill climbing from the best single run "
-                                         "or equal weights, whichever scores better)", ("equal", "fit"))
-    blend: str = opt("mean", "how runs are combined: mean of probabilities, or rank: the mean of each run's ranks "
-                             "of the positive class (auc only: it scores the order alone)", ("mean", "rank"))
-    select_runs: bool = opt(False, "greedy forward selection of runs on their shared holdout (out of fold for "
-                                   "K-fold runs): from the best single run, a run is added only if the metric improves")
-    calibrate: str = opt("auto", "auto: with log_loss, a temperature fitted on the holdout (out of fold for K-fold "
-                                 "runs) is applied to the test probabilities, the report showing the metric before "
-                                 "and after; none: probabilities as predicted", ("auto", "none"))
-    metric: str = opt("", f"holdout metric: {', '.join(METRIC_NAMES)}; empty: the "
-                          "runs' (their config.json), else Kaggle's (kaggle_metric.json), else the format's (label: "
-                          "accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, multi-label: "
-                          "f2_samples with a threshold per tag fitted on the holdout)", check=metric_flag)
-    submission_format: str = opt("", "what the target column(s) hold; empty: read from the sample submission",
-                                 ("", "label", "probability", "class-probabilities", "top-k", "multi-label"))
-    overwrite: bool = opt(False, "replace an existing submission of the same name")
-    solution: str = opt("", "CSV of true test labels to score against (the demo's solution.csv)")
-    upload: bool = opt(False, "submit the written file to Kaggle (python -m src.kaggle_api submit)")
-    competition: str = opt("", "competition slug for --upload")
-    message: str = opt("", "submission message for --upload: the description is '[NAME] MESSAGE' (the ledger finds "
-                           "the upload's scores by NAME)")
-    wait: bool = opt(False, "with --upload: wait for the public score")
-    accelerator: str = opt("auto", "tpu / gpu: an error when there is none; cpu; auto: the best found",
-                           ("auto", "tpu", "gpu", "cpu"))
-
-
 # ---------------------------------------------------------------- the ledger
-@dataclasses.dataclass
-class LedgerConfig:
-    """Every run and submission in one table, with Kaggle's public and private scores when known."""
-
-    runs: tuple[str, ...] = opt(("runs",), "a run folder, or a folder searched for runs (K-fold runs, a kernel's "
-                                           "output); repeatable")
-    submissions: str = opt("submissions", "folder of src.submit's NAME.csv and NAME.json, and kaggle_scores.csv")
-    competition: str = opt("", "competition slug: fetch Kaggle's scores of the submissions first (needs credentials)")
-    out: str = opt("runs", "folder for runs.csv (the table) and cv_vs_lb.png")
-
-
 # ---------------------------------------------------------------- head search
 @dataclasses.dataclass
 class TuneConfig(DataOptions, PipelineOptions):
@@ -289,101 +242,6 @@ class TfrecordsConfig(DataOptions):
 
 
 # ---------------------------------------------------------------- Kaggle
-@dataclasses.dataclass
-class DownloadConfig:
-    """Download and unpack a competition's files (accept its rules on the website first)."""
-
-    competition: str = opt("", "competition slug, as in kaggle.com/competitions/<slug>", positional=True)
-    data: str = opt("", "target folder; empty: data/<competition>")
-    force: bool = opt(False, "download and unpack again even when the files are there")
-    keep_zip: bool = opt(False, "keep the downloaded archive after unpacking")
-
-
-@dataclasses.dataclass
-class SubmitFileConfig:
-    """Submit a CSV to a competition and optionally wait for its public score."""
-
-    competition: str = opt("", "competition slug", positional=True)
-    file: str = opt("", "submission CSV (python -m src.submit writes one)", positional=True)
-    message: str = opt("", "submission message: the description is '[NAME] MESSAGE', NAME the file's name without "
-                           ".csv (the ledger finds the upload's scores by it)", short="-m")
-    wait: bool = opt(False, "poll the submissions list until the score or the error is back; keep it in "
-                            "kaggle_scores.csv beside the file")
-    poll_seconds: float = opt(10.0, "seconds between polls with --wait", check=positive)
-    timeout: float = opt(1800.0, "give up waiting after this many seconds", check=positive)
-
-
-@dataclasses.dataclass
-class UploadSrcConfig:
-    """Publish src/ and requirements.txt as a private dataset (created, or a new version)."""
-
-    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
-    title: str = opt("Image classification kit source", "dataset title when it is created (6-50 characters)")
-    notes: str = opt("", "version notes; empty: the git commit")
-
-
-@dataclasses.dataclass
-class UploadWeightsConfig:
-    """Publish backbones' pretrained weight files as a private dataset (for kernels with the internet off)."""
-
-    dataset: str = opt("", "dataset as owner/slug (slug 6-50 characters)", positional=True)
-    backbones: str = opt("efficientnet_b0", "comma-separated backbone names (python -m src.backbones lists them)")
-    title: str = opt("Pretrained backbone weights", "dataset title when it is created (6-50 characters)")
-    notes: str = opt("", "version notes; empty: the backbones")
-
-
-@dataclasses.dataclass
-class PushConfig:
-    """Write kernel-metadata.json beside a notebook of kernels/ and push it as a private kernel."""
-
-    kernel: str = opt("", "notebook: a name in kernels/ (train) or a path to an .ipynb", positional=True)
-    accelerator: str = opt("auto", "hardware of the run; auto: from --machine-shape, else gpu",
-                           ("auto", "gpu", "tpu", "none"))
-    machine_shape: str = opt("", "exact Kaggle machine shape (NvidiaTeslaT4: two T4s; TpuV5E8); empty: from "
-                                 "--accelerator")
-    id: str = opt("", "kernel id owner/slug; empty: <you>/<slug of the title>")
-    title: str = opt("", "kernel title; empty: '<competition> <notebook>'")
-    competition: str = opt("", "competition whose data the kernel reads (competition_sources)")
-    src_dataset: str = opt("", "the dataset upload-src published (owner/slug): the kernel imports the kit from it")
-    weights_dataset: str = opt("", "the dataset upload-weights published (owner/slug): --weights imagenet finds its "
-                                   "files with the internet off")
-    dataset: tuple[str, ...] = opt((), "another dataset to attach (owner/slug); repeatable")
-    model: tuple[str, ...] = opt((), "a model to attach (owner/model/framework/variation/version); repeatable")
-    internet: bool = opt(False, "internet in the kernel (competitions with hidden test sets forbid it)")
-    param: tuple[str, ...] = opt((), "NAME=VALUE set in the notebook's parameters (a Python literal or text)")
-    out: str = opt("runs/kernels", "where the pushed folder (notebook + kernel-metadata.json) is written")
-
-
-@dataclasses.dataclass
-class StatusConfig:
-    """Print a kernel's state (queued, running, complete, error)."""
-
-    kernel: str = opt("", "kernel id owner/slug", positional=True)
-
-
-@dataclasses.dataclass
-class OutputConfig:
-    """Download a finished kernel's output files and log."""
-
-    kernel: str = opt("", "kernel id owner/slug", positional=True)
-    out: str = opt("", "target folder; empty: runs/kernels/<slug>/output")
-
-
-# ---------------------------------------------------------------- prediction and the registry
-@dataclasses.dataclass
-class PredictConfig:
-    """Print the most probable classes of each image for a trained run."""
-
-    images: tuple[str, ...] = opt((), "image files", positional=True)
-    run: str = opt("", "training run folder (python -m src.train)")
-    tta: bool = opt(False, f"average the default views ({', '.join(DEFAULT_VIEWS)})")
-    tta_views: str = opt("", "comma-separated views instead of the defaults", check=tta_view_list)
-    tta_scales: str = opt("1.0", "comma-separated sizes, as multiples of the run's size, each view is also "
-                                 "predicted at", check=tta_scale_list)
-    top: int = opt(5, "classes printed per image", check=positive)
-    batch_size: int = opt(32, "images per batch", check=positive)
-
-
 @dataclasses.dataclass
 class BackbonesConfig:
     """Print the backbone registry: name, parameters, size, feature width, weights, preprocessing."""

@@ -23,7 +23,7 @@ import tensorflow as tf
 from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
 from src.core.metric_choice import resolve_metric
-from src.core.settings import DEFAULT_VIEWS
+from src.core.submit_settings import DEFAULT_VIEWS
 from src.data.imagefiles import describe_bad, scan_images
 from src.hardware.accelerator import active_batch_multiple
 from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size, with_scales

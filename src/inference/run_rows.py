@@ -18,16 +18,20 @@ import numpy as np
 
 from src.core.errors import KitError
 from src.core.metric_choice import check_metric, higher_is_better, monitor
+from src.core.roles import names_where
 from src.core.settings import TrainConfig
 from src.data.sample_submission import read_sample_submission
 from src.inference.formats import implied_metric
-from src.runs.folder import RunFolder, process_alive, read_pid, LOCK
+from src.runs.folder import RunFolder
+from src.runs.lock import LOCK, process_alive, read_pid
+from src.runs.state import RunState
 from src.runs.reference import reference_score
 
 # Shown in their own columns, or where the data sits and how it is read: not recipe options.
-NOT_OPTIONS = {"backbone", "stage1_size", "stage2_size", "stages", "warmup_epochs", "metric", "data", "out",
-               "split_file", "resume", "accelerator", "cache", "time_limit", "min_batch_size", "strict_images",
-               "tensorboard", "labels_csv", "id_column", "images_dir", "test_dir", "folds", "fold"}
+# Settings a row shows in columns of their own (backbone, sizes, epochs, metric, the folds' score); the rest of
+# a run's settings are options when their role says so (src.core.roles: not where files sit, nor speed).
+COLUMNS = {"backbone", "stage1_size", "stage2_size", "stages", "warmup_epochs", "metric", "folds", "fold"}
+NOT_OPTIONS = COLUMNS | names_where(TrainConfig, lambda role: not role.an_option)
 UNREADABLE = (KitError, OSError, ValueError, KeyError, TypeError, IndexError)
 
 
@@ -66,7 +70,7 @@ def single_row(run: RunFolder, name: str, values: dict) -> dict:
     seconds, estimated = training_seconds(run, state)
     return {**row, "status": status, "metric": metric, "score": score, "std": np.nan, "scored_on": scored_on,
             "final_stage": kept, "seconds": seconds, "seconds_estimated": estimated,
-            "commit": (state.get("git_commit") or "")[:7]}
+            "commit": state.git_commit[:7]}
 
 
 def kfold_row(run: RunFolder, name: str, values: dict) -> dict:
@@ -91,7 +95,7 @@ def kfold_row(run: RunFolder, name: str, values: dict) -> dict:
     return {**row, "status": status, "metric": metric, "score": mean, "std": std,
             "scored_on": f"{len(folds)}-fold CV", "final_stage": kept, "seconds": sum(t[0] for t in times),
             "seconds_estimated": any(t[1] for t in times),
-            "commit": (states[-1].get("git_commit") or "")[:7]}
+            "commit": states[-1].git_commit[:7]}
 
 
 def base_row(run: RunFolder, name: str, values: dict, planned: list, epochs: dict) -> dict:
@@ -138,10 +142,10 @@ def epochs_trained(run: RunFolder, planned: list) -> dict:
     return found
 
 
-def progress(run: RunFolder, planned: list, state: dict, epochs: dict) -> str:
+def progress(run: RunFolder, planned: list, state: RunState, epochs: dict) -> str:
     """Return 'finished', or where an unfinished run stands (running, cut, not started)."""
     holder = read_pid(run.path / LOCK) if (run.path / LOCK).is_file() else None
-    missing = [s for s in planned if s.name not in state.get("finished", [])]
+    missing = [s for s in planned if s.name not in state.finished]
     if not missing and run.history_file.is_file():
         return "finished"
     running = holder is not None and holder != os.getpid() and process_alive(holder)
@@ -183,14 +187,14 @@ def cv_score(run: RunFolder, values: dict, folds: list) -> tuple:
     return check_metric(metric), by_fold["mean"], by_fold["std"]
 
 
-def training_seconds(run: RunFolder, state: dict) -> tuple:
+def training_seconds(run: RunFolder, state: RunState) -> tuple:
     """Return (seconds trained, estimated?): state.json's sum per stage, else the files' times (estimated).
 
     Runs trained before state.json kept seconds: from config.json (written at the start) to
     history.csv (written at the end), which counts any pause of a resumed run too.
     """
-    if state.get("seconds"):
-        return float(sum(state["seconds"].values())), False
+    if state.seconds:
+        return float(sum(state.seconds.values())), False
     if run.config_file.is_file() and run.history_file.is_file():
         return run.history_file.stat().st_mtime - run.config_file.stat().st_mtime, True
     return np.nan, False

@@ -25,7 +25,8 @@ from src.core.files import check_writable, staged_files, write_csv, write_json
 from src.core.metric_choice import higher_is_better, settle_metric
 from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
-from src.core.settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig, SubmitFileConfig
+from src.core.kaggle_settings import SubmitFileConfig
+from src.core.submit_settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig
 from src.data.competition import load_competition
 from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.metric_choice import KAGGLE_FILE, kit_name, write_kaggle_metric
-from src.core.settings import DownloadConfig, SubmitFileConfig
+from src.core.kaggle_settings import DownloadConfig, SubmitFileConfig
 from src.kaggle.scores import record_scores, submission_row, tagged_description
 
 DONE_MARKER = ".kaggle-download.json"

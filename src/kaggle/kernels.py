@@ -19,7 +19,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.provenance import git_commit
-from src.core.settings import OutputConfig, PushConfig, StatusConfig, UploadSrcConfig
+from src.core.kaggle_settings import OutputConfig, PushConfig, StatusConfig, UploadSrcConfig
 from src.models import OPTIONAL_PACKAGES
 from src.kaggle.notebooks import inject_parameters, parse_params, read_notebook, write_notebook
 from src.kaggle.client import connect, kaggle_errors, split_ref, status_of

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from src.core.errors import KitError
-from src.core.settings import UploadWeightsConfig
+from src.core.kaggle_settings import UploadWeightsConfig
 from src.kaggle.client import connect, split_ref
 from src.kaggle.kernels import publish_dataset
 from src.models.backbones import parse_backbones

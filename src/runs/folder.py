@@ -16,26 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
 
 from src.core.config import make_config, save_config
-from src.core.errors import KitError, disk_error, is_disk_error
-from src.core.files import write_csv, write_json
+from src.core.errors import KitError, disk_errors
+from src.core.files import read_json, read_log, write_csv
+from src.core.roles import names_where
 from src.core.settings import TrainConfig
 from src.data.class_maps import load_class_maps, save_class_maps
+from src.runs.lock import LOCK, take_lock
 from src.runs.stages import Stage, plan_stages
+from src.runs.state import RunState, read_state, write_state
 
-LOCK = ".lock"
 FOLD_PREFIX = "fold-"
-# state.json's key naming the stage whose weights prediction uses (the last planned stage when absent)
-FINAL_STAGE_KEY = "kept"  # written by training (src.training.two_stage): the stage whose weights are final
-# Settings a resumed run may change: how long it trains, where the data sits now, how images are cached.
-MAY_CHANGE_ON_RESUME = {"resume", "stage1_epochs", "stage2_epochs", "time_limit", "data", "split_file", "out",
-                        "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard", "final_stage",
-                        "steps_per_execution"}  # batches per compiled call: speed, not the result
 
 
 def writable(path: Path) -> bool:
@@ -196,23 +191,16 @@ class RunFolder:
 
         return pd.read_csv(self.split_file, dtype={"id": str}, keep_default_na=False)
 
-    def state(self) -> dict:
-        """Return state.json: finished stages, each one's best metric value (best) and its val_loss (best_val_loss),
-        the metric, and the stage whose weights are the run's final ones (kept)."""
-        if not self.state_file.is_file():
-            return {"finished": [], "best": {}}
-        state = read_json(self.state_file, "which stages finished")
-        if not isinstance(state, dict) or not isinstance(state.get("finished"), list):
-            raise KitError(f"{self.state_file}: damaged (expected the finished stages): restore it from a copy, "
-                           "or train the run again into another --out")
-        return state
+    def state(self) -> RunState:
+        """Return state.json as a RunState (src.runs.state): finished stages, best scores, the stage kept."""
+        return read_state(self.state_file)
 
-    def save_state(self, state: dict) -> None:
-        write_json(self.state_file, state)
+    def save_state(self, state: RunState) -> None:
+        write_state(self.state_file, state)
 
     def kept_stage(self, planned: list) -> str:
         """Return the name of the stage whose weights the run keeps: state.json's choice, else the last planned."""
-        return self.state().get(FINAL_STAGE_KEY) or planned[-1].name
+        return self.state().kept or planned[-1].name
 
     def history(self):
         """Return history.csv (one row per epoch of every stage), or None when the run has not written it."""
@@ -237,10 +225,9 @@ class RunFolder:
         runs from before that choice existed: the last planned stage. Never another stage's weights
         instead: a missing kept stage's file is an error.
         """
-        stages = plan_stages(self.load_config())
-        kept = self.state().get("kept")
-        stage = next((s for s in stages if s.name == kept), stages[-1])
-        if stage.name not in self.state()["finished"]:
+        stages, state = plan_stages(self.load_config()), self.state()
+        stage = next((s for s in stages if s.name == state.kept), stages[-1])
+        if stage.name not in state.finished:
             raise KitError(f"--run {self.path}: {stage.name} has not finished; {self.how_to_resume()}")
         if not self.weights(stage.name).is_file():
             raise KitError(f"--run {self.path}: {self.weights(stage.name).name} is missing, though {stage.name} "
@@ -275,9 +262,10 @@ class RunFolder:
 
     def check_resume(self, cfg) -> None:
         """Refuse to continue a run with settings that would change its data, model or recipe."""
-        saved = self.load_config()
+        saved = self.load_config()  # each setting's role says whether it may change (src.core.roles)
+        fixed = names_where(type(cfg), lambda role: not role.on_resume)
         changed = [f.name for f in dataclasses.fields(cfg)
-                   if f.name not in MAY_CHANGE_ON_RESUME and f.name not in getattr(cfg, "CLI_HIDDEN", ())
+                   if f.name in fixed and f.name not in getattr(cfg, "CLI_HIDDEN", ())
                    and getattr(cfg, f.name) != getattr(saved, f.name)]
         if changed:
             name = changed[0]
@@ -295,13 +283,9 @@ class RunFolder:
         """
         created = not self.path.exists()
         lock = self.path / LOCK
-        try:
+        with disk_errors(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
             take_lock(lock)
-        except OSError as err:
-            if not is_disk_error(err):
-                raise
-            raise disk_error(err, self.path) from None
         try:
             yield self
         finally:
@@ -313,60 +297,3 @@ class RunFolder:
         """Return True when the folder holds anything besides the lock."""
         return self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
 
-
-def read_json(path: Path, what: str):
-    """Return a run file's JSON; a damaged one (a kill, an editor) is a KitError naming it, not a JSONDecodeError."""
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise KitError(f"{path}: damaged, not valid JSON ({err}); it holds {what}: restore it from a copy, or "
-                       "train the run again into another --out") from None
-
-
-def read_log(path: Path):
-    """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it."""
-    import pandas as pd
-
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path)
-    except ValueError as err:  # pandas' parser and empty-file errors, undecodable bytes
-        raise KitError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-
-
-def take_lock(lock: Path) -> None:
-    """Create the lock file holding this process's id; raise when a live process holds it."""
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = read_pid(lock)
-            if holder is not None and holder != os.getpid() and process_alive(holder):
-                raise KitError(f"{lock.parent} is in use by process {holder} (its {LOCK} file): wait for it to "
-                               f"finish, or train into another --out") from None
-            print(f"{lock.parent}: taking over the lock of process {holder}, which is no longer running")
-            lock.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
-        return
-    raise KitError(f"{lock}: could not take the lock")
-
-
-def read_pid(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().strip() or "0") or None
-    except (OSError, ValueError):
-        return None
-
-
-def process_alive(pid: int) -> bool:
-    """Return True when a process with this id is running (signal 0 only asks)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

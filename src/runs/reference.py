@@ -33,8 +33,8 @@ def reference_run(path: str, flag: str = "--full-fit") -> RunFolder:
         raise KitError(f"{flag} {path}: itself a full-fit (of {values['full_fit']}), which has no holdout and chose "
                        f"no epochs: pass its reference run, {values['full_fit']}")
     state = run.state()
-    if not state.get("kept") or not run.history_file.is_file():
-        finished = ", ".join(state["finished"]) or "no stage"
+    if not state.kept or not run.history_file.is_file():
+        finished = ", ".join(state.finished) or "no stage"
         raise KitError(f"{flag} {path}: not finished ({finished} finished, no kept stage in {run.state_file.name} "
                        f"or no {run.history_file.name}): expected {expected}; {run.how_to_resume()}")
     return run
@@ -68,12 +68,12 @@ def reference_score(run: RunFolder) -> dict:
     A fold of a K-fold run (RUN/fold-<i>) also names its K-fold run's CV mean, when cv.csv is there.
     """
     state = run.state()
-    if state.get("best", {}).get(state.get("kept")) is None:  # moved or deleted since the full-fit trained
+    if state.kept_score() is None:  # moved or deleted since the full-fit trained
         return {"run": str(run), "metric": "", "value": float("nan"), "scored_on": f"reference: {run} (not found)",
                 "line": f"reference score: none: the reference run {run} has no finished {run.state_file.name} "
                         "here (moved or deleted?), and a full-fit has no holdout"}
-    metric = state.get("metric") or "accuracy"
-    value = float(state["best"][state["kept"]])
+    metric = state.metric or "accuracy"
+    value = float(state.kept_score())
     line = f"reference score: {run}'s holdout {monitor(metric)} {value:.4f} (full-fit has no holdout)"
     parent = RunFolder(run.path.parent)
     if run.path.name.startswith(FOLD_PREFIX) and parent.cv_file.is_file():

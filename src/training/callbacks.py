@@ -143,6 +143,18 @@ class LastCheckpoint(keras.callbacks.Callback):
             record_shape(temp, self.model)
 
 
+def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple) -> list:
+    """Return what keeps a stage's weights: early stopping and the best checkpoint on the holdout metric, or for a
+    full-fit (no holdout) the last epoch's weights written every epoch. Every stage of every run keeps its
+    weights through it."""
+    if cfg.full_fit:
+        return [LastCheckpoint(checkpoint)]
+    best, best_loss, wait = resume
+    return [ResumableEarlyStopping(stage.patience, metric, best, best_loss, wait,
+                                   checkpoint if best is not None else None),
+            ResumableCheckpoint(checkpoint, metric, best, best_loss)]
+
+
 def item_bytes(dtype) -> int:
     """Return the bytes of one value of a variable's dtype (a name or a dtype object); 4 when numpy lacks it."""
     try:

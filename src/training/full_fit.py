@@ -2,7 +2,6 @@
 
     cfg = full_fit_config(cfg)          # RUN's config.json (its planned epochs: the schedules' length)
     stages = full_fit_stages(cfg, plan_stages(cfg))   # each stage stops at the epoch RUN kept
-    callbacks = keep_callbacks(...)     # early stopping + best checkpoint, or (full-fit) the last epoch
 
 Kaggle's usual last step: the holdout has chosen the recipe and its epochs, so the images it held
 back are trained on too. With no holdout nothing can pick an epoch or stop early: each stage
@@ -18,23 +17,19 @@ score was measured without it). Where the data sits and how the job runs are thi
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from src.core.config import make_config
 from src.core.settings import TrainConfig
 from src.core.errors import KitError
+from src.core.roles import names_where
 from src.runs.reference import chosen_epochs, reference_run
-from src.training.callbacks import ResumableCheckpoint, ResumableEarlyStopping, LastCheckpoint
 
-# This command's own: where things are and how the job runs (a set flag wins, else RUN's value).
-OWN = {"data", "split_file", "test_dir", "cache", "min_batch_size", "strict_images", "accelerator", "tensorboard",
-       "time_limit", "resume", "out", "full_fit"}
-# Set by the full-fit from RUN (a different flag is refused): the model, its classes, the plan, the metric.
-REFUSED = {"backbone", "weights", "stages", "warmup_epochs", "stage1_size", "stage2_size", "stage1_epochs",
-           "stage2_epochs", "head_layers", "head_units", "head_scheme", "targets", "labels_csv", "id_column",
-           "label_column", "images_dir", "min_class_count", "metric", "final_stage"}
-# What chose RUN's epochs and held its images out: nothing of it remains in a full-fit (a different flag is said).
-UNUSED = {"stage1_patience", "stage2_patience", "val_fraction", "folds", "fold", "group_column"}
+# Each setting's role (src.core.roles, declared in src.core.settings) says what a full-fit does with it:
+# own (where things are, how this process runs: a set flag wins, else RUN's value), refuse (the model, its
+# classes, the plan, the metric: RUN's), unused (what held images out and chose RUN's epochs), take (the
+# recipe: RUN's unless a flag says otherwise, which is said).
+OWN, REFUSED, UNUSED = (names_where(TrainConfig, lambda role, kind=kind: role.in_full_fit == kind)
+                        for kind in ("own", "refuse", "unused"))
 
 
 def full_fit_config(cfg) -> TrainConfig:
@@ -43,7 +38,7 @@ def full_fit_config(cfg) -> TrainConfig:
     each stage at RUN's chosen epoch."""
     ref = reference_run(cfg.full_fit)
     theirs, default = ref.load_config(), TrainConfig()
-    epochs, kept = chosen_epochs(ref), ref.state()["kept"]
+    epochs, kept = chosen_epochs(ref), ref.state().kept
     # no holdout: nothing ranks epochs, so the reference's --average-top is not applied (its chosen epochs are)
     planned = {"final_stage": "last", "stages": 2 if kept == "stage2" else 1, "average_top": 0}
     values = {}
@@ -51,7 +46,7 @@ def full_fit_config(cfg) -> TrainConfig:
         name = field.name
         mine, saved = getattr(cfg, name), getattr(theirs, name)
         given = mine != getattr(default, name) and mine != planned.get(name, saved)  # on --resume: the planned
-        own = name in ("resume", "full_fit") or (name in OWN and mine != getattr(default, name))
+        own = name in ("resume", "full_fit") or (name in OWN and mine != getattr(default, name))  # this command's
         values[name] = mine if own or (given and name not in REFUSED) else planned.get(name, saved)
         if name in OWN or not given or mine == saved:
             continue
@@ -78,14 +73,3 @@ def full_fit_stages(cfg, stages: list) -> list:
     """
     chosen = chosen_epochs(reference_run(cfg.full_fit))
     return [dataclasses.replace(s, epochs=chosen[s.name], schedule_epochs=s.epochs) for s in stages]
-
-
-def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple) -> list:
-    """Return what keeps a stage's weights: early stopping and the best checkpoint on the holdout metric, or for a
-    full-fit (no holdout) the last epoch's weights written every epoch."""
-    if cfg.full_fit:
-        return [LastCheckpoint(checkpoint)]
-    best, best_loss, wait = resume
-    return [ResumableEarlyStopping(stage.patience, metric, best, best_loss, wait,
-                                   checkpoint if best is not None else None),
-            ResumableCheckpoint(checkpoint, metric, best, best_loss)]

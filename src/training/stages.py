@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from src.core.errors import KitError, disk_error, is_disk_error
+from src.core.errors import KitError, disk_errors
 from src.core.files import write_csv
 from src.core.metric_choice import log_name, monitor
 from src.core.plots import plot_curves
@@ -24,8 +24,7 @@ from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, u
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
-                                    TargetMetrics, TimeLimit, resume_state)
-from src.training.full_fit import keep_callbacks
+                                    TargetMetrics, TimeLimit, keep_callbacks, resume_state)
 from src.training.multitask import loss_weights
 from src.training.recipe_options import (back_off, describe_recipe, ema_callbacks, refuse_on_several_machines,
                                          stage_plan)
@@ -69,12 +68,9 @@ def run_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     batch, accumulate = cfg.batch_size, cfg.accumulate
     while True:
         try:
-            return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline,
-                             accumulate)
-        except OSError as err:  # Keras's BackupAndRestore and CSVLogger write in place
-            if not is_disk_error(err):
-                raise
-            raise disk_error(err, run.path) from None
+            with disk_errors(run.path):  # Keras's BackupAndRestore and CSVLogger write in place
+                return fit_stage(stage, cfg, spec, data, run, init_weights, accelerator, batch, callbacks, deadline,
+                                 accumulate)
         except Exception as err:
             if not out_of_memory(err):
                 raise

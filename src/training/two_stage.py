@@ -28,6 +28,7 @@ from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric, positive_index
 from src.models.backbones import check_drop_path, get_spec
 from src.runs.folder import RunFolder
+from src.runs.state import RunState
 from src.runs.stages import plan_stages
 from src.training.full_fit import full_fit_config, full_fit_stages
 from src.training.multitask import task_columns
@@ -54,11 +55,12 @@ def train(cfg, callbacks=()) -> dict:
         if accelerator.kind == "multi-worker" and cfg.metric != "accuracy":
             raise KitError(f"--metric {cfg.metric}: training on several machines logs accuracy only; use "
                            "--metric accuracy there, or one machine")
-        state = {"best_val_loss": {}, **run.state(), "metric": cfg.metric}
+        state = run.state()
+        state.metric = cfg.metric
         stages, previous = plan_stages(cfg), None
         stages = full_fit_stages(cfg, stages) if cfg.full_fit else stages  # each ends at RUN's chosen epoch
         for stage in stages:
-            if stage.name in state["finished"]:
+            if stage.name in state.finished:
                 print(f"{stage.name}: finished earlier, weights in {run.weights(stage.name)}")
             elif deadline is not None and time.monotonic() >= deadline:
                 return stopped_by_time(cfg, run, stage.name, 0, stage.epochs)
@@ -68,31 +70,28 @@ def train(cfg, callbacks=()) -> dict:
                     best = run_stage(stage, cfg, spec, data, run, previous, accelerator, callbacks, deadline)
                 except OutOfTime as cut:
                     return stopped_by_time(cfg, run, cut.stage, cut.epochs_done, cut.epochs)
-                add_provenance(state, stage.name, time.monotonic() - started)
-                state["best"][stage.name], state["best_val_loss"][stage.name] = best["score"], best["val_loss"]
-                if "average" in best:  # --average-top: both scores and the choice
-                    state.setdefault("average_top", {})[stage.name] = best["average"]
-                state.setdefault("epochs", {})[stage.name] = best["epoch"]  # the best epoch; full-fit: the last
-                state["finished"].append(stage.name)
-                state.setdefault("hardware", {})[stage.name] = accelerator.as_record()  # resumed runs may move
+                # A session cut by --time-limit records nothing: only finished stages' seconds are summed.
+                state.record_stage(stage.name, best, time.monotonic() - started, accelerator.as_record(),
+                                   git_commit())
                 run.save_state(state)
                 shutil.rmtree(run.top_epochs(stage.name), ignore_errors=True)  # needed until the stage is recorded
             previous = run.weights(stage.name)
         kept, why = (stages[-1], f"full-fit: the reference {cfg.full_fit} kept it") if cfg.full_fit else \
             choose_final_stage(state, stages, cfg.final_stage, cfg.metric)
-        run.save_state({**state, "kept": kept.name, "kept_by": cfg.final_stage})
+        state.keep(kept.name, by=cfg.final_stage)
+        run.save_state(state)
         summary = write_reports(cfg, spec, data, run, stages, accelerator, kept)
-    for name, value in state["best"].items() if not cfg.full_fit else ():
-        print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state['best_val_loss'].get(name, float('nan')):.4f}), "
+    for name, value in state.best.items() if not cfg.full_fit else ():
+        print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state.best_val_loss.get(name, float('nan')):.4f}), "
               f"weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
     if not cfg.full_fit:
         print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
-    return {**summary, "best": dict(state["best"]), "metric": cfg.metric, "kept": kept.name,
-            "hardware": state.get("hardware", {}), "out": str(run.path)}
+    return {**summary, "best": dict(state.best), "metric": cfg.metric, "kept": kept.name,
+            "hardware": state.hardware, "out": str(run.path)}
 
 
-def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tuple:
+def choose_final_stage(state: RunState, stages: list, rule: str, metric: str) -> tuple:
     """Return (the stage whose weights are final, why): by --final-stage best, the stage with the best score in
     the metric's direction (ties to the lower val_loss, then the later stage); by last, the recipe's last stage.
     The head-only warm-up (--warmup-epochs) is never kept: it is where stage 1 starts, not a stage of its own.
@@ -100,7 +99,7 @@ def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tup
     column = monitor(metric)
     # The head-only warm-up is a step of stage 1, not a candidate: the recipe's choice is stage 1 or stage 2.
     stages = [s for s in stages if s.train_backbone] or stages
-    scores = {s.name: (state["best"].get(s.name), state.get("best_val_loss", {}).get(s.name)) for s in stages}
+    scores = {s.name: (state.best.get(s.name), state.best_val_loss.get(s.name)) for s in stages}
     listed = ", ".join(f"{name} {value:.4f}" for name, (value, _) in scores.items() if value is not None)
     ranked = sorted(reversed(stages), key=lambda s: rank_key(*scores[s.name], metric))  # stable: later wins ties
     best, last = ranked[0], stages[-1]
@@ -109,18 +108,6 @@ def choose_final_stage(state: dict, stages: list, rule: str, metric: str) -> tup
         return last, f"--final-stage last keeps the recipe's last stage; best {column}: {listed}{note}"
     verdict = "the last stage scored best" if best is last else f"{best.name} scored better than {last.name}"
     return best, f"best {column} per stage: {listed}; {verdict} (--final-stage best; last keeps the recipe's)"
-
-
-def add_provenance(state: dict, stage: str, seconds: float) -> dict:
-    """Add the seconds of the session that finished a stage and note the kit's commit; return the state.
-
-    Exists for the ledger (python -m src.ledger): a run's training time and the code it ran. A session
-    cut by --time-limit leaves no state.json behind, so its seconds are not counted.
-    """
-    totals = state.setdefault("seconds", {})
-    totals[stage] = round(totals.get(stage, 0.0) + seconds, 1)
-    state["git_commit"] = git_commit()
-    return state
 
 
 def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> dict:
