@@ -6,7 +6,7 @@
 
 The table is written as runs/runs.csv (--out) and printed, each part sorted by score in its
 metric's direction; cv_vs_lb.png plots local against public score. The library lives in
-src.inference.ledger.
+src.reports.ledger.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from src.core.submit_settings import LedgerConfig
 def main(argv=None):
     """Parse the flags into a LedgerConfig, then print and write the ledger; return its table."""
     cfg = parse_config(LedgerConfig, argv, prog="python -m src.ledger")
-    from src.inference.ledger import write_ledger
+    from src.reports.ledger import write_ledger
 
     return write_ledger(cfg)
 

@@ -17,7 +17,7 @@ def main(argv=None):
     The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
     """
     cfg = parse_config(PredictConfig, argv, prog="python -m src.predict")
-    from src.inference.prediction import print_predictions
+    from src.inference.image_predictions import print_predictions
 
     return print_predictions(cfg)
 

@@ -159,7 +159,7 @@ def test_tfrecords_never_writes_into_a_folder_it_did_not_make(tmp_path):
 
 def test_unpacking_goes_on_past_an_entry_it_cannot_write(tmp_path, capsys):
     """#16: a zip entry with a 300-character name: OSError, and the rest was not unpacked; #19: "./" is no escape."""
-    from src.kaggle.client import unpack
+    from src.kaggle.archives import unpack
 
     archive = tmp_path / "c.zip"
     with zipfile.ZipFile(archive, "w") as zf:

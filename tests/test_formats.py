@@ -294,7 +294,7 @@ def test_multi_label_eda_counts_tags_and_predict_prints_them(tmp_path, capsys):
     from src.core.settings import EdaConfig
     from src.core.submit_settings import PredictConfig
     from src.data.report import run_eda
-    from src.inference.prediction import print_predictions
+    from src.inference.image_predictions import print_predictions
 
     root = tmp_path / "planet"
     rows = [f"p{i},{'clear' if i % 2 else 'haze'}{' primary' if i % 3 else ''}{' road' if i % 4 == 0 else ''}"

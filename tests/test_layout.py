@@ -5,6 +5,7 @@ Read with `ast`, not by importing: a cycle hidden inside a function is still a c
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ from tests.conftest import REPO
 
 SRC = REPO / "src"
 # Lower layers first: a package imports only from itself and the packages before it.
-LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training"]
+LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training", "reports"]
+MAX_LINES = 300  # a module past it holds two concerns; split it where they part
 COMMANDS = ["backbones", "demo", "eda", "kaggle_api", "ledger", "predict", "prune", "screen_backbones", "submit",
             "tfrecords", "train", "tune"]
 
@@ -98,6 +100,41 @@ def test_the_library_imports_the_kit_at_the_top():
             continue
         lazy = [f"{imported} (line {line})" for imported, line, top in kit_imports(path) if not top]
         assert not lazy, f"{path.relative_to(REPO)} imports kit modules inside functions: {', '.join(lazy)}"
+
+
+def test_no_module_is_over_300_lines():
+    long = {str(p.relative_to(REPO)): n for p in sorted(SRC.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_the_length_check_finds_a_long_module(tmp_path, monkeypatch):
+    """The check above must be able to fail: a planted 301-line module is reported."""
+    (tmp_path / "src" / "core").mkdir(parents=True)
+    (tmp_path / "src" / "core" / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "src")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    with pytest.raises(AssertionError, match="src/core/long.py': 301"):
+        test_no_module_is_over_300_lines()
+
+
+def test_every_training_setting_declares_its_role():
+    """Resume checks, full-fit and the ledger read each TrainConfig field's role (src.core.roles)."""
+    from src.core.roles import ROLES, role_of
+    from src.core.settings import TrainConfig
+
+    for field in dataclasses.fields(TrainConfig):
+        assert role_of(TrainConfig, field.name) in ROLES.values(), field.name
+
+    @dataclasses.dataclass
+    class Planted(TrainConfig):
+        new_flag: int = 0  # a field added without opt(..., role=...)
+
+    with pytest.raises(KeyError, match="Planted.new_flag declares no role"):
+        role_of(Planted, "new_flag")
+    with pytest.raises(ValueError, match="opt role 'speed'"):
+        from src.core.config import opt
+        opt(1, "help", role="speed")
 
 
 def test_top_of_src_holds_only_commands():

@@ -274,7 +274,7 @@ def test_a_table_the_ledger_did_not_write_is_kept(tmp_path):
 @pytest.mark.parametrize("public, rho", [((0.85, 0.80, 0.60), "1.00"), ((0.60, 0.80, 0.85), "-1.00"),
                                          ((0.80, 0.85, 0.60), "0.50")])
 def test_the_plot_carries_the_rank_correlation(tmp_path, capsys, public, rho):
-    from src.inference.ledger import plot_submissions
+    from src.reports.ledger import plot_submissions
 
     frame = pd.DataFrame({"name": ["a", "b", "c", "d"], "metric": ["auc", "auc", "auc", "log_loss"],
                           "score": [0.9, 0.8, 0.7, 0.3], "public_score": [*public, 0.5]})

@@ -14,7 +14,7 @@ from src.core.submit_settings import SubmitConfig
 from src.data.competition import load_competition
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
-from src.inference.run_rows import run_row
+from src.reports.run_rows import run_row
 from src.inference.submission import submit
 from src.runs.folder import RunFolder
 from src.runs.reference import reference_score

@@ -173,7 +173,7 @@ def test_time_limit_stops_cleanly_and_resume_finishes_the_same_epochs(tmp_path, 
 
 def test_a_backup_damaged_by_a_kill_restarts_its_stage(tmp_path, capsys):
     """issue 12 #11: a kill while Keras wrote its backup in place left a file h5py cannot open on resume."""
-    from src.training.stages import discard_broken_backup
+    from src.training.history import discard_broken_backup
 
     run = saved_run(tmp_path, finished=(), weights=())
     run.backup("stage1").mkdir(parents=True)

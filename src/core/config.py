@@ -74,54 +74,6 @@ def file_name(value: str):
     return "a file name without path separators or '..'" if unsafe else None
 
 
-# TTA views with a percentage: center_crop_P keeps P% of each side, scale_P zooms to P% (src.inference.prediction).
-VIEW_PERCENTS = {"center_crop": (20, 100), "scale": (50, 200)}
-# The eight symmetries of a square (src.inference.views): flips, quarter turns, the two diagonal transposes.
-DIHEDRAL_VIEWS = ("identity", "hflip", "vflip", "rot90", "rot180", "rot270", "transpose", "transpose_rot90")
-TTA_SCALES = (0.5, 2.0)  # --tta-scales: the least and most a view's size may be multiplied by
-
-
-def view_problem(name: str):
-    """Return what a TTA view name should be, or None when it is a view the kit makes.
-
-    A view may end in @S: the view of the image resized to S times the run's size (hflip@1.15).
-    """
-    name, _, scale = name.partition("@")
-    if scale and scale_problem(scale):
-        return f"a view's @S suffix as {scale_problem(scale)}, not {name + '@' + scale!r}"
-    if name in DIHEDRAL_VIEWS:
-        return None
-    kind, _, percent = name.rpartition("_")
-    if kind not in VIEW_PERCENTS or not percent.isdigit():
-        return (f"views {', '.join(DIHEDRAL_VIEWS)}, center_crop_P (P 20-100) or scale_P (P 50-200), each "
-                f"optionally @S (S times the run's size), not {name!r}")
-    low, high = VIEW_PERCENTS[kind]
-    return None if low <= int(percent) <= high else f"{kind}_P with P from {low} to {high}, not {name!r}"
-
-
-def scale_problem(text: str):
-    """Return what a --tta-scales item should be, or None when it is a number within TTA_SCALES."""
-    low, high = TTA_SCALES
-    try:
-        ok = low <= float(text) <= high
-    except ValueError:
-        ok = False
-    return None if ok else f"a number from {low:g} to {high:g} (1.15: 15% larger than the run's size)"
-
-
-def tta_view_list(value: str):
-    """Return what the first wrong view of a comma-separated --tta-views value should be, or None."""
-    return next(filter(None, (view_problem(v.strip()) for v in value.split(",") if v.strip())), None)
-
-
-def tta_scale_list(value: str):
-    """Return what the first wrong item of a comma-separated --tta-scales value should be, or None."""
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        return "at least one scale (1.0: the run's own size)"
-    return next(filter(None, map(scale_problem, items)), None)
-
-
 @dataclasses.dataclass
 class DataOptions:
     """Where the competition lives and how its training images are split."""

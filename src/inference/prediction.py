@@ -22,11 +22,8 @@ import tensorflow as tf
 
 from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
-from src.core.metric_choice import resolve_metric
-from src.core.submit_settings import DEFAULT_VIEWS
-from src.data.imagefiles import describe_bad, scan_images
 from src.hardware.accelerator import active_batch_multiple
-from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size, with_scales
+from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_classifier, load_checked, recorded_shape
 from src.pipeline.augment import make_augmenter
@@ -263,38 +260,6 @@ def combine_views(per_view: np.ndarray, mean: str = "arithmetic") -> np.ndarray:
     log_mean = np.log(np.clip(per_view, 1e-7, 1.0)).mean(axis=0)
     probs = np.exp(log_mean)
     return probs / probs.sum(axis=1, keepdims=True)
-
-
-def top_classes(probs: np.ndarray, class_map, k: int = 5) -> list:
-    """Return, per image, the k most probable (competition label, probability) pairs."""
-    order = np.argsort(-probs, axis=1)[:, :k]
-    return [[(class_map.values[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
-
-
-def print_predictions(cfg) -> list:
-    """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
-    run = load_run(cfg.run)
-    if run.config.metric:  # what the run was chosen by (its epochs, its stage): said, as every job says it
-        print(resolve_metric("", run.config.data, run.config.metric, "", run.class_map.multi_label, run.config.metric,
-                             f"{run.folder.config_file}; weights of {run.stage}").line)
-    frame = scan_images(list(cfg.images))
-    bad = frame[frame["error"] != ""]
-    if not bad.empty:
-        raise KitError(f"cannot predict {describe_bad(bad)}")
-    frame["id"] = [f"{i}:{path}" for i, path in enumerate(frame["path"])]  # the same file twice is two rows
-    views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
-    views = with_scales(views, cfg.tta_scales)
-    probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
-    result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
-    # multi-label: the tags at 0.5 (src.submit fits a threshold per tag), then the likeliest tags' probabilities
-    tags = run.class_map.decode_tags(probs >= 0.5) if run.class_map.multi_label else [None] * len(result)
-    for (path, best), chosen in zip(result, tags):
-        print(path)
-        if chosen is not None:
-            print(f"  tags at 0.5: {chosen or '(none)'}")
-        for label, probability in best:
-            print(f"  {probability:7.2%}  {label}")
-    return result
 
 
 def holdout_frame(run, comp) -> pd.DataFrame:

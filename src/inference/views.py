@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from src.core.config import view_problem
 from src.core.errors import KitError
+from src.core.submit_settings import view_problem
 
 SIDE_SWAPPING = ("rot90", "rot270", "transpose", "transpose_rot90")
 

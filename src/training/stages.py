@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import warnings
 
-import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -23,15 +21,13 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
+from src.training.history import collect_history, discard_broken_backup, finished_rows
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
                                     TargetMetrics, TimeLimit, keep_callbacks, resume_state)
 from src.training.multitask import loss_weights
 from src.training.recipe_options import (back_off, describe_recipe, ema_callbacks, refuse_on_several_machines,
                                          stage_plan)
 from src.training.top_epochs import TopEpochs, average_top
-
-HISTORY_COLUMNS = ["stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy"]
-
 
 @dataclasses.dataclass
 class RunData(SplitData):
@@ -229,32 +225,6 @@ def class_weights(data: RunData, cfg):
     return {i: float(len(y) / (len(counts) * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def discard_broken_backup(run: RunFolder, stage: str) -> None:
-    """Start the stage again when a kill left its backup unreadable (Keras writes it in place)."""
-    weights = run.backup(stage) / "latest.weights.h5"
-    if not weights.is_file():
-        return
-    try:
-        with h5py.File(weights, "r"):
-            pass
-    except OSError as err:
-        print(f"{stage}: its backup {weights} is damaged ({str(err).splitlines()[0]}), probably by a kill while it "
-              "was written: the stage starts again from its beginning")
-        run.clear_stage(stage)
-
-
-def finished_rows(history_file, backup) -> pd.DataFrame | None:
-    """Return the stage's history rows of finished epochs (trimmed to the backup's epoch), or None."""
-    if not history_file.is_file() or history_file.stat().st_size == 0:  # a kill before the first epoch's row
-        return None
-    rows = pd.read_csv(history_file)
-    metadata = backup / "training_metadata.json"
-    done = json.loads(metadata.read_text())["epoch"] if metadata.is_file() else len(rows)
-    rows = rows[rows["epoch"] < done]
-    write_csv(history_file, rows)  # an epoch logged but not backed up is run again
-    return rows
-
-
 def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator, kept) -> dict:
     """Write history.csv, curves.png and holdout_predictions.csv (with the kept stage's weights); return the
     holdout accuracy and the stage kept."""
@@ -265,26 +235,6 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
     shutil.rmtree(run.path / "backup", ignore_errors=True)
     return {"holdout_accuracy": accuracy, "final_stage": kept.name}
-
-
-def history_columns(metric: str = "accuracy") -> list:
-    """Return history.csv's columns: stage, epoch, lr, loss, accuracy, val_loss, val_accuracy, then <metric>,
-    val_<metric> when the metric is not accuracy (its Keras log name: map@5 -> map_at_5)."""
-    logged = log_name(metric)
-    return HISTORY_COLUMNS + ([logged, monitor(metric)] if logged != "accuracy" else [])
-
-
-def collect_history(run: RunFolder, stages, metric: str = "accuracy") -> pd.DataFrame:
-    """Return one row per epoch of every stage: stage, epoch (1-based), lr, loss, accuracy, val_*, the metric."""
-    columns, parts = history_columns(metric), []
-    for stage in stages:
-        path = run.stage_history(stage.name)
-        if path.is_file():
-            rows = pd.read_csv(path).assign(stage=stage.name)
-            rows["epoch"] = rows["epoch"] + 1
-            heads = [c for c in rows.columns if c.endswith("_accuracy") and c not in columns]
-            parts.append(rows.reindex(columns=columns + heads))  # multi-task: accuracy per head too
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:

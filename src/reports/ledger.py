@@ -4,7 +4,7 @@
     python -m src.ledger --competition dogs-vs-cats        # fetch Kaggle's public/private scores first
     python -m src.ledger --runs runs --runs runs/kernels/me-train/output --submissions submissions
 
-Runs (rows from src.inference.run_rows) and submissions (their NAME.json; Kaggle's scores from
+Runs (rows from src.reports.run_rows) and submissions (their NAME.json; Kaggle's scores from
 kaggle_scores.csv beside them, matched by the name each upload's description starts with) are
 each sorted by score in the metric's direction (log_loss: lowest first), printed, and written
 as one table, OUT/runs.csv, whose `kind` column says run or submission. cv_vs_lb.png plots the
@@ -23,7 +23,7 @@ from src.core.files import write_csv
 from src.core.metric_choice import check_metric, higher_is_better
 from src.core.plots import plot_cv_vs_lb
 from src.inference.manifests import find_manifests, read_manifest, written_at
-from src.inference.run_rows import UNREADABLE, describe, run_row
+from src.reports.run_rows import UNREADABLE, describe, run_row
 from src.kaggle.client import fetch_scores
 from src.kaggle.scores import read_scores, scores_file
 from src.runs.search import find_runs
