@@ -59,7 +59,7 @@ def epoch_seconds(data, metric: str, epochs: int, size: int, batch: int) -> floa
     from src.inference.formats import positive_index
     from src.models.backbones import get_spec
     from src.models.classifier import HeadSpec, build_classifier
-    from src.models.recipe import compile_classifier
+    from src.models.recipe import CompileOptions, compile_classifier
     from src.pipeline.images import make_eval_dataset, make_train_dataset
 
     cfg = TrainConfig(data="", augment="none", image_size=(size, size), batch_size=batch, cache="memory",
@@ -69,7 +69,7 @@ def epoch_seconds(data, metric: str, epochs: int, size: int, batch: int) -> floa
     train = make_train_dataset(data.train, y_train, cfg, seed=0).map(lambda x, y: (x, keras.ops.one_hot(y, k)))
     val = make_eval_dataset(data.val, data.y_val, cfg).map(lambda x, y: (x, keras.ops.one_hot(y, k)))
     model = build_classifier(get_spec("small_resnet"), (size, size), k, "none", HeadSpec(), train_backbone=True)
-    compile_classifier(model, cfg, 3e-3, metric=metric, positive=positive_index(data.class_map))
+    compile_classifier(model, cfg, CompileOptions(3e-3, metric, positive_index(data.class_map)))
     clock = EpochClock()
     model.fit(train, validation_data=val, epochs=epochs, callbacks=[clock], verbose=0)
     return float(np.median(clock.seconds[1:]))

@@ -129,7 +129,7 @@ from src.hardware.accelerator import pick_accelerator
 accelerator = pick_accelerator()  # KIT_SIMULATE_GPUS=2: a real MirroredStrategy over two CPU devices
 import keras
 from src.core.settings import TrainConfig
-from src.models.recipe import compile_classifier
+from src.models.recipe import CompileOptions, compile_classifier
 
 keras.utils.set_random_seed(0)
 x = np.random.default_rng(0).normal(size=(512, 8, 8, 3)).astype("float32")
@@ -138,7 +138,7 @@ with accelerator.strategy.scope():
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(8, 3, activation="relu"),
                               keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(3, activation="softmax", dtype="float32")])
-    compile_classifier(model, TrainConfig(), 1e-2)
+    compile_classifier(model, TrainConfig(), CompileOptions(1e-2))
 # One step whose float16 gradients overflow at the first loss scale (2**15) on the second replica
 # only (its half of the batch weighs 1e4), as an overflow on one GPU of two does in real runs.
 weight = np.r_[np.ones(16), np.full(16, 1e4)].astype("float32")

@@ -337,12 +337,13 @@ def test_a_multi_task_run_scores_the_submissions_head():
     from src.inference.metrics import score
     from src.models.backbones import get_spec
     from src.models.classifier import HeadSpec, build_classifier
-    from src.models.recipe import compile_classifier
+    from src.models.recipe import CompileOptions, compile_classifier
     from src.training.callbacks import TargetMetrics
 
     heads = {"make": ClassMap("make", (0, 1)), "model": ClassMap("model", (0, 1, 2))}
     model = build_classifier(get_spec("tiny_resnet"), (16, 16), {"make": 2, "model": 3}, "none", HeadSpec(), True)
-    compile_classifier(model, TrainConfig(), 1e-3, heads, [1.0, 1.0], metric="f1_macro", target="model")
+    compile_classifier(model, TrainConfig(), CompileOptions(1e-3, "f1_macro", heads=heads, loss_weights=[1.0, 1.0],
+                                                           target="model"))
     rng = np.random.default_rng(0)
     x = rng.random((8, 16, 16, 3)).astype("float32") * 255
     y = {"make": np.eye(2)[rng.integers(0, 2, 8)], "model": np.eye(3)[rng.integers(0, 3, 8)]}

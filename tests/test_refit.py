@@ -94,6 +94,12 @@ def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp
     assert f"--stage1-lr 0.003 differs from {ref}'s 0.01: the reference score was measured without it" in out
     assert f"--stage1-patience 9 differs from {ref}'s 4: unused, a full-fit holds nothing out" in out
     assert "stage1 2, stage2 2; each stage keeps its last epoch; final stage stage2" in out
+    # Roles (src.core.roles): --steps-per-execution is how this process runs, the full-fit's own, never said;
+    # --head-units is the model's, refused; both by the field's declared role, no list of the full-fit's own.
+    cfg = full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--steps-per-execution", "4"]))
+    assert cfg.steps_per_execution == 4 and "steps-per-execution" not in capsys.readouterr().out
+    with pytest.raises(KitError, match=f"--head-units 64 differs from the reference run's 256"):
+        full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--head-units", "64"]))
     again = full_fit_config(dataclasses.replace(cfg, resume=True))  # --resume with its own config.json: the same
     assert again == dataclasses.replace(cfg, resume=True)
 

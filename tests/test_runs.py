@@ -83,6 +83,27 @@ def test_resume_refuses_settings_that_change_the_run(tmp_path, argv, setting):
 def test_resume_may_change_epochs_and_where_the_data_sits(tmp_path):
     run = saved_run(tmp_path)
     run.check_resume(parse_config(TrainConfig, ["--data", "/kaggle/input/d", "--stage1-epochs", "50", "--resume"]))
+    # The test images' folder is a place (src.core.roles), read by submit, never by training: it may move.
+    run.check_resume(parse_config(TrainConfig, ["--data", "d", "--test-dir", "/kaggle/input/d/test", "--resume"]))
+
+
+def test_the_run_state_is_typed_and_reads_earlier_files(tmp_path):
+    """state.json as RunState: a file of an earlier version (no kept stage, no seconds) reads with defaults, and a
+    key this version does not know survives the next write; a wrong type is named."""
+    run = saved_run(tmp_path)
+    run.state_file.write_text(json.dumps({"finished": ["stage1"], "best": {"stage1": 0.7}, "future": {"x": 1}}))
+    state = run.state()
+    assert (state.finished, state.kept, state.seconds, state.kept_score()) == (["stage1"], "", {}, None)
+    assert run.kept_stage(plan_stages(run.load_config())) == "stage2"  # no choice recorded: the last planned
+    state.record_stage("stage2", {"score": 0.8, "val_loss": 0.4, "epoch": 3}, 12.34, {"kind": "cpu"}, "abc1234")
+    state.keep("stage2", by="best")
+    run.save_state(state)
+    saved = json.loads(run.state_file.read_text())
+    assert saved["future"] == {"x": 1} and saved["finished"] == ["stage1", "stage2"] and saved["kept"] == "stage2"
+    assert (saved["seconds"], saved["epochs"], run.state().kept_score()) == ({"stage2": 12.3}, {"stage2": 3}, 0.8)
+    run.state_file.write_text(json.dumps({"finished": ["stage1"], "best": [0.7]}))
+    with pytest.raises(KitError, match=r"state.json: damaged \('best' is not what python -m src.train writes"):
+        run.state()
 
 
 def test_a_live_lock_refuses_a_second_writer(tmp_path):

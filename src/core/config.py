@@ -1,7 +1,7 @@
 """Job configs as dataclasses; the command-line flags are generated from their fields.
 
-Every job (`python -m src.eda`, `src.demo`, later screening, training, submission) has one
-dataclass. Each field has a default and a help text; `parse_config(Cls, argv)` turns the
+Every job has one dataclass (src.core.settings, src.core.submit_settings, src.core.kaggle_settings).
+Each field has a default, a help text and, for a training run's settings, a role (src.core.roles); `parse_config(Cls, argv)` turns the
 fields into flags (`image_size` becomes `--image-size H W`), reads an optional
 `--config FILE` (JSON or YAML) and lets flags win over the file. An unknown flag, an unknown
 key in the file or a value of the wrong type is an error, never ignored.

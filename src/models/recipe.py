@@ -2,7 +2,7 @@
 
     model = build_classifier(spec, size, classes, weights, head, train_backbone=True)
     freeze_batchnorm(model, spec)                     # pretrained statistics stay put
-    compile_classifier(model, cfg, lr, heads=None, plan=StagePlan(steps, epochs, accumulate))  # schedule, loss
+    compile_classifier(model, cfg, CompileOptions(lr, plan=StagePlan(steps, epochs, accumulate)))  # schedule, loss
 
 Kept beside the model (not in the training loop) so screening, training, tuning and pruning
 share one definition of each.
@@ -186,36 +186,46 @@ class ReplicaSafeLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
         return super().apply(grads, trainable_variables)
 
 
-def compile_classifier(model, cfg, lr: float, heads: dict | None = None, loss_weights: list | None = None,
-                       weighted: bool = False, multi_label: bool = False, metric: str = "accuracy",
-                       positive: int = 1, target: str | None = None, plan: StagePlan | None = None,
-                       warmup: bool = True, backbone_layer: str = "", steps_per_execution: int = 1) -> None:
-    """Compile with the --schedule from `lr`, the config's loss, accuracy (one per head when multi-task)
-    and the competition's metric (src.models.epoch_metrics; multi-task: on the target's head only).
+@dataclasses.dataclass(frozen=True)
+class CompileOptions:
+    """What compiling a stage's classifier needs beside the TrainConfig: its rate, heads, metric and plan."""
 
-    multi_label: binary cross-entropy (or binary focal loss) and per-tag accuracy.
-    weighted: accuracy honours sample weights (validation batches padded for JAX data parallelism
-    carry weight 0 on the padding); otherwise Keras's plain metrics, which ignore class weights.
-    plan: the stage's batches, epochs and --accumulate (make_schedule); --ema from the config.
-    backbone_layer: the backbone's layer, whose variables step at --backbone-lr-scale times the rate.
-    steps_per_execution: batches per compiled training call (the accelerator's choice for --steps-per-execution).
+    lr: float                        # where the --schedule starts
+    metric: str = "accuracy"         # the competition's metric, logged per epoch (multi-task: the target's head)
+    positive: int = 1                # the class whose probability auc scores
+    heads: dict | None = None        # multi-task: {label column: ClassMap}
+    loss_weights: list | None = None  # one per head (--loss-weights); None: 1 each
+    target: str | None = None        # the head the submission scores
+    multi_label: bool = False        # binary cross-entropy (or binary focal loss) and per-tag accuracy
+    weighted: bool = False           # metrics honour sample weights (JAX's padded batches weigh 0)
+    plan: StagePlan | None = None    # the stage's batches, epochs and --accumulate (make_schedule)
+    warmup: bool = True              # --lr-warmup-epochs applies (not to the head-only warm-up)
+    backbone_layer: str = ""         # its variables step at --backbone-lr-scale times the rate
+    steps_per_execution: int = 1     # batches per compiled training call (the accelerator's choice)
+
+
+def compile_classifier(model, cfg, options: CompileOptions) -> None:
+    """Compile with the --schedule from options.lr, the config's loss, accuracy (one per head when multi-task)
+    and the competition's metric (src.models.epoch_metrics; multi-task: on the target's head only); --ema and
+    the optimizer from the config. Unweighted metrics are Keras's plain ones, which ignore class weights.
     """
-    backbone = model.get_layer(backbone_layer).trainable_variables if backbone_layer else ()
-    optimizer = make_optimizer(cfg.optimizer, make_schedule(cfg, lr, plan, warmup), plan.accumulate if plan else 1,
-                               cfg.ema, cfg.backbone_lr_scale, backbone)
-    key = "weighted_metrics" if weighted else "metrics"
-    if heads:
-        columns = list(heads)
-        scored = {c: [m for m in ["accuracy", c == target and epoch_metric(metric, len(heads[c].values), positive)]
-                      if m] for c in columns}
+    o = options
+    backbone = model.get_layer(o.backbone_layer).trainable_variables if o.backbone_layer else ()
+    optimizer = make_optimizer(cfg.optimizer, make_schedule(cfg, o.lr, o.plan, o.warmup),
+                               o.plan.accumulate if o.plan else 1, cfg.ema, cfg.backbone_lr_scale, backbone)
+    key = "weighted_metrics" if o.weighted else "metrics"
+    if o.heads:
+        columns = list(o.heads)
+        scored = {c: [m for m in ["accuracy", c == o.target and epoch_metric(o.metric, len(o.heads[c].values),
+                                                                               o.positive)] if m] for c in columns}
         model.compile(optimizer=optimizer, loss={c: make_loss(cfg) for c in columns},
-                      loss_weights=dict(zip(columns, loss_weights or [1.0] * len(columns))),
-                      steps_per_execution=steps_per_execution, **{key: scored})
+                      loss_weights=dict(zip(columns, o.loss_weights or [1.0] * len(columns))),
+                      steps_per_execution=o.steps_per_execution, **{key: scored})
     else:
-        extra = epoch_metric(metric, int(model.outputs[0].shape[-1]), positive)
-        model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=multi_label),
-                      steps_per_execution=steps_per_execution,
-                      **{key: [accuracy_metric(multi_label), *([extra] if extra is not None else [])]})
+        extra = epoch_metric(o.metric, int(model.outputs[0].shape[-1]), o.positive)
+        model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=o.multi_label),
+                      steps_per_execution=o.steps_per_execution,
+                      **{key: [accuracy_metric(o.multi_label), *([extra] if extra is not None else [])]})
     build_optimizer(model)
 
 

@@ -10,7 +10,8 @@ stages and their best scores), <stage>.weights.h5 (best weights per stage), hist
 backup/<stage>/ (Keras BackupAndRestore while a stage runs), <stage>.top/ (--average-top's best epochs
 while a stage runs), history.csv, curves.png,
 holdout_predictions.csv, tensorboard/<stage>/ (--tensorboard), .lock. A K-fold run holds fold-<i>/
-run folders, config.json, oof_predictions.csv, cv.csv and cv.png. Nothing else in the kit spells these names.
+run folders, config.json, oof_predictions.csv, cv.csv and cv.png. Other modules reach these files through
+RunFolder's paths; state.json's content is src.runs.state's, the lock's src.runs.lock's.
 """
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from src.core.config import save_config
 from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.plots import plot_cv
@@ -35,14 +34,14 @@ def train_folds(cfg, callbacks=()) -> dict:
     check_refit_files(cfg)
     folder = run_folder_for(cfg)
     root = folder.path
-    if root.is_dir() and any(root.iterdir()) and not (root / "config.json").is_file():
+    if root.is_dir() and any(root.iterdir()) and not folder.is_run():
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
     comp = load_competition(cfg, with_test=False)
     class_map = comp.class_maps[comp.target]
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), class_map.multi_label,
                            note="; every fold follows it")
-    if not (root / "config.json").is_file():  # first: a run cut after some folds names its config to resume with
-        save_config(cfg, root)
+    if not folder.is_run():  # first: a run cut after some folds names its config to resume with
+        folder.save_config(cfg)
     summaries = []
     for fold in range(cfg.folds):
         out = folder.fold(fold).path

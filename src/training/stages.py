@@ -18,7 +18,7 @@ from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked
-from src.models.recipe import compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
+from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.history import collect_history, discard_broken_backup, finished_rows
@@ -111,10 +111,10 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
         callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard(stage.name))))
     clock = TimeLimit(deadline) if deadline is not None else None
     callbacks += [clock] if clock else []  # last: the epoch's backup and log are written before it stops
+    kept = "the last epoch kept (full-fit: no holdout)" if cfg.full_fit else f"best epoch by {monitor(cfg.metric)}"
     print(f"{stage.name}: {stage.size[0]}x{stage.size[1]}, up to {stage.epochs} epoch(s), lr {stage.lr:g}, "
           f"{describe_recipe(cfg, stage, batch, accumulate)}, "
-          f"backbone {'trained' if stage.train_backbone else 'frozen'}, "
-          f"{'the last epoch kept (full-fit: no holdout)' if cfg.full_fit else f'best epoch by {monitor(cfg.metric)}'}, "
+          f"backbone {'trained' if stage.train_backbone else 'frozen'}, {kept}, "
           f"sampling {describe_sampling(cfg.sampling)}", flush=True)
     if accelerator.kind == "multi-worker":
         refuse_on_several_machines(cfg, bool(data.heads))
@@ -176,11 +176,11 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         if stage.train_backbone and not (cfg.train_batchnorm or cfg.weights == "none"):
             freeze_batchnorm(model, spec)
         heads = data.heads or None
-        compile_classifier(model, cfg, stage.lr, heads, loss_weights(cfg, list(data.heads)) if heads else None,
-                           weighted=accelerator.batch_multiple > 1, multi_label=data.class_map.multi_label,
-                           metric=cfg.metric, positive=data.positive, target=data.target,
-                           plan=plan, warmup=stage.train_backbone, backbone_layer=spec.layer_name,
-                           steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution))
+        compile_classifier(model, cfg, CompileOptions(
+            stage.lr, cfg.metric, data.positive, heads, loss_weights(cfg, list(data.heads)) if heads else None,
+            data.target, data.class_map.multi_label, weighted=accelerator.batch_multiple > 1, plan=plan,
+            warmup=stage.train_backbone, backbone_layer=spec.layer_name,
+            steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution)))
     return model
 
 
@@ -233,7 +233,7 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
                 log_name(cfg.metric))
     accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
-    shutil.rmtree(run.path / "backup", ignore_errors=True)
+    shutil.rmtree(run.backup(""), ignore_errors=True)  # every stage's
     return {"holdout_accuracy": accuracy, "final_stage": kept.name}
 
 

@@ -1,7 +1,7 @@
 """--average-top N: a stage's final weights are the mean of its N best epochs' weights, when that scores no worse.
 
     keeper = TopEpochs(run.top_epochs("stage1"), 3, "auc", rows)   # after the checkpoint: stage1.top/epochE.weights.h5
-    best = average_top(model, keeper, val_ds, best, data, checkpoint, "stage1")   # after the fit: kept or not, said
+    best = average_top(model, keeper, val_ds, best, "auc", checkpoint, "stage1")  # after the fit: kept or not, said
 
 The checkpoint-averaging of timm's avg_checkpoints.py (and the spirit of SWA) on the kit's own ranking of
 epochs (src.core.metric_choice.rank_key: the metric in its direction, ties to the lower val_loss). The

@@ -2,9 +2,11 @@
 
 The reference recipe: an optional warm-up (head only, backbone frozen); stage 1 with every
 layer trainable (BatchNorm kept frozen for pretrained weights, as the Keras fine-tuning guide
-advises) at a moderate size, ExponentialDecay and EarlyStopping on val_accuracy restoring
-the best weights; stage 2 rebuilt at a higher size from stage 1's best weights with a much
-lower rate. Everything lands in one RunFolder (src.runs.folder). `--resume` continues a run
+advises) at a moderate size, ExponentialDecay and early stopping on the competition's metric
+(val_<metric>, ties to the lower val_loss; src.core.metric_choice) restoring the best weights;
+stage 2 rebuilt at a higher size from stage 1's best weights with a much lower rate; the final
+weights are the better stage's (--final-stage). Everything lands in one RunFolder (src.runs.folder),
+its progress in state.json (src.runs.state). `--resume` continues a run
 that was cut off, from its last finished epoch (and starts one when there is none, so a
 rerun of a notebook or of `make demo` is safe), refusing settings that would change the run;
 an out-of-memory error halves the batch size and retries the stage, down to --min-batch-size.
