@@ -278,6 +278,20 @@ def test_the_alias_builds_what_the_efficientnet_package_builds(zero_initial_weig
     keras.backend.clear_session()
 
 
+def test_weights_naming_another_tag_are_refused_with_the_name_that_has_them(tmp_path, monkeypatch):
+    """--weights noisy-student on efficientnet_b0 loaded its ImageNet weights; the tag goes with the backbone."""
+    monkeypatch.setattr("src.models.weights.keras_cache_dir", lambda: tmp_path / "cache")
+    with pytest.raises(KitError, match="--weights noisy-student: backbone efficientnet_b0 loads its imagenet weights; "
+                                       "noisy-student weights are another weight tag, named with the backbone: "
+                                       "--backbone efficientnet_b0:noisy-student"):
+        resolve_weights(get_spec("efficientnet_b0"), "noisy-student")
+    from src.models.weights import check_tag
+
+    for name, choice in [("efficientnet_b0_ns", "noisy-student"), ("efficientnet_b0_ns", "imagenet"),
+                         ("efficientnet_b0", "imagenet"), ("resnet50", "pretrained")]:
+        check_tag(get_spec(name), choice)  # the backbone's own tag, or the words for it
+
+
 def test_a_run_saved_with_the_old_name_still_loads(tmp_path):
     """A config.json written before weight tags names efficientnet_b0_ns: it loads, resolves and keeps its folder."""
     import json
