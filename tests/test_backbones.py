@@ -1,11 +1,12 @@
 import dataclasses
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from src.models.backbones import REGISTRY, get_spec, table
+from src.models.backbones import ARCHITECTURES, REGISTRY, get_spec, table
 from src.core.errors import KitError
 from src.models.classifier import build_classifier
 from src.models.weights import resolve_weights
@@ -227,3 +228,85 @@ def test_an_attached_file_with_the_library_name_but_other_content_is_named(tmp_p
     assert "it is not the library's file: its hash differs" in message and "URL fetch failure" in message
     assert f"weights: efficientnet_b0 uses {attached}" in capsys.readouterr().out
     assert attached.read_bytes() == b"a file of another network, saved under the library's name"  # left as it was
+
+
+def test_the_listing_shows_an_architecture_once_with_its_weight_tags(capsys):
+    """issue 29 item 5: `python -m src.backbones` lists architectures; efficientnet_b0 carries both tags."""
+    from src.backbones import main
+
+    lines = main(["--no-params"])
+    assert capsys.readouterr().out.splitlines() == lines
+    rows = {line.split()[0]: line for line in lines[1:-1]}
+    assert list(rows) == list(ARCHITECTURES) and len(rows) == 23  # 31 names, 8 of them aliases
+    assert "efficientnet_b0_ns" not in rows and "efficientnet_b0_ns" in lines[-1]
+    assert rows["efficientnet_b0"].endswith("imagenet (builtin), noisy-student (torch; alias efficientnet_b0_ns)")
+    assert rows["resnet50"].endswith("imagenet (caffe)") and rows["tiny_resnet"].endswith("none (unit)")
+
+
+def test_the_old_ns_name_is_efficientnet_b0_with_noisy_student_weights():
+    """The alias, and NAME:TAG, give the entry efficientnet_b0_ns was: same constructor, files, layer name."""
+    alias = get_spec("efficientnet_b0_ns")
+    assert (alias.architecture, alias.pretrained) == ("efficientnet_b0", "noisy-student")
+    assert alias.name == alias.layer_name == "efficientnet_b0_ns"  # its layers, run folder and caches keep the name
+    assert (alias.constructor, alias.preprocessing, alias.family) == \
+        ("efficientnet.tfkeras.EfficientNetB0", "torch", "efficientnet_ns")
+    assert alias.weights_file == "efficientnet-b0_noisy-student_notop.h5"
+    assert alias.unfreeze_from == "block6a_expand_conv" and alias.features == 1280
+    assert get_spec("efficientnet_b0:noisy-student") is alias is get_spec("efficientnet_b0:Noisy-Student ")
+    imagenet = get_spec("efficientnet_b0")
+    assert imagenet is get_spec("efficientnet_b0:imagenet") and imagenet.architecture == alias.architecture
+    assert (imagenet.pretrained, imagenet.constructor) == ("imagenet", "keras.applications.EfficientNetB0")
+    assert get_spec("efficientnet_b7_ns").default_size == get_spec("efficientnet_b7").default_size == (600, 600)
+    with pytest.raises(KitError, match="resnet50 has no weight tag 'noisy-student'; its tags: imagenet"):
+        get_spec("resnet50:noisy-student")
+
+
+def test_the_alias_builds_what_the_efficientnet_package_builds(zero_initial_weights):
+    """Built through the alias or NAME:TAG: the package's EfficientNetB0, named efficientnet_b0_ns as before."""
+    spec = get_spec("efficientnet_b0_ns")
+    if needs_missing_package(spec):  # Kaggle's image: the error naming the package is what is checked
+        return
+    from efficientnet.tfkeras import EfficientNetB0
+
+    model = spec.build((32, 32, 3), "none")
+    direct = EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    assert model.name == "efficientnet_b0_ns" and model.output.shape[-1] == 1280
+    assert [w.shape for w in model.weights] == [w.shape for w in direct.weights]
+    assert [layer.name for layer in model.layers[1:]] == [layer.name for layer in direct.layers[1:]]  # past the input
+    tagged = get_spec("efficientnet_b0:noisy-student").build((32, 32, 3), "none")
+    assert tagged.name == model.name and tagged.count_params() == model.count_params()
+    keras.backend.clear_session()
+
+
+def test_weights_naming_another_tag_are_refused_with_the_name_that_has_them(tmp_path, monkeypatch):
+    """--weights noisy-student on efficientnet_b0 loaded its ImageNet weights; the tag goes with the backbone."""
+    monkeypatch.setattr("src.models.weights.keras_cache_dir", lambda: tmp_path / "cache")
+    with pytest.raises(KitError, match="--weights noisy-student: backbone efficientnet_b0 loads its imagenet weights; "
+                                       "noisy-student weights are another weight tag, named with the backbone: "
+                                       "--backbone efficientnet_b0:noisy-student"):
+        resolve_weights(get_spec("efficientnet_b0"), "noisy-student")
+    from src.models.weights import check_tag
+
+    for name, choice in [("efficientnet_b0_ns", "noisy-student"), ("efficientnet_b0_ns", "imagenet"),
+                         ("efficientnet_b0", "imagenet"), ("resnet50", "pretrained")]:
+        check_tag(get_spec(name), choice)  # the backbone's own tag, or the words for it
+
+
+def test_a_run_saved_with_the_old_name_still_loads(tmp_path):
+    """A config.json written before weight tags names efficientnet_b0_ns: it loads, resolves and keeps its folder."""
+    import json
+
+    from src.runs.folder import RunFolder
+    from src.training.two_stage import run_folder_for
+
+    folder = tmp_path / "runs" / "efficientnet_b0_ns"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"backbone": "efficientnet_b0_ns", "weights": "imagenet",
+                                                    "stage1_size": [224, 224], "stage2_size": [240, 240]}))
+    cfg = RunFolder(folder).load_config()
+    spec = get_spec(cfg.backbone)
+    assert spec is REGISTRY["efficientnet_b0_ns"] and spec.architecture == "efficientnet_b0"
+    assert spec.pretrained == "noisy-student" and spec.layer_name == "efficientnet_b0_ns"
+    assert run_folder_for(cfg).path == Path("runs") / "efficientnet_b0_ns"
+    tagged = dataclasses.replace(cfg, backbone="efficientnet_b0:noisy-student")
+    assert run_folder_for(tagged).path == Path("runs") / "efficientnet_b0_ns"  # the same run either way

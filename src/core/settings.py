@@ -35,9 +35,11 @@ class TrainConfig(DataOptions, PipelineOptions):
 
     CLI_HIDDEN = ("image_size",)  # each stage has its own size
 
-    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them), or hub:<keras-hub "
-                                           "preset> (a preset name, kaggle:// handle or folder)", role="model")
-    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder", role="model")
+    backbone: str = opt("efficientnet_b0", "backbone name or NAME:TAG (python -m src.backbones lists them), or "
+                                           "hub:<keras-hub preset> (a preset name, kaggle:// handle or folder)",
+                        role="model")
+    weights: str = opt("imagenet", "imagenet (the backbone's weight tag: noisy-student for efficientnet_b0_ns), "
+                                   "none, or a weights file/folder", role="model")
     out: str = opt("", "run folder; empty: runs/<backbone>", role="place")
     stages: int = opt(2, "1: stop after stage 1; 2: both stages", check=lambda v: None if v in (1, 2) else "1 or 2",
                       role="model")
@@ -162,7 +164,8 @@ class ScreenConfig(DataOptions, PipelineOptions):
     epochs: int = opt(3, "epochs of head training per backbone", check=positive)
     mode: str = opt("auto", "full: frozen backbone in the model; features: cached pooled features; "
                     "auto: features when --augment none, else full", ("auto", "full", "features"))
-    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
+    weights: str = opt("imagenet", "imagenet (the backbone's weight tag: noisy-student for efficientnet_b0_ns), "
+                                   "none, or a weights file/folder")
     learning_rate: float = opt(1e-3, "Adam learning rate of the head", check=positive)
     dropout: float = opt(0.2, "dropout before the head's Dense layer", check=below_one)
     out: str = opt("runs/screen", "folder for screening.csv, screening.png and config.json")
@@ -181,9 +184,10 @@ class ScreenConfig(DataOptions, PipelineOptions):
 class TuneConfig(DataOptions, PipelineOptions):
     """Search the head's hyperparameters with Hyperband on a frozen backbone's cached features."""
 
-    backbone: str = opt("efficientnet_b0", "backbone name (python -m src.backbones lists them), or hub:<keras-hub "
-                                           "preset> (a preset name, kaggle:// handle or folder)")
-    weights: str = opt("imagenet", "imagenet (noisy-student for *_ns), none, or a weights file/folder")
+    backbone: str = opt("efficientnet_b0", "backbone name or NAME:TAG (python -m src.backbones lists them), or "
+                                           "hub:<keras-hub preset> (a preset name, kaggle:// handle or folder)")
+    weights: str = opt("imagenet", "imagenet (the backbone's weight tag: noisy-student for efficientnet_b0_ns), "
+                                   "none, or a weights file/folder")
     max_epochs: int = opt(20, "Hyperband: most epochs a trial trains", check=positive)
     factor: int = opt(3, "Hyperband: reduction factor between brackets", check=lambda v: None if v >= 2 else "2 or more")
     iterations: int = opt(1, "Hyperband: times the whole schedule runs", check=positive)
@@ -244,7 +248,7 @@ class TfrecordsConfig(DataOptions):
 # ---------------------------------------------------------------- Kaggle
 @dataclasses.dataclass
 class BackbonesConfig:
-    """Print the backbone registry: name, parameters, size, feature width, weights, preprocessing."""
+    """Print the backbone registry, a row per architecture: parameters, size, feature width, weight tags."""
 
     params: bool = opt(True, "count each backbone's parameters (builds every model: about a minute); "
                              "--no-params skips it")

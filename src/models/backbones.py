@@ -1,13 +1,21 @@
-"""The backbone registry: name -> BackboneSpec (`python -m src.backbones` prints it).
+"""The backbone registry: architectures, each with its weight tags (`python -m src.backbones` prints it).
 
-A BackboneSpec carries everything that depends on the backbone: how to build it, its own
-input preprocessing, its default image size, its pooled feature width, the pretrained
-weights it can load (and the file name its library uses for them), and where partial
-unfreezing starts. Callers never hard-code preprocessing: feeding a ResNet inputs scaled for
-an EfficientNet is the field's most common silent failure (a reference write-up screened
-ResNet50 at chance level, 0.13 on 10 classes).
+An architecture (efficientnet_b0) is one network; a weight tag (imagenet, noisy-student) is one set
+of pretrained weights for it and how its library loads them, as timm names one architecture with
+several pretrained tags. A tag can change the library, and with it the constructor and the
+preprocessing, so each tag carries those (src.models.spec.BackboneSpec is the two resolved).
 
-Every model takes float32 images in [0, 255]; `preprocessing` says what happens next:
+Naming a backbone (--backbone, --backbones):
+  efficientnet_b0                 the architecture with its first tag (imagenet)
+  efficientnet_b0:noisy-student   the architecture with the tag named
+  efficientnet_b0_ns              an alias of the line above: the name from before weight tags, kept so
+                                  old run folders' config.json, notebooks and screening.csv rows resolve.
+                                  It stays the backbone's name: its layer, run folder and feature cache
+  hub:<preset>                    a keras-hub preset (src.models.hub)
+
+Callers never hard-code preprocessing: feeding a ResNet inputs scaled for an EfficientNet is the
+field's most common silent failure (a reference write-up screened ResNet50 at chance level, 0.13
+on 10 classes). Every model takes float32 images in [0, 255]; `preprocessing` says what happens next:
   caffe    RGB -> BGR, ImageNet mean subtracted (ResNet50)
   tf       scaled to [-1, 1] (ResNetV2, Xception, InceptionV3)
   torch    scaled to [0, 1], ImageNet mean/std normalised (DenseNet, efficientnet package)
@@ -17,12 +25,12 @@ Every model takes float32 images in [0, 255]; `preprocessing` says what happens 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
 from src.core.errors import KitError
-from src.models import OPTIONAL_PACKAGES
-from src.models.hub import build_hub_backbone, hub_drop_path_argument, is_hub, layer_name
-from src.models.weights import cached_weights, load_weights_file, not_the_library_file, refetched, resolve_weights
+from src.models.hub import is_hub
+# Re-exported: callers import the spec and its drop-path helpers from the registry.
+from src.models.spec import (BackboneSpec, check_drop_path, load_constructor,  # noqa: F401
+                             set_drop_connect)
 
 APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 NS_URL = "https://github.com/qubvel/efficientnet/releases/download/v0.0.1/"
@@ -31,137 +39,81 @@ EFFICIENTNET_WIDTHS = (1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560)
 
 
 @dataclasses.dataclass(frozen=True)
-class BackboneSpec:
-    """Everything about one backbone that other modules must not guess."""
+class WeightTag:
+    """One set of pretrained weights of an architecture, and how its library builds and loads them."""
+
+    tag: str                    # "imagenet", "noisy-student" (the library's weights name); "" for none
+    family: str
+    constructor: str            # the dotted path of the library's constructor
+    preprocessing: str          # caffe | tf | torch | builtin | unit (the module docstring)
+    weights_file: str = ""      # the file name the library caches the weights under
+    weights_url: str = ""       # where the library downloads them from
+    suffix: str = ""            # added to the architecture's name to name this variant ("_ns"); "" for the first
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One network and the weight tags it can be built with, the first being its default."""
 
     name: str
-    family: str
-    constructor: str            # "keras.applications.ResNet50", "efficientnet.tfkeras.EfficientNetB0", ...
-    preprocessing: str          # caffe | tf | torch | builtin | unit (see the module docstring)
     default_size: tuple         # (height, width) the weights were trained at
     features: int               # width of the pooled features
-    pretrained: str             # the library's weights name ("imagenet", "noisy-student"), "" for none
-    weights_file: str           # the file name the library caches those weights under
-    weights_url: str            # where the library downloads them from
     unfreeze_from: str          # first layer trained when only the top of the network is fine-tuned
+    tags: tuple                 # WeightTag, ...: the first is what the bare name builds
     min_size: int = 32          # smallest input side the architecture accepts
 
-    @property
-    def layer_name(self) -> str:
-        """Return the name the backbone's layer and cache files carry (a hub: preset's name made safe)."""
-        return layer_name(self.name)
+    def spec(self, weights: WeightTag) -> BackboneSpec:
+        """Return this architecture with one of its tags as a BackboneSpec named name + the tag's suffix.
 
-    def build(self, input_shape, weights: str = "none", drop_path: float = 0.0):
-        """Return the backbone (no top, average-pooled) for input_shape with the given weights.
-
-        drop_path > 0: its blocks' stochastic-depth rate (--drop-path; check_drop_path says where it is taken).
+        The suffix keeps the names from before weight tags (efficientnet_b0_ns): layers, run folders and
+        feature caches are named after the spec.
         """
-        import keras
+        return BackboneSpec(self.name + weights.suffix, weights.family, weights.constructor, weights.preprocessing,
+                            self.default_size, self.features, weights.tag, weights.weights_file,
+                            weights.weights_url, self.unfreeze_from, self.min_size, self.name)
 
-        if drop_path > 0:
-            check_drop_path(self, drop_path)
-        if self.family == "keras_hub":
-            return build_hub_backbone(self, input_shape, weights, drop_path)
-
-        if self.family == "efficientnet_ns" and keras.backend.backend() != "tensorflow":
-            # the efficientnet package's layers call TensorFlow ops on their inputs
-            raise KitError(f"{self.name}: the efficientnet package builds TensorFlow-only layers and Keras runs on "
-                           f"{keras.backend.backend()} here (Kaggle's TPUs); use "
-                           f"{self.name.removesuffix('_ns')} or an efficientnetv2_* backbone")
-        library_weights, extra_file = resolve_weights(self, weights)
-        if self.family == "small_resnet":  # the kit's own networks: no library weights
-            model = load_constructor(self.constructor)(input_shape, drop_path=drop_path)
-        else:
-            constructor = load_constructor(self.constructor)
-            cached = cached_weights(self) if library_weights else None
-            rate = {"drop_connect_rate": drop_path} if drop_path > 0 and self.family == "efficientnet_ns" else {}
-            try:
-                model = constructor(include_top=False, weights=library_weights, input_shape=tuple(input_shape),
-                                    pooling="avg", **rate)
-            except Exception as err:
-                if cached is None or not refetched(err):
-                    raise
-                raise not_the_library_file(self, cached, err) from None
-        if drop_path > 0 and self.family in ("efficientnet", "efficientnet_v2"):
-            set_drop_connect(model, drop_path)
-        if extra_file is not None:
-            load_weights_file(model, extra_file, self.name)
-        model.trainable = True
-        return keras.Model(model.input, model.output, name=self.layer_name)
-
-
-# Stochastic depth: the families whose constructor takes a rate (EfficientNet's drop-connect, default 0.2;
-# small_resnet's drop_path, default 0).
-DROP_PATH_FAMILIES = ("efficientnet", "efficientnet_v2", "efficientnet_ns", "small_resnet")
-KERAS_DROP_CONNECT = 0.2  # what keras.applications' EfficientNetB0-B7 and EfficientNetV2* pass to their base
-
-
-def check_drop_path(spec: BackboneSpec, rate: float) -> None:
-    """Refuse --drop-path, naming the backbone, when its constructor takes no stochastic-depth rate.
-
-    keras.applications' EfficientNet(V2) base constructors take drop_connect_rate, which the named
-    variants fix at 0.2 (set_drop_connect redoes it); the efficientnet package's variants pass it through,
-    as build_small_resnet takes drop_path;
-    a keras-hub preset's backbone class is asked (src.models.hub.HUB_DROP_PATH: drop_path_rate and the like).
-    """
-    if rate <= 0 or spec.family in DROP_PATH_FAMILIES:
-        return
-    if spec.family == "keras_hub" and hub_drop_path_argument(spec):
-        return
-    raise KitError(f"--drop-path {rate:g}: backbone {spec.name} ({spec.constructor}) takes no stochastic-depth or "
-                   "drop-connect rate; leave --drop-path out, or use an efficientnet_*, efficientnetv2_*, "
-                   "efficientnet_*_ns or small_resnet backbone")
-
-
-def set_drop_connect(model, rate: float) -> int:
-    """Set the drop-connect rate of a keras.applications EfficientNet(V2) built with its fixed 0.2; return the count.
-
-    Its base constructor gives block b of B a Dropout(drop_connect_rate * b / B, noise_shape=(None, 1, 1, 1))
-    named block..._drop (stochastic depth on the residual branch); the named variants pass 0.2. The rates
-    are rescaled to what the constructor would have made from `rate`; Dropout reads its rate when the
-    training step is traced, so the built model trains with them.
-    """
-    import keras
-
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)
-              and layer.name.startswith("block") and layer.name.endswith("drop")]
-    if not layers:
-        raise KitError(f"--drop-path: {model.name} has no block..._drop layers to set; its constructor changed")
-    for layer in layers:
-        layer.rate = layer.rate * rate / KERAS_DROP_CONNECT
-    return len(layers)
-
-
-def load_constructor(path: str) -> Callable:
-    """Return the constructor named by a dotted path, importing its module only now.
-
-    The noisy-student EfficientNets need the efficientnet package (and keras_applications),
-    which Kaggle's images lack: a missing one is an error that says what to attach.
-    """
-    import importlib
-
-    module, attribute = path.rsplit(".", 1)
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except ModuleNotFoundError as err:
-        if err.name not in OPTIONAL_PACKAGES:
-            raise
-        raise KitError(f"{attribute} needs the {err.name} package, which is not installed (Kaggle's images lack "
-                       f"it): attach the kit dataset made by `python -m src.kaggle_api upload-src` (it carries "
-                       f"{' and '.join(OPTIONAL_PACKAGES)}), or pip install efficientnet==1.1.1") from None
+    def tag(self, name: str) -> WeightTag:
+        """Return the weight tag called `name`; an unknown one is an error listing this architecture's tags."""
+        for weights in self.tags:
+            if weights.tag and weights.tag == name.strip().lower():
+                return weights
+        known = ", ".join(t.tag for t in self.tags if t.tag) or "none (it has no pretrained weights)"
+        raise KitError(f"--backbone {self.name}:{name}: {self.name} has no weight tag {name!r}; its tags: {known}")
 
 
 def keras_app(name, family, constructor, preprocessing, size, features, weights_file, unfreeze_from,
-              url_folder, min_size=32) -> BackboneSpec:
-    """Return the spec of a keras.applications backbone with ImageNet weights."""
-    return BackboneSpec(name, family, f"keras.applications.{constructor}", preprocessing, (size, size),
-                        features, "imagenet", weights_file, APPS + url_folder + weights_file,
-                        unfreeze_from, min_size)
+              url_folder, min_size=32) -> Architecture:
+    """Return a keras.applications architecture whose one tag is its ImageNet weights."""
+    imagenet = WeightTag("imagenet", family, f"keras.applications.{constructor}", preprocessing, weights_file,
+                         APPS + url_folder + weights_file)
+    return Architecture(name, (size, size), features, unfreeze_from, (imagenet,), min_size)
 
 
-def make_registry() -> dict:
-    """Return {name: BackboneSpec} for every supported backbone."""
-    specs = [
+def efficientnet(i: int) -> Architecture:
+    """Return EfficientNet-B{i}: keras.applications' ImageNet weights, and the efficientnet package's noisy-student.
+
+    The noisy-student tag needs the efficientnet package, which Kaggle's images lack (load_constructor
+    says what to attach); it keeps the suffix _ns, the name it had as an entry of its own.
+    """
+    size, width = EFFICIENTNET_SIZES[i], EFFICIENTNET_WIDTHS[i]
+    imagenet = WeightTag("imagenet", "efficientnet", f"keras.applications.EfficientNetB{i}", "builtin",
+                         f"efficientnetb{i}_notop.h5",
+                         f"https://storage.googleapis.com/keras-applications/efficientnetb{i}_notop.h5")
+    noisy_student = WeightTag("noisy-student", "efficientnet_ns", f"efficientnet.tfkeras.EfficientNetB{i}", "torch",
+                              f"efficientnet-b{i}_noisy-student_notop.h5",
+                              f"{NS_URL}efficientnet-b{i}_noisy-student_notop.h5", suffix="_ns")
+    return Architecture(f"efficientnet_b{i}", (size, size), width, "block6a_expand_conv", (imagenet, noisy_student))
+
+
+def kit_network(name, builder, features, unfreeze_from) -> Architecture:
+    """Return one of the kit's own networks: no pretrained weights, one tag ''."""
+    untrained = WeightTag("", "small_resnet", f"src.models.small_resnet.{builder}", "unit")
+    return Architecture(name, (32, 32), features, unfreeze_from, (untrained,), min_size=8)
+
+
+def make_architectures() -> dict:
+    """Return {name: Architecture} for every supported architecture, in the listing's order."""
+    archs = [
         keras_app("resnet50", "resnet", "ResNet50", "caffe", 224, 2048,
                   "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "conv5_block1_1_conv", "resnet/"),
         keras_app("resnet152v2", "resnet_v2", "ResNet152V2", "tf", 224, 2048,
@@ -182,48 +134,68 @@ def make_registry() -> dict:
                   "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5", "expanded_conv_12_expand",
                   "mobilenet_v3/"),
     ]
-    for i, (size, width) in enumerate(zip(EFFICIENTNET_SIZES, EFFICIENTNET_WIDTHS)):
-        specs.append(BackboneSpec(
-            f"efficientnet_b{i}", "efficientnet", f"keras.applications.EfficientNetB{i}", "builtin",
-            (size, size), width, "imagenet", f"efficientnetb{i}_notop.h5",
-            f"https://storage.googleapis.com/keras-applications/efficientnetb{i}_notop.h5",
-            "block6a_expand_conv"))
-        specs.append(BackboneSpec(
-            f"efficientnet_b{i}_ns", "efficientnet_ns", f"efficientnet.tfkeras.EfficientNetB{i}", "torch",
-            (size, size), width, "noisy-student", f"efficientnet-b{i}_noisy-student_notop.h5",
-            f"{NS_URL}efficientnet-b{i}_noisy-student_notop.h5", "block6a_expand_conv"))
+    archs += [efficientnet(i) for i in range(len(EFFICIENTNET_SIZES))]
     for name, constructor, size, cut in [("b0", "EfficientNetV2B0", 224, "block6a_expand_conv"),
                                          ("s", "EfficientNetV2S", 384, "block6a_expand_conv"),
                                          ("m", "EfficientNetV2M", 480, "block7a_expand_conv"),
                                          ("l", "EfficientNetV2L", 480, "block7a_expand_conv")]:
-        specs.append(keras_app(f"efficientnetv2_{name}", "efficientnet_v2", constructor, "builtin", size,
+        archs.append(keras_app(f"efficientnetv2_{name}", "efficientnet_v2", constructor, "builtin", size,
                                1280, f"efficientnetv2-{name}_notop.h5", cut, "efficientnet_v2/"))
     for name, constructor in [("tiny", "ConvNeXtTiny"), ("small", "ConvNeXtSmall")]:
-        specs.append(keras_app(f"convnext_{name}", "convnext", constructor, "builtin", 224, 768,
+        archs.append(keras_app(f"convnext_{name}", "convnext", constructor, "builtin", 224, 768,
                                f"convnext_{name}_notop.h5", f"convnext_{name}_stage_3_block_0_depthwise_conv",
                                "convnext/"))
-    specs.append(BackboneSpec("small_resnet", "small_resnet", "src.models.small_resnet.build_small_resnet", "unit",
-                              (32, 32), 128, "", "", "", "stage3_block1_conv1", min_size=8))
-    specs.append(BackboneSpec("tiny_resnet", "small_resnet", "src.models.small_resnet.build_tiny_resnet", "unit",
-                              (32, 32), 32, "", "", "", "stage2_block0_conv1", min_size=8))
-    return {spec.name: spec for spec in specs}
+    archs.append(kit_network("small_resnet", "build_small_resnet", 128, "stage3_block1_conv1"))
+    archs.append(kit_network("tiny_resnet", "build_tiny_resnet", 32, "stage2_block0_conv1"))
+    return {arch.name: arch for arch in archs}
 
 
-REGISTRY = make_registry()
+def make_registry(architectures: dict) -> dict:
+    """Return {name: BackboneSpec} for every architecture with every tag: the bare names and the aliases.
+
+    Flat, because a name is what flags, config.json and screening.csv hold; two variants with one name
+    would make an old name ambiguous, so that is refused here, at import.
+    """
+    registry = {}
+    for arch in architectures.values():
+        for weights in arch.tags:
+            spec = arch.spec(weights)
+            if spec.name in registry:
+                raise KitError(f"backbone registry: two entries named {spec.name}")
+            registry[spec.name] = spec
+    return registry
+
+
+ARCHITECTURES = make_architectures()
+REGISTRY = make_registry(ARCHITECTURES)
 
 
 def get_spec(name: str) -> BackboneSpec:
-    """Return the spec for a backbone name (or hub:<preset>); an unknown name lists the known ones."""
+    """Return the spec a backbone name means: NAME, NAME:TAG, an alias (efficientnet_b0_ns) or hub:<preset>.
+
+    NAME:TAG returns the very entry its alias does, so either spelling trains and predicts the same network.
+    An unknown name is an error listing the known ones.
+    """
     if is_hub(name):
-        preset = name[len("hub:"):]
-        if not preset:
-            raise KitError("--backbone hub:: name a keras-hub preset after hub: (hub:efficientnet2_rw_t_ra2_imagenet, "
-                           "hub:kaggle://OWNER/MODEL/keras/VARIATION/VERSION or hub:FOLDER)")
-        # the pooled width is read from the built model; no partial unfreezing cut is known for a preset
-        return BackboneSpec(name, "keras_hub", preset, "builtin", (224, 224), 0, "imagenet", "", "", "")
+        return hub_spec(name)
+    architecture, colon, tag = name.partition(":")
+    if colon and architecture in ARCHITECTURES:
+        arch = ARCHITECTURES[architecture]
+        return REGISTRY[arch.name + arch.tag(tag).suffix]
     if name not in REGISTRY:
-        raise KitError(f"--backbones: unknown backbone {name!r}; known: {', '.join(REGISTRY)}, or hub:<keras-hub preset>")
+        raise KitError(f"--backbones: unknown backbone {name!r}; known: {', '.join(REGISTRY)}, NAME:TAG (a weight "
+                       "tag of an architecture: python -m src.backbones lists them), or hub:<keras-hub preset>")
     return REGISTRY[name]
+
+
+def hub_spec(name: str) -> BackboneSpec:
+    """Return the spec of a keras-hub preset; its pooled width is read from the built model."""
+    preset = name[len("hub:"):]
+    if not preset:
+        raise KitError("--backbone hub:: name a keras-hub preset after hub: (hub:efficientnet2_rw_t_ra2_imagenet, "
+                       "hub:kaggle://OWNER/MODEL/keras/VARIATION/VERSION or hub:FOLDER)")
+    # no partial unfreezing cut is known for a preset
+    return BackboneSpec(name, "keras_hub", preset, "builtin", (224, 224), 0, "imagenet", "", "", "")
 
 
 def parse_backbones(text: str) -> list:
@@ -233,18 +205,32 @@ def parse_backbones(text: str) -> list:
 
 
 def table(count_params: bool = True) -> str:
-    """Return the registry as a text table: name, parameters, default size, weights, preprocessing."""
+    """Return the registry as a text table: one row per architecture, with its weight tags."""
     return "\n".join(table_lines(count_params))
 
 
 def table_lines(count_params: bool = True):
-    """Yield the table's header, then one line per backbone (building each takes a second or so)."""
-    yield f"{'name':20s} {'parameters':>12s} {'size':>9s} {'features':>8s}  {'weights':14s} preprocessing"
-    for spec in REGISTRY.values():
-        params = f"{parameter_count(spec):,d}" if count_params else "-"
-        size = f"{spec.default_size[0]}x{spec.default_size[1]}"
-        yield (f"{spec.name:20s} {params:>12s} {size:>9s} {spec.features:8d}  "
-               f"{spec.pretrained or 'none':14s} {spec.preprocessing}")
+    """Yield the table's header, one line per architecture (building each takes a second or so), then a note.
+
+    The parameters are counted on the architecture's first tag, which keras.applications builds even
+    where the efficientnet package is missing.
+    """
+    yield f"{'name':20s} {'parameters':>12s} {'size':>9s} {'features':>8s}  weights: tag (preprocessing)"
+    for arch in ARCHITECTURES.values():
+        params = f"{parameter_count(REGISTRY[arch.name]):,d}" if count_params else "-"
+        size = f"{arch.default_size[0]}x{arch.default_size[1]}"
+        yield f"{arch.name:20s} {params:>12s} {size:>9s} {arch.features:8d}  {describe_tags(arch)}"
+    yield ("NAME builds an architecture's first tag; NAME:TAG another (efficientnet_b0:noisy-student), as its "
+           "alias does (efficientnet_b0_ns); --weights imagenet loads the tag's weights")
+
+
+def describe_tags(arch: Architecture) -> str:
+    """Return an architecture's tags for the table: 'imagenet (builtin), noisy-student (torch; alias ..._ns)'."""
+    parts = []
+    for weights in arch.tags:
+        alias = f"; alias {arch.name + weights.suffix}" if weights.suffix else ""
+        parts.append(f"{weights.tag or 'none'} ({weights.preprocessing}{alias})")
+    return ", ".join(parts)
 
 
 def parameter_count(spec: BackboneSpec) -> int:

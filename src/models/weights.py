@@ -8,6 +8,10 @@ library's file (or a folder with it, as a Kaggle dataset attached to an offline 
 provides) is linked into the cache first; any other file is loaded as is, into the backbone
 built with random weights (a file saved by this kit, for instance).
 
+`--weights imagenet` loads the backbone's own weight tag (noisy-student for efficientnet_b0_ns); another
+tag's name is refused (`--weights noisy-student` on efficientnet_b0): the tag is chosen with the
+backbone's name (src.models.backbones), because it decides the library and the preprocessing.
+
 Nothing ever falls back to random weights silently: a missing file is an error within seconds.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from src.core.errors import KitError
 
 PRETRAINED_NAMES = ("imagenet", "noisy-student", "pretrained")
+ANY_TAG = ("imagenet", "pretrained")  # the backbone's own tag's weights, whichever tag it is (noisy-student for _ns)
 DOWNLOAD_TIMEOUT_S = 10  # a machine with no internet answers at once; a black hole would hang
 
 
@@ -43,6 +48,7 @@ def resolve_weights(spec, weights: str):
     if choice.lower() in PRETRAINED_NAMES:
         if not spec.pretrained:
             raise KitError(f"{spec.name} has no pretrained weights: use --weights none or --weights PATH")
+        check_tag(spec, choice.lower())
         attached = find_attached(spec)
         if attached is not None:  # an offline kernel's weights dataset: no download needed
             print(f"weights: {spec.name} uses {attached}")
@@ -64,6 +70,21 @@ def resolve_weights(spec, weights: str):
         return None, path
     raise KitError(f"--weights {choice}: no such file or folder; expected imagenet, none, a weights "
                    f"file or a folder holding {spec.weights_file or 'the weights file'}")
+
+
+def check_tag(spec, choice: str) -> None:
+    """Refuse --weights naming another weight tag than the backbone's (noisy-student for efficientnet_b0).
+
+    The tag decides the library, the constructor and the preprocessing, so it is part of the backbone's
+    name (efficientnet_b0:noisy-student, alias efficientnet_b0_ns); loading the backbone's own weights
+    under another tag's name would train something other than what the run says.
+    """
+    if choice in ANY_TAG or choice == spec.pretrained:
+        return
+    named = f"{spec.architecture or spec.name}:{choice}"
+    raise KitError(f"--weights {choice}: backbone {spec.name} loads its {spec.pretrained} weights; {choice} weights "
+                   f"are another weight tag, named with the backbone: --backbone {named} (python -m src.backbones "
+                   "lists each architecture's tags), or --weights imagenet")
 
 
 def inputs_root() -> Path:
