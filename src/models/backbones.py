@@ -28,9 +28,7 @@ import dataclasses
 
 from src.core.errors import KitError
 from src.models.hub import is_hub
-# Re-exported: callers import the spec and its drop-path helpers from the registry.
-from src.models.spec import (BackboneSpec, check_drop_path, load_constructor,  # noqa: F401
-                             set_drop_connect)
+from src.models.spec import BackboneSpec
 
 APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 NS_URL = "https://github.com/qubvel/efficientnet/releases/download/v0.0.1/"

@@ -28,7 +28,8 @@ from src.data.soft_labels import add_soft_labels
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric, positive_index
-from src.models.backbones import check_drop_path, get_spec
+from src.models.backbones import get_spec
+from src.models.spec import check_drop_path
 from src.runs.folder import RunFolder
 from src.runs.state import RunState
 from src.runs.stages import plan_stages
