@@ -188,13 +188,14 @@ def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, multi_
 
 
 def settle_metric(cfg, fallback: tuple, multi_label: bool = False, run_metric: str = "", run_where: str = "",
-                  note: str = ""):
+                  note: str = "", data_dir=None):
     """Return (cfg with its metric resolved, the MetricChoice) after printing the choice's line (and note).
 
     The step every job takes once: fallback is (the submission format's metric, whose default it is),
-    from src.inference.formats.default_metric. The returned config names the metric itself, never "",
-    so config.json records what decided the run.
+    from src.inference.formats.default_metric; data_dir (where kaggle_metric.json may sit) defaults to cfg.data.
+    The returned config names the metric itself, never "", so config.json records what decided the run.
     """
-    choice = resolve_metric(cfg.metric, cfg.data, *fallback, multi_label, run_metric, run_where)
+    data_dir = cfg.data if data_dir is None else data_dir
+    choice = resolve_metric(cfg.metric, data_dir, *fallback, multi_label, run_metric, run_where)
     print(choice.line + note, flush=True)
     return dataclasses.replace(cfg, metric=choice.name), choice
