@@ -30,3 +30,46 @@ def test_1_a_column_targets_names_is_a_target_not_metadata(csv_comp, capsys):
                                        r"make_id, model_id\)"):
         bad = parse_config(TrainConfig, ["--data", str(csv_comp), "--targets", "make_id,model_id,colour"])
         task_columns(bad, load_competition(bad))
+
+
+# ---------------------------------------------------------------- 3. many classes: no pandas noise, plural said right
+def test_3_the_holdout_of_many_classes_is_built_without_fragmenting(tmp_path, monkeypatch):
+    """116 classes made write_holdout add 116 columns one by one: pandas' PerformanceWarning on every run."""
+    import types
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    import src.training.stages as stages
+    from src.data.class_maps import make_class_map
+
+    classes = 116
+    val = pd.DataFrame({"id": [f"v{i}" for i in range(classes)], "label": list(range(classes))})
+    class_map = make_class_map(val["label"], "label")
+    probs = np.eye(classes, dtype="float32")[::-1]
+    model = types.SimpleNamespace(predict=lambda images, verbose=0: probs)
+    monkeypatch.setattr(stages, "build_stage_model", lambda *args: model)
+    monkeypatch.setattr(stages, "make_eval_dataset", lambda *args: types.SimpleNamespace(map=lambda f: None))
+    data = stages.RunData(comp=None, split=val, train=val, val=val, target="label", class_map=class_map)
+    run = types.SimpleNamespace(weights=lambda name: tmp_path / f"{name}.weights.h5",
+                                holdout_file=tmp_path / "holdout_predictions.csv")
+    accelerator = types.SimpleNamespace(replicas=1, batch_multiple=1, kind="cpu")
+    cfg = parse_config(TrainConfig, ["--batch-size", "8"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        accuracy = stages.write_holdout(cfg, None, data, run, types.SimpleNamespace(name="stage1", size=(16, 16)),
+                                        accelerator)
+    holdout = pd.read_csv(run.holdout_file)
+    assert list(holdout.columns) == ["id", "label", "predicted", *(f"prob_{c}" for c in range(classes))]
+    assert list(holdout["predicted"]) == list(range(classes))[::-1] and accuracy == 0.0
+    assert holdout["prob_0"].iloc[-1] == 1.0
+
+
+def test_3_eda_says_classes_not_classs(folder_comp, tmp_path, capsys):
+    from src.core.settings import EdaConfig
+    from src.data.report import run_eda
+
+    run_eda(EdaConfig(data=str(folder_comp), out=str(tmp_path / "eda")))
+    out = capsys.readouterr().out
+    assert "class counts (3 classes):" in out and "classs" not in out
