@@ -73,3 +73,25 @@ def test_3_eda_says_classes_not_classs(folder_comp, tmp_path, capsys):
     run_eda(EdaConfig(data=str(folder_comp), out=str(tmp_path / "eda")))
     out = capsys.readouterr().out
     assert "class counts (3 classes):" in out and "classs" not in out
+
+
+# ---------------------------------------------------------------- 4. rare positives and a ranking metric: --sampling said
+@pytest.mark.parametrize("extra, said", [([], "auc"), (["--metric", "log_loss"], "log_loss"),
+                                         (["--sampling", "sqrt"], ""), (["--metric", "accuracy"], "")])
+def test_4_rare_positives_under_a_ranking_metric_suggest_balanced_sampling(isic_comp, tmp_path, capsys, extra, said):
+    from src.core.metric_choice import write_kaggle_metric
+    from src.runs.folder import RunFolder
+    from src.training.two_stage import prepare_run
+
+    # as `src.kaggle_api download` leaves it: Kaggle's record names the metric
+    write_kaggle_metric(isic_comp, isic_comp.name, "Area Under Receiver Operating Characteristic Curve")
+    cfg = parse_config(TrainConfig, ["--data", str(isic_comp), "--backbone", "tiny_resnet", "--out",
+                                     str(tmp_path / "run"), *extra])
+    prepare_run(cfg, RunFolder(tmp_path / "run"))  # no model: the folder, split and metric only
+    hints = [line for line in capsys.readouterr().out.splitlines() if "--sampling balanced" in line]
+    if said:
+        assert len(hints) == 1 and hints[0].startswith("note: class 1 is ")
+        assert hints[0].endswith(f"% of the training images and --metric {said} ranks its probabilities: "
+                                 "--sampling balanced (or sqrt) shows it more often and may learn it better")
+    else:
+        assert hints == []

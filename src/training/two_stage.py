@@ -27,6 +27,7 @@ from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import choose_metric, positive_index
 from src.models.backbones import check_drop_path, get_spec
+from src.pipeline.sampling import sampling_hint
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
 from src.training.full_fit import full_fit_config, full_fit_stages
@@ -146,6 +147,8 @@ def prepare_run(cfg, run: RunFolder) -> RunData:
         check_multi_label(cfg, data.target, heads)
     choice = choose_metric(cfg.metric, cfg.data, data.comp.schema, data.class_map, saved, str(run.config_file))
     print(choice.line, flush=True)
+    if cfg.fold <= 0 and (hint := sampling_hint(cfg, data.comp.train[data.target], data.class_map, choice.name)):
+        print(hint)  # once per run (a K-fold run: with fold 0)
     cfg = dataclasses.replace(cfg, metric=choice.name)  # config.json names the metric itself, never ""
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
         run.save_split(data.split)
