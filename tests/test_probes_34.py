@@ -95,3 +95,20 @@ def test_4_rare_positives_under_a_ranking_metric_suggest_balanced_sampling(isic_
                                  "--sampling balanced (or sqrt) shows it more often and may learn it better")
     else:
         assert hints == []
+
+
+# ---------------------------------------------------------------- 5. inf is refused like nan, naming the flag
+@pytest.mark.parametrize("flag, value", [("--stage1-lr", "inf"), ("--sharpen", "inf"), ("--mixup", "inf"),
+                                         ("--time-limit", "inf"), ("--head-l2", "Infinity")])
+def test_5_a_float_flag_that_is_not_finite_is_refused_by_name(flag, value, tmp_path):
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, [f"{flag}={value}"])  # "=": argparse reads a lone -inf as a flag
+    assert str(err.value) == f"{flag}: expected a finite number, got {float(value)!r}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_5_a_config_file_infinity_is_refused_by_field(tmp_path):
+    (tmp_path / "c.json").write_text('{"mixup": Infinity}')
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, ["--config", str(tmp_path / "c.json")])
+    assert str(err.value).endswith("mixup (--mixup): expected a finite number, got inf")
