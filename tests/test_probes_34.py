@@ -112,3 +112,33 @@ def test_5_a_config_file_infinity_is_refused_by_field(tmp_path):
     with pytest.raises(KitError) as err:
         parse_config(TrainConfig, ["--config", str(tmp_path / "c.json")])
     assert str(err.value).endswith("mixup (--mixup): expected a finite number, got inf")
+
+
+# ---------------------------------------------------------------- 6. class folders 00, 01, 02 and a sample of integers
+@pytest.mark.parametrize("sample_label, written", [("0", [2, 0, 1, 2, 0]), ("00", ["02", "00", "01", "02", "00"])])
+def test_6_zero_padded_class_folders_are_written_as_the_samples_integers(tmp_path, capsys, sample_label, written):
+    import numpy as np
+    import pandas as pd
+
+    from src.core.config import DataOptions
+    from src.inference.formats import detect_format, fill_submission
+    from src.inference.submission import validate_submission
+    from tests.conftest import make_folder_competition
+
+    root = make_folder_competition(tmp_path / "comp", classes=("00", "01", "02"), per_class=2)
+    sample = root / "sample-submission.csv"
+    sample.write_text(sample.read_text().replace(",0\n", f",{sample_label}\n"))
+    comp = load_competition(DataOptions(data=str(root)))
+    class_map = comp.class_maps[comp.target]
+    assert class_map.values == ("00", "01", "02")
+    fmt = detect_format(comp.schema, class_map)
+    frame = fill_submission(comp.schema, np.eye(3)[[2, 0, 1, 2, 0]], class_map, fmt)
+    validate_submission(frame, comp.schema, class_map, fmt)
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    assert pd.read_csv(tmp_path / "s.csv", dtype=str)["Category"].tolist() == [str(w) for w in written]
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("labels:")]
+    if sample_label == "0":
+        assert said == ["labels: written as integers, as in sample-submission.csv's Category: 00 as 0, 01 as 1, "
+                        "02 as 2"]
+    else:
+        assert said == []
