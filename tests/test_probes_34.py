@@ -142,3 +142,15 @@ def test_6_zero_padded_class_folders_are_written_as_the_samples_integers(tmp_pat
                         "02 as 2"]
     else:
         assert said == []
+
+
+# ---------------------------------------------------------------- 7. src.prune --epochs 0 is what its help says
+def test_7_prune_epochs_0_means_no_fine_tuning_as_its_help_says():
+    from src.core.config import build_parser
+    from src.core.settings import PruneConfig
+
+    assert "fine-tuning epochs after pruning (0: none)" in " ".join(build_parser(PruneConfig).format_help().split())
+    assert parse_config(PruneConfig, ["--run", "r", "--epochs", "0"]).epochs == 0
+    with pytest.raises(KitError) as err:
+        parse_config(PruneConfig, ["--run", "r", "--epochs=-1"])
+    assert str(err.value) == "--epochs: expected a number of 0 or more, got -1"
