@@ -29,7 +29,7 @@ def decode_one(path, size, mode="stretch", sharpen=0.0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("mode, fmt", [("L", "png"), ("RGBA", "png"), ("P", "png"), ("CMYK", "jpg"),
-                                       ("RGB", "bmp")])
+                                       ("RGB", "bmp"), ("RGB", "webp"), ("RGBA", "webp")])
 def test_every_colour_mode_decodes_to_rgb(tmp_path, mode, fmt):
     path = write_image(tmp_path / f"x.{fmt}", size=(20, 16), colour=(40, 160, 220), mode=mode, pattern=False)
     image = decode_one(path, (16, 20))

@@ -154,3 +154,45 @@ def test_7_prune_epochs_0_means_no_fine_tuning_as_its_help_says():
     with pytest.raises(KitError) as err:
         parse_config(PruneConfig, ["--run", "r", "--epochs=-1"])
     assert str(err.value) == "--epochs: expected a number of 0 or more, got -1"
+
+
+# ---------------------------------------------------------------- 8. WebP images are images, in training and test
+def test_8_webp_images_are_listed_for_training_and_the_test_set(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from src.core.config import DataOptions
+    from tests.conftest import COLOURS, make_folder_competition, write_image
+
+    root = make_folder_competition(tmp_path / "comp", per_class=4)
+    for i in range(3):
+        write_image(root / "train" / "1" / f"w{i}.webp", colour=COLOURS[1], mode="RGBA" if i == 0 else "RGB")
+    write_image(root / "test_upload" / "t5.webp")
+    frames = [Image.fromarray(np.full((20, 24, 3), c, np.uint8)) for c in (10, 200)]
+    frames[0].save(root / "train" / "2" / "anim.webp", save_all=True, append_images=frames[1:], duration=100)
+    sample = root / "sample-submission.csv"
+    sample.write_text(sample.read_text() + "t5.webp,0\n")
+    comp = load_competition(DataOptions(data=str(root)))
+    assert sorted(p.rsplit("/", 1)[-1] for p in comp.train["path"] if p.endswith(".webp")) == \
+        ["w0.webp", "w1.webp", "w2.webp"]
+    assert len(comp.test) == 6 and comp.test["path"].str.endswith("t5.webp").any()
+    assert ("train/2/anim.webp (an animated WebP: TensorFlow decodes still WebP images only; convert to JPEG or "
+            "PNG)") in capsys.readouterr().out
+
+
+def test_8_a_webp_with_transparency_decodes_to_rgb(tmp_path):
+    """TensorFlow refuses channels=3 for a WebP with alpha ('Number of channels requested does not match input')."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from src.core.config import PipelineOptions
+    from src.pipeline.images import load_image
+
+    pixels = np.zeros((16, 20, 4), np.uint8)
+    pixels[:] = (40, 160, 220, 128)
+    pixels[:8, :6, :3] = (215, 95, 35)
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "a.webp", lossless=True)
+    image = load_image({"path": tf.constant(str(tmp_path / "a.webp"))}, PipelineOptions(image_size=(16, 20))).numpy()
+    assert image.shape == (16, 20, 3)
+    assert np.abs(image.astype(int) - pixels[:, :, :3]).max() <= 1

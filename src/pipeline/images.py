@@ -201,11 +201,24 @@ def load_image(inputs: dict, opts: PipelineOptions, as_uint8: bool = True) -> tf
 
 def decode(data: tf.Tensor, scale_index: tf.Tensor | None = None) -> tf.Tensor:
     """Return an image file's bytes decoded to uint8 RGB (greyscale, CMYK, RGBA and palettes converted)."""
-    branches = [lambda: tf.io.decode_image(data, channels=3, expand_animations=False)]
+    branches = [lambda: tf.cond(is_webp(data), lambda: decode_webp(data),
+                                lambda: tf.io.decode_image(data, channels=3, expand_animations=False))]
     branches += [lambda s=s: tf.io.decode_jpeg(data, channels=3, ratio=s) for s in JPEG_SCALES[1:]]
     image = branches[0]() if scale_index is None else tf.switch_case(scale_index, branches)
     image.set_shape([None, None, 3])
     return image
+
+
+def is_webp(data: tf.Tensor) -> tf.Tensor:
+    """Return True for WebP bytes (RIFF....WEBP); shorter inputs are not WebP."""
+    return tf.cond(tf.strings.length(data) >= 12, lambda: tf.strings.substr(data, 8, 4) == "WEBP",
+                   lambda: tf.constant(False))
+
+
+def decode_webp(data: tf.Tensor) -> tf.Tensor:
+    """Return a still WebP decoded to RGB: TensorFlow decodes one with transparency only as RGBA (alpha dropped,
+    as decode_png drops a PNG's), and refuses channels=3 for it."""
+    return tf.io.decode_image(data, channels=0, expand_animations=False)[:, :, :3]
 
 
 def orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
