@@ -196,3 +196,48 @@ def test_8_a_webp_with_transparency_decodes_to_rgb(tmp_path):
     image = load_image({"path": tf.constant(str(tmp_path / "a.webp"))}, PipelineOptions(image_size=(16, 20))).numpy()
     assert image.shape == (16, 20, 3)
     assert np.abs(image.astype(int) - pixels[:, :, :3]).max() <= 1
+
+
+# ---------------------------------------------------------------- 9. Ctrl-C while training: one line, exit 130
+def test_9_ctrl_c_while_training_says_how_to_resume_and_exits_130(tmp_path, monkeypatch, capsys):
+    import keras
+    import pandas as pd
+
+    import src.training.two_stage as two_stage
+    from src.core.errors import run_cli
+    from src.train import main as train_main
+    from tests.conftest import make_folder_competition
+
+    comp, run = make_folder_competition(tmp_path / "comp", per_class=8), tmp_path / "run"
+    args = ["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages",
+            "1", "--stage1-size", "16", "16", "--stage1-epochs", "2", "--batch-size", "8", "--out", str(run)]
+
+    class CtrlC(keras.callbacks.Callback):  # the user presses Ctrl-C during the second epoch
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1:
+                raise KeyboardInterrupt
+
+    original = two_stage.train
+    monkeypatch.setattr(two_stage, "train", lambda cfg: original(cfg, callbacks=[CtrlC()]))
+    assert run_cli(train_main, args) == 130
+    assert capsys.readouterr().err == (f"interrupted: the run in {run} keeps its last finished epoch; continue it "
+                                       f"with python -m src.train --config {run / 'config.json'} --resume\n")
+    monkeypatch.setattr(two_stage, "train", original)
+    assert run_cli(train_main, ["--config", str(run / "config.json"), "--resume"]) == 0  # the line's command
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]  # the first epoch kept, the second done
+
+
+def test_9_ctrl_c_before_the_run_exists_says_to_run_again(tmp_path, monkeypatch, capsys):
+    import src.training.two_stage as two_stage
+    from src.core.errors import run_cli
+    from src.train import main as train_main
+
+    def pressed(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(two_stage, "train", pressed)
+    assert run_cli(train_main, ["--out", str(tmp_path / "new")]) == 130
+    assert capsys.readouterr().err == f"interrupted: {tmp_path / 'new'} holds no run yet: run the command again\n"
