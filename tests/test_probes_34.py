@@ -75,7 +75,7 @@ def test_3_eda_says_classes_not_classs(folder_comp, tmp_path, capsys):
     assert "class counts (3 classes):" in out and "classs" not in out
 
 
-# ---------------------------------------------------------------- 4. rare positives and a ranking metric: --sampling said
+# ---------------------------------------------------------------- 4. rare positives, a ranking metric: --sampling said
 @pytest.mark.parametrize("extra, said", [([], "auc"), (["--metric", "log_loss"], "log_loss"),
                                          (["--sampling", "sqrt"], ""), (["--metric", "accuracy"], "")])
 def test_4_rare_positives_under_a_ranking_metric_suggest_balanced_sampling(isic_comp, tmp_path, capsys, extra, said):
