@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from src.core.config import parse_config
-from src.core.errors import run_cli
+from src.core.errors import Interrupted, run_cli
 from src.core.settings import TrainConfig
 
 
@@ -24,13 +24,26 @@ def main(argv=None):
     The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
     """
     cfg = parse_config(TrainConfig, argv, prog="python -m src.train")
-    if cfg.folds > 1 and cfg.fold == -1:  # every fold in turn, then out-of-fold predictions and the CV score
-        from src.training.cross_validation import train_folds
+    try:
+        if cfg.folds > 1 and cfg.fold == -1:  # every fold in turn, then out-of-fold predictions and the CV score
+            from src.training.cross_validation import train_folds
 
-        return train_folds(cfg)
-    from src.training.two_stage import train
+            return train_folds(cfg)
+        from src.training.two_stage import train
 
-    return train(cfg)
+        return train(cfg)
+    except KeyboardInterrupt:  # Ctrl-C: the run keeps its last finished epoch; say how to go on, not a traceback
+        raise Interrupted(how_to_continue(cfg)) from None
+
+
+def how_to_continue(cfg) -> str:
+    """Return what an interrupted training left in its folder and the command that continues it."""
+    from src.training.two_stage import run_folder_for
+
+    run = run_folder_for(cfg)
+    if not run.is_run():
+        return f"{run.path} holds no run yet: run the command again"
+    return f"the run in {run.path} keeps its last finished epoch; {run.how_to_resume()}"
 
 
 if __name__ == "__main__":

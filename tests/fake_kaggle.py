@@ -32,7 +32,8 @@ class FakeKaggle:
         self.token = token
         self.username = username
         self.competitions = {}      # slug -> {"zip": bytes, "rules_accepted": bool, "solution": {id: label},
-        #                                      "evaluation_metric": Kaggle's name (optional)}
+        #                                      "evaluation_metric": Kaggle's name (optional),
+        #                                      "record_status": an HTTP error GetCompetition answers (optional)}
         self.blobs = {}             # upload token -> bytes received
         self.datasets = {}          # owner/slug -> list of create requests (one per version)
         self.kernels = {}           # owner/slug -> last SaveKernel request
@@ -146,6 +147,8 @@ class FakeKaggle:
         comp = self.competitions.get(slug)
         if comp is None:
             return self.reply(req, 404, {"code": 404, "message": "Competition not found"})
+        if comp.get("record_status"):  # a record Kaggle cannot serve (the data still can be)
+            return self.reply(req, comp["record_status"], {"code": comp["record_status"], "message": "Not Implemented"})
         record = {"id": 1, "ref": f"https://www.kaggle.com/competitions/{slug}", "title": slug}
         if comp.get("evaluation_metric"):
             record["evaluationMetric"] = comp["evaluation_metric"]

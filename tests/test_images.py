@@ -8,8 +8,9 @@ from PIL import Image, ImageOps
 from src.core.config import PipelineOptions
 from src.data.imagefiles import scan_images
 from src.pipeline import images
+from src.pipeline.decode import resize, unsharp_mask
 from src.pipeline.images import (jpeg_scale_index, load_image, make_eval_dataset, make_predict_dataset,
-                        make_train_dataset, resize, unsharp_mask, usable_cores)
+                                 make_train_dataset, usable_cores)
 from tests.conftest import write_image
 
 
@@ -29,7 +30,7 @@ def decode_one(path, size, mode="stretch", sharpen=0.0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("mode, fmt", [("L", "png"), ("RGBA", "png"), ("P", "png"), ("CMYK", "jpg"),
-                                       ("RGB", "bmp")])
+                                       ("RGB", "bmp"), ("RGB", "webp"), ("RGBA", "webp")])
 def test_every_colour_mode_decodes_to_rgb(tmp_path, mode, fmt):
     path = write_image(tmp_path / f"x.{fmt}", size=(20, 16), colour=(40, 160, 220), mode=mode, pattern=False)
     image = decode_one(path, (16, 20))

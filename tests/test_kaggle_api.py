@@ -74,6 +74,20 @@ def test_download_records_the_competitions_evaluation_metric(fake, tmp_path, kag
     assert f"toy-comp: evaluation metric {kaggle_name!r} ({said})" in result.stdout
 
 
+def test_download_whose_record_cannot_be_read_still_brings_the_data(fake, tmp_path):
+    """Issue 34 item 2: the record only notes the metric; a 501 from it costs one line, not the download."""
+    fake.competitions["fake-comp"] = {"zip": competition_zip(False), "rules_accepted": True, "solution": {},
+                                      "record_status": 501}
+    result = kaggle(fake, "download", "fake-comp", "--data", "data/fake")
+    data = tmp_path / "data" / "fake"
+    assert (data / "sample_submission.csv").is_file() and not (data / "kaggle_metric.json").exists()
+    assert "2 file(s) written" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "fake-comp" in line]
+    assert warnings == ["warning: read the record of fake-comp: HTTP 501 Not Implemented: the evaluation metric is "
+                        "unknown; jobs use --metric or the submission format's default"]
+    assert "already in" in kaggle(fake, "download", "fake-comp", "--data", "data/fake").stdout
+
+
 def test_download_403_says_to_accept_the_rules(fake):
     fake.competitions["toy-comp"] = {"zip": competition_zip(False), "rules_accepted": False, "solution": {}}
     result = kaggle(fake, "download", "toy-comp", expect=2)

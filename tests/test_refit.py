@@ -98,7 +98,7 @@ def test_a_full_fit_plans_both_chosen_counts_and_says_the_flags_that_differ(comp
     # --head-units is the model's, refused; both by the field's declared role, no list of the full-fit's own.
     cfg = full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--steps-per-execution", "4"]))
     assert cfg.steps_per_execution == 4 and "steps-per-execution" not in capsys.readouterr().out
-    with pytest.raises(KitError, match=f"--head-units 64 differs from the reference run's 256"):
+    with pytest.raises(KitError, match="--head-units 64 differs from the reference run's 256"):
         full_fit_config(parse_config(TrainConfig, ["--full-fit", str(ref), "--head-units", "64"]))
     again = full_fit_config(dataclasses.replace(cfg, resume=True))  # --resume with its own config.json: the same
     assert again == dataclasses.replace(cfg, resume=True)

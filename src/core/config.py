@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 
@@ -251,6 +252,8 @@ def check_value(name: str, value, kind, field: dataclasses.Field, source: str):
     expected = field.metadata.get("check") and field.metadata["check"](value)
     if expected:
         raise KitError(f"{where}: expected {expected}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # inf passes "above 0"; nan fails every comparison above
+        raise KitError(f"{where}: expected a finite number, got {value!r}")
     return float(value) if kind is float else value
 
 

@@ -18,6 +18,10 @@ class KitError(Exception):
     """Bad input from the user: the message names the file, column or flag and what was expected."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the job left behind and how to continue it (run_cli prints it: one line, exit 130)."""
+
+
 # The OSErrors a user fixes by choosing another folder or freeing space: each gets one sentence.
 WHAT_TO_DO = {
     errno.EROFS: "the file system is read-only: write to another folder (--out)",
@@ -69,7 +73,8 @@ def run_cli(main, argv=None) -> int:
     """Run a CLI `main(argv)`; a KitError becomes one `error:` line and exit code 2, no traceback.
 
     Exists so every `python -m src.<module>` reports bad input the same way, and prints its own
-    lines rather than TensorFlow's C++ start-up noise (src.core.console).
+    lines rather than TensorFlow's C++ start-up noise (src.core.console). Ctrl-C is one `interrupted`
+    line (what to do next, when the job says: Interrupted) and exit code 130, as a shell reports SIGINT.
     """
     with quiet_native_logs():
         choose_keras_backend()  # before the job imports Keras: on Kaggle's TPU VMs only JAX reaches the TPU
@@ -83,4 +88,7 @@ def run_cli(main, argv=None) -> int:
                 raise
             print(f"error: {disk_error(err)}", file=sys.stderr)  # no path known here: the OSError's own
             return 2
+        except KeyboardInterrupt as stop:
+            print(f"interrupted: {stop}" if isinstance(stop, Interrupted) else "interrupted", file=sys.stderr)
+            return 130
     return 0

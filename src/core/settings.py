@@ -206,7 +206,7 @@ class PruneConfig:
     run: str = opt("", "training run folder (python -m src.train wrote it)")
     sparsity: float = opt(0.4, "share of each pruned kernel's weights set to zero in the saved model", check=fraction)
     sweep: str = opt("0.2,0.4,0.6,0.8", "more sparsities to report (comma separated; empty: --sparsity only)")
-    epochs: int = opt(1, "fine-tuning epochs after pruning (0: none)", check=positive)
+    epochs: int = opt(1, "fine-tuning epochs after pruning (0: none)", check=non_negative)
     lr: float = opt(1e-4, "fine-tuning learning rate (Adam)", check=positive)
     batch_size: int = opt(32, "images per batch", check=positive)
     min_params: int = opt(1024, "kernels smaller than this stay dense", check=positive)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 # What tf.io.decode_image reads; anything else would fail inside the pipeline.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF", "MPO"}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")  # WebP: TensorFlow 2.18 and later
+DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF", "MPO", "WEBP"}
 IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
 EXIF_ORIENTATION = 0x0112
 
@@ -60,6 +60,9 @@ def inspect_image(path: str | Path) -> dict:
         with Image.open(path) as img:
             if img.format not in DECODABLE_FORMATS:
                 result["error"] = f"{img.format} images cannot be decoded by TensorFlow; convert to JPEG or PNG"
+                return result
+            if img.format == "WEBP" and getattr(img, "n_frames", 1) > 1:  # TensorFlow's decoder crashes on these
+                result["error"] = "an animated WebP: TensorFlow decodes still WebP images only; convert to JPEG or PNG"
                 return result
             width, height = img.size
             orientation = int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)

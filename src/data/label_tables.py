@@ -119,12 +119,16 @@ def pick_label_columns(raw: pd.DataFrame, id_column: str, opts: DataOptions, sch
     sample = schema.sample if schema is not None else None
     wanted = {str(c).lower() for c in sample.columns[1:]} if sample is not None else set()
     named = [c for c in others if str(c).lower() in wanted]
-    metadata = [c for c in others if c not in named]
     if not named:  # the sample names none of them (Id,Category beside filename,label): every column is a label
         return others
+    # A column --targets names is a target too (CompCars: make_id beside the sample's model_id), never metadata.
+    targets = {c.strip() for c in str(getattr(opts, "targets", "") or "").split(",") if c.strip()}
+    named = [c for c in others if c in named or c in targets]
+    metadata = [c for c in others if c not in named]
     if metadata:
         print(f"metadata: {', '.join(map(str, metadata))} of {path.name} (not named by {schema.path.name}: "
-              f"not labels; --label-column names labels, --group-column a column to group the split by)")
+              "not labels; --targets or --label-column names labels, --group-column a column to group the split "
+              "by)")
     return named
 
 

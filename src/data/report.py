@@ -88,8 +88,8 @@ def summarize(comp: Competition, counts: pd.Series, sizes: pd.DataFrame) -> dict
 def print_summary(comp: Competition, counts: pd.Series, summary: dict, report: pd.DataFrame, out: Path):
     """Print the class counts, the headline numbers and the split report."""
     print(f"{comp.root}: {comp.layout} layout, target column {comp.target!r}")
-    noun = "tag" if comp.class_maps[comp.target].multi_label else "class"
-    print(f"{noun} counts ({summary['classes']} {noun}s):")
+    noun, nouns = ("tag", "tags") if comp.class_maps[comp.target].multi_label else ("class", "classes")
+    print(f"{noun} counts ({summary['classes']} {nouns if summary['classes'] != 1 else noun}):")
     print(counts.to_string())
     print(f"imbalance (largest / smallest class): {summary['imbalance']:.2f}")
     print(f"mean image size: {summary['mean_width']:.0f} x {summary['mean_height']:.0f} (width x height)")

@@ -16,6 +16,7 @@ Formats (the public competitions they come from):
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -174,8 +175,13 @@ def positive_class(class_map):
 def fill_submission(schema, probs: np.ndarray, class_map, fmt: SubmissionFormat) -> pd.DataFrame:
     """Return the sample submission with its target column(s) filled from averaged probabilities."""
     frame = schema.sample.copy()
+    labels = written_labels(schema, class_map, fmt)
+    if labels != list(class_map.values):
+        shown = ", ".join(f"{v} as {w}" for v, w in list(zip(class_map.values, labels))[:5])
+        print(f"labels: written as integers, as in {schema.path.name}'s {fmt.columns[0]}: {shown}"
+              f"{' ...' if len(labels) > 5 else ''}")
     if fmt.name == "label":
-        frame[fmt.columns[0]] = class_map.decode(probs.argmax(axis=1))
+        frame[fmt.columns[0]] = [labels[i] for i in probs.argmax(axis=1)]
     elif fmt.name == "probability":
         frame[fmt.columns[0]] = probs[:, class_map.values.index(fmt.positive)]
     elif fmt.name == "class-probabilities":
@@ -186,8 +192,26 @@ def fill_submission(schema, probs: np.ndarray, class_map, fmt: SubmissionFormat)
         frame[fmt.columns[0]] = class_map.decode_tags(choose_tags(probs, fmt.thresholds))
     else:
         best = np.argsort(-probs, axis=1, kind="stable")[:, : fmt.k]
-        frame[fmt.columns[0]] = [" ".join(str(class_map.values[i]) for i in row) for row in best]
+        frame[fmt.columns[0]] = [" ".join(str(labels[i]) for i in row) for row in best]
     return frame
+
+
+def written_labels(schema, class_map, fmt: SubmissionFormat) -> list:
+    """Return what the submission writes for each class: its value, or its integer when the sample writes integers.
+
+    Class folders 00, 01, 02 beside a sample whose labels are plain integers (0, not 00): the submission
+    writes 2, as the sample does, not '02'. A sample that writes any label zero-padded keeps the names.
+    """
+    values = list(class_map.values)
+    texts = [str(v) for v in values]
+    if fmt.name not in ("label", "top-k") or schema is None or schema.sample is None or \
+            not all(re.fullmatch(r"[0-9]+", t) for t in texts) or not any(re.fullmatch(r"0[0-9]+", t) for t in texts):
+        return values
+    written = schema.sample[fmt.columns[0]].astype(str).str.split().explode().dropna()
+    numbers = [int(t) for t in texts]
+    if written.empty or not written.str.fullmatch(r"0|[1-9][0-9]*").all() or len(set(numbers)) != len(numbers):
+        return values
+    return numbers
 
 
 def choose_tags(probs: np.ndarray, thresholds=()) -> np.ndarray:
@@ -219,7 +243,7 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
             if len(off):
                 raise KitError(f"{where}: row {off[0] + 2}'s probabilities sum to {sums[off[0]]:.4f}, not 1")
         return
-    known = {str(v) for v in class_map.values}
+    known = {str(v) for v in written_labels(schema, class_map, fmt)}
     for row, value in enumerate(frame[fmt.columns[0]].astype(str)):
         tokens = value.split() if fmt.name in ("top-k", "multi-label") else [value]
         if fmt.name == "top-k" and (len(tokens) != fmt.k or len(set(tokens)) != fmt.k):

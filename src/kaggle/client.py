@@ -151,7 +151,11 @@ def download(cfg: DownloadConfig) -> Path:
     if not archive.is_file():
         raise KitError(f"download {cfg.competition}: the client wrote no {archive}")
     counts = unpack(archive, dest)
-    record_metric(api, cfg.competition, dest)
+    try:
+        record_metric(api, cfg.competition, dest)
+    except KitError as err:  # the record only notes the metric: the data are here all the same
+        print(f"warning: {err}: the evaluation metric is unknown; jobs use --metric or the submission format's "
+              "default", file=sys.stderr)
     marker.write_text(json.dumps({"competition": cfg.competition, **counts}, indent=2) + "\n")
     if not cfg.keep_zip:
         archive.unlink()

@@ -262,7 +262,6 @@ def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) 
             frame[f"{column}_label"] = data.val[column].to_numpy()
             frame[f"{column}_predicted"] = data.heads[column].decode(guess)
         print(f"holdout accuracy of head {column}: {(truth == guess).mean():.4f}")
-    for i, value in enumerate(data.class_map.values):
-        frame[f"prob_{value}"] = probs[:, i]
+    frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))  # one block
     write_csv(run.holdout_file, frame)
     return float((probs.argmax(axis=1) == y_val).mean())

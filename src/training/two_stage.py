@@ -30,6 +30,7 @@ from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric, positive_index
 from src.models.backbones import get_spec
 from src.models.spec import check_drop_path
+from src.pipeline.sampling import sampling_hint
 from src.runs.folder import RunFolder
 from src.runs.state import RunState
 from src.runs.stages import plan_stages
@@ -139,6 +140,8 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
         check_multi_label(cfg, data.target, heads)
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label, saved,
                            str(run.config_file))
+    if cfg.fold <= 0 and (hint := sampling_hint(cfg, data.comp.train[data.target], data.class_map, cfg.metric)):
+        print(hint)  # once per run (a K-fold run: with fold 0)
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
         run.save_split(data.split)
         run.save_class_maps(data.target, data.comp.class_maps)

@@ -1,0 +1,243 @@
+"""Issue 34: defects found by probing the kit, each a sentence now (or no noise at all).
+
+Most checks need no model; the one that trains uses a tiny run (16x16 tiny_resnet, few steps).
+"""
+from __future__ import annotations
+
+import pytest
+
+from src.core.config import parse_config
+from src.core.errors import KitError
+from src.core.settings import TrainConfig
+from src.data.competition import load_competition
+
+
+# ---------------------------------------------------------------- 1. --targets names an auxiliary target
+def test_1_a_column_targets_names_is_a_target_not_metadata(csv_comp, capsys):
+    from src.training.multitask import task_columns
+
+    cfg = parse_config(TrainConfig, ["--data", str(csv_comp), "--targets", "make_id,model_id"])
+    comp = load_competition(cfg)
+    assert task_columns(cfg, comp) == ["make_id", "model_id"]
+    assert comp.label_columns == ["make_id", "model_id"] and comp.target == "model_id"
+    assert comp.class_maps["make_id"].values == (0, 1)
+    assert ("metadata: car of train.csv (not named by sample_submission.csv: not labels; --targets or "
+            "--label-column names labels") in capsys.readouterr().out
+    # without --targets the sample decides: make_id is metadata, and --targets is refused by name
+    plain = load_competition(parse_config(TrainConfig, ["--data", str(csv_comp)]))
+    assert plain.label_columns == ["model_id"]
+    with pytest.raises(KitError, match=r"^--targets: 'colour' is not a label column of .* \(label columns: "
+                                       r"make_id, model_id\)"):
+        bad = parse_config(TrainConfig, ["--data", str(csv_comp), "--targets", "make_id,model_id,colour"])
+        task_columns(bad, load_competition(bad))
+
+
+# ---------------------------------------------------------------- 3. many classes: no pandas noise, plural said right
+def test_3_the_holdout_of_many_classes_is_built_without_fragmenting(tmp_path, monkeypatch):
+    """116 classes made write_holdout add 116 columns one by one: pandas' PerformanceWarning on every run."""
+    import types
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    import src.training.stages as stages
+    from src.data.class_maps import make_class_map
+
+    classes = 116
+    val = pd.DataFrame({"id": [f"v{i}" for i in range(classes)], "label": list(range(classes))})
+    class_map = make_class_map(val["label"], "label")
+    probs = np.eye(classes, dtype="float32")[::-1]
+    model = types.SimpleNamespace(predict=lambda images, verbose=0: probs)
+    monkeypatch.setattr(stages, "build_stage_model", lambda *args: model)
+    monkeypatch.setattr(stages, "make_eval_dataset", lambda *args: types.SimpleNamespace(map=lambda f: None))
+    data = stages.RunData(comp=None, split=val, train=val, val=val, target="label", class_map=class_map)
+    run = types.SimpleNamespace(weights=lambda name: tmp_path / f"{name}.weights.h5",
+                                holdout_file=tmp_path / "holdout_predictions.csv")
+    accelerator = types.SimpleNamespace(replicas=1, batch_multiple=1, kind="cpu")
+    cfg = parse_config(TrainConfig, ["--batch-size", "8"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        accuracy = stages.write_holdout(cfg, None, data, run, types.SimpleNamespace(name="stage1", size=(16, 16)),
+                                        accelerator)
+    holdout = pd.read_csv(run.holdout_file)
+    assert list(holdout.columns) == ["id", "label", "predicted", *(f"prob_{c}" for c in range(classes))]
+    assert list(holdout["predicted"]) == list(range(classes))[::-1] and accuracy == 0.0
+    assert holdout["prob_0"].iloc[-1] == 1.0
+
+
+def test_3_eda_says_classes_not_classs(folder_comp, tmp_path, capsys):
+    from src.core.settings import EdaConfig
+    from src.data.report import run_eda
+
+    run_eda(EdaConfig(data=str(folder_comp), out=str(tmp_path / "eda")))
+    out = capsys.readouterr().out
+    assert "class counts (3 classes):" in out and "classs" not in out
+
+
+# ---------------------------------------------------------------- 4. rare positives, a ranking metric: --sampling said
+@pytest.mark.parametrize("extra, said", [([], "auc"), (["--metric", "log_loss"], "log_loss"),
+                                         (["--sampling", "sqrt"], ""), (["--metric", "accuracy"], "")])
+def test_4_rare_positives_under_a_ranking_metric_suggest_balanced_sampling(isic_comp, tmp_path, capsys, extra, said):
+    from src.core.metric_choice import write_kaggle_metric
+    from src.runs.folder import RunFolder
+    from src.training.two_stage import prepare_run
+
+    # as `src.kaggle_api download` leaves it: Kaggle's record names the metric
+    write_kaggle_metric(isic_comp, isic_comp.name, "Area Under Receiver Operating Characteristic Curve")
+    cfg = parse_config(TrainConfig, ["--data", str(isic_comp), "--backbone", "tiny_resnet", "--out",
+                                     str(tmp_path / "run"), *extra])
+    prepare_run(cfg, RunFolder(tmp_path / "run"))  # no model: the folder, split and metric only
+    hints = [line for line in capsys.readouterr().out.splitlines() if "--sampling balanced" in line]
+    if said:
+        assert len(hints) == 1 and hints[0].startswith("note: class 1 is ")
+        assert hints[0].endswith(f"% of the training images and --metric {said} ranks its probabilities: "
+                                 "--sampling balanced (or sqrt) shows it more often and may learn it better")
+    else:
+        assert hints == []
+
+
+# ---------------------------------------------------------------- 5. inf is refused like nan, naming the flag
+@pytest.mark.parametrize("flag, value", [("--stage1-lr", "inf"), ("--sharpen", "inf"), ("--mixup", "inf"),
+                                         ("--time-limit", "inf"), ("--head-l2", "Infinity")])
+def test_5_a_float_flag_that_is_not_finite_is_refused_by_name(flag, value, tmp_path):
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, [f"{flag}={value}"])  # "=": argparse reads a lone -inf as a flag
+    assert str(err.value) == f"{flag}: expected a finite number, got {float(value)!r}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_5_a_config_file_infinity_is_refused_by_field(tmp_path):
+    (tmp_path / "c.json").write_text('{"mixup": Infinity}')
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, ["--config", str(tmp_path / "c.json")])
+    assert str(err.value).endswith("mixup (--mixup): expected a finite number, got inf")
+
+
+# ---------------------------------------------------------------- 6. class folders 00, 01, 02 and a sample of integers
+@pytest.mark.parametrize("sample_label, written", [("0", [2, 0, 1, 2, 0]), ("00", ["02", "00", "01", "02", "00"])])
+def test_6_zero_padded_class_folders_are_written_as_the_samples_integers(tmp_path, capsys, sample_label, written):
+    import numpy as np
+    import pandas as pd
+
+    from src.core.config import DataOptions
+    from src.inference.formats import detect_format, fill_submission
+    from src.inference.submission import validate_submission
+    from tests.conftest import make_folder_competition
+
+    root = make_folder_competition(tmp_path / "comp", classes=("00", "01", "02"), per_class=2)
+    sample = root / "sample-submission.csv"
+    sample.write_text(sample.read_text().replace(",0\n", f",{sample_label}\n"))
+    comp = load_competition(DataOptions(data=str(root)))
+    class_map = comp.class_maps[comp.target]
+    assert class_map.values == ("00", "01", "02")
+    fmt = detect_format(comp.schema, class_map)
+    frame = fill_submission(comp.schema, np.eye(3)[[2, 0, 1, 2, 0]], class_map, fmt)
+    validate_submission(frame, comp.schema, class_map, fmt)
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    assert pd.read_csv(tmp_path / "s.csv", dtype=str)["Category"].tolist() == [str(w) for w in written]
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("labels:")]
+    if sample_label == "0":
+        assert said == ["labels: written as integers, as in sample-submission.csv's Category: 00 as 0, 01 as 1, "
+                        "02 as 2"]
+    else:
+        assert said == []
+
+
+# ---------------------------------------------------------------- 7. src.prune --epochs 0 is what its help says
+def test_7_prune_epochs_0_means_no_fine_tuning_as_its_help_says():
+    from src.core.config import build_parser
+    from src.core.settings import PruneConfig
+
+    assert "fine-tuning epochs after pruning (0: none)" in " ".join(build_parser(PruneConfig).format_help().split())
+    assert parse_config(PruneConfig, ["--run", "r", "--epochs", "0"]).epochs == 0
+    with pytest.raises(KitError) as err:
+        parse_config(PruneConfig, ["--run", "r", "--epochs=-1"])
+    assert str(err.value) == "--epochs: expected a number of 0 or more, got -1"
+
+
+# ---------------------------------------------------------------- 8. WebP images are images, in training and test
+def test_8_webp_images_are_listed_for_training_and_the_test_set(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from src.core.config import DataOptions
+    from tests.conftest import COLOURS, make_folder_competition, write_image
+
+    root = make_folder_competition(tmp_path / "comp", per_class=4)
+    for i in range(3):
+        write_image(root / "train" / "1" / f"w{i}.webp", colour=COLOURS[1], mode="RGBA" if i == 0 else "RGB")
+    write_image(root / "test_upload" / "t5.webp")
+    frames = [Image.fromarray(np.full((20, 24, 3), c, np.uint8)) for c in (10, 200)]
+    frames[0].save(root / "train" / "2" / "anim.webp", save_all=True, append_images=frames[1:], duration=100)
+    sample = root / "sample-submission.csv"
+    sample.write_text(sample.read_text() + "t5.webp,0\n")
+    comp = load_competition(DataOptions(data=str(root)))
+    assert sorted(p.rsplit("/", 1)[-1] for p in comp.train["path"] if p.endswith(".webp")) == \
+        ["w0.webp", "w1.webp", "w2.webp"]
+    assert len(comp.test) == 6 and comp.test["path"].str.endswith("t5.webp").any()
+    assert ("train/2/anim.webp (an animated WebP: TensorFlow decodes still WebP images only; convert to JPEG or "
+            "PNG)") in capsys.readouterr().out
+
+
+def test_8_a_webp_with_transparency_decodes_to_rgb(tmp_path):
+    """TensorFlow refuses channels=3 for a WebP with alpha ('Number of channels requested does not match input')."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from src.core.config import PipelineOptions
+    from src.pipeline.images import load_image
+
+    pixels = np.zeros((16, 20, 4), np.uint8)
+    pixels[:] = (40, 160, 220, 128)
+    pixels[:8, :6, :3] = (215, 95, 35)
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "a.webp", lossless=True)
+    image = load_image({"path": tf.constant(str(tmp_path / "a.webp"))}, PipelineOptions(image_size=(16, 20))).numpy()
+    assert image.shape == (16, 20, 3)
+    assert np.abs(image.astype(int) - pixels[:, :, :3]).max() <= 1
+
+
+# ---------------------------------------------------------------- 9. Ctrl-C while training: one line, exit 130
+def test_9_ctrl_c_while_training_says_how_to_resume_and_exits_130(tmp_path, monkeypatch, capsys):
+    import keras
+    import pandas as pd
+
+    import src.training.two_stage as two_stage
+    from src.core.errors import run_cli
+    from src.train import main as train_main
+    from tests.conftest import make_folder_competition
+
+    comp, run = make_folder_competition(tmp_path / "comp", per_class=8), tmp_path / "run"
+    args = ["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages",
+            "1", "--stage1-size", "16", "16", "--stage1-epochs", "2", "--batch-size", "8", "--out", str(run)]
+
+    class CtrlC(keras.callbacks.Callback):  # the user presses Ctrl-C during the second epoch
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1:
+                raise KeyboardInterrupt
+
+    original = two_stage.train
+    monkeypatch.setattr(two_stage, "train", lambda cfg: original(cfg, callbacks=[CtrlC()]))
+    assert run_cli(train_main, args) == 130
+    assert capsys.readouterr().err == (f"interrupted: the run in {run} keeps its last finished epoch; continue it "
+                                       f"with python -m src.train --config {run / 'config.json'} --resume\n")
+    monkeypatch.setattr(two_stage, "train", original)
+    assert run_cli(train_main, ["--config", str(run / "config.json"), "--resume"]) == 0  # the line's command
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2]  # the first epoch kept, the second done
+
+
+def test_9_ctrl_c_before_the_run_exists_says_to_run_again(tmp_path, monkeypatch, capsys):
+    import src.training.two_stage as two_stage
+    from src.core.errors import run_cli
+    from src.train import main as train_main
+
+    def pressed(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(two_stage, "train", pressed)
+    assert run_cli(train_main, ["--out", str(tmp_path / "new")]) == 130
+    assert capsys.readouterr().err == f"interrupted: {tmp_path / 'new'} holds no run yet: run the command again\n"
