@@ -275,7 +275,7 @@ def test_multi_label_tags_planet_layout(tmp_path):
     assert fitted > every_tag + 0.05, (fitted, every_tag)
     assert json.loads((tmp_path / "run" / "class_map.json").read_text())["maps"][0]["multi_label"]
     # what tags cannot take is refused by name, before anything is written
-    for flags, message in [(["--metric", "accuracy"], "--metric accuracy: the target is multi-label .*f2_samples"),
+    for flags, message in [(["--metric", "accuracy"], "--metric accuracy: the target is tags \\(multi-label\\): expected f2_samples"),
                            (["--tta-mean", "geometric"], "--tta-mean geometric: multi-label probabilities"),
                            (["--submission-format", "top-k"], "--submission-format top-k: column tags holds tags")]:
         with pytest.raises(KitError, match=message):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from src.core.config import parse_config, save_config
 from src.core.errors import KitError
-from src.core.metric_choice import kit_name, monitor, resolve_metric
+from src.core.metric_choice import check_metric_for, kit_name, monitor, resolve_metric
 from src.core.settings import TrainConfig
 from src.training.callbacks import ResumableCheckpoint, ResumableEarlyStopping, resume_state
 from src.training.two_stage import train
@@ -380,3 +380,25 @@ def test_screening_ranks_by_the_metric_in_its_direction(tmp_path, capsys):
     assert "metric: log_loss (--metric)" in out and "best val_log_loss" in out
     assert f"winner: {table.iloc[0]['backbone']} (best val_log_loss {table.iloc[0]['best_score']:.4f}" in out
     assert json.loads((tmp_path / "screen" / "config.json").read_text())["metric"] == "log_loss"
+
+
+def test_the_task_kind_is_read_from_the_labels_said_and_checked_against_the_flag(capsys):
+    """The task kind's one home (src.core.task_kind): read from the target column, said in one line, recorded in
+    the config; the metrics it allows and the network's output follow from it."""
+    from src.core.task_kind import KINDS, settle_task
+    from src.data.class_maps import ClassMap
+    from src.models.classifier import HeadSpec
+
+    grades = ClassMap("grade", (0, 1, 2))
+    cfg, kind = settle_task(TrainConfig(), grades)
+    assert (cfg.task, kind.activation) == ("label", "softmax")
+    assert "task: label, one label per image in column grade, 3 classes (read from the labels)" in capsys.readouterr().out
+    tags = ClassMap("tags", ("clear", "road", "water"), multi_label=True)
+    cfg, kind = settle_task(parse_config(TrainConfig, ["--task", "tags"]), tags)
+    assert (kind.name, HeadSpec.from_config(cfg, kind).activation) == ("tags", "sigmoid")
+    assert "task: tags, tags (multi-label) in column tags, 3 tags (--task)" in capsys.readouterr().out
+    with pytest.raises(KitError, match="--task tags: column grade holds one label per image, read from its values"):
+        settle_task(parse_config(TrainConfig, ["--task", "tags"]), grades)
+    with pytest.raises(KitError, match="--task: expected one of label, tags"):
+        parse_config(TrainConfig, ["--task", "number"])
+    assert check_metric_for("qwk", KINDS["label"]) == "qwk" and not KINDS["tags"].scores_with("map@5")

@@ -23,14 +23,15 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.files import write_json
+from src.core.task_kind import KINDS, LABEL, TaskKind
 
 KAGGLE_FILE = "kaggle_metric.json"
-# The kit's metrics, the one list: map@K stands for map@1, map@5 ...; f2_samples scores tags (multi-label).
-NAMES = ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K", "f2_samples")
-MULTI_LABEL = ("f2_samples",)
+# The kit's metrics, the one list, in the order of the task kinds that score them (src.core.task_kind):
+# map@K stands for map@1, map@5 ...; f2_samples scores tags (multi-label).
+NAMES = tuple(dict.fromkeys(m for kind in KINDS.values() for m in kind.metrics))
 LOWER_IS_BETTER = ("log_loss",)
-KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)") + (" (multi-label)" if n in MULTI_LABEL else "")
-                  for n in NAMES)
+KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)") + ("" if LABEL.scores_with(n) else f" ({kind})")
+                  for n in NAMES for kind in [next(k.name for k in KINDS.values() if k.scores_with(n))])
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
     "area under receiver operating characteristic curve": "auc", "auc": "auc", "roc auc": "auc",
@@ -51,6 +52,11 @@ def check_metric(name: str) -> str:
     raise KitError(f"--metric {name}: expected one of {KNOWN}")
 
 
+def kind_scoring(name: str) -> TaskKind:
+    """Return the task kind a metric scores (the first that lists it)."""
+    return next(kind for kind in KINDS.values() if kind.scores_with(name))
+
+
 def metric_flag(value: str):
     """Return what --metric expects when value is not empty and not a metric, else None (a field check)."""
     try:
@@ -61,13 +67,11 @@ def metric_flag(value: str):
         return f"one of {KNOWN}, or empty (the run's, Kaggle's or the submission format's)"
 
 
-def check_metric_for(name: str, multi_label: bool) -> str:
-    """Return the metric's canonical name when it fits the target: tags need a multi-label metric, and back."""
+def check_metric_for(name: str, kind: TaskKind = LABEL) -> str:
+    """Return the metric's canonical name when it can score the task's kind of answer (tags: f2_samples ...)."""
     name = check_metric(name)
-    if multi_label != (name in MULTI_LABEL):
-        wanted = ", ".join(n for n in NAMES if (n in MULTI_LABEL) == multi_label)
-        target = "multi-label (tags)" if multi_label else "one label per image"
-        raise KitError(f"--metric {name}: the target is {target}: expected {wanted}")
+    if not kind.scores_with(name):
+        raise KitError(f"--metric {name}: the target is {kind.answer}: expected {', '.join(kind.metrics)}")
     return name
 
 
@@ -158,7 +162,7 @@ class MetricChoice:
     line: str
 
 
-def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, multi_label: bool = False,
+def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, kind: TaskKind = LABEL,
                    run_metric: str = "", run_where: str = "") -> MetricChoice:
     """Return the metric by the kit's order: flag > the run's config > kaggle_metric.json > fallback.
 
@@ -166,28 +170,28 @@ def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, multi_
     A flag that does not fit the target is an error; a run's or Kaggle's that does not fit is said and passed.
     """
     if flag:
-        name = check_metric_for(flag, multi_label)
+        name = check_metric_for(flag, kind)
         differs = f"; the run(s) trained for {run_metric} ({run_where}): their epochs and stages were chosen by " \
                   f"{run_metric}" if run_metric and run_metric != name else ""
         return MetricChoice(name, "flag", f"metric: {name} (--metric){differs}")
     if run_metric:
-        return MetricChoice(check_metric_for(run_metric, multi_label), "run",
+        return MetricChoice(check_metric_for(run_metric, kind), "run",
                             f"metric: {run_metric} (from the run's config, {run_where})")
     path = Path(data_dir) / KAGGLE_FILE
     kaggle = read_kaggle_metric(data_dir)
-    fallback = check_metric_for(fallback, multi_label)
+    fallback = check_metric_for(fallback, kind)
     if kaggle:
         name = kit_name(kaggle, fallback)
-        if name and (name in MULTI_LABEL) == multi_label:
+        if name and kind.scores_with(name):
             return MetricChoice(name, "kaggle", f"metric: {name} (Kaggle's evaluation metric {kaggle!r} in {path})")
-        why = (f"which maps to {name}, a metric for {'tags' if name in MULTI_LABEL else 'one label per image'}, "
-               "not this target") if name else "which the kit does not know"
+        why = (f"which maps to {name}, a metric for {kind_scoring(name).answer}, not this target") if name else \
+            "which the kit does not know"
         return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default): Kaggle's evaluation "
                                                 f"metric {kaggle!r} in {path} is one {why}; --metric sets it")
     return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default; --metric sets it)")
 
 
-def settle_metric(cfg, fallback: tuple, multi_label: bool = False, run_metric: str = "", run_where: str = "",
+def settle_metric(cfg, fallback: tuple, kind: TaskKind = LABEL, run_metric: str = "", run_where: str = "",
                   note: str = "", data_dir=None):
     """Return (cfg with its metric resolved, the MetricChoice) after printing the choice's line (and note).
 
@@ -196,6 +200,6 @@ def settle_metric(cfg, fallback: tuple, multi_label: bool = False, run_metric: s
     The returned config names the metric itself, never "", so config.json records what decided the run.
     """
     data_dir = cfg.data if data_dir is None else data_dir
-    choice = resolve_metric(cfg.metric, data_dir, *fallback, multi_label, run_metric, run_where)
+    choice = resolve_metric(cfg.metric, data_dir, *fallback, kind, run_metric, run_where)
     print(choice.line + note, flush=True)
     return dataclasses.replace(cfg, metric=choice.name), choice

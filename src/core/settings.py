@@ -17,6 +17,7 @@ from src.core.config import DataOptions, PipelineOptions, fraction, image_side, 
 from src.core.errors import KitError
 from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
 from src.core.refit_options import check_refit_options
+from src.core.task_kind import task_flag
 
 def below_one(value):
     return None if 0 <= value < 1 else "a number from 0 up to (not including) 1"
@@ -121,6 +122,9 @@ class TrainConfig(DataOptions, PipelineOptions):
                            role="model")
     tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
                                    "(tensorboard --logdir RUN/tensorboard)", role="session")
+    task: str = opt("", "what one answer is: label (one class per image) or tags (multi-label); empty: read from "
+                        "the target column's values (said in one line, saved in config.json)", check=task_flag,
+                    role="task")
     metric: str = opt("", METRIC_HELP, check=metric_flag, role="task")
     final_stage: str = opt("best", "best: the final weights are the stage whose best --metric is best (ties to "
                                    "the lower val_loss, then the later stage); last: the recipe's last stage",

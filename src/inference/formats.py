@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
+from src.core.task_kind import kind_of
 
 FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label")
 DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k",
@@ -97,12 +98,13 @@ def detect_format(schema, class_map, override: str = "", metric: str = "") -> Su
 def default_metric(schema, class_map) -> tuple[str, str]:
     """Return (the metric the submission format implies, whose default it is): the kit's metric of last resort.
 
-    No sample submission: accuracy (f2_samples for tags).
+    No sample submission: the task kind's own (accuracy; f2_samples for tags).
     """
-    if class_map.multi_label:
-        return "f2_samples", "the multi-label format's"
+    kind = kind_of(class_map)
+    if kind.name == "tags":  # one format only: the tags' metric
+        return kind.fallback, "the multi-label format's"
     if schema is None or schema.sample is None or not len(schema.sample):
-        return "accuracy", "no sample submission: the kit's"
+        return kind.fallback, "no sample submission: the kit's"
     fmt = read_format(schema, class_map)
     return fmt.metric, f"the {fmt.name} format's"
 

@@ -9,6 +9,7 @@ import numpy as np
 from src.core.errors import KitError
 from src.core.metric_choice import resolve_metric
 from src.core.submit_settings import DEFAULT_VIEWS
+from src.core.task_kind import kind_of
 from src.data.imagefiles import describe_bad, scan_images
 from src.inference.prediction import load_run, predict_frame
 from src.inference.views import with_scales
@@ -24,7 +25,7 @@ def print_predictions(cfg) -> list:
     """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
     run = load_run(cfg.run)
     if run.config.metric:  # what the run was chosen by (its epochs, its stage): said, as every job says it
-        print(resolve_metric("", run.config.data, run.config.metric, "", run.class_map.multi_label, run.config.metric,
+        print(resolve_metric("", run.config.data, run.config.metric, "", kind_of(run.class_map), run.config.metric,
                              f"{run.folder.config_file}; weights of {run.stage}").line)
     frame = scan_images(list(cfg.images))
     bad = frame[frame["error"] != ""]

@@ -27,6 +27,7 @@ from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
 from src.core.kaggle_settings import SubmitFileConfig
 from src.core.submit_settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig
+from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
@@ -65,7 +66,7 @@ def submit(cfg: SubmitConfig) -> dict:
         check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
     missing = never_predicted(comp, class_map)
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), class_map.multi_label, *runs_metric(runs))
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(runs))
     metric = cfg.metric
     fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
     if class_map.multi_label and cfg.tta_mean == "geometric":

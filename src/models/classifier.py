@@ -15,6 +15,7 @@ import re
 import keras
 
 from src.core.errors import KitError
+from src.core.task_kind import LABEL, TaskKind
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -56,9 +57,9 @@ class HeadSpec:
     activation: str = "softmax"
 
     @classmethod
-    def from_config(cls, cfg, multi_label: bool = False) -> HeadSpec:
-        """Return the head a TrainConfig asks for; sigmoid outputs when the target is multi-label."""
-        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, "sigmoid" if multi_label else "softmax")
+    def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
+        """Return the head a TrainConfig asks for, its output the task kind's (tags: sigmoid, else softmax)."""
+        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation)
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,

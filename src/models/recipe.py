@@ -15,6 +15,7 @@ import math
 import keras
 
 from src.core.errors import KitError
+from src.core.task_kind import LABEL, TaskKind
 from src.models.epoch_metrics import epoch_metric
 
 
@@ -51,14 +52,14 @@ def unfreeze_top(model, spec) -> int:
     return cut
 
 
-def make_loss(cfg, reduction: str = "sum_over_batch_size", multi_label: bool = False):
+def make_loss(cfg, reduction: str = "sum_over_batch_size", kind: TaskKind = LABEL):
     """Return the training loss: cross-entropy, or focal loss (--loss focal), both with label smoothing.
 
     Focal loss (Lin et al. 2017) scales each example by alpha * (1 - p)^gamma: with gamma 0 and
     alpha 1 it is the cross-entropy; gamma > 0 shrinks the loss of images already classified well.
-    multi_label: the binary forms, one independent yes/no per tag (sigmoid outputs).
+    A kind with independent outputs (tags: sigmoid): the binary forms, one yes/no per output.
     """
-    if multi_label:
+    if kind.independent_outputs:
         if cfg.loss == "focal":
             return keras.losses.BinaryFocalCrossentropy(alpha=min(cfg.focal_alpha, 1.0), gamma=cfg.focal_gamma,
                                                         apply_class_balancing=cfg.focal_alpha < 1,
@@ -196,7 +197,7 @@ class CompileOptions:
     heads: dict | None = None        # multi-task: {label column: ClassMap}
     loss_weights: list | None = None  # one per head (--loss-weights); None: 1 each
     target: str | None = None        # the head the submission scores
-    multi_label: bool = False        # binary cross-entropy (or binary focal loss) and per-tag accuracy
+    kind: TaskKind = LABEL           # what one answer is: tags get binary losses and per-tag accuracy
     weighted: bool = False           # metrics honour sample weights (JAX's padded batches weigh 0)
     plan: StagePlan | None = None    # the stage's batches, epochs and --accumulate (make_schedule)
     warmup: bool = True              # --lr-warmup-epochs applies (not to the head-only warm-up)
@@ -223,9 +224,9 @@ def compile_classifier(model, cfg, options: CompileOptions) -> None:
                       steps_per_execution=o.steps_per_execution, **{key: scored})
     else:
         extra = epoch_metric(o.metric, int(model.outputs[0].shape[-1]), o.positive)
-        model.compile(optimizer=optimizer, loss=make_loss(cfg, multi_label=o.multi_label),
+        model.compile(optimizer=optimizer, loss=make_loss(cfg, kind=o.kind),
                       steps_per_execution=o.steps_per_execution,
-                      **{key: [accuracy_metric(o.multi_label), *([extra] if extra is not None else [])]})
+                      **{key: [accuracy_metric(o.kind), *([extra] if extra is not None else [])]})
     build_optimizer(model)
 
 
@@ -242,9 +243,9 @@ def build_optimizer(model) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
-def accuracy_metric(multi_label: bool = False):
-    """Return the metric logged as accuracy: Keras's own choice, or per-tag binary accuracy at 0.5 (multi-label).
+def accuracy_metric(kind: TaskKind = LABEL):
+    """Return the metric logged as accuracy: Keras's own choice, or per-output binary accuracy at 0.5 (tags).
 
     Named accuracy either way, so early stopping, checkpoints and reports read val_accuracy.
     """
-    return keras.metrics.BinaryAccuracy(name="accuracy") if multi_label else "accuracy"
+    return keras.metrics.BinaryAccuracy(name="accuracy") if kind.independent_outputs else "accuracy"

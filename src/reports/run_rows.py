@@ -30,7 +30,7 @@ from src.runs.reference import reference_score
 # Shown in their own columns, or where the data sits and how it is read: not recipe options.
 # Settings a row shows in columns of their own (backbone, sizes, epochs, metric, the folds' score); the rest of
 # a run's settings are options when their role says so (src.core.roles: not where files sit, nor speed).
-COLUMNS = {"backbone", "stage1_size", "stage2_size", "stages", "warmup_epochs", "metric", "folds", "fold"}
+COLUMNS = {"backbone", "stage1_size", "stage2_size", "stages", "warmup_epochs", "metric", "task", "folds", "fold"}
 NOT_OPTIONS = COLUMNS | names_where(TrainConfig, lambda role: not role.an_option)
 UNREADABLE = (KitError, OSError, ValueError, KeyError, TypeError, IndexError)
 

@@ -22,6 +22,7 @@ from src.core.files import write_csv
 from src.core.plots import plot_cv
 from src.core.refit_options import check_refit_files
 from src.core.metric_choice import settle_metric
+from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.inference.formats import default_metric, positive_index
 from src.inference.metrics import score
@@ -38,7 +39,7 @@ def train_folds(cfg, callbacks=()) -> dict:
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
     comp = load_competition(cfg, with_test=False)
     class_map = comp.class_maps[comp.target]
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), class_map.multi_label,
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map),
                            note="; every fold follows it")
     if not folder.is_run():  # first: a run cut after some folds names its config to resume with
         folder.save_config(cfg)

@@ -26,6 +26,7 @@ from src.core.plots import plot_pruning
 from src.core.settings import PruneConfig
 from src.data.competition import load_competition
 from src.core.metric_choice import log_name, settle_metric
+from src.core.task_kind import kind_of
 from src.inference.formats import default_metric, positive_index
 from src.inference.metrics import score
 from src.inference.prediction import build_run_model, holdout_frame, load_run, predict_frame
@@ -47,7 +48,7 @@ def prune(cfg: PruneConfig) -> pd.DataFrame:
     levels = parse_levels(cfg)
     out = Path(cfg.out or Path(cfg.run) / "prune")
     comp = load_competition(run.config, with_test=False)  # the run's own data settings
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, run.class_map), run.class_map.multi_label,
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, run.class_map), kind_of(run.class_map),
                            run.config.metric, str(run.folder.config_file), data_dir=run.config.data)
     train, val = run_frames(run, comp)
     model = build_run_model(run)

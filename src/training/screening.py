@@ -28,6 +28,7 @@ from src.core.metric_choice import monitor, rank_key, settle_metric
 from src.data.class_maps import save_class_maps
 from src.core.plots import plot_screening
 from src.core.settings import ScreenConfig
+from src.core.task_kind import kind_of
 from src.data.splits import SplitData, prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric, positive_index
@@ -50,7 +51,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     mode = resolve_mode(cfg)
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label)
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map))
     save_config(cfg, out)
     accelerator = pick_accelerator(request=cfg.accelerator)
     rows = read_rows(out / "screening.csv", cfg.metric)
@@ -126,7 +127,7 @@ def train_on_features(spec, cfg: ScreenConfig, data: SplitData, accelerator):
 
 def screen_head(cfg: ScreenConfig, data: SplitData) -> HeadSpec:
     """Return the fresh head every backbone gets: --dropout, softmax (sigmoid for multi-label tags)."""
-    return HeadSpec(dropout=cfg.dropout, activation="sigmoid" if data.class_map.multi_label else "softmax")
+    return HeadSpec(dropout=cfg.dropout, activation=kind_of(data.class_map).activation)
 
 
 def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> None:
@@ -134,11 +135,11 @@ def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> No
 
     Metrics are weighted where validation batches carry padding (JAX data parallelism).
     """
-    multi_label = data.class_map.multi_label
+    kind = kind_of(data.class_map)
     extra = epoch_metric(cfg.metric, data.num_classes, positive_index(data.class_map))
     metrics = {"weighted_metrics" if accelerator.batch_multiple > 1 else "metrics":
-               [accuracy_metric(multi_label), *([extra] if extra is not None else [])]}
-    loss = "binary_crossentropy" if multi_label else "sparse_categorical_crossentropy"
+               [accuracy_metric(kind), *([extra] if extra is not None else [])]}
+    loss = "binary_crossentropy" if kind.independent_outputs else "sparse_categorical_crossentropy"
     model.compile(optimizer=make_optimizer("adam", cfg.learning_rate), loss=loss, **metrics)
     build_optimizer(model)
 

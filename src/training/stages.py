@@ -14,6 +14,7 @@ from src.core.errors import KitError, disk_errors
 from src.core.files import write_csv
 from src.core.metric_choice import log_name, monitor
 from src.core.plots import plot_curves
+from src.core.task_kind import kind_of
 from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
 from src.hardware.distributed import fit_multi_worker, predict_locally
@@ -167,7 +168,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
     with accelerator.strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
         model = build_classifier(spec, stage.size, num_classes, weights,
-                                 HeadSpec.from_config(cfg, data.class_map.multi_label), stage.train_backbone,
+                                 HeadSpec.from_config(cfg, kind_of(data.class_map)), stage.train_backbone,
                                  cfg.head_scheme, cfg.drop_path)
         if init_weights is not None:
             load_checked(model, init_weights)
@@ -178,7 +179,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         heads = data.heads or None
         compile_classifier(model, cfg, CompileOptions(
             stage.lr, cfg.metric, data.positive, heads, loss_weights(cfg, list(data.heads)) if heads else None,
-            data.target, data.class_map.multi_label, weighted=accelerator.batch_multiple > 1, plan=plan,
+            data.target, kind_of(data.class_map), weighted=accelerator.batch_multiple > 1, plan=plan,
             warmup=stage.train_backbone, backbone_layer=spec.layer_name,
             steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution)))
     return model

@@ -21,6 +21,7 @@ from src.core.files import write_csv, write_json
 from src.core.metric_choice import higher_is_better, monitor, rank_key, settle_metric
 from src.core.plots import plot_screening
 from src.core.settings import TuneConfig
+from src.core.task_kind import kind_of
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric, positive_index
@@ -69,7 +70,7 @@ def cached_features(cfg: TuneConfig):
     if data.class_map.multi_label:
         raise KitError(f"python -m src.tune: column {data.target} holds tags (multi-label); the head search "
                        "trains one label per image")
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label)
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map))
     frames = {"train": data.train, "val": data.val}
     accelerator = pick_accelerator()
     if accelerator.batch_multiple > 1:  # keras-tuner fits NumPy arrays: batches cannot be padded for the devices

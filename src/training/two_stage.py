@@ -22,6 +22,7 @@ from src.core.errors import KitError
 from src.core.provenance import git_commit
 from src.core.refit_options import check_refit_files
 from src.core.metric_choice import monitor, rank_key, settle_metric
+from src.core.task_kind import settle_task
 from src.data.extra_data import add_extra_data
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.soft_labels import add_soft_labels
@@ -125,21 +126,23 @@ def stopped_by_time(cfg, run: RunFolder, stage: str, done: int, epochs: int) -> 
 def prepare_run(cfg, run: RunFolder) -> tuple:
     """Check the folder (a new run, or --resume with the same settings); save config, classes and split.
 
-    Returns (the config with its metric resolved, the RunData every stage trains and validates on).
+    Returns (the config with its task kind and metric resolved, the RunData every stage trains and validates on).
     """
     resuming = run.is_run()
     run.check_start(cfg.resume)
-    saved = run.load_config().metric or "accuracy" if resuming else ""  # runs before --metric: val_accuracy
+    before = run.load_config() if resuming else None
+    saved = before.metric or "accuracy" if resuming else ""  # runs before --metric: val_accuracy
+    saved_task = before.task if resuming else ""  # runs before --task: read from the data again
     if resuming:
-        run.check_resume(cfg if cfg.metric else dataclasses.replace(cfg, metric=saved))
+        run.check_resume(dataclasses.replace(cfg, metric=cfg.metric or saved, task=cfg.task or saved_task))
     data = prepare_split(cfg, lambda split, comp: add_training_only(split, comp, cfg))
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
-    if data.class_map.multi_label:
+    cfg, kind = settle_task(cfg, data.class_map, saved_task)
+    if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), data.class_map.multi_label, saved,
-                           str(run.config_file))
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file))
     if cfg.fold <= 0 and (hint := sampling_hint(cfg, data.comp.train[data.target], data.class_map, cfg.metric)):
         print(hint)  # once per run (a K-fold run: with fold 0)
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
