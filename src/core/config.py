@@ -98,6 +98,9 @@ class DataOptions:
     seed: int = opt(42, "seed of the split and of shuffling", check=non_negative, role="recipe")
     strict_images: bool = opt(False, "a corrupt or missing training image is fatal instead of skipped", role="session")
     split_file: str = opt("", "split CSV to reuse or write; empty: runs/splits/<data>-<settings>.csv", role="place")
+    new_label: str = opt("", "the answer for an identity never seen in training (new_whale, new_individual): an "
+                             "identity task; empty: found in the sample submission's rows when it names one",
+                         role="task")
 
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""

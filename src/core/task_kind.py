@@ -26,6 +26,7 @@ class TaskKind:
     metrics: tuple     # the kit's metrics that can score it (map@K: map@1, map@5 ...)
     fallback: str      # the metric when no sample submission implies one
     activation: str    # the network's output: softmax (one distribution) or sigmoid (a yes/no per output)
+    output: str = "probabilities"  # what prediction reads: class probabilities, or an embedding (identity)
 
     @property
     def independent_outputs(self) -> bool:
@@ -41,12 +42,19 @@ KINDS = {
     "label": TaskKind("label", "one label per image", ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K"),
                       "accuracy", "softmax"),
     "tags": TaskKind("tags", "tags (multi-label)", ("f2_samples",), "f2_samples", "sigmoid"),
+    # many identities with few images each, and an answer for one never seen (new_whale): nearest neighbours
+    # of an embedding, the new answer inserted at a similarity threshold (src.inference.identities)
+    "identity": TaskKind("identity", "one identity per image, or a new one", ("map@K",), "map@5", "softmax",
+                         "embedding"),
 }
 LABEL = KINDS["label"]
 
 
 def kind_of(class_map) -> TaskKind:
-    """Return the kind the labels show: tags when the target column holds space-separated tags, else label."""
+    """Return the kind the labels show: tags when the target column holds space-separated tags, identity when
+    an answer for an unseen identity was found (class_map.new_label), else label."""
+    if getattr(class_map, "new_label", ""):
+        return KINDS["identity"]
     return KINDS["tags" if getattr(class_map, "multi_label", False) else "label"]
 
 
@@ -55,18 +63,25 @@ def task_flag(value: str):
     return None if not value or value in KINDS else f"one of {', '.join(KINDS)}, or empty (read from the data)"
 
 
-def settle_task(cfg, class_map, saved: str = "") -> tuple:
+def settle_task(cfg, class_map, saved: str = "", counts=None) -> tuple:
     """Return (cfg with .task set, the TaskKind) after printing the kind's one line.
 
     The kind is read from the data (the target column's values); --task, or a resumed run's config
     (saved), must agree with it: a number cannot be read as tags, nor tags as one label.
+    counts: images per class (a pandas Series), for the identity line's single-image count.
     """
     kind = kind_of(class_map)
     asked = cfg.task or saved
     if asked and asked != kind.name:
+        hint = "; an identity task needs its new answer: --new-label NAME (new_whale ...)" if asked == "identity" else ""
         raise KitError(f"--task {asked}: column {class_map.column} holds {kind.answer}, read from its values; "
-                       f"expected --task {kind.name} or none")
-    classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}"
+                       f"expected --task {kind.name} or none{hint}")
     source = "--task" if cfg.task else "the run's config" if saved else "read from the labels"
+    if kind.name == "identity":
+        single = "" if counts is None else f" ({int((counts == 1).sum())} with one image)"
+        print(f"task: identity, {len(class_map.values)} identities in column {class_map.column}{single}, new answer "
+              f"{class_map.new_label!r} ({getattr(class_map, 'new_from', '') or source})", flush=True)
+        return dataclasses.replace(cfg, task=kind.name), kind
+    classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}"
     print(f"task: {kind.name}, {kind.answer} in column {class_map.column}, {classes} ({source})", flush=True)
     return dataclasses.replace(cfg, task=kind.name), kind

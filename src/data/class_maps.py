@@ -26,6 +26,8 @@ class ClassMap:
     column: str
     values: tuple
     multi_label: bool = False   # values are tags; a row's label is several of them, space-separated
+    new_label: str = ""         # identities: the answer for one never seen in training (new_whale), not a class
+    new_from: str = dataclasses.field(default="", compare=False)  # where new_label was found (said once)
 
     def encode(self, labels) -> np.ndarray:
         """Return the index of each competition label value (multi-label: a 0/1 row per image, a column per tag).
@@ -64,11 +66,13 @@ class ClassMap:
         return [self.values[int(i)] for i in indices]
 
     def to_json(self) -> dict:
-        return {"column": self.column, "values": list(self.values), **({"multi_label": True} if self.multi_label else {})}
+        return {"column": self.column, "values": list(self.values), **({"multi_label": True} if self.multi_label else {}),
+                **({"new_label": self.new_label, "new_from": self.new_from} if self.new_label else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "ClassMap":
-        return cls(column=data["column"], values=tuple(data["values"]), multi_label=bool(data.get("multi_label")))
+        return cls(column=data["column"], values=tuple(data["values"]), multi_label=bool(data.get("multi_label")),
+                   new_label=str(data.get("new_label") or ""), new_from=str(data.get("new_from") or ""))
 
 
 def save_class_maps(path: str | Path, target: str, maps: dict) -> Path:

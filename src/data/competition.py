@@ -23,6 +23,7 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
+from src.data.identities import drop_new_label_rows, find_new_label
 from src.data.class_maps import ClassMap, holds_tags, load_class_maps, make_class_map, save_class_maps
 from src.data.imagefiles import describe_bad, scan_images
 from src.data.label_tables import find_labels_csv, label_csvs, read_labels_csv
@@ -69,10 +70,15 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
+    new_label, new_from = find_new_label(schema, train[target], opts.new_label)
+    if new_label:  # an identity competition: the new answer is no identity of its own
+        train = drop_new_label_rows(train, target, new_label)
     if not holds_tags(train[target]):  # tag combinations are not classes: nothing to drop or count
         train = drop_sparse_classes(train, target, opts.min_class_count)
         check_learnable(train, target, opts.min_class_count)
     class_maps = {col: make_class_map(train[col], col) for col in label_columns}
+    if new_label:
+        class_maps[target] = dataclasses.replace(class_maps[target], new_label=new_label, new_from=new_from)
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
                        class_maps, test, schema, skipped)

@@ -22,6 +22,7 @@ from src.core.config import DataOptions
 from src.core.errors import KitError
 from src.core.files import write_csv
 from src.data.competition import load_competition
+from src.data.identities import make_identity_split
 
 SPLITS_ROOT = Path("runs") / "splits"
 
@@ -69,6 +70,8 @@ def split_file_for(comp, opts: DataOptions) -> Path:
         return Path(opts.split_file)
     settings = (f"{opts.val_fraction}-{opts.folds}-{opts.group_column}-{opts.min_class_count}-"
                 f"{opts.labels_csv}-{opts.label_column}")
+    new_label = getattr(comp.class_maps.get(comp.target), "new_label", "")
+    settings += f"-identity-{new_label}" if new_label else ""  # another split: identities held out whole
     digest = hashlib.sha1(settings.encode()).hexdigest()[:8]
     return SPLITS_ROOT / f"{comp.root.resolve().name}-seed{opts.seed}-{digest}.csv"
 
@@ -96,6 +99,8 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
+    if getattr(class_map, "new_label", ""):  # identities: every one kept, some held out whole
+        return train.assign(fold=make_identity_split(train, target, opts.folds, opts.val_fraction, opts.seed))
     needed = opts.folds if opts.folds > 1 else 2
     if class_map is not None and class_map.multi_label:
         labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)

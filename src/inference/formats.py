@@ -128,6 +128,8 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
     if override == "multi-label":
         raise KitError(f"--submission-format multi-label: column {class_map.column} holds one label per image, "
                        "not space-separated tags")
+    if getattr(class_map, "new_label", "") and override in ("", "top-k"):  # identities: the sample's top-k rows
+        override = "top-k"
     name = override or guess_format(sample, schema.target_column, per_class, classes)
     if name == "class-probabilities":
         missing = sorted(set(classes) - set(map(str, others)))
@@ -245,7 +247,8 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
             if len(off):
                 raise KitError(f"{where}: row {off[0] + 2}'s probabilities sum to {sums[off[0]]:.4f}, not 1")
         return
-    known = {str(v) for v in written_labels(schema, class_map, fmt)}
+    known = {str(v) for v in written_labels(schema, class_map, fmt)} | ({class_map.new_label} if getattr(
+        class_map, "new_label", "") else set())  # identities: the answer for one never seen
     for row, value in enumerate(frame[fmt.columns[0]].astype(str)):
         tokens = value.split() if fmt.name in ("top-k", "multi-label") else [value]
         if fmt.name == "top-k" and (len(tokens) != fmt.k or len(set(tokens)) != fmt.k):

@@ -24,6 +24,7 @@ from src.core.refit_options import check_refit_files
 from src.core.metric_choice import monitor, rank_key, settle_metric
 from src.core.task_kind import settle_task
 from src.data.extra_data import add_extra_data
+from src.data.identities import describe_identity_split
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.soft_labels import add_soft_labels
 from src.data.splits import prepare_split
@@ -139,7 +140,9 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
-    cfg, kind = settle_task(cfg, data.class_map, saved_task)
+    cfg, kind = settle_task(cfg, data.class_map, saved_task, data.comp.train[data.target].value_counts())
+    if kind.name == "identity":
+        print(describe_identity_split(data.split, data.target, data.class_map.new_label))
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file))

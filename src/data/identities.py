@@ -1,0 +1,101 @@
+"""Identity competitions (Happywhale, Humpback Whale Identification): the new answer and the split.
+
+    label, source = find_new_label(schema, train["Id"], opts.new_label)   # ('new_individual', 'from the sample')
+    split = make_identity_split(train, "Id", opts)                         # fold: 0 validation, 1 training
+
+An identity competition has many identities with few images each, and an answer that never appears among
+the training labels: the test image shows an individual never seen (new_whale, new_individual). The sample
+submission names it in (nearly) every row; --new-label names it when the sample does not. Every identity
+is kept: one with a single image trains and sits in the gallery, it just cannot be in the holdout. The
+holdout holds one image of each identity with several, and a share of the identities whole, never in
+training, whose holdout answer is the new one: so the new answer is scored before the test.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from src.core.errors import KitError
+
+UNSEEN_SHARE = 0.1   # of the identities with two or more images: held out whole (the test's unseen ones)
+SAMPLE_SHARE = 0.9   # a token the training labels never name, in this share of the sample's rows: the new answer
+
+
+def find_new_label(schema, labels: pd.Series, flag: str = "") -> tuple[str, str]:
+    """Return (the new answer, where it was found) or ('', '') when this is no identity competition.
+
+    --new-label decides; else a token that the training labels never name, in nearly every row of a sample
+    whose rows hold several labels (Happywhale's 'new_individual w_... w_...').
+    """
+    if flag:
+        return flag, "--new-label"
+    if schema is None or schema.sample is None or not len(schema.sample):
+        return "", ""
+    rows = schema.sample[schema.target_column].astype(str).str.split()
+    if rows.str.len().min() < 2:
+        return "", ""
+    known = set(labels.astype(str))
+    counts = pd.Series([t for tokens in rows for t in set(tokens) if t not in known]).value_counts()
+    if counts.empty or counts.iloc[0] < SAMPLE_SHARE * len(rows):
+        return "", ""
+    return str(counts.index[0]), f"from the sample {schema.path.name}"
+
+
+def drop_new_label_rows(train: pd.DataFrame, target: str, new_label: str) -> pd.DataFrame:
+    """Return train without the images labelled with the new answer (Humpback's new_whale): no one identity."""
+    new = train[target].astype(str) == new_label
+    if new.any():
+        print(f"identity: {int(new.sum())} training image(s) labelled {new_label!r} left out of the identities "
+              "(they show individuals never named, not one identity)")
+    if new.all():
+        raise KitError(f"--new-label {new_label}: every training image of column {target} carries it; expected "
+                       "the answer for an unseen identity, not the only label")
+    return train[~new.to_numpy()]
+
+
+def make_identity_split(train: pd.DataFrame, target: str, folds: int, val_fraction: float, seed: int) -> np.ndarray:
+    """Return each image's fold: K folds (folds > 1), else 0 (holdout) and 1 (training).
+
+    Single-image identities train in every fold (fold -1 with K folds, 1 otherwise). A share (UNSEEN_SHARE)
+    of the others (at least one per fold) is held out whole, in one fold; the rest deal their images over the folds, so each
+    holdout keeps at least one image of every identity it holds in training. One split: one image (or
+    val_fraction of them, when more) of each such identity, so the holdout mirrors a test of known
+    individuals plus unseen ones.
+    """
+    rng = np.random.default_rng(seed)
+    labels = train[target].astype(str).to_numpy()
+    k = folds if folds > 1 else 1
+    fold = np.full(len(labels), -1 if k > 1 else 1, dtype=int)
+    groups = pd.Series(np.arange(len(labels))).groupby(labels).apply(list)
+    several = [name for name, rows in groups.items() if len(rows) >= 2]
+    if not several:
+        raise KitError(f"column {target}: every identity has one image, so none can be held out and still be "
+                       "known: an identity split needs some with two or more")
+    rng.shuffle(several)
+    unseen = set(several[:min(len(several) - 1, max(k, round(UNSEEN_SHARE * len(several))))] or several[:1])
+    for number, name in enumerate(several):
+        rows = rng.permutation(groups[name])
+        if name in unseen:
+            fold[rows] = number % k if k > 1 else 0
+        elif k > 1:
+            fold[rows] = (np.arange(len(rows)) + rng.integers(k)) % k
+        else:
+            fold[rows[:max(1, min(len(rows) - 1, int(val_fraction * len(rows))))]] = 0
+    return fold
+
+
+def unseen_identities(split: pd.DataFrame, target: str) -> set:
+    """Return the identities of the holdout that no training image shows (their answer is the new one)."""
+    seen = set(split.loc[split["split"] == "train", target].astype(str))
+    return set(split.loc[split["split"] == "val", target].astype(str)) - seen
+
+
+def describe_identity_split(split: pd.DataFrame, target: str, new_label: str) -> str:
+    """Return the split's line: holdout images of known identities, of unseen ones, single-image identities."""
+    val = split[split["split"] == "val"]
+    unseen = unseen_identities(split, target)
+    new = int(val[target].astype(str).isin(unseen).sum())
+    single = int((split[target].value_counts() == 1).sum())
+    return (f"identity split: holdout {len(val)} image(s): {len(val) - new} of known identities, {new} of "
+            f"{len(unseen)} identities held out whole (answer {new_label!r}); {single} single-image identities "
+            "train only")

@@ -1,0 +1,66 @@
+"""Identity competitions (issue 32): the new answer found, every identity kept, unseen ones held out,
+the embedding head, nearest neighbours with a new-answer threshold."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from src.core.settings import TrainConfig
+from src.data.identity_demo import NEW, write_identity_competition
+
+
+@pytest.fixture(scope="module")
+def identity_data(tmp_path_factory):
+    """A generated Happywhale-like competition: 30 identities at 32 px, some with one photo, unseen ones in test."""
+    return write_identity_competition(tmp_path_factory.mktemp("identity") / "whales", identities=30, size=32, seed=1)
+
+
+def test_identity_found_in_the_sample_and_every_identity_kept(identity_data, capsys):
+    from src.core.task_kind import settle_task
+    from src.data.identities import unseen_identities
+    from src.data.splits import prepare_split
+
+    data = prepare_split(TrainConfig(data=str(identity_data)))
+    assert data.class_map.new_label == NEW
+    labels = pd.read_csv(identity_data / "train.csv")
+    assert set(data.class_map.values) == set(labels["Id"])  # no --min-class-count needed, none dropped
+    _, kind = settle_task(TrainConfig(data=str(identity_data)), data.class_map, "",
+                          data.comp.train[data.target].value_counts())
+    singles = set(labels["Id"].value_counts().loc[lambda c: c == 1].index)
+    assert kind.name == "identity" and kind.output == "embedding"
+    said = capsys.readouterr().out
+    assert f"task: identity, 30 identities in column Id ({len(singles)} with one image), new answer '{NEW}'" in said
+    val = data.split[data.split["split"] == "val"]
+    assert not set(val["Id"]) & singles  # a single-image identity trains, never held out
+    unseen = unseen_identities(data.split, "Id")
+    assert unseen and set(val["Id"]) - unseen  # both unseen and known identities are scored
+    known = set(val["Id"]) - unseen
+    assert known <= set(data.train["Id"])
+
+
+def test_new_label_flag_and_its_training_rows(tmp_path, capsys):
+    """--new-label names the answer when the sample does not; Humpback's new_whale training images leave."""
+    from src.data.competition import load_competition
+
+    root = write_identity_competition(tmp_path / "humpback", identities=12, size=16, seed=2)
+    labels = pd.read_csv(root / "train.csv")
+    labels.loc[:2, "Id"] = "new_whale"
+    labels.to_csv(root / "train.csv", index=False)
+    (root / "sample_submission.csv").unlink()
+    assert not load_competition(TrainConfig(data=str(root)), with_test=False).class_maps["Id"].new_label
+    comp = load_competition(TrainConfig(data=str(root), new_label="new_whale"), with_test=False)
+    assert comp.class_maps["Id"].new_label == "new_whale" and "new_whale" not in comp.class_maps["Id"].values
+    assert "3 training image(s) labelled 'new_whale' left out" in capsys.readouterr().out
+
+
+def test_identity_folds_hold_unseen_identities_out_whole(identity_data):
+    from src.data.identities import make_identity_split
+
+    labels = pd.read_csv(identity_data / "train.csv")
+    fold = make_identity_split(labels, "Id", 3, 0.2, seed=0)
+    frame = labels.assign(fold=fold)
+    counts = labels["Id"].value_counts()
+    assert (frame.loc[frame["Id"].map(counts) == 1, "fold"] == -1).all()
+    for k in range(3):
+        held, kept = frame[frame["fold"] == k], frame[frame["fold"] != k]
+        assert len(held) and set(held["Id"]) - set(kept["Id"])  # each fold holds some identities whole
