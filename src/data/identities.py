@@ -34,7 +34,7 @@ def find_new_label(schema, labels: pd.Series, flag: str = "") -> tuple[str, str]
     rows = schema.sample[schema.target_column].astype(str).str.split()
     if rows.str.len().min() < 2:
         return "", ""
-    known = set(labels.astype(str))
+    known = {t for value in labels.astype(str) for t in value.split()}  # tags (Planet) are known words too
     counts = pd.Series([t for tokens in rows for t in set(tokens) if t not in known]).value_counts()
     if counts.empty or counts.iloc[0] < SAMPLE_SHARE * len(rows):
         return "", ""
