@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
+from src.data.class_maps import holds_tags
 
 UNSEEN_SHARE = 0.1   # of the identities with two or more images: held out whole (the test's unseen ones)
 SAMPLE_SHARE = 0.9   # a token the training labels never name, in this share of the sample's rows: the new answer
@@ -25,11 +26,11 @@ def find_new_label(schema, labels: pd.Series, flag: str = "") -> tuple[str, str]
     """Return (the new answer, where it was found) or ('', '') when this is no identity competition.
 
     --new-label decides; else a token that the training labels never name, in nearly every row of a sample
-    whose rows hold several labels (Happywhale's 'new_individual w_... w_...').
+    whose rows hold several labels (Happywhale's 'new_individual w_... w_...'); never for tags (multi-label).
     """
     if flag:
         return flag, "--new-label"
-    if schema is None or schema.sample is None or not len(schema.sample):
+    if schema is None or schema.sample is None or not len(schema.sample) or holds_tags(labels):
         return "", ""
     rows = schema.sample[schema.target_column].astype(str).str.split()
     if rows.str.len().min() < 2:
