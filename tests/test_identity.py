@@ -64,3 +64,39 @@ def test_identity_folds_hold_unseen_identities_out_whole(identity_data):
     for k in range(3):
         held, kept = frame[frame["fold"] == k], frame[frame["fold"] != k]
         assert len(held) and set(held["Id"]) - set(kept["Id"])  # each fold holds some identities whole
+
+
+def test_margin_loss_widens_the_true_identity_angle():
+    """With margin 0 the ArcFace loss is the cross-entropy of the scaled cosines; a margin makes it larger."""
+    import keras
+    import numpy as np
+
+    from src.models.embedding import ArcFaceLoss
+
+    y = np.eye(3, dtype="float32")[[0, 2]]
+    logits = 10.0 * np.array([[0.8, 0.1, -0.2], [0.3, 0.2, 0.5]], "float32")
+    plain = keras.losses.CategoricalCrossentropy(from_logits=True)(y, logits)
+    assert float(ArcFaceLoss(0.0, 10.0)(y, logits)) == pytest.approx(float(plain), rel=1e-5)
+    assert float(ArcFaceLoss(0.3, 10.0)(y, logits)) > float(plain) + 0.5
+
+
+def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
+    """--head arcface --subcenters 2: GeM on the feature map, a 24-wide embedding; the cut drops the margin head."""
+    import numpy as np
+
+    from src.core.config import parse_config
+    from src.core.task_kind import KINDS
+    from src.models.backbones import get_spec
+    from src.models.classifier import HeadSpec, build_classifier
+    from src.models.embedding import ArcMarginHead, GeM, embedding_model
+
+    cfg = parse_config(TrainConfig, ["--head", "arcface", "--subcenters", "2", "--embedding-dim", "24"])
+    model = build_classifier(get_spec("tiny_resnet"), (32, 32), 7, "none", HeadSpec.from_config(cfg, KINDS["identity"]))
+    assert isinstance(model.get_layer("gem"), GeM) and isinstance(model.get_layer("head"), ArcMarginHead)
+    assert tuple(model.get_layer("head").centers.shape) == (24, 14)
+    logits = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
+    assert logits.shape == (2, 7) and np.abs(logits).max() <= 30.0 + 1e-3  # scale * cosine
+    cut = embedding_model(model)
+    assert cut.output.shape[-1] == 24 and not any(isinstance(layer, ArcMarginHead) for layer in cut.layers)
+    with pytest.raises(Exception, match="--head arcface"):
+        HeadSpec.from_config(cfg, KINDS["label"])

@@ -120,6 +120,14 @@ class TrainConfig(DataOptions, PipelineOptions):
     head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
                                        "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"),
                            role="model")
+    head: str = opt("auto", "arcface: an ArcFace margin head on an embedding (identity tasks); dense: a softmax "
+                            "there; auto: arcface for an identity task", ("auto", "arcface", "dense"), role="model")
+    margin: float = opt(0.3, "--head arcface: the additive angular margin (radians)", check=non_negative, role="recipe")
+    scale: float = opt(30.0, "--head arcface: the scale s of the cosine logits", check=positive, role="recipe")
+    subcenters: int = opt(1, "--head arcface: K sub-centers per identity (sub-center ArcFace); 1: plain ArcFace",
+                          check=positive, role="model")
+    embedding_dim: int = opt(512, "identity tasks: the embedding's width (the neck's Dense + BatchNorm)",
+                             check=positive, role="model")
     tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
                                    "(tensorboard --logdir RUN/tensorboard)", role="session")
     task: str = opt("", "what one answer is: label (one class per image) or tags (multi-label); empty: read from "

@@ -16,6 +16,7 @@ import keras
 
 from src.core.errors import KitError
 from src.core.task_kind import LABEL, TaskKind
+from src.models.embedding import feature_map_backbone, identity_head
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -55,11 +56,24 @@ class HeadSpec:
     units: int = 256
     l2: float = 0.0
     activation: str = "softmax"
+    embedding_dim: int = 0       # an identity task: the embedding's width (0: a classifier's head)
+    margin_head: bool = False    # an ArcFace head on the embedding (else a softmax there)
+    subcenters: int = 1
+    scale: float = 30.0
 
     @classmethod
     def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
-        """Return the head a TrainConfig asks for, its output the task kind's (tags: sigmoid, else softmax)."""
-        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation)
+        """Return the head a TrainConfig asks for, its output the task kind's (tags: sigmoid, else softmax;
+        an identity: an embedding with a margin head, src.models.embedding)."""
+        head = getattr(cfg, "head", "auto")
+        if kind.output != "embedding":
+            if head == "arcface":
+                raise KitError(f"--head arcface: the target is {kind.answer}; a margin head serves an identity "
+                               "task (a new answer: --new-label NAME)")
+            return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation)
+        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation,
+                   getattr(cfg, "embedding_dim", 512), head != "dense", getattr(cfg, "subcenters", 1),
+                   getattr(cfg, "scale", 30.0))
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
@@ -73,12 +87,18 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
     height, width = image_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
     backbone = spec.build((height, width, 3), weights, drop_path)
+    identity = isinstance(head, HeadSpec) and head.embedding_dim > 0 and not isinstance(num_classes, dict)
+    cut = feature_map_backbone(backbone) if identity else None  # GeM pools the feature map instead
+    backbone = cut or backbone
     backbone.trainable = train_backbone
     x = Preprocess(spec.preprocessing, name="preprocess")(inputs)
     # training=False keeps a frozen backbone's BatchNorm in inference mode (Keras fine-tuning guide).
     x = backbone(x, training=None if train_backbone else False)
     if isinstance(num_classes, dict):
         return keras.Model(inputs, multi_heads(x, num_classes, head, scheme), name=f"{spec.layer_name}_multitask")
+    if identity:  # GeM, the embedding, a margin head (src.models.embedding)
+        return keras.Model(inputs, identity_head(x, num_classes, head, pooled=cut is None),
+                           name=f"{spec.layer_name}_identity")
     outputs = head_layers(x, num_classes, head)
     return keras.Model(inputs, outputs, name=f"{spec.layer_name}_classifier")
 

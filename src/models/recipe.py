@@ -16,6 +16,7 @@ import keras
 
 from src.core.errors import KitError
 from src.core.task_kind import LABEL, TaskKind
+from src.models.embedding import margin_loss
 from src.models.epoch_metrics import epoch_metric
 
 
@@ -59,6 +60,8 @@ def make_loss(cfg, reduction: str = "sum_over_batch_size", kind: TaskKind = LABE
     alpha 1 it is the cross-entropy; gamma > 0 shrinks the loss of images already classified well.
     A kind with independent outputs (tags: sigmoid): the binary forms, one yes/no per output.
     """
+    if kind.output == "embedding" and getattr(cfg, "head", "auto") != "dense":  # the ArcFace margin, in the loss
+        return margin_loss(cfg)
     if kind.independent_outputs:
         if cfg.loss == "focal":
             return keras.losses.BinaryFocalCrossentropy(alpha=min(cfg.focal_alpha, 1.0), gamma=cfg.focal_gamma,
