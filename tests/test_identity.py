@@ -100,3 +100,107 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     assert cut.output.shape[-1] == 24 and not any(isinstance(layer, ArcMarginHead) for layer in cut.layers)
     with pytest.raises(Exception, match="--head arcface"):
         HeadSpec.from_config(cfg, KINDS["label"])
+
+
+def test_the_threshold_moves_the_new_answer_and_is_chosen_by_map():
+    """A high threshold puts the new answer first, a low one last; the chosen one is the grid's best MAP@5,
+    the same MAP@5 that ranking with it scores."""
+    import numpy as np
+
+    from src.inference.identities import GRID, choose_threshold, map_at_k, rank_with_new
+
+    scores = np.array([[0.9, 0.2, 0.1], [0.3, 0.35, 0.2]], np.float32)
+    assert (rank_with_new(scores, 0.95, 3)[:, 0] == 3).all()          # above every identity: first
+    assert rank_with_new(scores, 0.5, 3).tolist() == [[0, 3, 1], [3, 1, 0]]
+    assert not (rank_with_new(scores, -1.0, 3) == 3).any()          # below every identity: out of the top 3
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(-0.2, 1, (60, 8)).astype(np.float32)
+    truth = np.where(rng.uniform(size=60) < 0.3, 8, scores.argmax(axis=1))  # a third are new
+    chosen = choose_threshold(scores, truth, 5)
+    by_hand = [map_at_k(rank_with_new(scores, t, 5), truth) for t in GRID.astype(np.float32)]
+    assert chosen.score == pytest.approx(max(by_hand)) == pytest.approx(map_at_k(rank_with_new(
+        scores, chosen.threshold, 5), truth))
+    assert chosen.without == pytest.approx(map_at_k(rank_with_new(scores, -2.0, 5), truth))
+    assert chosen.without < chosen.score
+
+
+def test_joined_embeddings_average_the_models_cosines():
+    """Runs and folds join by concatenating normalised embeddings: the cosine is the mean of each model's."""
+    import numpy as np
+
+    from src.inference.identities import identity_scores, joined, normalise
+
+    rng = np.random.default_rng(1)
+    a_query, a_gallery, b_query, b_gallery = (rng.normal(size=(n, d)) for n, d in ((3, 4), (5, 4), (3, 6), (5, 6)))
+    mean = (normalise(a_query) @ normalise(a_gallery).T + normalise(b_query) @ normalise(b_gallery).T) / 2
+    assert joined([a_query, b_query]) @ joined([a_gallery, b_gallery]).T == pytest.approx(mean, abs=1e-5)
+    classes = np.array([0, 1, 1, 2, 2])
+    best = identity_scores(joined([a_query, b_query]), joined([a_gallery, b_gallery]), classes, 4)
+    assert best[:, 1] == pytest.approx(mean[:, 1:3].max(axis=1), abs=1e-5) and (best[:, 3] == -2.0).all()
+
+
+@pytest.fixture(scope="module")
+def identity_run(identity_data, tmp_path_factory):
+    """One tiny identity run (sub-center ArcFace), shared: its folder and what training printed."""
+    import contextlib
+    import io
+    import os
+
+    from src.core.config import parse_config
+    from src.training.two_stage import train
+
+    out = tmp_path_factory.mktemp("identity_run")
+    said, here = io.StringIO(), os.getcwd()
+    os.chdir(out)
+    try:
+        with contextlib.redirect_stdout(said):
+            train(parse_config(TrainConfig, [
+                "--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
+                "--stage1-size", "32", "32", "--stage2-size", "32", "32", "--stage1-epochs", "3", "--stage2-epochs",
+                "1", "--stage1-lr", "1e-2", "--batch-size", "16", "--embedding-dim", "32", "--subcenters", "2",
+                "--out", str(out / "run")]))
+    finally:
+        os.chdir(here)
+    return out / "run", said.getvalue()
+
+
+def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run, identity_data):
+    import json
+
+    import numpy as np
+
+    from src.inference.identities import embeddings_file, identity_file
+
+    run, said = identity_run
+    assert json.loads((run / "config.json").read_text())["task"] == "identity"
+    history = pd.read_csv(run / "history-stage1.csv")
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]  # the ArcFace head learns
+    saved = np.load(embeddings_file(run))
+    assert set(saved["ids"]) == set(pd.read_csv(identity_data / "train.csv")["Image"])  # single-photo ones too
+    assert saved["embeddings"].shape[1] == 32  # the embedding, not the 30 identities' margin logits
+    chosen = json.loads(identity_file(run).read_text())
+    assert f"new answer '{NEW}' ranked above identities whose best similarity is at most {chosen['threshold']:.2f}" \
+        in said and chosen["unseen_images"] > 0
+    holdout = pd.read_csv(run / "holdout_predictions.csv")
+    assert (holdout["label"] == NEW).sum() == chosen["unseen_images"]
+
+
+def test_identity_submission_searches_training_and_holdout_with_the_new_answer(identity_run, identity_data, tmp_path,
+                                                                                 monkeypatch, capsys):
+    import json
+
+    from src.core.config import parse_config
+    from src.core.submit_settings import SubmitConfig
+    from src.inference.submission import submit
+
+    run, _ = identity_run
+    monkeypatch.chdir(run.parent)  # the run's split file sits under runs/splits there
+    result = submit(parse_config(SubmitConfig, ["--data", str(identity_data), "--run", str(run), "--tta", "default",
+                                                "--name", "whales", "--out", str(tmp_path)]))
+    frame = pd.read_csv(tmp_path / "whales.csv")
+    train = pd.read_csv(identity_data / "train.csv")
+    assert result["gallery_images"] == len(train)  # the holdout's images joined the gallery
+    assert frame["Id"].str.split().str.len().eq(5).all() and frame["Id"].str.contains(NEW).any()
+    manifest = json.loads((tmp_path / "whales.json").read_text())
+    assert manifest["task"] == "identity" and manifest["threshold"] == result["threshold"]
+    assert "identity+hflip" in capsys.readouterr().out

@@ -34,6 +34,7 @@ from src.data.sources import image_source
 from src.inference.combine import check_combination, combine_runs, same_holdout
 from src.inference.prediction import (build_run_model, combine_views, holdout_frame, load_group, predict_views,
                                       runs_metric)
+from src.inference.identity_submission import write_identity_submission
 from src.inference.checks import check_solution, never_predicted, score_against
 from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import (SubmissionFormat, check_submission, default_metric, detect_format, fill_submission,
@@ -72,6 +73,11 @@ def submit(cfg: SubmitConfig) -> dict:
     if class_map.multi_label and cfg.tta_mean == "geometric":
         raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
                        "renormalise; use arithmetic")
+    if kind_of(class_map).output == "embedding":  # identities: nearest neighbours and the new answer
+        result = write_identity_submission(cfg, runs, comp, fmt, chosen_views(cfg), validate_submission,
+                                           {"hardware": accelerator.as_record(), "never_predicted": missing})
+        return {**result, **({"kaggle": submit_file(SubmitFileConfig(cfg.competition, result["path"], cfg.message,
+                                                                      cfg.wait))} if cfg.upload else {})}
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     check_combination(cfg, runs, metric)
     check_full_fits(cfg, runs, class_map.multi_label)

@@ -22,6 +22,7 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
+from src.training.identity_outputs import write_identity_outputs
 from src.training.history import collect_history, discard_broken_backup, finished_rows
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
                                     TargetMetrics, TimeLimit, keep_callbacks, resume_state)
@@ -233,7 +234,11 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     write_csv(run.history_file, history)
     plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
                 log_name(cfg.metric))
-    accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
+    if kind_of(data.class_map).output == "embedding":  # identities: embeddings, nearest neighbours, the threshold
+        model = build_stage_model(kept, cfg, spec, data, run.weights(kept.name), accelerator)
+        accuracy = write_identity_outputs(cfg, data, run, kept, accelerator, model)
+    else:
+        accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
     shutil.rmtree(run.backup(""), ignore_errors=True)  # every stage's
     return {"holdout_accuracy": accuracy, "final_stage": kept.name}
 

@@ -1,0 +1,57 @@
+"""What an identity run keeps when it ends: every labelled image's embedding, the holdout by nearest
+neighbours and the new answer's threshold chosen there (RUN/embeddings.npz, RUN/identity.json).
+
+    accuracy = write_identity_outputs(cfg, data, run, stage, accelerator, model)
+
+The embeddings are the gallery src.submit searches (the holdout's images join it there); the threshold is
+what the run's own holdout, which holds identities never trained on, says for the metric.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from src.core.files import write_csv, write_json
+from src.hardware.distributed import predict_locally
+from src.inference.identities import (answer_texts, choose_threshold, embeddings_file, identity_file, identity_scores,
+                                      identity_truth, rank_with_new)
+from src.models.embedding import embedding_model
+from src.pipeline.images import make_eval_dataset
+
+def embed(model, frame: pd.DataFrame, cfg, size, accelerator) -> np.ndarray:
+    """Return the embedding of each row's image (frame order), from the network cut at its embedding."""
+    opts = dataclasses.replace(cfg, image_size=tuple(size), cache="none", batch_size=cfg.batch_size * accelerator.replicas)
+    images = make_eval_dataset(frame, np.zeros(len(frame), np.int32), opts, accelerator.batch_multiple)
+    images = images.map(lambda x, *rest: x)
+    cut = embedding_model(model)
+    found = predict_locally(cut, images) if accelerator.kind == "multi-worker" else cut.predict(images, verbose=0)
+    return np.asarray(found)[:len(frame)]  # padding rows come last
+
+
+def write_identity_outputs(cfg, data, run, stage, accelerator, model) -> float | None:
+    """Write the embeddings, the holdout's answers and the threshold; return the holdout's top-1 accuracy
+    (None for a full-fit: no holdout)."""
+    frame = pd.concat([data.train, data.val], ignore_index=True)
+    vectors = embed(model, frame, cfg, stage.size, accelerator)
+    ids = frame["id"].astype(str).to_numpy().astype("U")  # fixed-width text: loads without pickle
+    np.savez(embeddings_file(run.path), ids=ids, embeddings=vectors.astype(np.float32))
+    if not len(data.val):
+        return None
+    class_map, k = data.class_map, int(cfg.metric.split("@")[1]) if "@" in cfg.metric else 5
+    gallery = vectors[:len(data.train)]
+    scores = identity_scores(vectors[len(data.train):], gallery, class_map.encode(data.train[data.target]),
+                             len(class_map.values))
+    truth = identity_truth(data.val[data.target], class_map, set(data.train[data.target].astype(str)))
+    chosen = choose_threshold(scores, truth, k)
+    print(chosen.line(class_map.new_label, cfg.metric))
+    ranked = rank_with_new(scores, chosen.threshold, k)
+    names = [str(v) for v in class_map.values] + [class_map.new_label]
+    write_csv(run.holdout_file, pd.DataFrame({
+        "id": data.val["id"].to_numpy(), "label": [names[i] for i in truth], "predicted": [names[i] for i in ranked[:, 0]],
+        "top": answer_texts(ranked, class_map), "best_similarity": scores.max(axis=1)}))
+    write_json(identity_file(run.path), {"new_label": class_map.new_label, "threshold": chosen.threshold,
+                                         "metric": cfg.metric, "holdout": chosen.score, "never_new": chosen.without,
+                                         "unseen_images": int((truth == len(class_map.values)).sum())})
+    return float((ranked[:, 0] == truth).mean())
