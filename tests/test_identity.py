@@ -204,3 +204,29 @@ def test_identity_submission_searches_training_and_holdout_with_the_new_answer(i
     manifest = json.loads((tmp_path / "whales.json").read_text())
     assert manifest["task"] == "identity" and manifest["threshold"] == result["threshold"]
     assert "identity+hflip" in capsys.readouterr().out
+
+
+def test_identity_folds_score_out_of_fold_and_join_at_submit(identity_data, tmp_path, monkeypatch, capsys):
+    """--folds 2: each fold's holdout holds identities whole, cv.csv scores the folds' answers; src.submit joins
+    the folds' embeddings (their cosines averaged) and chooses the threshold on the out-of-fold holdout."""
+    import json
+
+    from src.core.config import parse_config
+    from src.core.submit_settings import SubmitConfig
+    from src.inference.submission import submit
+    from src.training.cross_validation import train_folds
+
+    monkeypatch.chdir(tmp_path)
+    summary = train_folds(parse_config(TrainConfig, [
+        "--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
+        "--stage1-size", "24", "24", "--stage2-size", "24", "24", "--stage1-epochs", "1", "--stage2-epochs", "1",
+        "--batch-size", "32", "--embedding-dim", "16", "--folds", "2", "--out", str(tmp_path / "cv")]))
+    assert summary["metric"] == "map@5" and 0 <= summary["cv_mean"] <= 1
+    oof = pd.read_csv(tmp_path / "cv" / "oof_predictions.csv")
+    assert (oof["label"] == NEW).any()  # each fold held some identities out whole
+    result = submit(parse_config(SubmitConfig, ["--data", str(identity_data), "--run", str(tmp_path / "cv"),
+                                                "--name", "cv", "--out", str(tmp_path / "subs")]))
+    assert "2 folds joined" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "subs" / "cv.json").read_text())
+    assert manifest["holdout"][0]["threshold"] == result["threshold"]
+    assert len(pd.read_csv(tmp_path / "subs" / "cv.csv")) == len(pd.read_csv(identity_data / "solution.csv"))

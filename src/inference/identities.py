@@ -115,6 +115,13 @@ def answer_texts(ranked: np.ndarray, class_map) -> list:
     return [" ".join(names[i] for i in row) for row in ranked]
 
 
+def map_of_answers(answers, truth) -> float:
+    """Return MAP@k of written answers (space-separated, best first) against the true answers (texts)."""
+    ranked = [str(a).split() for a in answers]
+    k = max((len(r) for r in ranked), default=1)
+    return float(np.mean([1.0 / (r.index(str(t)) + 1) if str(t) in r[:k] else 0.0 for r, t in zip(ranked, truth)]))
+
+
 def embeddings_file(folder) -> Path:
     """Return where a run keeps its labelled images' embeddings."""
     return Path(folder) / EMBEDDINGS

@@ -25,6 +25,7 @@ from src.core.metric_choice import settle_metric
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.inference.formats import default_metric, positive_index
+from src.inference.identities import map_of_answers
 from src.inference.metrics import score
 from src.runs.folder import RunFolder
 from src.training.two_stage import run_folder_for, train
@@ -84,6 +85,9 @@ def cv_table(cfg, oof: pd.DataFrame, comp) -> tuple[pd.DataFrame, str]:
     columns = [f"prob_{v}" for v in class_map.values]
     rows = []
     for fold, part in oof.groupby("fold"):
+        if "top" in part and kind_of(class_map).output == "embedding":  # identities: each fold's written answers
+            rows.append({"fold": str(fold), "images": len(part), "score": map_of_answers(part["top"], part["label"])})
+            continue
         y = class_map.encode(part["label"].map(typed(class_map)))
         rows.append({"fold": str(fold), "images": len(part),
                      "score": score(part[columns].to_numpy(float), y, metric, positive)})
