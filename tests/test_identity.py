@@ -203,6 +203,10 @@ def test_identity_submission_searches_training_and_holdout_with_the_new_answer(i
     assert frame["Id"].str.split().str.len().eq(5).all() and frame["Id"].str.contains(NEW).any()
     manifest = json.loads((tmp_path / "whales.json").read_text())
     assert manifest["task"] == "identity" and manifest["threshold"] == result["threshold"]
+    from src.reports.ledger import manifest_row
+
+    row = manifest_row(tmp_path / "whales.json", manifest)  # the ledger lists it, with its holdout MAP@5
+    assert row["metric"] == "map@5" and row["score"] == pytest.approx(manifest["holdout"][-1]["score"])
     assert "identity+hflip" in capsys.readouterr().out
 
 

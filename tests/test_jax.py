@@ -19,6 +19,7 @@ import pytest
 from src.core import backend
 from src.core.config import DataOptions
 from src.data.competition import load_competition
+from src.data.identity_demo import NEW, write_identity_competition
 from src.inference.metrics import score
 from src.inference.prediction import holdout_frame, load_run, predict_frame
 from tests.conftest import REPO, make_folder_competition
@@ -93,6 +94,13 @@ def jax_jobs(tmp_path_factory):
         "noisy_student": ("train", ["--data", comp, "--backbone", "efficientnet_b0_ns", "--weights", "none",
                                     "--batch-size", 1, "--out", root / "ns-run"]),
     }
+    whales = write_identity_competition(root / "whales", identities=16, size=24, seed=3)  # issue 32: identities
+    jobs["identity"] = ("train", ["--data", whales, "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
+                                  "--stage1-size", 24, 24, "--stage2-size", 24, 24, "--stage1-epochs", 1,
+                                  "--stage2-epochs", 1, "--batch-size", 2, "--embedding-dim", 16, "--subcenters", 2,
+                                  "--out", root / "identity-run"])
+    jobs["identity_submit"] = ("submit", ["--data", whales, "--run", root / "identity-run", "--tta", "default",
+                                          "--out", root / "identity-subs"])
     return root, comp, run_kit_jobs(jobs, root)
 
 
@@ -250,3 +258,17 @@ def test_screening_shards_over_eight_devices(jax_jobs, mode):
     table = pd.read_csv(tmp_path / f"screen-{mode}" / "screening.csv", keep_default_na=False)
     assert set(table["backbone"]) == {"tiny_resnet", "mobilenetv3_small"} and (table["error"] == "").all()
     assert table["best_val_accuracy"].between(0, 1).all()
+
+
+def test_an_identity_run_and_its_submission_on_jax(jax_jobs):
+    """GeM, the sub-center ArcFace head and its loss train on eight devices; the cut network embeds the padded
+    batches; the submission holds the new answer's top-5 rows (issue 32)."""
+    tmp_path, _, results = jax_jobs
+    for name in ("identity", "identity_submit"):
+        assert results[name].returncode == 0, results[name].stdout + results[name].stderr
+    assert "task: identity, 16 identities in column Id" in results["identity"].stdout
+    assert "backend: JAX" in results["identity"].stdout
+    assert (tmp_path / "identity-run" / "embeddings.npz").is_file()
+    frame = pd.read_csv(tmp_path / "identity-subs" / "submission.csv")
+    assert frame["Id"].str.split().str.len().eq(5).all()
+    assert "new answer 'new_individual' ranked above" in results["identity_submit"].stdout and NEW == "new_individual"

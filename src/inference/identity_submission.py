@@ -83,7 +83,8 @@ def predict_identities(runs, comp, fmt, views, cfg) -> tuple:
         ids, scores, truth = holdout_scores(run, comp, found)
         if scores is not None:
             chosen = choose_threshold(scores, truth, k)
-            rows.append({"run": str(run.folder), "views": "+".join(views), "threshold": chosen.threshold,
+            name = f"{run.folder} ({len(run.members)}-fold CV)" if run.is_cv else str(run.folder)  # the ledger's
+            rows.append({"run": name, "views": "+".join(views), "threshold": chosen.threshold,
                          "score": chosen.score, "never_new": chosen.without})
             holdouts.append((ids, scores, truth))
         tests += [got["test_emb"] for got in found]
@@ -97,9 +98,8 @@ def predict_identities(runs, comp, fmt, views, cfg) -> tuple:
     scores = np.mean([h[1] for h in holdouts], axis=0) if shared else holdouts[0][1]
     chosen = choose_threshold(scores, holdouts[0][2], k)
     print(chosen.line(class_map.new_label, cfg.metric))
-    if len(runs) > 1:
-        rows.append({"run": "ensemble", "views": "+".join(views), "threshold": chosen.threshold,
-                     "score": chosen.score, "never_new": chosen.without})
+    rows.append({"run": "ensemble", "views": "+".join(views),  # the row the ledger reads, one run or several
+                 "threshold": chosen.threshold, "score": chosen.score, "never_new": chosen.without})
     test_scores = identity_scores(joined(tests), joined(galleries), gallery_classes, len(class_map.values))
     ranked = rank_with_new(test_scores, chosen.threshold, k)
     frame = comp.schema.sample.copy()
@@ -122,7 +122,8 @@ def write_identity_submission(cfg, runs, comp, fmt, views, validate, record: dic
     validate(frame, comp.schema, runs[0].class_map, fmt)
     out, report = Path(cfg.out), pd.DataFrame(rows)
     manifest = {"runs": [str(r.folder) for r in runs], "stages": [r.stage for r in runs], "views": list(views),
-                "tta": cfg.tta, "holdout": report.to_dict(orient="records"), "metric": cfg.metric, "task": "identity",
+                "tta": cfg.tta, "holdout": report.to_dict(orient="records"),
+                "ensemble_weights": [1.0 / len(runs)] * len(runs), "metric": cfg.metric, "task": "identity",
                 **found, **record, "versions": package_versions(), "git_commit": git_commit(), "date": now_text()}
     with staged_files(out, cfg.name) as stage:
         write_csv(stage / f"{cfg.name}.holdout.csv", report)
