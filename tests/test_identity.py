@@ -107,17 +107,18 @@ def test_the_threshold_moves_the_new_answer_and_is_chosen_by_map():
     the same MAP@5 that ranking with it scores."""
     import numpy as np
 
-    from src.inference.identities import GRID, choose_threshold, map_at_k, rank_with_new
+    from src.inference.identities import GRID, choose_threshold, map_at_k, map_by_threshold, rank_with_new
 
     scores = np.array([[0.9, 0.2, 0.1], [0.3, 0.35, 0.2]], np.float32)
     assert (rank_with_new(scores, 0.95, 3)[:, 0] == 3).all()          # above every identity: first
     assert rank_with_new(scores, 0.5, 3).tolist() == [[0, 3, 1], [3, 1, 0]]
     assert not (rank_with_new(scores, -1.0, 3) == 3).any()          # below every identity: out of the top 3
     rng = np.random.default_rng(0)
-    scores = rng.uniform(-0.2, 1, (60, 8)).astype(np.float32)
+    scores = np.round(rng.uniform(-0.2, 1, (60, 8)), 1).astype(np.float32)  # ties with the grid too
     truth = np.where(rng.uniform(size=60) < 0.3, 8, scores.argmax(axis=1))  # a third are new
     chosen = choose_threshold(scores, truth, 5)
     by_hand = [map_at_k(rank_with_new(scores, t, 5), truth) for t in GRID.astype(np.float32)]
+    assert map_by_threshold(scores, truth, 5) == pytest.approx(by_hand)  # every threshold, ties included
     assert chosen.score == pytest.approx(max(by_hand)) == pytest.approx(map_at_k(rank_with_new(
         scores, chosen.threshold, 5), truth))
     assert chosen.without == pytest.approx(map_at_k(rank_with_new(scores, -2.0, 5), truth))

@@ -267,7 +267,7 @@ def test_an_identity_run_and_its_submission_on_jax(jax_jobs):
     for name in ("identity", "identity_submit"):
         assert results[name].returncode == 0, results[name].stdout + results[name].stderr
     assert "task: identity, 16 identities in column Id" in results["identity"].stdout
-    assert "backend: JAX" in results["identity"].stdout
+    assert f"accelerator: JAX backend, {DEVICES} CPU device(s)" in results["identity"].stdout
     assert (tmp_path / "identity-run" / "embeddings.npz").is_file()
     frame = pd.read_csv(tmp_path / "identity-subs" / "submission.csv")
     assert frame["Id"].str.split().str.len().eq(5).all()

@@ -82,11 +82,11 @@ def map_at_k(ranked: np.ndarray, truth: np.ndarray) -> float:
     return float((hits / np.arange(1, ranked.shape[1] + 1)).sum(axis=1).mean()) if len(ranked) else float("nan")
 
 
-def choose_threshold(scores: np.ndarray, truth: np.ndarray, k: int) -> Threshold:
-    """Return the threshold on GRID with the best MAP@k on (scores, truth); truth scores.shape[1] = the new answer.
+def map_by_threshold(scores: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
+    """Return MAP@k at each threshold of GRID on (scores, truth); truth scores.shape[1] means the new answer.
 
-    Ties go to the lower threshold (the new answer inserted less often). Vectorised: the new answer's place is
-    one plus the identities above the threshold; the true identity's, its rank plus one when at or below it.
+    Vectorised (no sort per threshold): the new answer's place is one plus the identities above the
+    threshold; the true identity's, its rank plus one when it scores at or below the threshold.
     """
     new = scores.shape[1]
     top = -np.sort(-scores, axis=1)[:, :k]                                  # (n, k) best scores
@@ -97,9 +97,21 @@ def choose_threshold(scores: np.ndarray, truth: np.ndarray, k: int) -> Threshold
     for t in GRID.astype(np.float32):  # the scores' precision, as rank_with_new compares
         place = np.where(known, rank + (true_score <= t), 1 + (top > t).sum(axis=1))
         results.append(float(np.where(place <= k, 1.0 / place, 0.0).mean()))
+    return np.array(results)
+
+
+def choose_threshold(scores: np.ndarray, truth: np.ndarray, k: int) -> Threshold:
+    """Return the threshold on GRID with the best MAP@k on (scores, truth); truth scores.shape[1] = the new answer.
+
+    Ties go to the lower threshold (the new answer inserted less often).
+    """
+    results = map_by_threshold(scores, truth, k)
     best = int(np.argmax(results))
+    known = truth != scores.shape[1]
+    true_score = np.where(known, scores[np.arange(len(truth)), np.minimum(truth, scores.shape[1] - 1)], MISSING)
+    rank = 1 + (scores > true_score[:, None]).sum(axis=1)
     without = float(np.where(known & (rank <= k), 1.0 / rank, 0.0).mean())
-    return Threshold(float(GRID[best]), results[best], without)
+    return Threshold(float(GRID[best]), float(results[best]), without)
 
 
 def identity_truth(labels, class_map, seen: set) -> np.ndarray:

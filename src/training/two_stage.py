@@ -142,6 +142,9 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
     cfg, kind = settle_task(cfg, data.class_map, saved_task, data.comp.train[data.target].value_counts())
     if kind.name == "identity":
+        if len(heads) > 1:
+            raise KitError("--targets: an identity task trains one embedding head; auxiliary heads (species beside "
+                           "the individual) are not supported yet: leave --targets out")
         print(describe_identity_split(data.split, data.target, data.class_map.new_label))
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
