@@ -157,8 +157,8 @@ def identity_run(identity_data, tmp_path_factory):
         with contextlib.redirect_stdout(said):
             train(parse_config(TrainConfig, [
                 "--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
-                "--stage1-size", "32", "32", "--stage2-size", "32", "32", "--stage1-epochs", "3", "--stage2-epochs",
-                "1", "--stage1-lr", "1e-2", "--batch-size", "16", "--embedding-dim", "32", "--subcenters", "2",
+                "--stages", "1", "--stage1-size", "32", "32", "--stage1-epochs", "3", "--stage1-lr", "1e-2",
+                "--batch-size", "16", "--embedding-dim", "32", "--subcenters", "2",
                 "--out", str(out / "run")]))
     finally:
         os.chdir(here)
@@ -224,8 +224,8 @@ def test_identity_folds_score_out_of_fold_and_join_at_submit(identity_data, tmp_
     monkeypatch.chdir(tmp_path)
     summary = train_folds(parse_config(TrainConfig, [
         "--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
-        "--stage1-size", "24", "24", "--stage2-size", "24", "24", "--stage1-epochs", "1", "--stage2-epochs", "1",
-        "--batch-size", "32", "--embedding-dim", "16", "--folds", "2", "--out", str(tmp_path / "cv")]))
+        "--stages", "1", "--stage1-size", "24", "24", "--stage1-epochs", "1", "--batch-size", "32",
+        "--embedding-dim", "16", "--folds", "2", "--out", str(tmp_path / "cv")]))
     assert summary["metric"] == "map@5" and 0 <= summary["cv_mean"] <= 1
     oof = pd.read_csv(tmp_path / "cv" / "oof_predictions.csv")
     assert (oof["label"] == NEW).any()  # each fold held some identities out whole

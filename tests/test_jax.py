@@ -96,8 +96,7 @@ def jax_jobs(tmp_path_factory):
     }
     whales = write_identity_competition(root / "whales", identities=16, size=24, seed=3)  # issue 32: identities
     jobs["identity"] = ("train", ["--data", whales, "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
-                                  "--stage1-size", 24, 24, "--stage2-size", 24, 24, "--stage1-epochs", 1,
-                                  "--stage2-epochs", 1, "--batch-size", 2, "--embedding-dim", 16, "--subcenters", 2,
+                                  "--stages", 1, "--stage1-size", 24, 24, "--stage1-epochs", 1, "--batch-size", 2, "--embedding-dim", 16, "--subcenters", 2,
                                   "--out", root / "identity-run"])
     jobs["identity_submit"] = ("submit", ["--data", whales, "--run", root / "identity-run", "--tta", "default",
                                           "--out", root / "identity-subs"])
