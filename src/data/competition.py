@@ -23,8 +23,8 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
-from src.data.identities import drop_new_label_rows, find_new_label
 from src.data.class_maps import ClassMap, holds_tags, load_class_maps, make_class_map, save_class_maps
+from src.data.identities import drop_new_label_rows, find_new_label
 from src.data.imagefiles import describe_bad, scan_images
 from src.data.label_tables import find_labels_csv, label_csvs, read_labels_csv
 from src.data.layout import find_class_folders, read_class_folders, read_named_files

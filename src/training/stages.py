@@ -22,8 +22,8 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
-from src.training.identity_outputs import write_identity_outputs
 from src.training.history import collect_history, discard_broken_backup, finished_rows
+from src.training.identity_outputs import write_identity_outputs
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
                                     TargetMetrics, TimeLimit, keep_callbacks, resume_state)
 from src.training.multitask import loss_weights
