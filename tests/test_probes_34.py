@@ -241,3 +241,32 @@ def test_9_ctrl_c_before_the_run_exists_says_to_run_again(tmp_path, monkeypatch,
     monkeypatch.setattr(two_stage, "train", pressed)
     assert run_cli(train_main, ["--out", str(tmp_path / "new")]) == 130
     assert capsys.readouterr().err == f"interrupted: {tmp_path / 'new'} holds no run yet: run the command again\n"
+
+
+# ================================================================ issue 34, second part
+# ---------------------------------------------------------------- 10. one run, no TTA: its row once, no ensemble row
+def test_10_one_run_without_tta_prints_its_row_once_and_no_ensemble_row(monkeypatch, capsys):
+    import types
+
+    import numpy as np
+    import pandas as pd
+
+    import src.inference.submission as submission
+    from src.core.submit_settings import SubmitConfig
+    from src.inference.combine import combine_runs
+
+    y = np.array([0, 1, 1, 0])
+    probs = np.eye(2)[[0, 1, 0, 0]]
+    run = types.SimpleNamespace(folder="runs/demo-small_resnet", is_cv=False, members=[None],
+                                extra_images=lambda kind="extra": 0, holdout_folds=lambda: [])
+    monkeypatch.setattr(submission, "predict_holdout", lambda *args: (pd.DataFrame(), y, probs[None], [None]))
+    monkeypatch.setattr(submission, "predict_views", lambda *args: probs[None])
+    monkeypatch.setattr(submission, "run_reference", lambda run: None)
+    comp = types.SimpleNamespace(test=pd.DataFrame({"id": ["a", "b"]}))
+    cfg = parse_config(SubmitConfig, ["--run", "r"])
+    scorer = lambda p, t: float((p.argmax(1) == t).mean())
+    holdout, test, scores = submission.predict_all([run], comp, ("identity",), cfg, scorer)
+    scores += combine_runs([run], holdout, test, cfg, "accuracy", scorer).rows
+    table = submission.shown_table(pd.DataFrame(scores), 1).splitlines()
+    assert len(table) == 2 and table[1].split() == ["runs/demo-small_resnet", "0", "0", "identity", "0.75"]
+    assert [row["run"] for row in scores] == ["runs/demo-small_resnet", "ensemble"]  # NAME.json keeps its score
