@@ -270,3 +270,22 @@ def test_10_one_run_without_tta_prints_its_row_once_and_no_ensemble_row(monkeypa
     table = submission.shown_table(pd.DataFrame(scores), 1).splitlines()
     assert len(table) == 2 and table[1].split() == ["runs/demo-small_resnet", "0", "0", "identity", "0.75"]
     assert [row["run"] for row in scores] == ["runs/demo-small_resnet", "ensemble"]  # NAME.json keeps its score
+
+
+# ---------------------------------------------------------------- 11. the kit's own other jobs' folders are no faults
+def test_11_the_ledger_names_the_kits_other_jobs_quietly(tmp_path, capsys):
+    from src.core.config import save_config
+    from src.core.settings import EdaConfig, ScreenConfig
+    from src.core.submit_settings import LedgerConfig
+    from src.reports.ledger import write_ledger
+
+    runs = tmp_path / "runs"
+    save_config(EdaConfig(), runs / "eda")
+    save_config(ScreenConfig(), runs / "screen")
+    (runs / "odd").mkdir()
+    (runs / "odd" / "config.json").write_text('{"colour": "red"}')
+    write_ledger(LedgerConfig(runs=(str(runs),), submissions=str(tmp_path / "subs"), out=str(tmp_path)))
+    out = capsys.readouterr().out
+    assert f"other jobs' folders, not runs: {runs / 'eda'} (src.eda), {runs / 'screen'} (src.screen_backbones)\n" \
+        in out
+    assert out.count("not a run:") == 1 and f"not a run: {runs / 'odd'} (a config.json of no kit job" in out

@@ -26,7 +26,7 @@ from src.inference.manifests import find_manifests, read_manifest, written_at
 from src.reports.run_rows import UNREADABLE, describe, run_row
 from src.kaggle.client import fetch_scores
 from src.kaggle.scores import read_scores, scores_file
-from src.runs.search import find_runs
+from src.runs.search import JOB_PREFIX, find_runs
 
 TABLE = "runs.csv"
 PLOT = "cv_vs_lb.png"
@@ -165,8 +165,12 @@ def print_ledger(runs: pd.DataFrame, submissions: pd.DataFrame, skipped: list) -
     print(shown(submissions, {"name": "submission", "status": "status", "metric": "metric", "score": "local",
                               "scored_on": "on", "public_score": "public", "private_score": "private",
                               "runs": "runs", "views": "views", "date": "written", "submitted": "submitted"}))
+    jobs = [f"{folder} ({why.removeprefix(JOB_PREFIX)})" for folder, why in skipped if why.startswith(JOB_PREFIX)]
+    if jobs:
+        print(f"other jobs' folders, not runs: {', '.join(jobs)}")
     for folder, why in skipped:
-        print(f"not a run: {folder} ({why})")
+        if not why.startswith(JOB_PREFIX):
+            print(f"not a run: {folder} ({why})")
 
 
 def shown(frame: pd.DataFrame, columns: dict) -> str:
