@@ -289,3 +289,27 @@ def test_11_the_ledger_names_the_kits_other_jobs_quietly(tmp_path, capsys):
     assert f"other jobs' folders, not runs: {runs / 'eda'} (src.eda), {runs / 'screen'} (src.screen_backbones)\n" \
         in out
     assert out.count("not a run:") == 1 and f"not a run: {runs / 'odd'} (a config.json of no kit job" in out
+
+
+# ---------------------------------------------------------------- 12. --runs FOLDER: its table beside it; reasons below
+def test_12_the_ledger_of_another_folder_is_written_beside_it_with_reasons_below(tmp_path, capsys):
+    import pandas as pd
+
+    from src.core.submit_settings import LedgerConfig
+    from src.reports.ledger import write_ledger
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "runs.csv").write_text("kind,name,status\nrun,mine,finished\n")  # the default folder's
+    orphan = tmp_path / "other" / "orphan"
+    orphan.mkdir(parents=True)
+    (orphan / "stage1.weights.h5").write_bytes(b"")  # weights but no config.json: a damaged run
+    write_ledger(parse_config(LedgerConfig, ["--runs", "other", "--submissions", "subs"]))
+    out = capsys.readouterr().out
+    assert (tmp_path / "runs" / "runs.csv").read_text() == "kind,name,status\nrun,mine,finished\n"
+    assert pd.read_csv(tmp_path / "other" / "runs.csv")["status"].tolist() == [
+        "damaged: other/orphan: no config.json (the run's settings)"]  # the file keeps the whole status
+    lines = out.splitlines()
+    header = lines[lines.index("runs (1):") + 1]
+    assert lines[lines.index("runs (1):") + 2].split()[:2] == ["orphan", "damaged"]
+    assert len(header) < 150 and "damaged: orphan: other/orphan: no config.json (the run's settings)" in lines
+    assert f"wrote {'other/runs.csv'} (1 run(s), 0 submission(s))" in lines
