@@ -313,3 +313,30 @@ def test_12_the_ledger_of_another_folder_is_written_beside_it_with_reasons_below
     assert lines[lines.index("runs (1):") + 2].split()[:2] == ["orphan", "damaged"]
     assert len(header) < 150 and "damaged: orphan: other/orphan: no config.json (the run's settings)" in lines
     assert f"wrote {'other/runs.csv'} (1 run(s), 0 submission(s))" in lines
+
+
+# ---------------------------------------------------------------- 13. auc on 3 classes: the macro one-vs-rest mean, said
+def test_13_auc_on_three_classes_is_the_macro_one_vs_rest_mean_every_epoch_and_said(folder_comp, tmp_path, capsys):
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from src.inference.metrics import score
+    from src.models.epoch_metrics import epoch_metric
+    from src.runs.folder import RunFolder
+    from src.training.two_stage import prepare_run
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    probs = rng.dirichlet((1, 1, 1), 300) + np.eye(3)[y] * rng.uniform(0, 0.6, (300, 1))
+    probs /= probs.sum(axis=1, keepdims=True)
+    macro = roc_auc_score(y, probs, multi_class="ovr", average="macro")
+    assert abs(macro - roc_auc_score(y == 1, probs[:, 1])) > 0.01  # the two readings differ here
+    assert score(probs, y, "auc") == pytest.approx(macro, abs=1e-9)
+    metric = epoch_metric("auc", num_classes=3)
+    for rows in (slice(0, 128), slice(128, 300)):  # two batches, integer labels as the pipeline gives them
+        metric.update_state(y[rows], probs[rows].astype("float32"))
+    assert float(metric.result()) == pytest.approx(macro, abs=1e-3)
+    cfg = parse_config(TrainConfig, ["--data", str(folder_comp), "--metric", "auc", "--out", str(tmp_path / "run")])
+    prepare_run(cfg, RunFolder(tmp_path / "run"))
+    assert ("auc on 3 classes: the mean of each class's one-vs-rest AUC (macro, as Plant Pathology scores), every "
+            "epoch and on the holdout") in capsys.readouterr().out.splitlines()

@@ -66,7 +66,8 @@ def submit(cfg: SubmitConfig) -> dict:
         check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
     missing = never_predicted(comp, class_map)
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(runs))
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(runs),
+                           classes=len(class_map.values))
     metric = cfg.metric
     fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
     if class_map.multi_label and cfg.tta_mean == "geometric":

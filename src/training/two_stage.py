@@ -142,7 +142,8 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     cfg, kind = settle_task(cfg, data.class_map, saved_task)
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file))
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file),
+                           classes=len(data.class_map.values))
     if cfg.fold <= 0 and (hint := sampling_hint(cfg, data.comp.train[data.target], data.class_map, cfg.metric)):
         print(hint)  # once per run (a K-fold run: with fold 0)
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
