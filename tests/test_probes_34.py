@@ -340,3 +340,35 @@ def test_13_auc_on_three_classes_is_the_macro_one_vs_rest_mean_every_epoch_and_s
     prepare_run(cfg, RunFolder(tmp_path / "run"))
     assert ("auc on 3 classes: the mean of each class's one-vs-rest AUC (macro, as Plant Pathology scores), every "
             "epoch and on the holdout") in capsys.readouterr().out.splitlines()
+
+
+# ---------------------------------------------------------------- 14. qwk on text grades: an order given, or refused
+def test_14_qwk_on_text_grades_needs_their_order(tmp_path, capsys):
+    import json
+
+    from src.core.errors import run_cli
+    from src.runs.folder import RunFolder
+    from src.train import main as train_main
+    from src.training.two_stage import prepare_run
+    from tests.conftest import make_folder_competition
+
+    comp = make_folder_competition(tmp_path / "comp", classes=("No_DR", "Mild", "Severe"), per_class=4)
+    base = ["--data", str(comp), "--metric", "qwk", "--backbone", "tiny_resnet"]
+    assert run_cli(train_main, [*base, "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--metric qwk weighs how far apart two classes are in their order; the classes of column Category are not "
+        "numbers (Mild, No_DR, Severe, sorted as text): give their grade order with --class-order, e.g. "
+        "--class-order Mild,No_DR,Severe")
+    with pytest.raises(KitError, match=r"^--class-order No_DR,Mild: expected each class of column Category once "
+                                       r"\(Mild, No_DR, Severe\); missing: Severe$"):
+        prepare_run(parse_config(TrainConfig, [*base, "--class-order", "No_DR,Mild"]), RunFolder(tmp_path / "b"))
+    cfg, data = prepare_run(parse_config(TrainConfig, [*base, "--class-order", "No_DR,Mild,Severe", "--out",
+                                                       str(tmp_path / "c")]), RunFolder(tmp_path / "c"))
+    assert data.class_map.values == ("No_DR", "Mild", "Severe")
+    assert "qwk: classes weighed in the order No_DR < Mild < Severe (--class-order)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "c" / "class_map.json").read_text())["maps"][0]["values"]
+    assert saved == ["No_DR", "Mild", "Severe"] and json.loads((tmp_path / "c" / "config.json").read_text())[
+        "class_order"] == "No_DR,Mild,Severe"
+    prepare_run(parse_config(TrainConfig, ["--data", str(make_folder_competition(tmp_path / "grades")), "--metric",
+                                           "qwk", "--out", str(tmp_path / "d")]), RunFolder(tmp_path / "d"))
+    assert "qwk:" not in capsys.readouterr().out  # numbers are grades already

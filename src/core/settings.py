@@ -126,6 +126,9 @@ class TrainConfig(DataOptions, PipelineOptions):
                         "the target column's values (said in one line, saved in config.json)", check=task_flag,
                     role="task")
     metric: str = opt("", METRIC_HELP, check=metric_flag, role="task")
+    class_order: str = opt("", "the target's classes in grade order, comma separated (No_DR,Mild,Severe): the "
+                               "output order, which qwk weighs by; empty: sorted (text grades refused with qwk)",
+                           role="task")
     final_stage: str = opt("best", "best: the final weights are the stage whose best --metric is best (ties to "
                                    "the lower val_loss, then the later stage); last: the recipe's last stage",
                            ("best", "last"), role="length")
