@@ -372,3 +372,43 @@ def test_14_qwk_on_text_grades_needs_their_order(tmp_path, capsys):
     prepare_run(parse_config(TrainConfig, ["--data", str(make_folder_competition(tmp_path / "grades")), "--metric",
                                            "qwk", "--out", str(tmp_path / "d")]), RunFolder(tmp_path / "d"))
     assert "qwk:" not in capsys.readouterr().out  # numbers are grades already
+
+
+# ---------------------------------------------------------------- 15. a one-class holdout: said, nothing chosen on it
+def test_15_a_group_split_that_cannot_hold_out_both_classes_is_refused_by_name(tmp_path):
+    from src.data.splits import prepare_split
+    from tests.conftest import make_isic_competition
+
+    comp = make_isic_competition(tmp_path / "isic", positives=(3, 13, 23))  # all three: patient IP_003's
+    args = ["--data", str(comp), "--label-column", "target", "--group-column", "patient_id"]
+    with pytest.raises(KitError) as err:
+        prepare_split(parse_config(TrainConfig, args))
+    assert str(err.value).startswith("split (runs/splits/isic-seed42-")
+    assert ".csv): the holdout holds class 0 only (10 images; none of class(es) 1), " in str(err.value)
+    assert str(err.value).endswith(
+        "so no metric can choose epochs, stages or a temperature on it: --group-column patient_id keeps each group "
+        "on one side, and every image of class(es) 1 is in 1 group(s): no split of whole groups can put them on "
+        "both sides (drop --group-column, or check the column)")
+
+
+def test_15_submit_fits_nothing_on_a_one_class_holdout(capsys):
+    import types
+
+    import numpy as np
+
+    from src.core.submit_settings import SubmitConfig
+    from src.data.class_maps import ClassMap
+    from src.inference.combine import combine_runs
+    from src.inference.metrics import score
+
+    run = types.SimpleNamespace(folder="runs/a", is_cv=False, class_map=ClassMap("target", (0, 1)),
+                                holdout_folds=lambda: [0])
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.7, 0.3]])
+    holdout = {"tta": [probs, probs], "y": [np.zeros(3, int)] * 2, "views": ["identity"] * 2}
+    test = [np.array([[0.2, 0.8]]), np.array([[0.4, 0.6]])]
+    cfg = parse_config(SubmitConfig, ["--run", "a", "--metric", "log_loss", "--ensemble-weights", "fit"])
+    made = combine_runs([run, run], holdout, test, cfg, "log_loss", lambda p, y: score(p, y, "log_loss"))
+    assert made.record["calibration"] is None and made.weights == [0.5, 0.5]
+    np.testing.assert_allclose(made.test, [[0.3, 0.7]])  # no temperature applied to the test
+    assert capsys.readouterr().out == ("the holdout holds one class only (3 images of 0): no holdout score, equal "
+                                       "weights, nothing chosen on it; no temperature is fitted (--calibrate)\n")

@@ -57,10 +57,37 @@ def prepare_split(opts: DataOptions, extra=None) -> SplitData:
     """
     comp = load_competition(opts, with_test=False)
     split = load_or_make_split(comp, opts)
+    check_both_sides(split, comp, opts)
     if extra is not None:
         split = extra(split, comp)
     train, val = split[split["split"] == "train"], split[split["split"] == "val"]
     return SplitData(comp, split, train, val, comp.target, comp.class_maps[comp.target])
+
+
+def check_both_sides(split: pd.DataFrame, comp, opts: DataOptions) -> None:
+    """Raise when the holdout (or the training side) holds one class only: no metric can rank it (auc is
+    undefined, accuracy counts one class), so neither epochs, stages nor a temperature could be chosen on it.
+
+    Why: a --group-column whose positives are all one patient's, or a hand-made --split-file, gave val_auc
+    0.0000 every epoch and exit code 0.
+    """
+    target, class_map = comp.target, comp.class_maps[comp.target]
+    if class_map.multi_label or len(class_map.values) < 2:
+        return
+    for side in ("val", "train"):
+        held = split.loc[split["split"] == side, target]
+        if not len(held) or held.nunique() > 1:
+            continue
+        absent = [str(v) for v in class_map.values if v != held.iloc[0]]
+        where = f"--split-file {opts.split_file}" if opts.split_file else str(split_file_for(comp, opts))
+        why = (f"--group-column {opts.group_column} keeps each group on one side, and every image of class(es) "
+               f"{', '.join(absent)} is in {split.loc[split[target] != held.iloc[0], 'group'].nunique()} group(s): "
+               "no split of whole groups can put them on both sides (drop --group-column, or check the column)"
+               if opts.group_column and "group" in split else "give a split whose holdout holds every class")
+        name = "holdout" if side == "val" else "training side"
+        raise KitError(f"split ({where}): the {name} holds class {held.iloc[0]} only ({len(held)} images; none of "
+                       f"class(es) {', '.join(absent)}), so no metric can choose epochs, stages or a temperature "
+                       f"on it: {why}")
 
 
 def split_file_for(comp, opts: DataOptions) -> Path:
