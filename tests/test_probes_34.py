@@ -412,3 +412,32 @@ def test_15_submit_fits_nothing_on_a_one_class_holdout(capsys):
     np.testing.assert_allclose(made.test, [[0.3, 0.7]])  # no temperature applied to the test
     assert capsys.readouterr().out == ("the holdout holds one class only (3 images of 0): no holdout score, equal "
                                        "weights, nothing chosen on it; no temperature is fitted (--calibrate)\n")
+
+
+# ---------------------------------------------------------------- 16. --accumulate no stage reaches; --ema that stays put
+def test_16_accumulate_beyond_the_stage_is_refused_and_a_slow_ema_is_said(tmp_path, monkeypatch, capsys):
+    import src.training.stages as stages
+    from src.core.errors import run_cli
+    from src.train import main as train_main
+    from tests.conftest import make_folder_competition
+
+    comp = make_folder_competition(tmp_path / "comp", per_class=8)  # 24 images: 19 to train, 3 batches of 8
+    args = ["--data", str(comp), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages",
+            "1", "--stage1-size", "16", "16", "--stage1-epochs", "2", "--batch-size", "8"]
+    assert run_cli(train_main, [*args, "--accumulate", "1000", "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err == (
+        "error: --accumulate 1000: more than the 6 batch(es) of stage1 (3 an epoch: 19 images, batch 8; 2 epoch(s)), "
+        "so no update would ever be applied; use --accumulate 3 or less, or a smaller --batch-size\n")
+
+    def built(*args):
+        raise InterruptedError("no model needed")
+
+    monkeypatch.setattr(stages, "build_stage_model", built)
+    with pytest.raises(InterruptedError):
+        train_main([*args, "--ema", "0.999", "--accumulate", "4", "--out", str(tmp_path / "b")])
+    out = capsys.readouterr().out.splitlines()
+    assert "note: --accumulate 4 is more than the 3 batch(es) of an epoch of stage1: 1 update(s) in its 2 epoch(s)" \
+        in out
+    assert ("note: --ema 0.999 over at most 1 update(s) of stage1: the average stays 100% the weights of its first "
+            "update (it forgets them over about 1000 updates); --ema 0.05 or less would average this stage's "
+            "updates") in out
