@@ -441,3 +441,54 @@ def test_16_accumulate_beyond_the_stage_is_refused_and_a_slow_ema_is_said(tmp_pa
     assert ("note: --ema 0.999 over at most 1 update(s) of stage1: the average stays 100% the weights of its first "
             "update (it forgets them over about 1000 updates); --ema 0.05 or less would average this stage's "
             "updates") in out
+
+
+# ---------------------------------------------------------------- 17. soft and pseudo labels that cannot be right
+@pytest.mark.parametrize("change, said", [
+    ("logits", "row(s) hold no probabilities (each from 0 to 1, summing to 1: not logits or scores); the first: id "),
+    ("nan", "1 row(s) hold a cell that is no number; the first: id "),
+    ("empty", "1 row(s) hold a cell that is no number; the first: id "),
+    ("prob_3", "column prob_3 is no class of Category (0, 1, 2): expected a K-fold run's oof_predictions.csv"),
+])
+def test_17_soft_labels_that_are_no_probabilities_of_these_classes_are_refused(folder_comp, tmp_path, change, said):
+    import numpy as np
+    import pandas as pd
+
+    from src.data.soft_labels import add_soft_labels
+    from src.data.splits import prepare_split
+
+    data = prepare_split(parse_config(TrainConfig, ["--data", str(folder_comp)]))
+    oof = pd.DataFrame({"id": data.split["id"].astype(str), **{f"prob_{c}": 1 / 3 for c in range(3)}})
+    if change == "logits":
+        oof[["prob_0", "prob_1", "prob_2"]] = np.log(1 / 3)
+    elif change == "prob_3":
+        oof["prob_3"] = 0.0
+    else:
+        oof["prob_1"] = oof["prob_1"].astype(object)  # a training image's cell: "NaN" as written, or empty
+        oof.loc[oof["id"] == str(data.train["id"].iloc[0]), "prob_1"] = "NaN" if change == "nan" else ""
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    cfg = parse_config(TrainConfig, ["--data", str(folder_comp), "--soft-labels", str(tmp_path / "oof.csv")])
+    with pytest.raises(KitError) as err:
+        add_soft_labels(data.split, data.comp, cfg)
+    assert str(err.value).startswith(f"--soft-labels {tmp_path / 'oof.csv'}: ") and said in str(err.value)
+
+
+def test_17_soft_weight_alone_and_pseudo_labels_of_other_images_are_refused(folder_comp, tmp_path):
+    import pandas as pd
+
+    from src.data.pseudo_labels import add_pseudo_labels
+    from src.data.splits import prepare_split
+
+    with pytest.raises(KitError) as err:
+        parse_config(TrainConfig, ["--soft-weight", "0.5"])
+    assert str(err.value) == ("--soft-weight 0.5: the share of --soft-labels' probabilities in each target; pass "
+                              "--soft-labels OOF.csv too (without it every target is the one-hot label)")
+    pd.DataFrame({"id": ["other1.jpg", "other2.jpg"], **{f"prob_{c}": 1 / 3 for c in range(3)}}).to_csv(
+        tmp_path / "s.probs.csv", index=False)
+    cfg = parse_config(TrainConfig, ["--data", str(folder_comp), "--pseudo-labels", str(tmp_path / "s.csv")])
+    data = prepare_split(cfg)
+    with pytest.raises(KitError) as err:
+        add_pseudo_labels(data.split, data.comp, cfg)
+    assert str(err.value) == (f"--pseudo-labels {tmp_path / 's.csv'}: none of its 2 id(s) is a test image of "
+                              f"{folder_comp} (first 'other1.jpg'; the test's first 't0.jpg'): expected a submission "
+                              "of this competition's test images")
