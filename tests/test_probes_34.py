@@ -492,3 +492,18 @@ def test_17_soft_weight_alone_and_pseudo_labels_of_other_images_are_refused(fold
     assert str(err.value) == (f"--pseudo-labels {tmp_path / 's.csv'}: none of its 2 id(s) is a test image of "
                               f"{folder_comp} (first 'other1.jpg'; the test's first 't0.jpg'): expected a submission "
                               "of this competition's test images")
+
+
+# ---------------------------------------------------------------- 18. a symbolic link loop under runs/: each run once
+def test_18_a_symlink_loop_lists_each_run_once(tmp_path):
+    import os
+
+    from src.runs.search import find_runs
+
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "state.json").write_text("{}")
+    os.symlink(tmp_path / "runs", tmp_path / "runs" / "loop")  # runs/loop -> runs
+    os.symlink(run, tmp_path / "runs" / "again")  # a second name of runs/a
+    runs, skipped = find_runs([str(tmp_path / "runs")])
+    assert [r.path.name for r in runs] == ["a"] and skipped == []

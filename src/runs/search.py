@@ -25,16 +25,20 @@ MAX_DEPTH = 6  # runs/kernels/<slug>/output/runs/<run>: a kernel's downloaded ou
 
 def find_runs(places) -> tuple[list, list]:
     """Return (run folders found, [(folder, why skipped)]) under each place (a run folder or a folder of runs)."""
-    runs, skipped = [], []
+    runs, skipped, seen = [], [], set()
     for place in map(Path, places):
         if not place.is_dir():
             skipped.append((place, "no such folder"))
             continue
-        walk(place, 0, runs, skipped)
+        walk(place, 0, runs, skipped, seen)
     return runs, skipped
 
 
-def walk(folder: Path, depth: int, runs: list, skipped: list) -> None:
+def walk(folder: Path, depth: int, runs: list, skipped: list, seen: set) -> None:
+    real = folder.resolve()  # a symbolic link (a loop, a second name) leads to a folder visited once
+    if real in seen:
+        return
+    seen.add(real)
     run = RunFolder(folder)
     kind = run_kind(run)
     if kind == "run":
@@ -46,7 +50,7 @@ def walk(folder: Path, depth: int, runs: list, skipped: list) -> None:
         return
     for child in sorted(p for p in folder.iterdir() if p.is_dir()):
         if not child.name.startswith(".") and child.name not in NOT_SEARCHED:
-            walk(child, depth + 1, runs, skipped)
+            walk(child, depth + 1, runs, skipped, seen)
 
 
 def run_kind(run: RunFolder) -> str:
