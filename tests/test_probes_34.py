@@ -507,3 +507,43 @@ def test_18_a_symlink_loop_lists_each_run_once(tmp_path):
     os.symlink(run, tmp_path / "runs" / "again")  # a second name of runs/a
     runs, skipped = find_runs([str(tmp_path / "runs")])
     assert [r.path.name for r in runs] == ["a"] and skipped == []
+
+
+# ---------------------------------------------------------------- 19. two submits of one name; a killed submit's folder
+def test_19_a_second_submit_of_a_name_being_written_is_refused(folder_comp, tmp_path, monkeypatch):
+    import os
+    import types
+
+    import src.inference.submission as submission
+    from src.core.submit_settings import SubmitConfig
+    from src.data.class_maps import ClassMap
+
+    group = types.SimpleNamespace(class_map=ClassMap("Category", (0, 1, 2)), folder="runs/a", members=[])
+    monkeypatch.setattr(submission, "load_group", lambda folder: group)
+    monkeypatch.setattr(submission, "runs_metric", lambda runs: ("accuracy", "runs/a/config.json"))
+    monkeypatch.setattr(submission, "check_full_fits", lambda *args: None)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / ".s.lock").write_text(f"{os.getppid()}\n")  # another src.submit, still running, claimed the name
+    cfg = parse_config(SubmitConfig, ["--data", str(folder_comp), "--run", "runs/a", "--out", str(subs), "--name",
+                                      "s", "--accelerator", "cpu"])
+    with pytest.raises(KitError) as err:
+        submission.submit(cfg)
+    assert str(err.value) == (f"{subs / 's.csv'} is being written by another src.submit (process {os.getppid()}): "
+                              "wait for it to finish, or pass another --name")
+    assert sorted(p.name for p in subs.iterdir()) == [".s.lock"]  # the other job's claim is left to it
+
+
+def test_19_a_killed_submits_partial_folder_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from src.core.files import staged_files
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".s.partial-{int(dead.stdout)}"  # what a SIGTERM during a submit left
+    stale.mkdir()
+    (stale / "s.csv").write_text("id,label\n")
+    with staged_files(tmp_path, "s") as stage:
+        (stage / "s.csv").write_text("id,label\nx,1\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]

@@ -44,6 +44,7 @@ from src.inference.tta_select import select_views
 from src.inference.views import with_scales
 from src.hardware.accelerator import pick_accelerator
 from src.kaggle.client import submit_file
+from src.runs.lock import holding
 
 
 def submit(cfg: SubmitConfig) -> dict:
@@ -82,29 +83,34 @@ def submit(cfg: SubmitConfig) -> dict:
         return score(probs, y, metric, positive)
 
     check_writable(out)  # a read-only --out fails now, not after predicting every image
-    views = chosen_views(cfg)
-    holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
-    ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
-    weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
-    scores += ensemble.rows
-    if class_map.multi_label:
-        fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
-        scores.append(row)
-    frame = fill_submission(comp.schema, test_probs, class_map, fmt)
-    validate_submission(frame, comp.schema, class_map, fmt)
-    accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
-    cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
-    report = pd.DataFrame(scores)
-    with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
-        # the test probabilities whatever the format: what --pseudo-labels and later blends read
-        write_csv(stage / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
-            {"id": list(comp.test["id"].astype(str)),
-             **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
-        write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
-                     {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record}, fmt)
-        write_csv(stage / csv_path.name, frame)
-    print(shown_table(report, len(runs)))
-    print(f"wrote {csv_path} ({len(frame)} rows)")
+    # the name is claimed until its files are written: two jobs without --overwrite never both write it
+    with holding(out / f".{cfg.name}.lock", f"{csv_path} is being written by another src.submit (process {{pid}}): "
+                 "wait for it to finish, or pass another --name"):
+        if csv_path.exists() and not cfg.overwrite:  # written while this job predicted
+            raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
+        views = chosen_views(cfg)
+        holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
+        ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
+        weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
+        scores += ensemble.rows
+        if class_map.multi_label:
+            fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
+            scores.append(row)
+        frame = fill_submission(comp.schema, test_probs, class_map, fmt)
+        validate_submission(frame, comp.schema, class_map, fmt)
+        accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
+        cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
+        report = pd.DataFrame(scores)
+        with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
+            # the test probabilities whatever the format: what --pseudo-labels and later blends read
+            write_csv(stage / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
+                {"id": list(comp.test["id"].astype(str)),
+                 **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
+            write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
+                         {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record}, fmt)
+            write_csv(stage / csv_path.name, frame)
+        print(shown_table(report, len(runs)))
+        print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights}
     if cfg.solution:
         result["test_accuracy"] = accuracy
