@@ -547,3 +547,22 @@ def test_19_a_killed_submits_partial_folder_is_removed_by_the_next(tmp_path):
     with staged_files(tmp_path, "s") as stage:
         (stage / "s.csv").write_text("id,label\nx,1\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]
+
+
+# ---------------------------------------------------------------- 20. src.predict / src.prune on a K-fold run's folder
+@pytest.mark.parametrize("command", ["predict", "prune"])
+def test_20_predict_and_prune_name_a_kfold_runs_folds(tmp_path, capsys, command):
+    import importlib
+
+    from src.core.errors import run_cli
+
+    root = tmp_path / "cv"
+    for fold in range(3):  # as src.train --folds 3 leaves it: the folds hold the runs
+        (root / f"fold-{fold}").mkdir(parents=True)
+        (root / f"fold-{fold}" / "state.json").write_text('{"finished": ["stage1", "stage2"]}')
+    (root / "config.json").write_text('{"folds": 3, "stage1_size": [16, 16]}')
+    main = importlib.import_module(f"src.{command}").main
+    assert run_cli(main, ["--run", str(root), *(["x.png"] if command == "predict" else [])]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --run {root} is a K-fold run (3 folds: fold-0, fold-1, fold-2) and this command uses one model: pass "
+        f"one fold, e.g. --run {root / 'fold-0'} (src.submit averages every fold)\n")
