@@ -566,3 +566,29 @@ def test_20_predict_and_prune_name_a_kfold_runs_folds(tmp_path, capsys, command)
     assert capsys.readouterr().err == (
         f"error: --run {root} is a K-fold run (3 folds: fold-0, fold-1, fold-2) and this command uses one model: pass "
         f"one fold, e.g. --run {root / 'fold-0'} (src.submit averages every fold)\n")
+
+
+# ---------------------------------------------------------------- 21. a lock whose id now names another process
+def test_21_a_lock_whose_pid_is_now_another_process_is_taken_over_saying_so(tmp_path, capsys):
+    import os
+
+    from src.core.processes import host_name, process_start
+    from src.runs.folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    parent = os.getppid()  # alive: it runs these tests, and is no training
+    cases = {f"{parent}\n{host_name()} {process_start(parent)}9\n": "which is no longer running (that id now names "
+                                                                     "another process)",
+             "1\nkaggle-machine 5\n": "which ran on another machine (kaggle-machine): the run was copied"}
+    for written, why in cases.items():
+        (run.path / ".lock").write_text(written)
+        with run.lock():
+            holder, machine_and_start = (run.path / ".lock").read_text().splitlines()
+            assert holder == str(os.getpid()) and machine_and_start == f"{host_name()} {process_start(os.getpid())}"
+        pid = written.split()[0]
+        assert capsys.readouterr().out == f"{run.path}: taking over the lock of process {pid}, {why}\n"
+    (run.path / ".lock").write_text(f"{parent}\n{host_name()} {process_start(parent)}\n")  # its writer, alive
+    with pytest.raises(KitError, match=f"^{run.path} is in use by process {parent} "):
+        with run.lock():
+            pass
