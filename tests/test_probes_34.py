@@ -391,6 +391,17 @@ def test_15_a_group_split_that_cannot_hold_out_both_classes_is_refused_by_name(t
         "both sides (drop --group-column, or check the column)")
 
 
+def test_15_a_class_of_two_images_in_fifty_is_held_out_too(tmp_path):
+    """StratifiedShuffleSplit rounded 2 positives in 50 at --val-fraction 0.2 to none held out."""
+    from src.data.splits import prepare_split
+    from tests.conftest import make_isic_competition
+
+    comp = make_isic_competition(tmp_path / "isic")  # positives: images 3 and 27
+    split = prepare_split(parse_config(TrainConfig, ["--data", str(comp)])).split
+    assert split.groupby("split")["target"].agg(["nunique", "size"]).to_dict() == {
+        "nunique": {"train": 2, "val": 2}, "size": {"train": 40, "val": 10}}
+
+
 def test_15_submit_fits_nothing_on_a_one_class_holdout(capsys):
     import types
 

@@ -144,7 +144,26 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
         splitter = StratifiedShuffleSplit(1, test_size=opts.val_fraction, random_state=opts.seed)
         _, val_idx = next(splitter.split(np.zeros(len(train)), labels))
         fold[val_idx] = 0
+        fold = hold_out_every_class(fold, labels, opts.seed)
     return train.assign(fold=fold)
+
+
+def hold_out_every_class(fold: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """Return the folds with one image of each class the holdout lacks swapped in for one of its commonest class.
+
+    Why: StratifiedShuffleSplit rounds a class of 2 images in 50 to none held out (ISIC's rare melanomas),
+    and a holdout without a class cannot rank it (auc undefined): the split is stratified where it can be.
+    """
+    rng, fold = np.random.default_rng(seed), fold.copy()
+    for label in sorted(set(labels)):
+        if (labels == label).sum() < 2 or ((labels == label) & (fold == 0)).any():
+            continue
+        held = pd.Series(labels[fold == 0]).value_counts()
+        if held.iloc[0] < 2:
+            break  # every class held out has one image: none can give one up
+        fold[rng.choice(np.flatnonzero((labels == label) & (fold != 0)))] = 0
+        fold[rng.choice(np.flatnonzero((labels == held.index[0]) & (fold == 0)))] = 1
+    return fold
 
 
 def check_holdout_size(images: int, classes: int, fraction: float) -> None:
