@@ -315,7 +315,7 @@ def test_12_the_ledger_of_another_folder_is_written_beside_it_with_reasons_below
     assert f"wrote {'other/runs.csv'} (1 run(s), 0 submission(s))" in lines
 
 
-# ---------------------------------------------------------------- 13. auc on 3 classes: the macro one-vs-rest mean, said
+# ---------------------------------------------------------------- 13. auc on 3 classes: the macro one-vs-rest mean
 def test_13_auc_on_three_classes_is_the_macro_one_vs_rest_mean_every_epoch_and_said(folder_comp, tmp_path, capsys):
     import numpy as np
     from sklearn.metrics import roc_auc_score
@@ -425,7 +425,7 @@ def test_15_submit_fits_nothing_on_a_one_class_holdout(capsys):
                                        "weights, nothing chosen on it; no temperature is fitted (--calibrate)\n")
 
 
-# ---------------------------------------------------------------- 16. --accumulate no stage reaches; --ema that stays put
+# ---------------------------------------------------------------- 16. --accumulate no stage reaches; a slow --ema
 def test_16_accumulate_beyond_the_stage_is_refused_and_a_slow_ema_is_said(tmp_path, monkeypatch, capsys):
     import src.training.stages as stages
     from src.core.errors import run_cli

@@ -138,8 +138,8 @@ class TrainConfig(DataOptions, PipelineOptions):
     soft_labels: str = opt("", "a K-fold run's oof_predictions.csv: training targets are --soft-weight x its "
                                "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label",
                            role="recipe")
-    soft_weight: float = opt(SOFT_WEIGHT, "the out-of-fold probabilities' share of a --soft-labels target", check=fraction,
-                             role="recipe")
+    soft_weight: float = opt(SOFT_WEIGHT, "the out-of-fold probabilities' share of a --soft-labels target",
+                             check=fraction, role="recipe")
     pseudo_soft: bool = opt(False, "pseudo-labels keep the submission's probabilities as targets instead of its most "
                                    "probable class (--pseudo-threshold still picks the images; 0: every one)",
                             role="recipe")

@@ -36,9 +36,9 @@ def add_soft_labels(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
     missing_columns = [c for c in ["id", *probs] if c not in oof]
     others = [c for c in oof.columns if c.startswith("prob_") and c not in probs]
     if missing_columns or others:
+        classes = ", ".join(map(str, class_map.values))
         raise KitError(f"--soft-labels {cfg.soft_labels}: " + (f"no column {missing_columns[0]}" if missing_columns
-                       else f"column {others[0]} is no class of {comp.target} ({', '.join(map(str, class_map.values))})")
-                       + f": expected a K-fold run's oof_predictions.csv for the classes of {comp.target} (id, "
+                       else f"column {others[0]} is no class of {comp.target} ({classes})") + f": expected a K-fold run's oof_predictions.csv for the classes of {comp.target} (id, "
                        "prob_<class> per class)")
     own = (split["split"] == "train") & (split["source"] == "competition" if "source" in split else True)
     ids = split.loc[own, "id"].astype(str)
