@@ -4,8 +4,8 @@
     python -m src.ledger --competition dogs-vs-cats       # fetch the public (and private) scores first
     python -m src.ledger --runs runs --runs runs/kernels/me-train/output --submissions submissions
 
-The table is written as runs/runs.csv (--out) and printed, each part sorted by score in its
-metric's direction; cv_vs_lb.png plots local against public score. The library lives in
+The table is written as runs.csv in the first --runs folder (or --out) and printed, each part
+sorted by score in its metric's direction; cv_vs_lb.png plots local against public score. The library lives in
 src.reports.ledger.
 """
 from __future__ import annotations

@@ -150,7 +150,7 @@ def test_damaged_and_unfinished_run_folders_are_rows_that_say_so(made, tmp_path)
     assert table.loc["bad-history", "status"] == f"damaged: {badhist / 'history.csv'}: no val_accuracy column " \
                                                  "(config.json's metric is accuracy)"
     assert table["score"].isna().all()
-    assert f"not a run: {runs / 'screen'} (the config.json of another job (not a training run))" in result.stdout
+    assert f"other jobs' folders, not runs: {runs / 'screen'} (src.screen_backbones)" in result.stdout
     assert f"not a run: {tmp_path / 'missing'} (no such folder)" in ledger("--runs", str(tmp_path / "missing"),
                                                                           "--out", str(tmp_path)).stdout
 

@@ -8,12 +8,14 @@ path and what to do (disk_error), and leaves the previous file as it was, with n
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
 from pathlib import Path
 
 from src.core.errors import KitError, disk_error, disk_errors
+from src.core.processes import process_alive
 
 
 @contextlib.contextmanager
@@ -46,6 +48,7 @@ def staged_files(folder: str | Path, name: str):
     """
     folder = Path(folder)
     stage = folder / f".{name}.partial-{os.getpid()}"
+    remove_stale_stages(folder, name)
     try:
         with disk_errors(folder / f"{name}.*"):
             stage.mkdir(parents=True, exist_ok=True)
@@ -58,6 +61,14 @@ def staged_files(folder: str | Path, name: str):
         raise disk_error(err.os_error, folder / f"{name}.*") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def remove_stale_stages(folder: Path, name: str) -> None:
+    """Remove the .NAME.partial-PID folders of processes no longer running (a SIGTERM or kill skips the cleanup)."""
+    for stale in folder.glob(f".{glob.escape(name)}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if stale.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def check_writable(folder: str | Path) -> Path:

@@ -192,7 +192,7 @@ def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, kind: 
 
 
 def settle_metric(cfg, fallback: tuple, kind: TaskKind = LABEL, run_metric: str = "", run_where: str = "",
-                  note: str = "", data_dir=None):
+                  note: str = "", data_dir=None, classes: int = 0):
     """Return (cfg with its metric resolved, the MetricChoice) after printing the choice's line (and note).
 
     The step every job takes once: fallback is (the submission format's metric, whose default it is),
@@ -202,4 +202,18 @@ def settle_metric(cfg, fallback: tuple, kind: TaskKind = LABEL, run_metric: str 
     data_dir = cfg.data if data_dir is None else data_dir
     choice = resolve_metric(cfg.metric, data_dir, *fallback, kind, run_metric, run_where)
     print(choice.line + note, flush=True)
+    if how_scored(choice.name, classes):
+        print(how_scored(choice.name, classes), flush=True)
     return dataclasses.replace(cfg, metric=choice.name), choice
+
+
+def how_scored(name: str, classes: int) -> str:
+    """Return the line saying how a metric reads several classes when that is a choice ('' otherwise).
+
+    Why: auc is one class against the rest on two classes; on more it is the macro mean of each class's
+    one-vs-rest AUC (Plant Pathology's), which chooses the epochs and stage: said once, not left to guess.
+    """
+    if name == "auc" and classes > 2:
+        return (f"auc on {classes} classes: the mean of each class's one-vs-rest AUC (macro, as Plant Pathology "
+                "scores), every epoch and on the holdout")
+    return ""

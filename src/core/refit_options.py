@@ -10,6 +10,8 @@ from pathlib import Path
 
 from src.core.errors import KitError
 
+SOFT_WEIGHT = 0.3  # --soft-weight's default (src.core.settings): another value means nothing without --soft-labels
+
 
 def check_refit_files(cfg) -> None:
     """Raise naming --soft-labels when its file is missing: called when training starts, not when a saved config
@@ -21,6 +23,9 @@ def check_refit_files(cfg) -> None:
 
 def check_refit_options(cfg) -> None:
     """Raise naming the flag when --full-fit, --soft-labels or --pseudo-soft cannot work with the other flags."""
+    if cfg.soft_weight != SOFT_WEIGHT and not cfg.soft_labels:
+        raise KitError(f"--soft-weight {cfg.soft_weight:g}: the share of --soft-labels' probabilities in each target; "
+                       "pass --soft-labels OOF.csv too (without it every target is the one-hot label)")
     if cfg.pseudo_soft and not cfg.pseudo_labels:
         raise KitError("--pseudo-soft: keeps --pseudo-labels' probabilities as targets; pass --pseudo-labels FILE too")
     if cfg.full_fit and cfg.folds > 1 and cfg.fold == -1:

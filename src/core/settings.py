@@ -16,7 +16,7 @@ import dataclasses
 from src.core.config import DataOptions, PipelineOptions, fraction, image_side, non_negative, opt, positive
 from src.core.errors import KitError
 from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
-from src.core.refit_options import check_refit_options
+from src.core.refit_options import SOFT_WEIGHT, check_refit_options
 from src.core.task_kind import task_flag
 
 def below_one(value):
@@ -134,6 +134,9 @@ class TrainConfig(DataOptions, PipelineOptions):
                         "the target column's values (said in one line, saved in config.json)", check=task_flag,
                     role="task")
     metric: str = opt("", METRIC_HELP, check=metric_flag, role="task")
+    class_order: str = opt("", "the target's classes in grade order, comma separated (No_DR,Mild,Severe): the "
+                               "output order, which qwk weighs by; empty: sorted (text grades refused with qwk)",
+                           role="task")
     final_stage: str = opt("best", "best: the final weights are the stage whose best --metric is best (ties to "
                                    "the lower val_loss, then the later stage); last: the recipe's last stage",
                            ("best", "last"), role="length")
@@ -143,8 +146,8 @@ class TrainConfig(DataOptions, PipelineOptions):
     soft_labels: str = opt("", "a K-fold run's oof_predictions.csv: training targets are --soft-weight x its "
                                "out-of-fold probabilities + (1 - --soft-weight) x the true one-hot label",
                            role="recipe")
-    soft_weight: float = opt(0.3, "the out-of-fold probabilities' share of a --soft-labels target", check=fraction,
-                             role="recipe")
+    soft_weight: float = opt(SOFT_WEIGHT, "the out-of-fold probabilities' share of a --soft-labels target",
+                             check=fraction, role="recipe")
     pseudo_soft: bool = opt(False, "pseudo-labels keep the submission's probabilities as targets instead of its most "
                                    "probable class (--pseudo-threshold still picks the images; 0: every one)",
                             role="recipe")

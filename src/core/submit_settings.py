@@ -121,7 +121,8 @@ class LedgerConfig:
                                            "output); repeatable")
     submissions: str = opt("submissions", "folder of src.submit's NAME.csv and NAME.json, and kaggle_scores.csv")
     competition: str = opt("", "competition slug: fetch Kaggle's scores of the submissions first (needs credentials)")
-    out: str = opt("runs", "folder for runs.csv (the table) and cv_vs_lb.png")
+    out: str = opt("", "folder for runs.csv (the table) and cv_vs_lb.png; empty: the first --runs folder (the "
+                       "folder holding it when that is a run), beside the runs it lists")
 
 
 @dataclasses.dataclass

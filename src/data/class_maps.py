@@ -115,3 +115,37 @@ def looks_multi_label(text: pd.Series) -> bool:
     several = (tokens.str.len() > 1).mean()
     vocabulary = {word for words in tokens for word in words}
     return several >= 0.3 and text.nunique() >= 4 and len(vocabulary) < text.nunique()
+
+
+def order_classes(cmap: ClassMap, order: str) -> ClassMap:
+    """Return the class map in --class-order's order; refuse an order that does not name each class once.
+
+    Why: qwk weighs a mistake by how far apart two classes are in the output order, and sorted text grades
+    (Mild, No_DR, Severe) are not in grade order.
+    """
+    names = [name.strip() for name in order.split(",") if name.strip()]
+    by_text = {str(v): v for v in cmap.values}
+    unknown = [n for n in names if n not in by_text]
+    missing = [str(v) for v in cmap.values if str(v) not in names]
+    if unknown or missing or len(set(names)) != len(names):
+        raise KitError(f"--class-order {order}: expected each class of column {cmap.column} once ("
+                       f"{', '.join(by_text)})" + (f"; not a class: {', '.join(unknown)}" if unknown else "") +
+                       (f"; missing: {', '.join(missing)}" if missing else ""))
+    return dataclasses.replace(cmap, values=tuple(by_text[n] for n in names))
+
+
+def grade_order(metric: str, cmap: ClassMap, order: str) -> str:
+    """Return the line naming the grade order qwk weighs by ('' when no line is due); refuse text grades unordered.
+
+    Numbers (0..4, as strings or ints) sort as grades; text grades need --class-order.
+    """
+    if metric != "qwk" or cmap.multi_label:
+        return ""
+    if order:
+        return f"qwk: classes weighed in the order {' < '.join(map(str, cmap.values))} (--class-order)"
+    numbers = [float(v) if isinstance(v, (int, float)) or str(v).lstrip("-").isdigit() else None for v in cmap.values]
+    if None not in numbers and numbers == sorted(numbers):
+        return ""
+    raise KitError(f"--metric qwk weighs how far apart two classes are in their order; the classes of column "
+                   f"{cmap.column} are not numbers ({', '.join(map(str, cmap.values))}, sorted as text): give their "
+                   f"grade order with --class-order, e.g. --class-order {','.join(map(str, cmap.values))}")

@@ -23,7 +23,8 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
-from src.data.class_maps import ClassMap, holds_tags, load_class_maps, make_class_map, save_class_maps
+from src.data.class_maps import (ClassMap, holds_tags, load_class_maps, make_class_map, order_classes,
+                                 save_class_maps)
 from src.data.identities import drop_new_label_rows, find_new_label
 from src.data.imagefiles import describe_bad, scan_images
 from src.data.label_tables import find_labels_csv, label_csvs, read_labels_csv
@@ -77,6 +78,8 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
         train = drop_sparse_classes(train, target, opts.min_class_count)
         check_learnable(train, target, opts.min_class_count)
     class_maps = {col: make_class_map(train[col], col) for col in label_columns}
+    if getattr(opts, "class_order", ""):  # a training job's --class-order: the target's output order
+        class_maps[target] = order_classes(class_maps[target], opts.class_order)
     if new_label:
         class_maps[target] = dataclasses.replace(class_maps[target], new_label=new_label, new_from=new_from)
     test = find_test_images(root, opts, schema) if with_test else None
@@ -89,6 +92,8 @@ def load_shard_competition(root: Path, opts: DataOptions, with_test: bool = True
     train, test, manifest = read_shard_index(root, opts)
     columns = manifest["label_columns"]
     class_maps = {c: make_class_map(train[c], c) for c in columns}
+    if getattr(opts, "class_order", ""):
+        class_maps[manifest["target"]] = order_classes(class_maps[manifest["target"]], opts.class_order)
     return Competition(root, "tfrecords", train, columns, manifest["target"], class_maps,
                        test if with_test and len(test) else None, read_sample_submission(root),
                        pd.DataFrame(columns=["path", "why"]))

@@ -17,7 +17,7 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.data.competition import load_competition
-from src.data.soft_labels import SOFT_PREFIX
+from src.data.soft_labels import SOFT_PREFIX, read_probabilities
 
 PROBS_SUFFIX = ".probs.csv"  # written by src.inference.submission beside NAME.csv
 
@@ -46,8 +46,13 @@ def add_pseudo_labels(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
     if test is None:
         raise KitError(f"--pseudo-labels: {comp.root} has no test images to pseudo-label")
     rows = test.set_index(test["id"].astype(str))
-    probs = probs[probs["id"].isin(rows.index)]
-    values = probs[columns].to_numpy(float)
+    named = probs[probs["id"].isin(rows.index)]
+    if named.empty:
+        raise KitError(f"--pseudo-labels {cfg.pseudo_labels}: none of its {len(probs)} id(s) is a test image of "
+                       f"{comp.root} (first {probs['id'].iloc[0] if len(probs) else 'none'!r}; the test's first "
+                       f"{rows.index[0]!r}): expected a submission of this competition's test images")
+    probs = named
+    values = read_probabilities(probs.set_index("id")[columns], f"--pseudo-labels {cfg.pseudo_labels}")
     confident = values.max(axis=1) >= cfg.pseudo_threshold
     chosen = probs[confident]
     picked = rows.loc[chosen["id"]]

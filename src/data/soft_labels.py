@@ -34,9 +34,12 @@ def add_soft_labels(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
     oof = pd.read_csv(cfg.soft_labels, dtype={"id": str}, keep_default_na=False)
     probs = [f"prob_{v}" for v in class_map.values]
     missing_columns = [c for c in ["id", *probs] if c not in oof]
-    if missing_columns:
-        raise KitError(f"--soft-labels {cfg.soft_labels}: no column {missing_columns[0]}: expected a K-fold run's "
-                       f"oof_predictions.csv for the classes of {comp.target} (id, prob_<class> per class)")
+    others = [c for c in oof.columns if c.startswith("prob_") and c not in probs]
+    if missing_columns or others:
+        classes = ", ".join(map(str, class_map.values))
+        raise KitError(f"--soft-labels {cfg.soft_labels}: " + (f"no column {missing_columns[0]}" if missing_columns
+                       else f"column {others[0]} is no class of {comp.target} ({classes})") + f": expected a K-fold run's oof_predictions.csv for the classes of {comp.target} (id, "
+                       "prob_<class> per class)")
     own = (split["split"] == "train") & (split["source"] == "competition" if "source" in split else True)
     ids = split.loc[own, "id"].astype(str)
     table = oof.drop_duplicates("id").set_index("id")
@@ -46,7 +49,8 @@ def add_soft_labels(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
                        f"no out-of-fold probabilities (first {absent.iloc[0]!r}): expected a K-fold run's "
                        "oof_predictions.csv made on this competition's training images")
     onehot = np.eye(len(class_map.values))[class_map.encode(split.loc[own, comp.target])]
-    mixed = cfg.soft_weight * table.loc[ids, probs].to_numpy(float) + (1 - cfg.soft_weight) * onehot
+    mixed = cfg.soft_weight * read_probabilities(table.loc[ids, probs], f"--soft-labels {cfg.soft_labels}") + \
+        (1 - cfg.soft_weight) * onehot
     out = split.assign(**{c: np.nan for c in soft_columns(class_map) if c not in split})  # pseudo-soft's kept
     out.loc[own, soft_columns(class_map)] = mixed
     print(f"soft labels: {len(ids)} training image(s) learn {cfg.soft_weight:g} x the out-of-fold probabilities of "
@@ -54,6 +58,26 @@ def add_soft_labels(split: pd.DataFrame, comp, cfg) -> pd.DataFrame:
           ("; the fold models that made them trained on this run's holdout images, so its holdout score is a "
            "little optimistic" if (split["split"] == "val").any() else ""))
     return out
+
+
+def read_probabilities(table: pd.DataFrame, flag: str) -> np.ndarray:
+    """Return the table's prob_<class> columns as floats; refuse, naming the first row, an empty cell, a NaN or a
+    row that is no distribution (logits, scores: values outside 0..1, or not summing to 1 within 0.01).
+
+    Why: an empty cell raised pandas' ValueError, NaN rows were trained on as hard labels, logits were mixed in.
+    """
+    values = table.apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values).all(axis=1)
+    why = "a cell that is no number"
+    if not bad.any():
+        bad = (values < 0).any(axis=1) | (values > 1).any(axis=1) | (np.abs(values.sum(axis=1) - 1) > 0.01)
+        why = "no probabilities (each from 0 to 1, summing to 1: not logits or scores)"
+    if bad.any():
+        first = int(np.argmax(bad))
+        cells = ", ".join(f"{c}={v!r}" for c, v in table.iloc[first].items())
+        raise KitError(f"{flag}: {int(bad.sum())} row(s) hold {why}; the first: id {table.index[first]!r} ({cells}); "
+                       "expected the class probabilities src.train --folds K or src.submit wrote")
+    return values
 
 
 def soft_targets(frame: pd.DataFrame, class_map, target: str) -> np.ndarray | None:

@@ -58,10 +58,37 @@ def prepare_split(opts: DataOptions, extra=None) -> SplitData:
     """
     comp = load_competition(opts, with_test=False)
     split = load_or_make_split(comp, opts)
+    check_both_sides(split, comp, opts)
     if extra is not None:
         split = extra(split, comp)
     train, val = split[split["split"] == "train"], split[split["split"] == "val"]
     return SplitData(comp, split, train, val, comp.target, comp.class_maps[comp.target])
+
+
+def check_both_sides(split: pd.DataFrame, comp, opts: DataOptions) -> None:
+    """Raise when the holdout (or the training side) holds one class only: no metric can rank it (auc is
+    undefined, accuracy counts one class), so neither epochs, stages nor a temperature could be chosen on it.
+
+    Why: a --group-column whose positives are all one patient's, or a hand-made --split-file, gave val_auc
+    0.0000 every epoch and exit code 0.
+    """
+    target, class_map = comp.target, comp.class_maps[comp.target]
+    if class_map.multi_label or len(class_map.values) < 2:
+        return
+    for side in ("val", "train"):
+        held = split.loc[split["split"] == side, target]
+        if not len(held) or held.nunique() > 1:
+            continue
+        absent = [str(v) for v in class_map.values if v != held.iloc[0]]
+        where = f"--split-file {opts.split_file}" if opts.split_file else str(split_file_for(comp, opts))
+        why = (f"--group-column {opts.group_column} keeps each group on one side, and every image of class(es) "
+               f"{', '.join(absent)} is in {split.loc[split[target] != held.iloc[0], 'group'].nunique()} group(s): "
+               "no split of whole groups can put them on both sides (drop --group-column, or check the column)"
+               if opts.group_column and "group" in split else "give a split whose holdout holds every class")
+        name = "holdout" if side == "val" else "training side"
+        raise KitError(f"split ({where}): the {name} holds class {held.iloc[0]} only ({len(held)} images; none of "
+                       f"class(es) {', '.join(absent)}), so no metric can choose epochs, stages or a temperature "
+                       f"on it: {why}")
 
 
 def split_file_for(comp, opts: DataOptions) -> Path:
@@ -122,7 +149,26 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
         splitter = StratifiedShuffleSplit(1, test_size=opts.val_fraction, random_state=opts.seed)
         _, val_idx = next(splitter.split(np.zeros(len(train)), labels))
         fold[val_idx] = 0
+        fold = hold_out_every_class(fold, labels, opts.seed)
     return train.assign(fold=fold)
+
+
+def hold_out_every_class(fold: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """Return the folds with one image of each class the holdout lacks swapped in for one of its commonest class.
+
+    Why: StratifiedShuffleSplit rounds a class of 2 images in 50 to none held out (ISIC's rare melanomas),
+    and a holdout without a class cannot rank it (auc undefined): the split is stratified where it can be.
+    """
+    rng, fold = np.random.default_rng(seed), fold.copy()
+    for label in sorted(set(labels)):
+        if (labels == label).sum() < 2 or ((labels == label) & (fold == 0)).any():
+            continue
+        held = pd.Series(labels[fold == 0]).value_counts()
+        if held.iloc[0] < 2:
+            break  # every class held out has one image: none can give one up
+        fold[rng.choice(np.flatnonzero((labels == label) & (fold != 0)))] = 0
+        fold[rng.choice(np.flatnonzero((labels == held.index[0]) & (fold == 0)))] = 1
+    return fold
 
 
 def check_holdout_size(images: int, classes: int, fraction: float) -> None:

@@ -58,9 +58,13 @@ def combine_runs(runs, holdout: dict, test: list, cfg, metric: str, scorer, posi
     blended (--blend) and, for log loss, calibrated (--calibrate)."""
     views = " | ".join(dict.fromkeys(holdout["views"]))
     shared = all(same_holdout(run, runs[0]) for run in runs[1:]) and len(holdout["y"][0]) > 0
-    if not shared:  # check_runs_agree and check_combination refused what needs a shared holdout
+    y = np.asarray(holdout["y"][0])
+    one_class = shared and y.ndim == 1 and len(np.unique(y)) < 2  # a metric ranks nothing on one class
+    if not shared or one_class:  # check_runs_agree and check_combination refused what needs a shared holdout
         print(("full-fit runs have no holdout: equal weights, no holdout score, no holdout figures"
-               if not len(holdout["y"][0]) else "the runs held out different images: the ensemble has no holdout "
+               if not len(holdout["y"][0]) else f"the holdout holds one class only ({len(y)} images of "
+               f"{runs[0].class_map.values[int(y[0])]!r}): no holdout score, equal weights, nothing chosen on it"
+               if one_class else "the runs held out different images: the ensemble has no holdout "
                "score; the report's figures show the first run") +
               ("; no temperature is fitted (--calibrate)" if metric == "log_loss" and cfg.calibrate == "auto" else ""))
         weights = [1.0 / len(runs)] * len(runs)

@@ -2,7 +2,8 @@
 
     score(probs, y, "auc", positive=1)      # y: true class indices; probs: (n, classes)
 
-accuracy, f1_macro, log_loss (alias logloss), auc (binary: the positive class's probability),
+accuracy, f1_macro, log_loss (alias logloss), auc (two classes: the positive class's probability;
+more: the macro mean of one-vs-rest AUCs),
 map@K (mean average precision of the top K, one true label per image: Humpback's MAP@5), qwk
 (quadratic weighted kappa on the class order: APTOS and Diabetic Retinopathy grades), f2_samples
 (multi-label: the F2 score of each image's tags, averaged over images: Planet's metric; y is a
@@ -37,6 +38,8 @@ def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, 
                                        labels=list(range(probs.shape[1]))))
     if name == "log_loss":
         return float(log_loss(y, np.clip(probs, 1e-7, 1), labels=list(range(probs.shape[1]))))
+    if name == "auc" and probs.shape[1] > 2:
+        return macro_auc(probs, y)
     if name == "auc":
         truth = (y == positive_index).astype(int)
         if truth.min() == truth.max():
@@ -46,6 +49,20 @@ def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, 
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     hits = ranked == y[:, None]
     return float((hits / np.arange(1, k + 1)).sum(axis=1).mean())
+
+
+def macro_auc(probs: np.ndarray, y: np.ndarray) -> float:
+    """Return the mean over classes of each class's one-vs-rest ROC AUC (scikit-learn's macro "ovr").
+
+    Why: with more than two classes, one class against the rest scores a sixth of the task; Plant
+    Pathology scores the mean. A class absent from the holdout (or the only one) has no AUC: left out.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    truth = np.eye(probs.shape[1], dtype=int)[np.asarray(y, int)]
+    scored = [roc_auc_score(truth[:, c], probs[:, c]) for c in range(probs.shape[1])
+              if truth[:, c].min() != truth[:, c].max()]
+    return float(np.mean(scored)) if scored else float("nan")
 
 
 def f2_samples(chosen: np.ndarray, y: np.ndarray) -> float:

@@ -50,6 +50,11 @@ class Run:
 def load_run(folder) -> Run:
     """Return the run in `folder`; a folder without its final stage's weights is an error naming what is missing."""
     run = RunFolder(folder)
+    folds = run.folds()
+    if folds and not run.state_file.is_file():  # a K-fold run's own folder trains nothing: its folds do
+        names = ", ".join(f.path.name for f in folds)
+        raise KitError(f"--run {run.path} is a K-fold run ({len(folds)} folds: {names}) and this command uses one "
+                       f"model: pass one fold, e.g. --run {folds[0].path} (src.submit averages every fold)")
     config = run.load_config()
     stage = run.final_stage()
     target, maps = run.class_maps()

@@ -39,12 +39,14 @@ from src.inference.checks import check_solution, never_predicted, score_against
 from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import (SubmissionFormat, check_submission, default_metric, detect_format, fill_submission,
                                    positive_index)
-from src.inference.metrics import fit_thresholds, score
+from src.inference.metrics import score
 from src.inference.references import check_full_fits, run_reference
+from src.inference.tag_thresholds import fit_tag_thresholds, tag_table
 from src.inference.tta_select import select_views
 from src.inference.views import with_scales
 from src.hardware.accelerator import pick_accelerator
 from src.kaggle.client import submit_file
+from src.runs.lock import holding
 
 
 def submit(cfg: SubmitConfig) -> dict:
@@ -67,7 +69,8 @@ def submit(cfg: SubmitConfig) -> dict:
         check_solution(cfg.solution, comp.schema)
     class_map = runs[0].class_map
     missing = never_predicted(comp, class_map)
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(runs))
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(runs),
+                           classes=len(class_map.values))
     metric = cfg.metric
     fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
     if class_map.multi_label and cfg.tta_mean == "geometric":
@@ -87,29 +90,34 @@ def submit(cfg: SubmitConfig) -> dict:
         return score(probs, y, metric, positive)
 
     check_writable(out)  # a read-only --out fails now, not after predicting every image
-    views = chosen_views(cfg)
-    holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
-    ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
-    weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
-    scores += ensemble.rows
-    if class_map.multi_label:
-        fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
-        scores.append(row)
-    frame = fill_submission(comp.schema, test_probs, class_map, fmt)
-    validate_submission(frame, comp.schema, class_map, fmt)
-    accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
-    cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
-    report = pd.DataFrame(scores)
-    with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
-        # the test probabilities whatever the format: what --pseudo-labels and later blends read
-        write_csv(stage / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
-            {"id": list(comp.test["id"].astype(str)),
-             **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
-        write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
-                     {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record}, fmt)
-        write_csv(stage / csv_path.name, frame)
-    print(report.to_string(index=False))
-    print(f"wrote {csv_path} ({len(frame)} rows)")
+    # the name is claimed until its files are written: two jobs without --overwrite never both write it
+    with holding(out / f".{cfg.name}.lock", f"{csv_path} is being written by another src.submit (process {{pid}}): "
+                 "wait for it to finish, or pass another --name"):
+        if csv_path.exists() and not cfg.overwrite:  # written while this job predicted
+            raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
+        views = chosen_views(cfg)
+        holdout, test, scores = predict_all(runs, comp, views, cfg, scorer, higher_is_better(metric))
+        ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
+        weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
+        scores += ensemble.rows
+        if class_map.multi_label:
+            fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
+            scores.append(row)
+        frame = fill_submission(comp.schema, test_probs, class_map, fmt)
+        validate_submission(frame, comp.schema, class_map, fmt)
+        accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
+        cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
+        report = pd.DataFrame(scores)
+        with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
+            # the test probabilities whatever the format: what --pseudo-labels and later blends read
+            write_csv(stage / f"{cfg.name}{PROBS_SUFFIX}", pd.DataFrame(
+                {"id": list(comp.test["id"].astype(str)),
+                 **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
+            write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
+                         {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record}, fmt)
+            write_csv(stage / csv_path.name, frame)
+        print(shown_table(report, len(runs)))
+        print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights}
     if cfg.solution:
         result["test_accuracy"] = accuracy
@@ -117,19 +125,6 @@ def submit(cfg: SubmitConfig) -> dict:
     if cfg.upload:
         result["kaggle"] = submit_file(SubmitFileConfig(cfg.competition, str(csv_path), cfg.message, cfg.wait))
     return result
-
-
-def fit_tag_thresholds(fmt: SubmissionFormat, probs: np.ndarray, y: np.ndarray, metric: str) -> tuple:
-    """Return (the format with a threshold per tag fitted on the ensemble's holdout, the report row it scores).
-
-    The row's score is on the same holdout the thresholds were fitted to: optimistic, and named so.
-    """
-    thresholds = fit_thresholds(probs, y)
-    fitted = score(probs, y, metric, thresholds=thresholds)
-    print(f"multi-label: a threshold per tag fitted on the holdout for {metric}: {fitted:.4f} "
-          f"(0.5 everywhere: {score(probs, y, metric):.4f})")
-    row = {"run": "ensemble, fitted thresholds", "extra_images": "", "pseudo_images": "", "views": "", "score": fitted}
-    return dataclasses.replace(fmt, thresholds=tuple(float(t) for t in thresholds)), row
 
 
 def chosen_views(cfg: SubmitConfig) -> tuple:
@@ -220,13 +215,20 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
             scores += [{"run": name, **counts, "views": "identity", "score": scorer(plain, y)},
                        *({"run": name, **counts, "views": f"auto step {s['step']}: {s['views']}",
                           "score": s["score"]} for s in steps[1:]),
-                       {"run": name, **counts, "views": views_used, "score": scorer(tta, y)}]
+                       *[{"run": name, **counts, "views": views_used, "score": scorer(tta, y)}] *
+                       (views_used != "identity" or cfg.tta == "auto")]  # no TTA: the row above is this row
         print(f"[{number}/{len(runs)}] {run.folder}: {len(run_views) + random_passes} view(s) over "
               f"{len(comp.test)} test images" + (f", {len(run.members)} folds averaged" if run.is_cv else ""),
               flush=True)
         test.append(np.mean([combine_views(predict_views(member, comp.test, run_views, random_passes, model),
                                            cfg.tta_mean) for member, model in zip(run.members, models)], axis=0))
     return holdout, test, scores
+
+
+def shown_table(report: pd.DataFrame, runs: int) -> str:
+    """Return the holdout table as printed: one run's plain "ensemble" row is that run's row again, so it is
+    left out (NAME.json and NAME.holdout.csv keep it: the ledger reads a submission's score from it)."""
+    return report[(report["run"] != "ensemble") | (runs > 1)].to_string(index=False)
 
 
 def validate_submission(frame: pd.DataFrame, schema, class_map, fmt=None) -> None:
@@ -276,12 +278,3 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,
                out / f"{cfg.name}.wrong.png")
-
-
-def tag_table(probs: np.ndarray, y: np.ndarray, tags: list, thresholds) -> pd.DataFrame:
-    """Return per tag: threshold, holdout images holding it, precision and recall of the chosen tags."""
-    chosen, truth = probs >= np.asarray(thresholds), y > 0.5
-    hits = (chosen & truth).sum(axis=0)
-    return pd.DataFrame({"tag": tags, "threshold": thresholds, "images": truth.sum(axis=0),
-                         "precision": hits / np.maximum(chosen.sum(axis=0), 1),
-                         "recall": hits / np.maximum(truth.sum(axis=0), 1)})

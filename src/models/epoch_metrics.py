@@ -7,7 +7,8 @@ Compiled metrics run inside Keras's evaluation on the TensorFlow and JAX backend
 distribution (tf.distribute, keras.distribution.DataParallel) with no extra pass over the holdout,
 and they honour sample weights, so the weight-0 padding rows of JAX batches count nowhere.
 Each matches src.inference.metrics.score on the same probabilities: auc is Keras's AUC on the
-positive class's probability (1,000 thresholds: within about 1e-3 of the exact value); log_loss the
+positive class's probability, on more than two classes the mean of each class's one-vs-rest AUC
+(1,000 thresholds: within about 1e-3 of the exact value); log_loss the
 cross-entropy clipped at 1e-7; f1_macro and qwk are read off a confusion matrix summed over the
 epoch (f1_macro over the classes present, as scikit-learn's); map@K and f2_samples (tags at 0.5)
 are means of per-image scores. Labels may come as class indices or one-hot / 0-1 rows.
@@ -28,6 +29,8 @@ def epoch_metric(name: str, num_classes: int, positive_index: int = 1):
     logged = log_name(name)
     if name == "accuracy":
         return None
+    if name == "auc" and num_classes > 2:  # each class against the rest, averaged (macro), as metrics.score
+        return MacroAUC(num_classes, name=logged)
     if name == "auc":
         return PositiveClassAUC(positive_index, name=logged)
     if name in ("qwk", "f1_macro"):
@@ -62,6 +65,23 @@ class PositiveClassAUC(keras.metrics.AUC):
 
     def get_config(self):
         return {**super().get_config(), "positive_index": self.positive_index}
+
+
+class MacroAUC(keras.metrics.AUC):
+    """The mean of each class's one-vs-rest ROC AUC (Keras's multi_label AUC over one-hot truth averages per class)."""
+
+    def __init__(self, num_classes: int, name: str = "auc", **kwargs):
+        kwargs.setdefault("num_thresholds", AUC_THRESHOLDS)
+        kwargs.update(multi_label=True, num_labels=num_classes)
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(dense_truth(y_true, y_pred), y_pred, sample_weight=sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        return {**{k: v for k, v in config.items() if k not in ("multi_label", "num_labels")},
+                "num_classes": self.num_labels}
 
 
 class ConfusionScore(keras.metrics.Metric):

@@ -3,13 +3,15 @@
     python -m src.ledger                                   # runs/ and submissions/ -> runs/runs.csv
     python -m src.ledger --competition dogs-vs-cats        # fetch Kaggle's public/private scores first
     python -m src.ledger --runs runs --runs runs/kernels/me-train/output --submissions submissions
+    python -m src.ledger --runs other                      # -> other/runs.csv, beside the runs it lists
 
 Runs (rows from src.reports.run_rows) and submissions (their NAME.json; Kaggle's scores from
 kaggle_scores.csv beside them, matched by the name each upload's description starts with) are
-each sorted by score in the metric's direction (log_loss: lowest first), printed, and written
-as one table, OUT/runs.csv, whose `kind` column says run or submission. cv_vs_lb.png plots the
-local score against the public score per submission, with the Spearman rank correlation in its
-title: whether the holdout ranks submissions as the leaderboard does.
+each sorted by score in the metric's direction (log_loss: lowest first), printed (a damaged row's
+reason under the table), and written as one table, OUT/runs.csv (OUT: --out, else beside the runs
+listed), whose `kind` column says run or submission. cv_vs_lb.png plots the local score against
+the public score per submission, with the Spearman rank correlation in its title: whether the
+holdout ranks submissions as the leaderboard does.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from src.inference.manifests import find_manifests, read_manifest, written_at
 from src.reports.run_rows import UNREADABLE, describe, run_row
 from src.kaggle.client import fetch_scores
 from src.kaggle.scores import read_scores, scores_file
-from src.runs.search import find_runs
+from src.runs.folder import RunFolder
+from src.runs.search import JOB_PREFIX, find_runs, run_kind
 
 TABLE = "runs.csv"
 PLOT = "cv_vs_lb.png"
@@ -46,12 +49,21 @@ def write_ledger(cfg) -> pd.DataFrame:
     # True/False for runs, empty for submissions, in every pandas (2.2's concat turns the bools into 0.0/1.0)
     table["seconds_estimated"] = [v if isinstance(v, str) or pd.isna(v) else bool(v) for v in table["seconds_estimated"]]
     table["uploads"] = pd.to_numeric(table["uploads"]).astype("Int64")  # 2, not 2.0, beside blanks
-    out = Path(cfg.out)
+    out = ledger_folder(cfg)
     write_table(table, out / TABLE)
     print_ledger(runs, submissions, skipped)
     plot_submissions(submissions, out / PLOT)
     print(f"wrote {out / TABLE} ({len(runs)} run(s), {len(submissions)} submission(s))")
     return table
+
+
+def ledger_folder(cfg) -> Path:
+    """Return where runs.csv goes: --out, else beside the runs it lists (the first --runs folder, or the folder
+    holding it when it is a run), so `--runs other/` never replaces runs/runs.csv with other/'s rows."""
+    if cfg.out:
+        return Path(cfg.out)
+    first = Path(cfg.runs[0]) if cfg.runs else Path("runs")
+    return first.parent if run_kind(RunFolder(first)) == "run" else first
 
 
 def label(path: Path, places) -> str:
@@ -157,6 +169,8 @@ def write_table(table: pd.DataFrame, path: Path) -> Path:
 
 def print_ledger(runs: pd.DataFrame, submissions: pd.DataFrame, skipped: list) -> None:
     """Print the runs, then the submissions, as aligned tables; name folders that are not runs."""
+    runs, reasons = short_statuses(runs)
+    submissions, more = short_statuses(submissions)
     print(f"runs ({len(runs)}):")
     print(shown(runs, {"name": "run", "status": "status", "backbone": "backbone", "sizes": "sizes",
                        "epochs": "epochs", "metric": "metric", "score": "score", "std": "std",
@@ -165,8 +179,25 @@ def print_ledger(runs: pd.DataFrame, submissions: pd.DataFrame, skipped: list) -
     print(shown(submissions, {"name": "submission", "status": "status", "metric": "metric", "score": "local",
                               "scored_on": "on", "public_score": "public", "private_score": "private",
                               "runs": "runs", "views": "views", "date": "written", "submitted": "submitted"}))
+    for name, why in reasons + more:
+        print(f"damaged: {name}: {why}")
+    jobs = [f"{folder} ({why.removeprefix(JOB_PREFIX)})" for folder, why in skipped if why.startswith(JOB_PREFIX)]
+    if jobs:
+        print(f"other jobs' folders, not runs: {', '.join(jobs)}")
     for folder, why in skipped:
-        print(f"not a run: {folder} ({why})")
+        if not why.startswith(JOB_PREFIX):
+            print(f"not a run: {folder} ({why})")
+
+
+def short_statuses(frame: pd.DataFrame) -> tuple:
+    """Return (the table with each damaged row's status cut to "damaged", [(name, reason)]): a reason is a path and
+    a sentence, too wide for a column; it is printed under the table (runs.csv keeps the whole status)."""
+    if frame.empty:
+        return frame, []
+    damaged = frame["status"].astype(str).str.startswith("damaged: ")
+    reasons = [(name, status.removeprefix("damaged: ")) for name, status in frame.loc[damaged, ["name", "status"]]
+               .itertuples(index=False)]
+    return frame.assign(status=frame["status"].mask(damaged, "damaged")), reasons
 
 
 def shown(frame: pd.DataFrame, columns: dict) -> str:

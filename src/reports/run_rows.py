@@ -11,7 +11,6 @@ A run that cannot be read, or has not finished, is a row that says so.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from src.core.settings import TrainConfig
 from src.data.sample_submission import read_sample_submission
 from src.inference.formats import implied_metric
 from src.runs.folder import RunFolder
-from src.runs.lock import LOCK, process_alive, read_pid
+from src.runs.lock import LOCK, lock_holder
 from src.runs.state import RunState
 from src.runs.reference import reference_score
 
@@ -144,11 +143,11 @@ def epochs_trained(run: RunFolder, planned: list) -> dict:
 
 def progress(run: RunFolder, planned: list, state: RunState, epochs: dict) -> str:
     """Return 'finished', or where an unfinished run stands (running, cut, not started)."""
-    holder = read_pid(run.path / LOCK) if (run.path / LOCK).is_file() else None
+    holder, gone = lock_holder(run.path / LOCK) if (run.path / LOCK).is_file() else (None, "no lock")
     missing = [s for s in planned if s.name not in state.finished]
     if not missing and run.history_file.is_file():
         return "finished"
-    running = holder is not None and holder != os.getpid() and process_alive(holder)
+    running = not gone
     where = missing[0] if missing else planned[-1]
     done = epochs.get(where.name, 0)
     if running:

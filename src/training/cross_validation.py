@@ -41,7 +41,7 @@ def train_folds(cfg, callbacks=()) -> dict:
     comp = load_competition(cfg, with_test=False)
     class_map = comp.class_maps[comp.target]
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map),
-                           note="; every fold follows it")
+                           note="; every fold follows it", classes=len(class_map.values))
     if not folder.is_run():  # first: a run cut after some folds names its config to resume with
         folder.save_config(cfg)
     summaries = []

@@ -49,7 +49,8 @@ def prune(cfg: PruneConfig) -> pd.DataFrame:
     out = Path(cfg.out or Path(cfg.run) / "prune")
     comp = load_competition(run.config, with_test=False)  # the run's own data settings
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, run.class_map), kind_of(run.class_map),
-                           run.config.metric, str(run.folder.config_file), data_dir=run.config.data)
+                           run.config.metric, str(run.folder.config_file), data_dir=run.config.data,
+                           classes=len(run.class_map.values))
     train, val = run_frames(run, comp)
     model = build_run_model(run)
     dense = [w.copy() for w in model.get_weights()]

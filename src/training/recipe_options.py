@@ -1,6 +1,7 @@
 """The recipe flags' part of a stage's fit: its optimizer plan and the out-of-memory back-off.
 
     plan = stage_plan(stage, data, accelerator, global_batch, accumulate)   # schedule length, --accumulate
+    note = check_plan(cfg, stage, plan, images, global_batch)                # refuses what no epoch reaches
     batch, accumulate = back_off(stage.name, batch, accumulate, min_batch)  # halves one, doubles the other
     callbacks = [backup, *ema_callbacks(cfg), checkpoint, ...]              # --ema: the average is what is kept
     print(describe_recipe(cfg, stage, batch, accumulate))                   # the stage line's words for the flags
@@ -23,6 +24,31 @@ def stage_plan(stage, images: int, accelerator, global_batch: int, accumulate: i
     """
     return StagePlan(steps_per_epoch(images, global_batch, accelerator.fixed_batches),
                      stage.schedule_epochs or stage.epochs, accumulate)
+
+
+def check_plan(cfg, stage, plan: StagePlan, images: int, global_batch: int) -> str:
+    """Refuse an --accumulate no epoch reaches; return a line when --ema's average would stay near its start.
+
+    Why: --accumulate 1000 over 4 batches an epoch applied no update at all (the stage's weights came out as
+    they went in), and Keras's EMA has no warm-up (each update moves the average by 1 - decay): --ema 0.999
+    over 8 updates keeps an average that is 99% the first update's weights. Returns '' when nothing is due.
+    """
+    batches = plan.steps_per_epoch * stage.epochs
+    if plan.accumulate > batches:
+        raise KitError(f"--accumulate {plan.accumulate}: more than the {batches} batch(es) of {stage.name} "
+                       f"({plan.steps_per_epoch} an epoch: {images} images, batch {global_batch}; {stage.epochs} "
+                       f"epoch(s)), so no update would ever be applied; use --accumulate {plan.steps_per_epoch} or "
+                       "less, or a smaller --batch-size")
+    if plan.accumulate > plan.steps_per_epoch:  # Keras carries the sums over: one update every few epochs
+        print(f"note: --accumulate {plan.accumulate} is more than the {plan.steps_per_epoch} batch(es) of an epoch "
+              f"of {stage.name}: {batches // plan.accumulate} update(s) in its {stage.epochs} epoch(s)")
+    updates = max(1, batches // plan.accumulate)
+    kept = cfg.ema ** (updates - 1)  # the first update's weights' share of the average after the last update
+    if cfg.ema <= 0 or kept < 0.05:
+        return ""
+    return (f"note: --ema {cfg.ema:g} over at most {updates} update(s) of {stage.name}: the average stays "
+            f"{kept:.0%} the weights of its first update (it forgets them over about {1 / (1 - cfg.ema):.0f} "
+            f"updates); --ema {0.05 ** (1 / max(updates - 1, 1)):.2f} or less would average this stage's updates")
 
 
 def back_off(stage: str, batch: int, accumulate: int, min_batch: int) -> tuple[int, int]:

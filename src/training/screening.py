@@ -51,7 +51,8 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     mode = resolve_mode(cfg)
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map))
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map),
+                           classes=len(data.class_map.values))
     save_config(cfg, out)
     accelerator = pick_accelerator(request=cfg.accelerator)
     rows = read_rows(out / "screening.csv", cfg.metric)

@@ -27,8 +27,8 @@ from src.training.identity_outputs import write_identity_outputs
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
                                     TargetMetrics, TimeLimit, keep_callbacks, resume_state)
 from src.training.multitask import loss_weights
-from src.training.recipe_options import (back_off, describe_recipe, ema_callbacks, refuse_on_several_machines,
-                                         stage_plan)
+from src.training.recipe_options import (back_off, check_plan, describe_recipe, ema_callbacks,
+                                         refuse_on_several_machines, stage_plan)
 from src.training.top_epochs import TopEpochs, average_top
 
 @dataclasses.dataclass
@@ -92,6 +92,8 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     """Build the model at the stage's size, load init_weights, fit; return the best epoch (best_row)."""
     global_batch = accelerator.global_batch(batch, len(data.train))
     plan = stage_plan(stage, len(data.train), accelerator, global_batch, accumulate)
+    if note := check_plan(cfg, stage, plan, len(data.train), global_batch):
+        print(note)
     model = build_stage_model(stage, cfg, spec, data, init_weights, accelerator, plan)
     train_ds, val_ds = stage_datasets(stage, cfg, data, global_batch, accelerator)
     history_file = run.stage_history(stage.name)

@@ -70,7 +70,8 @@ def cached_features(cfg: TuneConfig):
     if data.class_map.multi_label:
         raise KitError(f"python -m src.tune: column {data.target} holds tags (multi-label); the head search "
                        "trains one label per image")
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map))
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map),
+                           classes=len(data.class_map.values))
     frames = {"train": data.train, "val": data.val}
     accelerator = pick_accelerator()
     if accelerator.batch_multiple > 1:  # keras-tuner fits NumPy arrays: batches cannot be padded for the devices

@@ -23,6 +23,7 @@ from src.core.provenance import git_commit
 from src.core.refit_options import check_refit_files
 from src.core.metric_choice import monitor, rank_key, settle_metric
 from src.core.task_kind import settle_task
+from src.data.class_maps import grade_order
 from src.data.extra_data import add_extra_data
 from src.data.identities import describe_identity_split
 from src.data.pseudo_labels import add_pseudo_labels
@@ -148,7 +149,10 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
         print(describe_identity_split(data.split, data.target, data.class_map.new_label))
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
-    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file))
+    cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file),
+                           classes=len(data.class_map.values))
+    if line := grade_order(cfg.metric, data.class_map, cfg.class_order):
+        print(line)
     if cfg.fold <= 0 and (hint := sampling_hint(cfg, data.comp.train[data.target], data.class_map, cfg.metric)):
         print(hint)  # once per run (a K-fold run: with fold 0)
     if not resuming:  # the run's settings are the original ones; a resumed run keeps its files
