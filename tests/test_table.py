@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from src.core.errors import KitError
@@ -42,3 +43,81 @@ def test_pauc_is_one_spelling_a_ranking_metric_and_kaggles_name():
     for bad in ("pauc@1", "pauc@0", "pauc@0.0", "pauc@R", "pauc@1.5"):
         with pytest.raises(KitError, match="pauc@R"):
             check_metric(bad)
+
+
+# ---------------------------------------------------------------- layout and table features
+
+
+@pytest.fixture(scope="module")
+def isic24(tmp_path_factory):
+    """A small ISIC-2024-like competition (images two folders down, train- and test-metadata.csv)."""
+    from src.data.demo_table import write_table_competition
+
+    root = tmp_path_factory.mktemp("isic24") / "isic-2024"
+    write_table_competition(root, patients=24, test_patients=8, seed=1)
+    return root
+
+
+def test_the_isic_2024_layout_is_found_with_no_path_flags(isic24):
+    from src.core.config import DataOptions
+    from src.data.competition import load_competition
+
+    comp = load_competition(DataOptions(data=str(isic24), group_column="patient_id"))
+    assert comp.train["path"].str.contains("train-image/image/").all() and comp.target == "target"
+    assert comp.test["path"].str.contains("test-image/image/").all() and len(comp.test) == len(comp.schema.ids)
+
+
+def test_later_jobs_take_the_runs_data_settings_unless_told():
+    from src.core.run_data import inherit_data_settings
+    from src.core.settings import TrainConfig
+    from src.core.submit_settings import SubmitConfig
+
+    run = TrainConfig(data="d", images_dir="d/x/y", group_column="patient_id")
+    cfg, line = inherit_data_settings(SubmitConfig(data="d"), run)
+    assert cfg.images_dir == "d/x/y" and cfg.group_column == "patient_id" and "--images-dir d/x/y" in line
+    cfg, _ = inherit_data_settings(SubmitConfig(data="d", images_dir="mine"), run)
+    assert cfg.images_dir == "mine"
+
+
+def lesion_table(colours: dict) -> pd.DataFrame:
+    """A table of lesions per patient with one number, a category and a target."""
+    rows = [(f"L{p}{i}", p, c, "torso" if i % 2 else "head", 0) for p, cs in colours.items() for i, c in enumerate(cs)]
+    table = pd.DataFrame(rows, columns=["isic_id", "patient_id", "color", "site", "target"]).astype(str)
+    table.attrs["id_column"] = "isic_id"
+    return table.set_index("isic_id", drop=False)
+
+
+def test_a_lesion_unlike_its_own_patients_others_ranks_first_though_the_raw_column_does_not():
+    from src.data.table_features import fit_table, table_features
+
+    table = lesion_table({"A": [10, 10.1, 9.9, 10.05, 11.5], "B": [20, 20.2, 19.8, 20.1, 19.9]})
+    spec = fit_table(table, exclude=("target",), group="patient_id")
+    features = table_features(table, spec)
+    assert features["color"].idxmax() != "LA4"  # raw: every lesion of B is redder
+    assert features.loc["LA4", "color_group_rank"] == 1.0
+    assert features["color_group_z"].idxmax() == "LA4" and features["group_size"].eq(5).all()
+    assert features.loc["LA4", "color_group_ratio"] == pytest.approx(11.5 / np.mean([10, 10.1, 9.9, 10.05, 11.5]))
+    assert {"site=head", "site=other", "site=missing"} <= set(features.columns)  # torso: 4 rows, under 5: rare
+    assert "site=torso" not in features and features.loc["LA1", "site=other"] == 1.0
+    assert features["color"].mean() == pytest.approx(0, abs=1e-6)  # standardised on the training rows
+    assert not (set(features.columns) & {"target", "patient_id", "isic_id"})
+
+
+def test_a_column_missing_on_the_test_side_is_an_error_naming_it(isic24, tmp_path):
+    import shutil
+
+    from src.core.config import DataOptions
+    from src.data.sample_submission import read_sample_submission
+    from src.data.table_features import fit_table, read_test_table, read_train_table, table_features
+
+    root = tmp_path / "comp"
+    shutil.copytree(isic24, root, ignore=shutil.ignore_patterns("*-image"))
+    schema = read_sample_submission(root)
+    table = read_train_table(root, DataOptions(data=str(root)), schema)
+    spec = fit_table(table, exclude=("target",), group="patient_id")
+    test = read_test_table(root, schema, spec, table.attrs["path"])
+    assert list(test.index) == list(schema.ids) and table_features(test, spec).shape[1] == \
+        table_features(table, spec).shape[1]
+    pd.read_csv(root / "test-metadata.csv").drop(columns="tbp_lv_color").to_csv(root / "test-metadata.csv", index=False)
+    with pytest.raises(KitError, match="test-metadata.csv: no column 'tbp_lv_color'"):
+        read_test_table(root, schema, spec, table.attrs["path"])

@@ -25,6 +25,7 @@ from src.core.files import check_writable, staged_files, write_csv, write_json
 from src.core.metric_choice import higher_is_better, settle_metric
 from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
+from src.core.run_data import inherit_data_settings
 from src.core.kaggle_settings import SubmitFileConfig
 from src.core.submit_settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig
 from src.core.task_kind import kind_of
@@ -59,6 +60,9 @@ def submit(cfg: SubmitConfig) -> dict:
     accelerator = pick_accelerator(request=cfg.accelerator)  # all devices predict (JAX: data parallel)
     runs = [load_group(folder) for folder in cfg.run]
     check_runs_agree(runs, cfg.ensemble_weights)
+    cfg, inherited = inherit_data_settings(cfg, runs[0].members[0].config)
+    if inherited:
+        print(inherited)
     comp = load_competition(cfg)
     if comp.test is None or comp.schema is None:
         raise KitError(f"{comp.root}: no sample submission and test images to predict")
