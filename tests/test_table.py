@@ -121,3 +121,43 @@ def test_a_column_missing_on_the_test_side_is_an_error_naming_it(isic24, tmp_pat
     pd.read_csv(root / "test-metadata.csv").drop(columns="tbp_lv_color").to_csv(root / "test-metadata.csv", index=False)
     with pytest.raises(KitError, match="test-metadata.csv: no column 'tbp_lv_color'"):
         read_test_table(root, schema, spec, table.attrs["path"])
+
+
+# ---------------------------------------------------------------- the stack
+
+
+def test_the_stacks_folds_never_split_a_group_and_keep_every_fold_stratified():
+    from src.training.boosting import group_folds
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), rng.integers(3, 12, 40))
+    y = (rng.random(len(groups)) < 0.1).astype(int)
+    folds = group_folds(y, groups, 5, seed=3)
+    assert set(folds) == set(range(5))
+    assert pd.Series(folds).groupby(groups).nunique().max() == 1  # each patient in one fold
+    assert all(y[folds == f].sum() > 0 for f in range(5))
+    with pytest.raises(KitError, match="only 4 groups"):
+        group_folds(np.array([0, 1] * 6), np.repeat(np.arange(4), 3), 5, seed=0)
+
+
+def test_the_stack_is_no_worse_than_its_best_input_out_of_fold():
+    """On lesions whose images and table each hold part of the answer: a noisy image probability (out of fold)
+    and the table's features, each scored alone, then stacked, all under the same patient-grouped folds."""
+    from src.data.demo_table import lesions
+    from src.data.table_features import fit_table, table_features
+    from src.training.boosting import fit_boosted, group_folds, score_positive
+
+    rng = np.random.default_rng(5)
+    table = lesions(rng, 110, 0, 0).astype({"tbp_lv_color": str, "age_approx": str, "tbp_lv_area": str})
+    table.attrs["id_column"] = "isic_id"
+    y = table.pop("target").to_numpy()
+    image = 1 / (1 + np.exp(-(1.6 * table["image_part"] + rng.normal(0, 0.8, len(table)))))
+    table = table.drop(columns=["image_part", "table_part"]).set_index("isic_id", drop=False)
+    X = table_features(table, fit_table(table, group="patient_id")).reset_index(drop=True)
+    folds = group_folds(y, table["patient_id"].to_numpy(), 5, seed=0)
+    alone = fit_boosted(X, y, X.head(3), folds, "pauc@0.8", learning_rate=0.1, patience=20).oof
+    X["image"] = image.to_numpy()
+    both = fit_boosted(X, y, X.head(3), folds, "pauc@0.8", learning_rate=0.1, patience=20).oof
+    scores = {name: score_positive(p, y, "pauc@0.8") for name, p in
+              {"image": image.to_numpy(), "table": alone, "stack": both}.items()}
+    assert scores["stack"] >= max(scores["image"], scores["table"]), scores
