@@ -26,6 +26,7 @@ import pandas as pd
 from src.core.errors import KitError
 from src.data.label_tables import find_labels_csv, sniff_separator
 
+TABLE_FILE = "table_features.json"  # a --metadata run's TableSpec, beside its config.json
 MAX_LEVELS = 50      # a text column with more levels is an id or free text, not a category
 RARE_SHARE = 0.01
 
@@ -163,3 +164,35 @@ def group_features(table: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         out[f"{column}_group_ratio"] = (values / mean.where(mean.abs() > 1e-12)).fillna(1.0)
     out["group_size"] = groups.map(groups.value_counts()).astype(float)
     return pd.DataFrame(out, index=table.index)
+
+
+def features_by_id(root: Path, opts, schema, label_columns, record: dict | None = None) -> tuple:
+    """Return (the TableSpec, features of every training id and, when a test table is found, every test id).
+
+    record: a saved spec (a run's table_features.json) to apply; None: fitted on the training table.
+    The training and test rows' group features each come from their own table (test patients are new).
+    """
+    table = read_train_table(Path(root), opts, schema)
+    spec = TableSpec.from_record(record) if record else fit_table(table, exclude=label_columns,
+                                                                   group=opts.group_column)
+    parts = [table_features(table, spec)]
+    if schema is not None and schema.ids:
+        try:
+            parts.append(table_features(read_test_table(Path(root), schema, spec, table.attrs["path"]), spec))
+        except KitError as err:
+            if "no column" in str(err):
+                raise
+            print(f"note: no test table for the metadata branch ({err})")
+    frame = pd.concat(parts)
+    frame.index = frame.index.astype(str)
+    return spec, frame[~frame.index.duplicated()]
+
+
+def rows_for(features: pd.DataFrame, ids) -> np.ndarray:
+    """Return the feature rows of ids (float32), in their order; an id with no row is an error naming it."""
+    ids = pd.Index(pd.Series(ids).astype(str))
+    absent = ids.difference(features.index)
+    if len(absent):
+        raise KitError(f"no metadata row for image {absent[0]!r} ({len(absent)} without one): --metadata needs a "
+                       "table row per image (train-metadata.csv, test-metadata.csv)")
+    return features.loc[ids].to_numpy(np.float32)
