@@ -161,3 +161,55 @@ def test_the_stack_is_no_worse_than_its_best_input_out_of_fold():
     scores = {name: score_positive(p, y, "pauc@0.8") for name, p in
               {"image": image.to_numpy(), "table": alone, "stack": both}.items()}
     assert scores["stack"] >= max(scores["image"], scores["table"]), scores
+
+
+# ---------------------------------------------------------------- --metadata and the stack on a trained K-fold run
+
+TRAIN = ["--backbone", "tiny_resnet", "--weights", "none", "--augment", "none", "--stages", "1",
+         "--stage1-size", "16", "16", "--stage1-epochs", "1", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def metadata_run(isic24, tmp_path_factory):
+    """A 2-fold --metadata run on the ISIC-2024-like data, with only --metric, --sampling and --group-column."""
+    from src.train import main as train_command
+
+    root = tmp_path_factory.mktemp("metadata")
+    argv = ["--data", str(isic24), "--metric", "pauc@0.8", "--sampling", "balanced", "--group-column", "patient_id",
+            "--metadata", "--folds", "2", "--out", str(root / "run"), "--split-file", str(root / "split.csv"), *TRAIN]
+    return root, train_command(argv)
+
+
+def test_the_metadata_branch_is_built_saved_and_restored_by_submit(isic24, metadata_run):
+    from src.inference.prediction import build_run_model, load_group
+    from src.submit import main as submit_command
+
+    root, result = metadata_run
+    assert result["metric"] == "pauc@0.8"
+    run = load_group(root / "run")
+    model = build_run_model(run.members[0])
+    assert [t.name for t in model.inputs] == ["image", "table"] and model.get_layer("table_dense0")
+    assert model.inputs[1].shape[-1] == run.members[0].table.shape[1] > 20  # numbers, one-hot, per-patient
+    assert (root / "run" / "fold-0" / "table_features.json").is_file()
+    out = submit_command(["--data", str(isic24), "--run", str(root / "run"), "--out", str(root / "subs")])
+    oof = pd.read_csv(root / "run" / "oof_predictions.csv")
+    # submit's out-of-fold score is the one training wrote: the same network, fed the same table rows
+    assert out["scores"][0]["score"] == pytest.approx(score(np.stack([1 - oof["prob_1"], oof["prob_1"]], 1),
+                                                            oof["label"].to_numpy(), "pauc@0.8"), abs=1e-4)
+    assert len(pd.read_csv(out["path"])) == len(pd.read_csv(isic24 / "sample_submission.csv"))
+
+
+def test_the_stack_over_the_runs_out_of_fold_predictions_writes_a_checked_submission(isic24, metadata_run, capsys):
+    from src.stack import main as stack_command
+
+    root, _ = metadata_run
+    result = stack_command(["--data", str(isic24), "--runs", str(root / "run"), "--folds", "3", "--out",
+                            str(root / "subs"), "--name", "stacked", "--learning-rate", "0.2", "--patience", "10"])
+    said = capsys.readouterr().out
+    assert "data settings from the run's config: --group-column patient_id" in said and "metric: pauc@0.8" in said
+    assert [r["features"] for r in result["scores"]] == ["images", "table", "stack"]
+    written = pd.read_csv(root / "subs" / "stacked.csv")
+    assert written.columns.tolist() == ["isic_id", "target"] and written["target"].between(0, 1).all()
+    assert (root / "subs" / "stacked.importance.png").is_file() and (root / "subs" / "stacked.json").is_file()
+    with pytest.raises(KitError, match="no oof_predictions.csv"):
+        stack_command(["--data", str(isic24), "--runs", str(root / "run" / "fold-0"), "--out", str(root / "subs")])
