@@ -256,8 +256,8 @@ def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) 
     model = build_stage_model(stage, cfg, spec, data, run.weights(stage.name), accelerator)
     opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none",  # one pass: nothing to reuse
                                batch_size=cfg.batch_size * accelerator.replicas)
-    images = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple,
-                               table=data.table_rows(data.val)).map(lambda x, y: x)
+    table = {} if data.table is None else {"table": data.table_rows(data.val)}  # --metadata's second input
+    images = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple, **table).map(lambda x, y: x)
     probs = predict_locally(model, images) if accelerator.kind == "multi-worker" else model.predict(images, verbose=0)
     heads = probs if isinstance(probs, dict) else {}
     heads = {column: values[:len(data.val)] for column, values in heads.items()}  # padding rows come last
