@@ -33,7 +33,8 @@ def main() -> None:
     from src.core.config import DataOptions, parse_config
     from src.data.demo_data import build_demo
     from src.core.settings import DemoConfig
-    from src.inference.prediction import build_run_model, combine_views, load_run, predict_views
+    from src.inference.prediction import build_run_model, load_run, predict_views
+    from src.inference.views import combine_views
     from src.inference.prediction import holdout_frame
     from src.training.two_stage import train
     from src.core.settings import TrainConfig

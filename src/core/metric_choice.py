@@ -23,14 +23,14 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.files import write_json
-from src.core.task_kind import KINDS, LABEL, TaskKind
+from src.core.task_kind import KINDS, LABEL, PAUC_PATTERN, TaskKind
 
 KAGGLE_FILE = "kaggle_metric.json"
 # The kit's metrics, the one list, in the order of the task kinds that score them (src.core.task_kind):
-# map@K stands for map@1, map@5 ...; f2_samples scores tags (multi-label).
+# map@K stands for map@1, map@5 ...; pauc@R for pauc@0.8 ...; f2_samples scores tags (multi-label).
 NAMES = tuple(dict.fromkeys(m for kind in KINDS.values() for m in kind.metrics))
 LOWER_IS_BETTER = ("log_loss",)
-KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)") + ("" if LABEL.scores_with(n) else f" ({kind})")
+KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)").replace("pauc@R", "pauc@R (pauc@0.8 ...)") + ("" if LABEL.scores_with(n) else f" ({kind})")
                   for n in NAMES for kind in [next(k.name for k in KINDS.values() if k.scores_with(n))])
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
@@ -40,15 +40,20 @@ KAGGLE_NAMES = {
     "quadratic weighted kappa": "qwk",
     "mean f2": "f2_samples", "f-beta": "f2_samples", "mean fscore beta": "f2_samples",
     "macro f1": "f1_macro", "macro f1 score": "f1_macro", "f1 macro": "f1_macro",
+    # ISIC 2024's metric, partial AUC above 80% true-positive rate; other rates are read from the name below
+    "pauc above tpr": "pauc@0.8", "isic pauc above tpr": "pauc@0.8", "pauc": "pauc@0.8", "partial auc": "pauc@0.8",
 }
+RANKING = ("auc",)  # metrics of one class's probability order alone; pauc@R too (is_ranking)
 
 
 def check_metric(name: str) -> str:
     """Return the metric's canonical name; an unknown one is an error listing the known ones."""
     if name == "logloss":
         return "log_loss"
-    if (name in NAMES and name != "map@K") or re.fullmatch(r"map@[1-9]\d*", name):
+    if (name in NAMES and name not in ("map@K", "pauc@R")) or re.fullmatch(r"map@[1-9]\d*", name):
         return name
+    if re.fullmatch(PAUC_PATTERN, name):
+        return f"pauc@{float(name.split('@')[1]):g}"  # one spelling: pauc@.80 is pauc@0.8
     raise KitError(f"--metric {name}: expected one of {KNOWN}")
 
 
@@ -75,13 +80,27 @@ def check_metric_for(name: str, kind: TaskKind = LABEL) -> str:
     return name
 
 
+def is_ranking(name: str) -> bool:
+    """Return True when the metric scores only the order of one class's probabilities (auc, pauc@R).
+
+    Such metrics want the positive class's probability in the submission and allow rank blends.
+    """
+    name = check_metric(name)
+    return name in RANKING or name.startswith("pauc@")
+
+
+def pauc_rate(name: str) -> float:
+    """Return R of pauc@R: the true-positive rate above which the partial AUC is taken."""
+    return float(check_metric(name).split("@")[1])
+
+
 def higher_is_better(name: str) -> bool:
     return check_metric(name) not in LOWER_IS_BETTER
 
 
 def log_name(name: str) -> str:
-    """Return the metric's name in Keras logs and history.csv (map@5 -> map_at_5: '@' is not a safe key)."""
-    return check_metric(name).replace("@", "_at_")
+    """Return the metric's name in Keras logs and history.csv (map@5 -> map_at_5: '@' and '.' are not safe keys)."""
+    return check_metric(name).replace("@", "_at_").replace(".", "_")  # pauc@0.8 -> pauc_at_0_8
 
 
 def monitor(name: str) -> str:
@@ -147,6 +166,9 @@ def kit_name(kaggle_name: str, fallback: str = "") -> str:
         return f"map@{int(found.group(1))}"
     if found and fallback.startswith("map@"):
         return fallback
+    rate = re.fullmatch(r"(?:isic )?(?:pauc|partial auc)\s*(?:above|over)?\s*(\d{1,2})\s*%?\s*tpr", key)
+    if rate and 0 < int(rate.group(1)) < 100:
+        return f"pauc@{int(rate.group(1)) / 100:g}"
     return ""
 
 

@@ -206,3 +206,13 @@ def plot_pruning(table: pd.DataFrame, path: Path, title: str, metric: str = "acc
     ax.grid(alpha=0.3)
     ax.legend()
     return save(fig, path)
+
+
+def plot_importance(importance: pd.Series, path: Path, title: str, count: int = 25) -> Path:
+    """Save a horizontal bar chart of the largest feature importances (gain), largest at the top."""
+    plt = pyplot()
+    top = importance.sort_values(ascending=False).head(count).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(top) + 1.5))
+    ax.barh(top.index.astype(str), top.to_numpy(), color="#4C72B0")
+    ax.set(title=title, xlabel="total gain over folds and seeds")
+    return save(fig, path)

@@ -154,6 +154,9 @@ class TrainConfig(DataOptions, PipelineOptions):
     sampling: str = opt("natural", "how training draws images: natural (as they come); balanced (each class "
                                    "equally often); sqrt (in proportion to the square root of its count)",
                         ("natural", "balanced", "sqrt"), role="recipe")
+    metadata: bool = opt(False, "a metadata branch: dense layers over the labels CSV's other columns (numbers, "
+                                "categories; with --group-column each one against its group) joined to the image "
+                                "features before the head; test rows from test-metadata.csv", role="model")
 
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""
@@ -162,6 +165,8 @@ class TrainConfig(DataOptions, PipelineOptions):
         if self.lr_warmup_epochs > 0 and self.schedule != "cosine":
             raise KitError(f"--lr-warmup-epochs {self.lr_warmup_epochs:g}: needs --schedule cosine (Keras's "
                            "CosineDecay has the warm-up; ExponentialDecay has none)")
+        if self.metadata and (self.mixup > 0 or self.cutmix > 0):
+            raise KitError("--metadata: MixUp and CutMix mix images, not their table rows: use --mixup 0 --cutmix 0")
         planned = {"--stage1-epochs": self.stage1_epochs, "--stage2-epochs": self.stage2_epochs}
         for flag, epochs in list(planned.items())[:self.stages]:
             if self.lr_warmup_epochs >= epochs:

@@ -16,6 +16,9 @@ import re
 
 from src.core.errors import KitError
 
+# pauc@R: partial AUC above true-positive rate R (0 < R < 1), ISIC 2024's pAUC at R = 0.8
+PAUC_PATTERN = r"pauc@0?\.\d*[1-9]\d*"
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskKind:
@@ -35,11 +38,13 @@ class TaskKind:
 
     def scores_with(self, metric: str) -> bool:
         """Return True when metric (a canonical name) can score this kind of answer."""
-        return metric in self.metrics or ("map@K" in self.metrics and re.fullmatch(r"map@[1-9]\d*", metric) is not None)
+        return metric in self.metrics or ("map@K" in self.metrics and re.fullmatch(r"map@[1-9]\d*", metric) is not None) \
+            or ("pauc@R" in self.metrics and re.fullmatch(PAUC_PATTERN, metric) is not None)
 
 
 KINDS = {
-    "label": TaskKind("label", "one label per image", ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K"),
+    "label": TaskKind("label", "one label per image", ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K",
+                                                  "pauc@R"),
                       "accuracy", "softmax"),
     "tags": TaskKind("tags", "tags (multi-label)", ("f2_samples",), "f2_samples", "sigmoid"),
     # many identities with few images each, and an answer for one never seen (new_whale): nearest neighbours

@@ -82,7 +82,21 @@ def candidate_folders(root: Path) -> list:
     usual = [root / n for n in TRAIN_FOLDERS]
     others = sorted(p for p in root.iterdir() if p.is_dir() and p not in usual and not p.name.startswith("."))
     folders = usual + [root] + others
-    return folders + [f / f.name for f in usual + others]
+    twins = [f / f.name for f in usual + others]
+    return folders + twins + [f for f in nested_folders(usual + others) if f not in twins]
+
+
+def nested_folders(folders: list, most: int = 10) -> list:
+    """Return the subfolders of each folder that has at most `most` of them: images one level further down.
+
+    ISIC 2024 keeps its images in train-image/image/ and test-image/image/; a folder of many subfolders
+    (class folders, one folder per patient) is not a place to look one by one.
+    """
+    found = []
+    for folder in (f for f in folders if f.is_dir()):
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found += subfolders if len(subfolders) <= most else []
+    return found
 
 
 def image_folder_for(root: Path, images_dir: str, ids: pd.Series) -> Path | None:

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from src.core.errors import KitError
-from src.core.metric_choice import higher_is_better
+from src.core.metric_choice import higher_is_better, is_ranking
 from src.inference.calibration import apply_temperature, fit_temperature, separates
 from src.inference.ensemble import blend, fit_weights, select_runs
 
@@ -37,7 +37,7 @@ def same_holdout(a, b) -> bool:
 
 def check_combination(cfg, runs, metric: str) -> None:
     """Raise naming the flag when --blend or --select-runs cannot work with this metric or these runs."""
-    if cfg.blend == "rank" and metric != "auc":
+    if cfg.blend == "rank" and not is_ranking(metric):
         raise KitError(f"--blend rank: ranks keep only the order of the images, which is what auc scores; the "
                        f"metric here is {metric}: use --blend mean (or --metric auc)")
     if cfg.blend == "rank" and len(runs[0].class_map.values) != 2:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
+from src.core.metric_choice import is_ranking
 from src.core.task_kind import kind_of
 
 FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label")
@@ -83,7 +84,7 @@ def detect_format(schema, class_map, override: str = "", metric: str = "") -> Su
     positive class's probability, not hard labels. The format's `why` says which rule decided.
     """
     fmt = read_format(schema, class_map, override)
-    if override or fmt.name != "label" or metric not in ("auc", "log_loss"):
+    if override or fmt.name != "label" or not (metric == "log_loss" or (metric and is_ranking(metric))):
         why = f"--submission-format {override}" if override else "multi-label tags" if class_map.multi_label else \
             f"the sample's values in {schema.path.name}"
         return dataclasses.replace(fmt, why=why)

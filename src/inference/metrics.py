@@ -8,6 +8,8 @@ map@K (mean average precision of the top K, one true label per image: Humpback's
 (quadratic weighted kappa on the class order: APTOS and Diabetic Retinopathy grades), f2_samples
 (multi-label: the F2 score of each image's tags, averaged over images: Planet's metric; y is a
 0/1 row per image, tags chosen by a threshold per tag, 0.5 unless fitted with fit_thresholds).
+pauc@R (partial AUC above true-positive rate R, ISIC 2024's pAUC at R = 0.8: the ROC area
+over TPR from R to 1, on Kaggle's scale, 0 to 1 - R; binary: the positive class's probability).
 Higher is better for all but log_loss (src.core.metric_choice.higher_is_better says which).
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 # the names, their direction and their log columns live in src.core.metric_choice (one home for every job)
-from src.core.metric_choice import check_metric
+from src.core.metric_choice import check_metric, pauc_rate
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
@@ -45,6 +47,8 @@ def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, 
         if truth.min() == truth.max():
             return float("nan")  # one class only in the holdout: AUC is undefined
         return float(roc_auc_score(truth, probs[:, positive_index]))
+    if name.startswith("pauc@"):
+        return partial_auc(probs[:, positive_index], (y == positive_index).astype(int), pauc_rate(name))
     k = int(name.split("@")[1])
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     hits = ranked == y[:, None]
@@ -95,3 +99,24 @@ def fit_thresholds(probs: np.ndarray, y: np.ndarray, rounds: int = 2) -> np.ndar
                 if found > best + 1e-12:
                     best, thresholds = found, trial
     return thresholds
+
+
+def partial_auc(scores: np.ndarray, truth: np.ndarray, min_tpr: float = 0.8) -> float:
+    """Return the ROC area above true-positive rate min_tpr (0 to 1 - min_tpr), or NaN with one class only.
+
+    ISIC 2024's scoring code, step for step: labels and scores flipped, so the region above min_tpr
+    becomes the region left of false-positive rate 1 - min_tpr, the curve cut there by linear
+    interpolation, no McClish standardisation (Kaggle's leaderboard shows 0 to 0.2 for 0.8).
+    """
+    from sklearn.metrics import auc, roc_curve
+
+    truth = np.asarray(truth).astype(int)
+    if truth.min() == truth.max():
+        return float("nan")
+    max_fpr = 1.0 - min_tpr
+    fpr, tpr, _ = roc_curve(1 - truth, -np.asarray(scores, dtype=float))
+    stop = int(np.searchsorted(fpr, max_fpr, "right"))
+    if stop >= len(fpr):  # the curve ends at fpr 1: max_fpr < 1 is always inside it
+        stop = len(fpr) - 1
+    tpr_cut = np.interp(max_fpr, [fpr[stop - 1], fpr[stop]], [tpr[stop - 1], tpr[stop]])
+    return float(auc(np.append(fpr[:stop], max_fpr), np.append(tpr[:stop], tpr_cut)))

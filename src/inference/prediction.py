@@ -22,9 +22,12 @@ import tensorflow as tf
 
 from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
+from src.core.files import read_json
 from src.core.task_kind import kind_of
+from src.data.sample_submission import read_sample_submission
+from src.data.table_features import TABLE_FILE, features_by_id, rows_for
 from src.hardware.accelerator import active_batch_multiple
-from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size
+from src.inference.views import check_views, combine_views, make_view, scaled_size, split_scale, view_size
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_classifier, load_checked, recorded_shape
 from src.pipeline.augment import make_augmenter
@@ -45,6 +48,7 @@ class Run:
     class_map: object
     split: pd.DataFrame
     heads: dict = dataclasses.field(default_factory=dict)  # every label column's ClassMap
+    table: object = None        # --metadata: table features by id (training and test rows), else None
 
 
 def load_run(folder) -> Run:
@@ -59,7 +63,19 @@ def load_run(folder) -> Run:
     stage = run.final_stage()
     target, maps = run.class_maps()
     return Run(run, config, stage.name, tuple(stage.size), run.weights(stage.name), target, maps[target],
-               run.split(), maps)
+               run.split(), maps, run_table(run, config))
+
+
+def run_table(run: RunFolder, config):
+    """Return a --metadata run's table features by id, from its data's tables and its saved spec; else None."""
+    if not getattr(config, "metadata", False):
+        return None
+    path = run.path / TABLE_FILE
+    if not path.is_file():
+        raise KitError(f"--run {run.path}: trained with --metadata but {TABLE_FILE} is missing: restore it, or train "
+                       "the run again")
+    root = Path(config.data)
+    return features_by_id(root, config, read_sample_submission(root), (), read_json(path, "the run's table"))[1]
 
 
 @dataclasses.dataclass
@@ -148,7 +164,8 @@ def build_run_network(run: Run, size):
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
     return build_classifier(spec, tuple(size), classes, "none",
                             HeadSpec.from_config(run.config, kind_of(run.class_map)), scheme=run.config.head_scheme,
-                            drop_path=run.config.drop_path)  # the trained network (its dropout idle here)
+                            drop_path=run.config.drop_path,  # the trained network (its dropout idle here)
+                            table_width=0 if run.table is None else run.table.shape[1])
 
 
 def check_trained_shape(run: Run, model) -> None:
@@ -230,8 +247,10 @@ def predict_scale(run: Run, frame: pd.DataFrame, names: list, passes: int, size:
     parts, ids = {shape: [] for shape in groups}, []
     for batches, batch_ids, rows in make_predict_dataset(frame, opts).map(all_views):
         for shape, batch in zip(groups, batches):
-            probs = target_probs(run, sized_model(run, sized, shape).predict_on_batch(batch.numpy()))
             views = len(groups[shape]) + len(randoms[shape])
+            inputs = batch.numpy() if run.table is None else {"image": batch.numpy(), "table": np.tile(
+                table_batch(run, batch_ids, len(batch) // views), (views, 1))}
+            probs = target_probs(run, sized_model(run, sized, shape).predict_on_batch(inputs))
             parts[shape].append(probs.reshape(views, -1, probs.shape[-1])[:, :int(rows)])
         ids += [i.decode() for i in batch_ids.numpy()]
     if not ids:
@@ -242,6 +261,12 @@ def predict_scale(run: Run, frame: pd.DataFrame, names: list, passes: int, size:
     for shape, chunks in parts.items():
         found.update(zip(groups[shape] + randoms[shape], np.concatenate(chunks, axis=1)[:, order]))
     return [found[name] for name in names + [f"random_{i}" for i in range(passes)]]
+
+
+def table_batch(run: Run, batch_ids, rows: int) -> np.ndarray:
+    """Return the table rows of a batch's ids, padded with zeros to `rows` (the devices' multiple)."""
+    found = rows_for(run.table, [i.decode() for i in batch_ids.numpy()])
+    return np.pad(found, [(0, rows - len(found)), (0, 0)])
 
 
 def target_probs(run: Run, probs) -> np.ndarray:
@@ -255,17 +280,6 @@ def sized_model(run: Run, sized: dict, size: tuple):
         sized[size] = build_run_network(run, size)
         sized[size].set_weights(sized[tuple(run.size)].get_weights())
     return sized[size]
-
-
-def combine_views(per_view: np.ndarray, mean: str = "arithmetic") -> np.ndarray:
-    """Return the views' arithmetic mean, or their geometric mean renormalised to sum to 1."""
-    if mean == "arithmetic":
-        return per_view.mean(axis=0)
-    if mean != "geometric":
-        raise KitError(f"--tta-mean {mean}: expected arithmetic or geometric")
-    log_mean = np.log(np.clip(per_view, 1e-7, 1.0)).mean(axis=0)
-    probs = np.exp(log_mean)
-    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def holdout_frame(run, comp) -> pd.DataFrame:

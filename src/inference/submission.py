@@ -25,6 +25,7 @@ from src.core.files import check_writable, staged_files, write_csv, write_json
 from src.core.metric_choice import higher_is_better, settle_metric
 from src.core.plots import plot_confusion, plot_tags, plot_wrong
 from src.core.provenance import git_commit, package_versions
+from src.core.run_data import inherit_data_settings
 from src.core.kaggle_settings import SubmitFileConfig
 from src.core.submit_settings import AUTO_VIEWS, DEFAULT_VIEWS, SubmitConfig
 from src.core.task_kind import kind_of
@@ -32,7 +33,7 @@ from src.data.competition import load_competition
 from src.data.pseudo_labels import PROBS_SUFFIX
 from src.data.sources import image_source
 from src.inference.combine import check_combination, combine_runs, same_holdout
-from src.inference.prediction import (build_run_model, combine_views, holdout_frame, load_group, predict_views,
+from src.inference.prediction import (build_run_model, holdout_frame, load_group, predict_views,
                                       runs_metric)
 from src.inference.identity_submission import write_identity_submission
 from src.inference.checks import check_solution, never_predicted, score_against
@@ -43,7 +44,7 @@ from src.inference.metrics import score
 from src.inference.references import check_full_fits, run_reference
 from src.inference.tag_thresholds import fit_tag_thresholds, tag_table
 from src.inference.tta_select import select_views
-from src.inference.views import with_scales
+from src.inference.views import combine_views, with_scales
 from src.hardware.accelerator import pick_accelerator
 from src.kaggle.client import submit_file
 from src.runs.lock import holding
@@ -62,6 +63,9 @@ def submit(cfg: SubmitConfig) -> dict:
     accelerator = pick_accelerator(request=cfg.accelerator)  # all devices predict (JAX: data parallel)
     runs = [load_group(folder) for folder in cfg.run]
     check_runs_agree(runs, cfg.ensemble_weights)
+    cfg, inherited = inherit_data_settings(cfg, runs[0].members[0].config)
+    if inherited:
+        print(inherited)
     comp = load_competition(cfg)
     if comp.test is None or comp.schema is None:
         raise KitError(f"{comp.root}: no sample submission and test images to predict")

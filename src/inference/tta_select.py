@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.inference.prediction import combine_views
+from src.inference.views import combine_views
 
 
 def select_views(per_view: np.ndarray, names: list, y: np.ndarray, scorer, higher_is_better: bool = True,

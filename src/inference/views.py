@@ -14,6 +14,7 @@ better somewhat larger than it trained).
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from src.core.errors import KitError
@@ -70,3 +71,14 @@ def make_view(images, name: str):
         shrunk = tf.image.resize(images, tf.cast(tf.cast(size, tf.float32) / keep, tf.int32))
         return tf.image.resize_with_crop_or_pad(shrunk, size[0], size[1])
     return tf.image.resize(tf.image.central_crop(images, keep), size)
+
+
+def combine_views(per_view: np.ndarray, mean: str = "arithmetic") -> np.ndarray:
+    """Return the views' arithmetic mean, or their geometric mean renormalised to sum to 1."""
+    if mean == "arithmetic":
+        return per_view.mean(axis=0)
+    if mean != "geometric":
+        raise KitError(f"--tta-mean {mean}: expected arithmetic or geometric")
+    log_mean = np.log(np.clip(per_view, 1e-7, 1.0)).mean(axis=0)
+    probs = np.exp(log_mean)
+    return probs / probs.sum(axis=1, keepdims=True)

@@ -77,12 +77,14 @@ class HeadSpec:
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
-                     train_backbone: bool = False, scheme: str = "parallel", drop_path: float = 0.0) -> keras.Model:
+                     train_backbone: bool = False, scheme: str = "parallel", drop_path: float = 0.0,
+                     table_width: int = 0) -> keras.Model:
     """Return image -> class probabilities: Preprocess, the backbone (frozen unless asked), the head.
 
     head: a HeadSpec, or just the dropout rate of the default head. num_classes: an int, or
     {label column: classes} for one softmax head per column (multi-task; outputs a dict).
-    drop_path: the backbone's stochastic-depth rate (--drop-path; 0: its own).
+    drop_path: the backbone's stochastic-depth rate (--drop-path; 0: its own). table_width > 0 (--metadata):
+    a second input "table" of that many features, through a small dense branch joined to the image features.
     """
     height, width = image_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
@@ -94,6 +96,10 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
     x = Preprocess(spec.preprocessing, name="preprocess")(inputs)
     # training=False keeps a frozen backbone's BatchNorm in inference mode (Keras fine-tuning guide).
     x = backbone(x, training=None if train_backbone else False)
+    if table_width:
+        table = keras.Input(shape=(table_width,), name="table")
+        x = keras.layers.Concatenate(name="image_and_table")([x, table_branch(table)])
+        inputs = {"image": inputs, "table": table}
     if isinstance(num_classes, dict):
         return keras.Model(inputs, multi_heads(x, num_classes, head, scheme), name=f"{spec.layer_name}_multitask")
     if identity:  # GeM, the embedding, a margin head (src.models.embedding)
@@ -101,6 +107,16 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
                            name=f"{spec.layer_name}_identity")
     outputs = head_layers(x, num_classes, head)
     return keras.Model(inputs, outputs, name=f"{spec.layer_name}_classifier")
+
+
+def table_branch(table, units: int = 32):
+    """Return the metadata branch's features: Dense + Dropout, Dense, on standardised table features.
+
+    Small on purpose: a few dozen columns; the image features stay most of what the head sees.
+    """
+    x = keras.layers.Dense(units, activation="relu", name="table_dense0")(table)
+    x = keras.layers.Dropout(0.1, name="table_dropout")(x)
+    return keras.layers.Dense(units // 2, activation="relu", name="table_dense1")(x)
 
 
 def multi_heads(x, classes: dict, head: HeadSpec | float, scheme: str) -> dict:

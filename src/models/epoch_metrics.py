@@ -8,7 +8,8 @@ distribution (tf.distribute, keras.distribution.DataParallel) with no extra pass
 and they honour sample weights, so the weight-0 padding rows of JAX batches count nowhere.
 Each matches src.inference.metrics.score on the same probabilities: auc is Keras's AUC on the
 positive class's probability, on more than two classes the mean of each class's one-vs-rest AUC
-(1,000 thresholds: within about 1e-3 of the exact value); log_loss the
+(1,000 thresholds: within about 1e-3 of the exact value); pauc@R the same confusion counts' ROC cut
+above TPR R, interpolated as ISIC 2024's code does (the same 1,000-threshold approximation); log_loss the
 cross-entropy clipped at 1e-7; f1_macro and qwk are read off a confusion matrix summed over the
 epoch (f1_macro over the classes present, as scikit-learn's); map@K and f2_samples (tags at 0.5)
 are means of per-image scores. Labels may come as class indices or one-hot / 0-1 rows.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from src.core.metric_choice import check_metric, log_name
+from src.core.metric_choice import check_metric, log_name, pauc_rate
 
 AUC_THRESHOLDS = 1000
 
@@ -33,6 +34,8 @@ def epoch_metric(name: str, num_classes: int, positive_index: int = 1):
         return MacroAUC(num_classes, name=logged)
     if name == "auc":
         return PositiveClassAUC(positive_index, name=logged)
+    if name.startswith("pauc@"):
+        return PartialAUC(pauc_rate(name), positive_index, name=logged)
     if name in ("qwk", "f1_macro"):
         return ConfusionScore(num_classes, name, name=logged)
     if name == "log_loss":
@@ -82,6 +85,31 @@ class MacroAUC(keras.metrics.AUC):
         config = super().get_config()
         return {**{k: v for k, v in config.items() if k not in ("multi_label", "num_labels")},
                 "num_classes": self.num_labels}
+
+
+class PartialAUC(PositiveClassAUC):
+    """ROC area above true-positive rate min_tpr (0 to 1 - min_tpr), from keras.metrics.AUC's confusion counts.
+
+    Between two thresholds the curve is a straight line (as in src.inference.metrics.partial_auc), so
+    the area of each piece above min_tpr is a trapezoid, cut where the line crosses min_tpr.
+    """
+
+    def __init__(self, min_tpr: float = 0.8, positive_index: int = 1, name: str = "pauc", **kwargs):
+        super().__init__(positive_index, name=name, **kwargs)
+        self.min_tpr = min_tpr
+
+    def result(self):
+        tp, fp = ops.convert_to_tensor(self.true_positives), ops.convert_to_tensor(self.false_positives)
+        tpr = ops.divide_no_nan(tp, tp + ops.convert_to_tensor(self.false_negatives))  # falls as thresholds rise
+        fpr = ops.divide_no_nan(fp, fp + ops.convert_to_tensor(self.true_negatives))
+        high_t, low_t, high_f, low_f = tpr[:-1], tpr[1:], fpr[:-1], fpr[1:]
+        top, bottom = ops.maximum(high_t, self.min_tpr), ops.maximum(low_t, self.min_tpr)
+        slope = ops.divide_no_nan(high_f - low_f, high_t - low_t)
+        at_top, at_bottom = low_f + slope * (top - low_t), low_f + slope * (bottom - low_t)
+        return ops.sum((top - bottom) * (1.0 - (at_top + at_bottom) / 2.0))
+
+    def get_config(self):
+        return {**super().get_config(), "min_tpr": self.min_tpr}
 
 
 class ConfusionScore(keras.metrics.Metric):

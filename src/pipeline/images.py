@@ -37,13 +37,16 @@ CACHE_ROOT = Path("runs") / "cache"
 
 def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed: int = 42,
                        num_classes: int | None = None, drop_remainder: bool = False, sampling: str = "natural",
-                       classes=None) -> tf.data.Dataset:
+                       classes=None, table=None) -> tf.data.Dataset:
     """Return a dataset of (float32 images, labels) batches: shuffled every epoch, augmented, prefetched.
 
     With MixUp or CutMix the labels come out one-hot (num_classes needed), for a categorical loss.
     sampling balanced / sqrt draws images by class (`classes`: each row's class index; see draw_by_class).
+    table (--metadata): each row's table features; they travel beside the labels, and the images come out
+    as {"image": images, "table": features}.
     """
     n = len(frame)
+    labels, role = (labels, table) if table is not None else labels, "-table" if table is not None else ""
     parts = (image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels))
     if sampling != "natural":  # a third element per row: how many copies an epoch draws, on average
         parts += (tf.data.Dataset.from_tensor_slices(row_repeats(classes, sampling)),)
@@ -58,7 +61,8 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
         ds = ds.map(lambda x, y, *repeats: (load_image(x, opts), y, *repeats), num_parallel_calls=AUTOTUNE)
         # a disk cache of rows with repeat counts is another file than one without
-        ds = apply_cache(ds, frame, opts, f"train-seed{seed}" + ("" if sampling == "natural" else f"-{sampling}"))
+        ds = apply_cache(ds, frame, opts, f"train-seed{seed}" + ("" if sampling == "natural" else f"-{sampling}")
+                         + role)
         ds = draw_by_class(ds, seed)  # after the cache: every epoch reads it whole, so the cache completes
         ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
     augment = make_augmenter(opts.augment, opts.augment_backend, opts.flip)
@@ -66,6 +70,8 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
                 num_parallel_calls=AUTOTUNE, deterministic=False)
     # No num_parallel_calls on batch: on 2 cores it took threads from decoding (386 vs 624 images/s).
     ds = ds.batch(opts.batch_size, drop_remainder=drop_remainder)
+    if table is not None:
+        ds = ds.map(with_table)
     if opts.mixup > 0 or opts.cutmix > 0:
         if not num_classes:
             raise ValueError("MixUp/CutMix need num_classes for one-hot labels")
@@ -75,17 +81,25 @@ def make_train_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, seed:
 
 
 def make_eval_dataset(frame: pd.DataFrame, labels, opts: PipelineOptions, multiple: int = 1,
-                      weights: bool = False) -> tf.data.Dataset:
+                      weights: bool = False, table=None) -> tf.data.Dataset:
     """Return (float32 images, labels) batches in frame order, every image kept (no dropped remainder).
 
     multiple > 1 (JAX data parallelism): batches are a multiple of the devices and the last one is
-    padded (batch_for_devices); weights adds 1 / 0 per row.
+    padded (batch_for_devices); weights adds 1 / 0 per row. table: as in make_train_dataset.
     """
+    labels = (labels, table) if table is not None else labels
     ds = tf.data.Dataset.zip((image_inputs(frame, opts), tf.data.Dataset.from_tensor_slices(labels)))
     ds = ds.map(lambda x, y: (load_image(x, opts), y), num_parallel_calls=AUTOTUNE)
-    ds = apply_cache(ds, frame, opts, "eval")
+    ds = apply_cache(ds, frame, opts, "eval" + ("-table" if table is not None else ""))
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
-    return fixed_tuning(batch_for_devices(ds, opts.batch_size, multiple, weights).prefetch(AUTOTUNE))
+    ds = batch_for_devices(ds, opts.batch_size, multiple, weights)
+    return fixed_tuning((ds.map(with_table) if table is not None else ds).prefetch(AUTOTUNE))
+
+
+def with_table(images, labels_and_table, *weights):
+    """Return ({"image", "table"}, labels, *weights) from (images, (labels, table), *weights): --metadata's inputs."""
+    labels, table = labels_and_table
+    return ({"image": images, "table": table}, labels, *weights)
 
 
 def make_predict_dataset(frame: pd.DataFrame, opts: PipelineOptions) -> tf.data.Dataset:

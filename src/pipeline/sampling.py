@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from src.core.metric_choice import is_ranking
+
 
 RANKING_METRICS = ("auc", "log_loss")  # scored on the probabilities: a rare class's are all that count
 RARE_SHARE = 0.05
@@ -24,7 +26,8 @@ def sampling_hint(cfg, labels, class_map, metric: str) -> str:
     Said when --sampling is left natural, the rarest class is under 5% of the labelled images and the metric
     is a ranking one (auc, log_loss): ISIC 2020's 2% melanomas go unseen for most of a natural epoch.
     """
-    if cfg.sampling != "natural" or metric not in RANKING_METRICS or class_map.multi_label or not len(labels):
+    ranking = metric in RANKING_METRICS or (bool(metric) and is_ranking(metric))  # pauc@R ranks too
+    if cfg.sampling != "natural" or not ranking or class_map.multi_label or not len(labels):
         return ""
     counts = np.bincount(class_map.encode(labels), minlength=len(class_map.values))
     rarest = int(counts.argmin())

@@ -17,6 +17,7 @@ from src.core.plots import plot_curves
 from src.core.task_kind import kind_of
 from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
+from src.data.table_features import rows_for
 from src.hardware.distributed import fit_multi_worker, predict_locally
 from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
@@ -37,6 +38,15 @@ class RunData(SplitData):
 
     heads: dict = dataclasses.field(default_factory=dict)  # multi-task: {label column: ClassMap}, target included
     positive: int = 1         # the class whose probability auc scores (the metric itself: cfg.metric)
+    table: object = None      # --metadata: the table features by id (src.data.table_features), else None
+
+    @property
+    def table_width(self) -> int:
+        return 0 if self.table is None else self.table.shape[1]
+
+    def table_rows(self, frame):
+        """Return the frame's table feature rows (--metadata), or None without a metadata branch."""
+        return None if self.table is None else rows_for(self.table, frame["id"])
 
     def labels(self, role: str):
         """Return a role's class indices: one array, or {column: array} for a multi-task run."""
@@ -172,7 +182,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
         weights = "none" if init_weights is not None else cfg.weights
         model = build_classifier(spec, stage.size, num_classes, weights,
                                  HeadSpec.from_config(cfg, kind_of(data.class_map)), stage.train_backbone,
-                                 cfg.head_scheme, cfg.drop_path)
+                                 cfg.head_scheme, cfg.drop_path, table_width=data.table_width)
         if init_weights is not None:
             load_checked(model, init_weights)
         if stage.train_backbone and cfg.unfreeze == "top":
@@ -204,15 +214,18 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
             return x, {c: tf.one_hot(y[c], ks[c]) for c in ks}, *weight
 
         train = make_train_dataset(data.train, data.labels("train"), opts, seed=cfg.seed, drop_remainder=fixed_batches,
-                                   sampling=cfg.sampling, classes=data.y_train)
-        val = make_eval_dataset(data.val, data.labels("val"), opts, multiple, weights=multiple > 1) \
+                                   sampling=cfg.sampling, classes=data.y_train, table=data.table_rows(data.train))
+        val = make_eval_dataset(data.val, data.labels("val"), opts, multiple, weights=multiple > 1,
+                                table=data.table_rows(data.val)) \
             if len(data.val) else None  # a full-fit has no holdout
         return train.map(one_hot), None if val is None else val.map(one_hot)
     targets = None if data.class_map.multi_label else soft_targets(data.train, data.class_map, data.target)
     train = make_train_dataset(data.train, data.y_train if targets is None else targets, opts, seed=cfg.seed,
                                num_classes=k, drop_remainder=fixed_batches, sampling=cfg.sampling,
-                               classes=None if data.class_map.multi_label else data.y_train)
-    val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1) if len(data.val) else None
+                               classes=None if data.class_map.multi_label else data.y_train,
+                               table=data.table_rows(data.train))
+    val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1,
+                            table=data.table_rows(data.val)) if len(data.val) else None
     if data.class_map.multi_label:  # the labels are already a 0/1 row per image
         return train, val
     if targets is None and cfg.mixup <= 0 and cfg.cutmix <= 0:  # soft targets and MixUp's are rows already
@@ -250,7 +263,8 @@ def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) 
     model = build_stage_model(stage, cfg, spec, data, run.weights(stage.name), accelerator)
     opts = dataclasses.replace(cfg, image_size=tuple(stage.size), cache="none",  # one pass: nothing to reuse
                                batch_size=cfg.batch_size * accelerator.replicas)
-    images = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple).map(lambda x, y: x)
+    table = {} if data.table is None else {"table": data.table_rows(data.val)}  # --metadata's second input
+    images = make_eval_dataset(data.val, data.y_val, opts, accelerator.batch_multiple, **table).map(lambda x, y: x)
     probs = predict_locally(model, images) if accelerator.kind == "multi-worker" else model.predict(images, verbose=0)
     heads = probs if isinstance(probs, dict) else {}
     heads = {column: values[:len(data.val)] for column, values in heads.items()}  # padding rows come last

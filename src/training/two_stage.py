@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from src.core.errors import KitError
+from src.core.files import read_json, write_json
 from src.core.provenance import git_commit
 from src.core.refit_options import check_refit_files
 from src.core.metric_choice import monitor, rank_key, settle_metric
@@ -29,6 +30,7 @@ from src.data.identities import describe_identity_split
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.soft_labels import add_soft_labels
 from src.data.splits import prepare_split
+from src.data.table_features import TABLE_FILE, features_by_id
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric, positive_index
 from src.models.backbones import get_spec
@@ -159,7 +161,20 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
         run.save_split(data.split)
         run.save_class_maps(data.target, data.comp.class_maps)
         run.save_config(cfg)
-    return cfg, RunData(**vars(data), heads=heads, positive=positive_index(data.class_map))
+    return cfg, RunData(**vars(data), heads=heads, positive=positive_index(data.class_map),
+                        table=metadata_table(cfg, run, data.comp) if cfg.metadata else None)
+
+
+def metadata_table(cfg, run: RunFolder, comp):
+    """Return --metadata's features by id, the spec fitted once and kept in the run (a resume applies it again)."""
+    path = run.path / TABLE_FILE
+    record = read_json(path, "the run's table features") if path.is_file() else None
+    spec, features = features_by_id(comp.root, cfg, comp.schema, comp.label_columns, record)
+    if record is None:
+        write_json(path, spec.as_record())
+    print(f"metadata: {features.shape[1]} table features beside the images ({len(spec.numbers)} numbers, "
+          f"{len(spec.categories)} categories{', within ' + spec.group if spec.group else ''}; {path.name})")
+    return features
 
 
 def check_multi_label(cfg, target: str, heads: dict) -> None:

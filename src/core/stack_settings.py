@@ -1,0 +1,42 @@
+"""The config dataclass of python -m src.stack: gradient-boosted trees over runs' out-of-fold predictions and the table.
+
+Its fields are the command's flags (src.core.config makes them); defaults are the stack's recipe.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from src.core.config import file_name, opt, positive
+from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
+
+
+@dataclasses.dataclass
+class StackConfig:
+    """A second stage: LightGBM on K-fold runs' out-of-fold predictions plus the metadata table's features."""
+
+    data: str = opt("data/demo", "competition data folder (the training table and test-metadata.csv beside it)")
+    runs: str = opt("", "K-fold run folders, comma separated, whose out-of-fold predictions are features; empty: "
+                        "the table alone")
+    metric: str = opt("", f"metric: {', '.join(METRIC_NAMES)}; empty: the runs' (config.json), else Kaggle's, else "
+                          "the format's; early stopping follows it", check=metric_flag)
+    group_column: str = opt("", "column whose equal values stay in one fold (patient_id) and whose groups give the "
+                                "within-group features; empty: the runs'")
+    labels_csv: str = opt("", "the training table; empty: the runs', else guessed")
+    id_column: str = opt("", "the table's id column; empty: the runs', else the sample's id column")
+    label_column: str = opt("", "label column; empty: the runs', else guessed")
+    images_dir: str = opt("", "training images folder; empty: the runs', else guessed")
+    test_dir: str = opt("", "test images folder; empty: the runs', else guessed")
+    name: str = opt("stack", "file name (without .csv) in --out", check=file_name)
+    out: str = opt("submissions", "folder for the submission, its scores and feature importance")
+    folds: int = opt(5, "folds of the stack (grouped by --group-column, stratified by the target)", check=positive)
+    seeds: int = opt(1, "seeds of folds and trees, averaged (test) and each scored out of fold", check=positive)
+    rounds: int = opt(2000, "most boosting rounds; early stopping on each fold's held-out part by the metric",
+                      check=positive)
+    learning_rate: float = opt(0.05, "LightGBM's learning rate", check=positive)
+    patience: int = opt(50, "rounds without a better metric before a fold stops", check=positive)
+    solution: str = opt("", "CSV of true test labels to score the test predictions against (generated data)")
+    overwrite: bool = opt(False, "replace an existing submission of the same name")
+
+    @property
+    def run_list(self) -> list:
+        return [r.strip() for r in self.runs.split(",") if r.strip()]

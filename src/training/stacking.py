@@ -1,0 +1,197 @@
+"""The stack: LightGBM over K-fold runs' out-of-fold predictions and the table's features (behind src.stack).
+
+    result = stack(StackConfig(data="data/isic24", runs="runs/cnn", group_column="patient_id", name="stack"))
+
+Three feature sets scored out of fold side by side, under the same folds (grouped by --group-column,
+stratified by the target): the images alone (the runs' out-of-fold probabilities, their mean), the table
+alone (trees on its features) and the stack (trees on both). Writes OUT/NAME.csv (checked against the
+sample like every submission), NAME.json (the ledger's row), NAME.scores.csv, NAME.oof.csv and
+NAME.importance.csv / .png. A run must be a K-fold run with oof_predictions.csv: a full-fit run has
+no out-of-fold predictions and is refused; --pseudo-labels and --soft-labels runs are used and said.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from src.core.config import DataOptions
+from src.core.errors import KitError
+from src.core.files import check_writable, staged_files, write_csv, write_json
+from src.core.metric_choice import settle_metric
+from src.core.plots import plot_importance
+from src.core.provenance import git_commit, package_versions
+from src.core.run_data import inherit_data_settings
+from src.core.task_kind import kind_of
+from src.data.competition import load_competition
+from src.data.table_features import fit_table, read_test_table, read_train_table, table_features
+from src.inference.formats import default_metric, detect_format, fill_submission, positive_index
+from src.inference.manifests import manifest_file, now_text
+from src.inference.prediction import load_group, predict_views, runs_metric
+from src.inference.references import run_reference
+from src.inference.submission import validate_submission
+from src.runs.folder import RunFolder
+from src.training.boosting import fit_boosted, group_folds, score_positive
+
+
+def stack(cfg) -> dict:
+    """Fit and score the three feature sets, write the stack's submission and reports; return the scores."""
+    csv_path = Path(cfg.out) / f"{cfg.name}.csv"
+    if csv_path.exists() and not cfg.overwrite:
+        raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
+    groups = [load_group(folder) for folder in cfg.run_list]
+    for group in groups:
+        check_stackable(group)
+    if groups:
+        cfg, line = inherit_data_settings(cfg, groups[0].members[0].config)
+        print(line) if line else None
+    opts = DataOptions(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(DataOptions)
+                          if hasattr(cfg, f.name)})
+    comp = load_competition(opts, with_test=bool(groups))
+    if comp.schema is None:
+        raise KitError(f"{comp.root}: no sample submission: the stack writes a submission in its format")
+    class_map = comp.class_maps[comp.target]
+    if len(class_map.values) != 2 or class_map.multi_label:
+        raise KitError(f"python -m src.stack: column {comp.target} has {len(class_map.values)} classes; the stack "
+                       "fits a binary target (ISIC's lesion is malignant or not)")
+    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(groups))
+    fmt = detect_format(comp.schema, class_map, "", cfg.metric)
+    positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
+    ids = comp.train["id"].astype(str).to_numpy()
+    y = (class_map.encode(comp.train[comp.target]) == positive).astype(int)
+    inputs = stack_inputs(cfg, comp, opts, groups, ids, class_map.values[positive], positive)
+    fits = fit_sets(cfg, y, inputs)
+    scores = score_table(cfg, groups, y, inputs, fits)
+    write_outputs(cfg, csv_path, comp, class_map, fmt, positive, ids, fits, scores, inputs["features"])
+    print(scores.to_string(index=False))
+    print(f"wrote {csv_path} ({len(comp.schema.ids)} rows)")
+    return {"path": str(csv_path), "metric": cfg.metric, "scores": scores.to_dict(orient="records")}
+
+
+def check_stackable(group) -> None:
+    """Raise naming the run when it has no out-of-fold predictions; say what a pseudo or soft-label run means."""
+    if run_reference(group) is not None:
+        raise KitError(f"--runs {group.folder}: a full-fit run (trained on every image): it has no out-of-fold "
+                       "predictions, so there is nothing to stack on; name its reference K-fold run instead "
+                       "(its test predictions average the folds)")
+    if not group.is_cv or not RunFolder(group.folder).oof_file.is_file():
+        raise KitError(f"--runs {group.folder}: no {RunFolder(group.folder).oof_file.name}: the stack needs every "
+                       "training image predicted out of fold: train with --folds K (every fold)")
+    if group.extra_images("pseudo"):
+        print(f"note: {group.folder} trained on pseudo-labelled test images: its out-of-fold predictions are used, "
+              "but those labels came from models that saw every training image, so its out-of-fold score (and "
+              "the stack's) may be a little optimistic")
+    if any(getattr(m.config, "soft_labels", "") for m in group.members):
+        print(f"note: {group.folder} trained on --soft-labels (out-of-fold probabilities in its targets): its "
+              "out-of-fold predictions are used, and may be a little optimistic")
+
+
+def stack_inputs(cfg, comp, opts, groups, ids, positive_value, positive: int) -> dict:
+    """Return the feature frames (train and test), the runs' columns and the group of each training row."""
+    table = read_train_table(comp.root, opts, comp.schema)
+    absent = pd.Index(ids).difference(table.index)
+    if len(absent):
+        raise KitError(f"{table.attrs['path']}: no row for training image {absent[0]!r}")
+    spec = fit_table(table, exclude=comp.label_columns, group=cfg.group_column)
+    X = table_features(table.loc[ids], spec).reset_index(drop=True)
+    X_test = table_features(read_test_table(comp.root, comp.schema, spec, table.attrs["path"]), spec)
+    X_test = X_test.reset_index(drop=True)
+    run_columns = []
+    for number, group in enumerate(groups):
+        column = f"run{number}_{Path(group.folder).name}"
+        X[column], X_test[column] = run_oof(group, ids, f"prob_{positive_value}"), run_test(group, comp, positive)
+        run_columns.append(column)
+    print(f"stack features: {len(X.columns) - len(run_columns)} from the table ({len(spec.numbers)} numbers, "
+          f"{len(spec.categories)} categories{', within ' + cfg.group_column if cfg.group_column else ''}), "
+          f"{len(run_columns)} run(s)' out-of-fold probabilities; {len(ids)} training rows", flush=True)
+    grouping = table.loc[ids, cfg.group_column].astype(str).to_numpy() if cfg.group_column else None
+    return {"X": X, "X_test": X_test, "runs": run_columns, "groups": grouping, "features": spec}
+
+
+def run_oof(group, ids, column: str) -> np.ndarray:
+    """Return the run's out-of-fold probability of the positive class for each training id."""
+    path = RunFolder(group.folder).oof_file
+    oof = pd.read_csv(path, dtype={"id": str}, keep_default_na=False).set_index("id")
+    if column not in oof:
+        raise KitError(f"{path}: no column {column}: expected the positive class's probability")
+    absent = pd.Index(ids).difference(oof.index)
+    if len(absent):
+        raise KitError(f"{path}: no out-of-fold prediction for training image {absent[0]!r} ({len(absent)} missing):"
+                       " the run was trained on other data or settings")
+    return oof.loc[ids, column].astype(float).to_numpy()
+
+
+def run_test(group, comp, positive: int) -> np.ndarray:
+    """Return the run's test probability of the positive class: its folds' mean, no TTA."""
+    print(f"{group.folder}: predicting {len(comp.test)} test images with {len(group.members)} fold(s)", flush=True)
+    probs = [predict_views(member, comp.test, ("identity",))[0][:, positive] for member in group.members]
+    return np.mean(probs, axis=0)
+
+
+def fit_sets(cfg, y, inputs) -> dict:
+    """Return, per feature set (table, stack), out-of-fold and test probabilities averaged over the seeds."""
+    X, X_test, runs = inputs["X"], inputs["X_test"], inputs["runs"]
+    sets = {"table": [c for c in X.columns if c not in runs]} | ({"stack": list(X.columns)} if runs else {})
+    fits = {name: {"oof": 0.0, "test": 0.0, "importance": 0.0, "rounds": []} for name in sets}
+    for seed in range(cfg.seeds):
+        folds = group_folds(y, inputs["groups"], cfg.folds, seed)
+        for name, columns in sets.items():
+            fit = fit_boosted(X[columns], y, X_test[columns], folds, cfg.metric, seed, cfg.rounds,
+                              cfg.learning_rate, cfg.patience)
+            found = fits[name]
+            found["oof"] = found["oof"] + fit.oof / cfg.seeds
+            found["test"] = found["test"] + fit.test / cfg.seeds
+            found["importance"] = found["importance"] + fit.importance
+            found["rounds"] += fit.rounds
+    if runs:
+        fits["images"] = {"oof": X[runs].mean(axis=1).to_numpy(), "test": X_test[runs].mean(axis=1).to_numpy()}
+    return fits
+
+
+def score_table(cfg, groups, y, inputs, fits) -> pd.DataFrame:
+    """Return one row per feature set: out-of-fold score (and test score against --solution)."""
+    truth = read_solution(cfg.solution) if cfg.solution else None
+    names = {"images": f"images: {' + '.join(str(g.folder) for g in groups)} (their K-fold CV)",
+             "table": f"table: LightGBM ({cfg.folds}-fold CV)",
+             "stack": f"ensemble: stack, LightGBM on both ({cfg.folds}-fold CV)"}
+    rows = []
+    for name in ("images", "table", "stack"):
+        if name not in fits:
+            continue
+        row = {"features": name, "run": names[name] if name != "table" or "stack" in fits else
+               f"ensemble: {names['table']}", "score": score_positive(fits[name]["oof"], y, cfg.metric)}
+        if truth is not None:
+            row["test_score"] = score_positive(fits[name]["test"], truth, cfg.metric)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_solution(path) -> np.ndarray:
+    """Return the 0/1 test labels of a solution CSV (id, target), in its row order (the sample's)."""
+    frame = pd.read_csv(path)
+    return frame.iloc[:, 1].astype(int).to_numpy()
+
+
+def write_outputs(cfg, csv_path, comp, class_map, fmt, positive, ids, fits, scores, spec) -> None:
+    """Write the submission (checked), NAME.json, the scores, the stack's out-of-fold rows and its importance."""
+    final = fits.get("stack", fits["table"])
+    probs = np.zeros((len(comp.schema.ids), 2))
+    probs[:, positive], probs[:, 1 - positive] = final["test"], 1 - final["test"]
+    frame = fill_submission(comp.schema, probs, class_map, fmt)
+    validate_submission(frame, comp.schema, class_map, fmt)
+    out = Path(cfg.out)
+    check_writable(out)
+    importance = final["importance"].sort_values(ascending=False)
+    manifest = {"runs": [f"stack of {cfg.runs or 'no run'} + table"], "views": [], "metric": cfg.metric,
+                "holdout": scores[["run", "score"]].to_dict(orient="records"), "stack": dataclasses.asdict(cfg),
+                "table_features": spec.as_record(), "rounds": final["rounds"], "versions": package_versions(),
+                "git_commit": git_commit(), "date": now_text()}
+    with staged_files(out, cfg.name) as stage:
+        write_csv(stage / f"{cfg.name}.scores.csv", scores)
+        write_csv(stage / f"{cfg.name}.oof.csv", pd.DataFrame({"id": ids, "oof_probability": final["oof"]}))
+        write_csv(stage / f"{cfg.name}.importance.csv", importance.rename_axis("feature").reset_index(name="gain"))
+        plot_importance(importance, stage / f"{cfg.name}.importance.png", f"{cfg.name}: feature importance")
+        write_json(manifest_file(stage, cfg.name), manifest)
+        write_csv(stage / csv_path.name, frame)
