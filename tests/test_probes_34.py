@@ -529,7 +529,8 @@ def test_19_a_second_submit_of_a_name_being_written_is_refused(folder_comp, tmp_
     from src.core.submit_settings import SubmitConfig
     from src.data.class_maps import ClassMap
 
-    group = types.SimpleNamespace(class_map=ClassMap("Category", (0, 1, 2)), folder="runs/a", members=[])
+    member = types.SimpleNamespace(config=parse_config(TrainConfig, ["--data", str(folder_comp)]))
+    group = types.SimpleNamespace(class_map=ClassMap("Category", (0, 1, 2)), folder="runs/a", members=[member])
     monkeypatch.setattr(submission, "load_group", lambda folder: group)
     monkeypatch.setattr(submission, "runs_metric", lambda runs: ("accuracy", "runs/a/config.json"))
     monkeypatch.setattr(submission, "check_full_fits", lambda *args: None)
