@@ -83,7 +83,9 @@ class TrainConfig(DataOptions, PipelineOptions):
     steps_per_execution: int = opt(0, "batches each compiled training call runs (Keras's steps_per_execution); "
                                       "0: auto, 32 on TPUs, 1 elsewhere", check=non_negative, role="session")
     optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"), role="recipe")
-    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"), role="recipe")
+    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss; a number target (regression): mse "
+                           "(cce's stand-in), huber, or bce-scaled (sigmoid output, cross-entropy on the target "
+                           "scaled to 0-1)", ("cce", "focal", "mse", "huber", "bce-scaled"), role="recipe")
     label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one, role="recipe")
     focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy", check=non_negative,
                              role="recipe")
@@ -122,7 +124,8 @@ class TrainConfig(DataOptions, PipelineOptions):
                            role="model")
     tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
                                    "(tensorboard --logdir RUN/tensorboard)", role="session")
-    task: str = opt("", "what one answer is: label (one class per image) or tags (multi-label); empty: read from "
+    task: str = opt("", "what one answer is: label (one class per image), tags (multi-label) or number (alias "
+                        "regression: a number per image); empty: read from "
                         "the target column's values (said in one line, saved in config.json)", check=task_flag,
                     role="task")
     metric: str = opt("", METRIC_HELP, check=metric_flag, role="task")

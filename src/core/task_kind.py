@@ -41,18 +41,25 @@ KINDS = {
     "label": TaskKind("label", "one label per image", ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K"),
                       "accuracy", "softmax"),
     "tags": TaskKind("tags", "tags (multi-label)", ("f2_samples",), "f2_samples", "sigmoid"),
+    # A number per image (regression: Pawpularity, bone age): one output, linear on the standardised target,
+    # or "sigmoid-scaled" (--loss bce-scaled: a sigmoid and cross-entropy on the target scaled to 0-1).
+    "number": TaskKind("number", "a number per image (regression)", ("rmse", "mae", "r2"), "rmse", "linear"),
 }
+TASK_ALIASES = {"regression": "number"}  # --task regression is the name people use
 LABEL = KINDS["label"]
 
 
 def kind_of(class_map) -> TaskKind:
     """Return the kind the labels show: tags when the target column holds space-separated tags, else label."""
+    if getattr(class_map, "scale", None) is not None:  # src.data.numbers read the column as numbers
+        return KINDS["number"]
     return KINDS["tags" if getattr(class_map, "multi_label", False) else "label"]
 
 
 def task_flag(value: str):
     """Return what --task expects when value is not empty and not a kind, else None (a field check)."""
-    return None if not value or value in KINDS else f"one of {', '.join(KINDS)}, or empty (read from the data)"
+    return None if not value or value in KINDS or value in TASK_ALIASES else \
+        f"one of {', '.join([*KINDS, *TASK_ALIASES])}, or empty (read from the data)"
 
 
 def settle_task(cfg, class_map, saved: str = "") -> tuple:
@@ -62,11 +69,12 @@ def settle_task(cfg, class_map, saved: str = "") -> tuple:
     (saved), must agree with it: a number cannot be read as tags, nor tags as one label.
     """
     kind = kind_of(class_map)
-    asked = cfg.task or saved
+    asked = TASK_ALIASES.get(cfg.task or saved, cfg.task or saved)
     if asked and asked != kind.name:
         raise KitError(f"--task {asked}: column {class_map.column} holds {kind.answer}, read from its values; "
                        f"expected --task {kind.name} or none")
-    classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}"
+    classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}" if kind.name != "number" \
+        else class_map.scale.describe()
     source = "--task" if cfg.task else "the run's config" if saved else "read from the labels"
     print(f"task: {kind.name}, {kind.answer} in column {class_map.column}, {classes} ({source})", flush=True)
     return dataclasses.replace(cfg, task=kind.name), kind

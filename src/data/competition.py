@@ -23,10 +23,12 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
-from src.data.class_maps import ClassMap, holds_tags, load_class_maps, make_class_map, save_class_maps
+from src.core.metric_choice import kit_name, read_kaggle_metric
+from src.data.class_maps import ClassMap, holds_tags, load_class_maps, make_class_map, make_number_map, save_class_maps
 from src.data.imagefiles import describe_bad, scan_images
 from src.data.label_tables import find_labels_csv, label_csvs, read_labels_csv
 from src.data.layout import find_class_folders, read_class_folders, read_named_files
+from src.data.numbers import reads_as_number
 from src.data.sample_submission import SubmissionSchema, find_test_images, read_sample_submission
 from src.data.shards import is_shard_folder, read_shard_index
 
@@ -69,13 +71,27 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
-    if not holds_tags(train[target]):  # tag combinations are not classes: nothing to drop or count
+    number = number_target(train, target, opts, schema)
+    if not number and not holds_tags(train[target]):  # tags and numbers are not classes: nothing to drop or count
         train = drop_sparse_classes(train, target, opts.min_class_count)
         check_learnable(train, target, opts.min_class_count)
-    class_maps = {col: make_class_map(train[col], col) for col in label_columns}
+    class_maps = {col: make_number_map(train[col], col) if number and col == target else make_class_map(train[col], col)
+                  for col in label_columns}
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
                        class_maps, test, schema, skipped)
+
+
+def number_target(train: pd.DataFrame, target: str, opts, schema) -> bool:
+    """Return True when the target column is a number (regression), by src.data.numbers' rules; said once.
+
+    Reads --task and --metric when the job has them, else Kaggle's metric from kaggle_metric.json.
+    """
+    metric = getattr(opts, "metric", "") or kit_name(read_kaggle_metric(opts.data))
+    number, why = reads_as_number(train[target], target, getattr(opts, "task", ""), metric, schema)
+    if number:
+        print(f"labels: column {target} holds numbers ({why}): a number per image (regression)")
+    return number
 
 
 def load_shard_competition(root: Path, opts: DataOptions, with_test: bool = True) -> Competition:

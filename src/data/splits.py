@@ -68,7 +68,8 @@ def split_file_for(comp, opts: DataOptions) -> Path:
     if opts.split_file:
         return Path(opts.split_file)
     settings = (f"{opts.val_fraction}-{opts.folds}-{opts.group_column}-{opts.min_class_count}-"
-                f"{opts.labels_csv}-{opts.label_column}")
+                f"{opts.labels_csv}-{opts.label_column}") + \
+        ("-number" if getattr(comp.class_maps.get(comp.target), "scale", None) is not None else "")
     digest = hashlib.sha1(settings.encode()).hexdigest()[:8]
     return SPLITS_ROOT / f"{comp.root.resolve().name}-seed{opts.seed}-{digest}.csv"
 
@@ -92,12 +93,14 @@ def load_or_make_split(comp, opts: DataOptions) -> pd.DataFrame:
 def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=None) -> pd.DataFrame:
     """Return train with a `fold` column: K stratified folds, or fold 0 = validation, 1 = training.
 
-    Multi-label targets are stratified by each image's rarest tag, so rare tags reach every side.
+    Multi-label targets are stratified by each image's rarest tag, so rare tags reach every side; a number
+    target by its quantile bin (src.data.numbers.number_bins).
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
     needed = opts.folds if opts.folds > 1 else 2
-    if class_map is not None and class_map.multi_label:
+    # tags by each image's rarest tag; a number (regression) by its quantile bin, so every side sees its range
+    if class_map is not None and (class_map.multi_label or getattr(class_map, "scale", None) is not None):
         labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)
     else:
         labels = train[target].astype(str).to_numpy()

@@ -15,7 +15,8 @@ import re
 import keras
 
 from src.core.errors import KitError
-from src.core.task_kind import LABEL, TaskKind
+from src.core.task_kind import LABEL, TaskKind, kind_of
+from src.models.number_head import Rescale, number_output
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -55,11 +56,22 @@ class HeadSpec:
     units: int = 256
     l2: float = 0.0
     activation: str = "softmax"
+    rescale: tuple = ()  # a number target: (offset, span), the output in the target's units (src.models.number_head)
 
     @classmethod
     def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
         """Return the head a TrainConfig asks for, its output the task kind's (tags: sigmoid, else softmax)."""
         return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation)
+
+    @classmethod
+    def for_target(cls, cfg, class_map) -> HeadSpec:
+        """Return from_config's head for the target's class map: a number's output and scale from --loss and
+        its TargetScale (linear on the standardised target, or sigmoid on the 0-1 one)."""
+        head = cls.from_config(cfg, kind_of(class_map))
+        if getattr(class_map, "scale", None) is None:
+            return head
+        activation, offset, span = number_output(cfg.loss, class_map.scale)
+        return dataclasses.replace(head, activation=activation, rescale=(offset, span))
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
@@ -123,8 +135,9 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
                                name=f"head_dense{i}{suffix}")(x)
         x = keras.layers.Dropout(head.dropout, name=f"head_dropout{i}{suffix}")(x)
     x = keras.layers.Dropout(head.dropout, name=f"head_dropout{suffix}")(x)
-    return keras.layers.Dense(num_classes, activation=head.activation, dtype="float32", kernel_regularizer=regularizer,
-                              name=f"head{suffix}")(x)
+    out = keras.layers.Dense(num_classes, activation=head.activation, dtype="float32", kernel_regularizer=regularizer,
+                             name=f"head{suffix}")(x)
+    return Rescale(*head.rescale, dtype="float32", name=f"rescale{suffix}")(out) if head.rescale else out
 
 
 def load_checked(model, path, described_by: str = "") -> None:

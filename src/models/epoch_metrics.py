@@ -10,7 +10,8 @@ Each matches src.inference.metrics.score on the same probabilities: auc is Keras
 positive class's probability (1,000 thresholds: within about 1e-3 of the exact value); log_loss the
 cross-entropy clipped at 1e-7; f1_macro and qwk are read off a confusion matrix summed over the
 epoch (f1_macro over the classes present, as scikit-learn's); map@K and f2_samples (tags at 0.5)
-are means of per-image scores. Labels may come as class indices or one-hot / 0-1 rows.
+are means of per-image scores; rmse, mae and r2 are Keras's own on the predicted numbers (the model
+outputs the number in the target's units). Labels may come as class indices or one-hot / 0-1 rows.
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def epoch_metric(name: str, num_classes: int, positive_index: int = 1):
     logged = log_name(name)
     if name == "accuracy":
         return None
+    if name == "rmse":  # numbers (regression): the model outputs the number itself (src.models.classifier)
+        return keras.metrics.RootMeanSquaredError(name=logged)
+    if name == "mae":
+        return keras.metrics.MeanAbsoluteError(name=logged)
+    if name == "r2":
+        return keras.metrics.R2Score(name=logged)
     if name == "auc":
         return PositiveClassAUC(positive_index, name=logged)
     if name in ("qwk", "f1_macro"):

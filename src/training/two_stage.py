@@ -90,7 +90,9 @@ def train(cfg, callbacks=()) -> dict:
         print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state.best_val_loss.get(name, float('nan')):.4f}), "
               f"weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
-    if not cfg.full_fit:
+    if not cfg.full_fit and summary.get("holdout_score") is not None:  # a number: its metric, not accuracy
+        print(f"holdout {cfg.metric} with the final weights: {summary['holdout_score']:.4f} ({run.holdout_file})")
+    elif not cfg.full_fit:
         print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
     return {**summary, "best": dict(state.best), "metric": cfg.metric, "kept": kept.name,
             "hardware": state.hardware, "out": str(run.path)}
@@ -135,7 +137,9 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     saved_task = before.task if resuming else ""  # runs before --task: read from the data again
     if resuming:
         run.check_resume(dataclasses.replace(cfg, metric=cfg.metric or saved, task=cfg.task or saved_task))
-    data = prepare_split(cfg, lambda split, comp: add_training_only(split, comp, cfg))
+    # a resumed run reads its target as it did (a number stays a number without --task again)
+    data = prepare_split(dataclasses.replace(cfg, task=cfg.task or saved_task),
+                         lambda split, comp: add_training_only(split, comp, cfg))
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
