@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
-from src.core.task_kind import kind_of
 from src.hardware.accelerator import active_batch_multiple
 from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size
 from src.models.backbones import get_spec
@@ -142,7 +141,7 @@ def build_run_network(run: Run, size):
     columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
     return build_classifier(spec, tuple(size), classes, "none",
-                            HeadSpec.from_config(run.config, kind_of(run.class_map)), scheme=run.config.head_scheme,
+                            HeadSpec.for_target(run.config, run.class_map), scheme=run.config.head_scheme,
                             drop_path=run.config.drop_path)  # the trained network (its dropout idle here)
 
 
