@@ -119,6 +119,10 @@ class TrainConfig(DataOptions, PipelineOptions):
     targets: str = opt("", "label columns, one softmax head each (make_id,model_id); must include the "
                            "submission's column; empty: that column alone", role="task")
     loss_weights: str = opt("", "one loss weight per --targets column (0.3,1); empty: 1 each", role="recipe")
+    head: str = opt("network", "network: the two-stage fine-tuning; ridge or svr (a number target): a ridge or RBF "
+                               "support-vector regressor on the frozen backbone's pooled features at --stage1-size, "
+                               "a run of its own that src.submit blends with network runs",
+                    ("network", "ridge", "svr"), role="model")
     head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
                                        "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"),
                            role="model")

@@ -26,6 +26,7 @@ from src.hardware.accelerator import active_batch_multiple
 from src.inference.views import check_views, make_view, scaled_size, split_scale, view_size
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_classifier, load_checked, recorded_shape
+from src.models.number_head import REGRESSOR_FILE, REGRESSORS, read_regressor
 from src.pipeline.augment import make_augmenter
 from src.pipeline.images import make_predict_dataset
 from src.runs.folder import RunFolder
@@ -140,8 +141,10 @@ def build_run_network(run: Run, size):
     spec = get_spec(run.config.backbone)
     columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
-    return build_classifier(spec, tuple(size), classes, "none",
-                            HeadSpec.for_target(run.config, run.class_map), scheme=run.config.head_scheme,
+    head = HeadSpec.for_target(run.config, run.class_map)
+    if getattr(run.config, "head", "network") in REGRESSORS:  # --head ridge|svr: its regressor.npz, no trained head
+        head = dataclasses.replace(head, regressor=read_regressor(run.folder.path / REGRESSOR_FILE))
+    return build_classifier(spec, tuple(size), classes, "none", head, scheme=run.config.head_scheme,
                             drop_path=run.config.drop_path)  # the trained network (its dropout idle here)
 
 

@@ -16,7 +16,7 @@ import keras
 
 from src.core.errors import KitError
 from src.core.task_kind import LABEL, TaskKind, kind_of
-from src.models.number_head import Rescale, number_output
+from src.models.number_head import EmbeddingRegressor, Rescale, number_output
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -57,6 +57,7 @@ class HeadSpec:
     l2: float = 0.0
     activation: str = "softmax"
     rescale: tuple = ()  # a number target: (offset, span), the output in the target's units (src.models.number_head)
+    regressor: dict | None = None  # --head ridge|svr: the fitted regressor's params ({}: a placeholder of zeros)
 
     @classmethod
     def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
@@ -128,6 +129,8 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
     MobileNetV3); normalising them lets one head learning rate serve every backbone.
     """
     head = head if isinstance(head, HeadSpec) else HeadSpec(dropout=float(head))
+    if head.regressor is not None:  # a ridge or SVR on the pooled features, nothing trained by Keras
+        return EmbeddingRegressor(head.regressor or None, dtype="float32", name=f"regressor{suffix}")(x)
     regularizer = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
     x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_bn{suffix}")(x)
     for i in range(head.layers):

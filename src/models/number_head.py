@@ -12,10 +12,14 @@ output and its scale are recorded by --loss in config.json and the TargetScale i
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
+import numpy as np
 from keras import ops
 
 from src.core.errors import KitError
+from src.core.files import atomic_path
 
 NUMBER_LOSSES = ("mse", "huber", "bce-scaled")
 CLASS_LOSSES = ("cce", "focal")
@@ -102,3 +106,73 @@ def number_loss(loss: str, scale, reduction: str = "sum_over_batch_size") -> Num
     """Return the NumberLoss --loss asks for, on the scale the output layer uses."""
     _, offset, span = number_output(loss, scale)
     return NumberLoss(number_loss_name(loss), offset, span, reduction=reduction)
+
+
+REGRESSORS = ("ridge", "svr")   # --head: a regressor on the pooled features instead of the trained network
+REGRESSOR_FILE = "regressor.npz"
+
+
+class EmbeddingRegressor(keras.layers.Layer):
+    """A ridge or RBF support-vector regressor fitted on pooled features, as a layer: the number in target units.
+
+    params (numpy arrays, from fit_regressor or a run's regressor.npz): the features' mean and scale, the
+    target's mean and sd, and either a ridge's coef and intercept or an SVR's support vectors, dual
+    coefficients, gamma and intercept. No weights of its own (the run's weights file holds the backbone's);
+    params None: a placeholder of zeros, for the model whose features are being extracted.
+    """
+
+    def __init__(self, params: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.params = params
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        if not self.params:
+            return ops.zeros_like(x[:, :1])
+        p = {k: ops.convert_to_tensor(v, "float32") for k, v in self.params.items() if k != "kind"}
+        z = (x - p["mean"]) / p["scale"]
+        if "support" in p:  # RBF kernel: exp(-gamma |z - s|^2) over the support vectors
+            distance = ops.sum(z * z, axis=1, keepdims=True) - 2 * ops.matmul(z, ops.transpose(p["support"])) + \
+                ops.sum(p["support"] * p["support"], axis=1)[None, :]
+            out = ops.matmul(ops.exp(-p["gamma"] * ops.maximum(distance, 0.0)), p["dual"][:, None])
+        else:
+            out = ops.matmul(z, p["coef"][:, None])
+        return (out + p["intercept"]) * p["y_sd"] + p["y_mean"]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def fit_regressor(kind: str, features, y, scale) -> dict:
+    """Return the params of a ridge (RidgeCV over alphas 0.1-1000) or RBF SVR (C 20, Pawpularity's) fitted on
+    standardised features against the target standardised by the TargetScale."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.svm import SVR
+
+    features = np.asarray(features, dtype=np.float64)
+    mean, spread = features.mean(axis=0), features.std(axis=0)
+    spread = np.where(spread > 1e-8, spread, 1.0)
+    z, target = (features - mean) / spread, (np.asarray(y, dtype=np.float64).reshape(-1) - scale.mean) / scale.sd
+    params = {"mean": mean, "scale": spread, "y_mean": np.float64(scale.mean), "y_sd": np.float64(scale.sd)}
+    if kind == "ridge":
+        model = RidgeCV(alphas=np.logspace(-1, 3, 9)).fit(z, target)
+        return {**params, "coef": model.coef_, "intercept": np.float64(model.intercept_)}
+    gamma = 1.0 / (z.shape[1] * max(float(z.var()), 1e-8))  # scikit-learn's gamma="scale"
+    model = SVR(C=20.0, gamma=gamma).fit(z, target)
+    return {**params, "support": model.support_vectors_, "dual": model.dual_coef_.reshape(-1),
+            "gamma": np.float64(gamma), "intercept": np.float64(model.intercept_[0])}
+
+
+def save_regressor(path, params: dict) -> None:
+    """Write the regressor's params beside the run's weights (regressor.npz), atomically."""
+    with atomic_path(path) as temp:
+        with open(temp, "wb") as handle:
+            np.savez(handle, **params)
+
+
+def read_regressor(path) -> dict:
+    """Return the params a run's regressor.npz holds; a missing file is an error naming it."""
+    if not Path(path).is_file():
+        raise KitError(f"{path} is missing: an embedding-regressor run (--head ridge|svr) needs it beside its weights")
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
