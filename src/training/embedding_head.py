@@ -5,7 +5,7 @@
 
 Several PetFinder Pawpularity solutions blended their networks with support-vector regressors on the
 networks' embeddings. The run is an ordinary run folder (config.json, class_map.json, the split, one
-finished stage "stage1" with its weights, holdout_predictions.csv) plus regressor.npz; its model is
+finished stage "stage1" with its weights, holdout_predictions.csv, a one-row history.csv) plus regressor.npz; its model is
 the backbone and an EmbeddingRegressor layer (src.models.number_head), so src.submit predicts it with
 TTA and blends it as any other run. Features are computed from the very backbone the weights file
 keeps (with --weights none a random one: the seed makes it), on the split's training images.
@@ -17,8 +17,11 @@ import time
 
 import keras
 import numpy as np
+import pandas as pd
 
 from src.core.errors import KitError
+from src.core.files import write_csv
+from src.core.metric_choice import monitor
 from src.core.provenance import git_commit
 from src.hardware.accelerator import pick_accelerator
 from src.models.backbones import get_spec
@@ -60,6 +63,9 @@ def fit_embedding_head(cfg) -> dict:
                            time.perf_counter() - start, accelerator.as_record(), git_commit())
         state.keep("stage1", by="last")
         run.save_state(state)
+        # one row, as src.ledger and the reports read a run's history: the fit is its one "epoch"
+        write_csv(run.history_file, pd.DataFrame({"stage": ["stage1"], "epoch": [1], "val_loss": [np.nan],
+                                                  monitor(cfg.metric): [np.nan if value is None else value]}))
     what = f"{len(params['support'])} support vectors" if "support" in params else "a ridge on the features"
     line = f"holdout {cfg.metric}: {value:.4f} ({run.holdout_file})" if value is not None else "no holdout"
     print(f"--head {cfg.head}: {what} of {spec.name} at {size[0]}x{size[1]}; {line}")
