@@ -249,3 +249,15 @@ def _number_map(column="Pawpularity", values=None):
 
     return make_number_map(pd.Series(values), column) if values is not None else ClassMap(column, (column,),
                                                                                           scale=SCALE)
+
+
+@pytest.mark.parametrize("flag", [["--class-weights"], ["--sampling", "sqrt"], ["--head", "svr"]])
+def test_classes_notions_are_refused_for_a_number_and_regressors_for_classes(tmp_path, flag):
+    paw = write_number_competition(tmp_path / "paw", train=80, test=2, size=16)
+    grades = grades_competition(tmp_path / "aptos", [0, 1, 2] * 4)
+    data = grades if flag[0] == "--head" else paw
+    with pytest.raises(KitError, match=f"{flag[0]}[^:]*: column .* holds (a number per image|classes)"):
+        train_main(["--data", str(data), "--backbone", "tiny_resnet", "--weights", "none", *flag,
+                    "--out", str(tmp_path / "run")]) if flag[0] == "--head" else \
+            train(parse_config(TrainConfig, ["--data", str(data), "--backbone", "tiny_resnet", "--weights", "none",
+                                             *flag, "--out", str(tmp_path / "run")]))

@@ -146,6 +146,8 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     cfg, kind = settle_task(cfg, data.class_map, saved_task)
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
+    if kind.name == "number":
+        check_number(cfg, data.target, heads)
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file))
     if cfg.fold <= 0 and (hint := sampling_hint(cfg, data.comp.train[data.target], data.class_map, cfg.metric)):
         print(hint)  # once per run (a K-fold run: with fold 0)
@@ -166,12 +168,25 @@ def check_multi_label(cfg, target: str, heads: dict) -> None:
                            "support; leave it out")
 
 
+def check_number(cfg, target: str, heads: dict) -> None:
+    """Refuse the settings a number target (regression) cannot take, naming the flag: classes' notions."""
+    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1,
+               f"--sampling {cfg.sampling} (per-class weights)": cfg.sampling != "natural"}
+    for flag, given in refused.items():  # --extra-data, --pseudo-labels, --soft-labels: add_training_only
+        if given:
+            raise KitError(f"{flag}: column {target} holds a number per image (regression), which "
+                           f"{flag.split()[0]} does not support; leave it out")
+
+
 def add_training_only(split, comp, cfg):
     """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout),
     every image on the training side for --full-fit, and --soft-labels' targets."""
-    if comp.class_maps[comp.target].multi_label and (cfg.extra_data or cfg.pseudo_labels or cfg.soft_labels):
+    target_map = comp.class_maps[comp.target]
+    if (target_map.multi_label or target_map.scale is not None) and (cfg.extra_data or cfg.pseudo_labels or
+                                                                     cfg.soft_labels):
         flag = "--extra-data" if cfg.extra_data else "--pseudo-labels" if cfg.pseudo_labels else "--soft-labels"
-        raise KitError(f"{flag}: column {comp.target} holds tags (multi-label), which {flag} does not support yet; "
+        what = "tags (multi-label)" if target_map.multi_label else "a number per image (regression)"
+        raise KitError(f"{flag}: column {comp.target} holds {what}, which {flag} does not support yet; "
                        "leave it out")
     if cfg.extra_data:
         split = add_extra_data(split, comp, cfg)
