@@ -261,3 +261,14 @@ def test_classes_notions_are_refused_for_a_number_and_regressors_for_classes(tmp
                     "--out", str(tmp_path / "run")]) if flag[0] == "--head" else \
             train(parse_config(TrainConfig, ["--data", str(data), "--backbone", "tiny_resnet", "--weights", "none",
                                              *flag, "--out", str(tmp_path / "run")]))
+
+
+def test_eda_says_the_number_and_counts_its_bins(tmp_path, capsys):
+    from src.core.settings import EdaConfig
+    from src.data.report import run_eda
+
+    root = write_number_competition(tmp_path / "paw", train=80, test=2, size=16)
+    summary = run_eda(parse_config(EdaConfig, ["--data", str(root), "--out", str(tmp_path / "eda")]))
+    out = capsys.readouterr().out
+    assert "target: column Pawpularity holds a number per image" in out and "10 quantile bins" in out
+    assert summary["classes"] == 10 and summary["imbalance"] < 2  # bins, not 50-odd "classes" of 1-3 images
