@@ -271,4 +271,4 @@ def test_eda_says_the_number_and_counts_its_bins(tmp_path, capsys):
     summary = run_eda(parse_config(EdaConfig, ["--data", str(root), "--out", str(tmp_path / "eda")]))
     out = capsys.readouterr().out
     assert "target: column Pawpularity holds a number per image" in out and "10 quantile bins" in out
-    assert summary["classes"] == 10 and summary["imbalance"] < 2  # bins, not 50-odd "classes" of 1-3 images
+    assert summary["classes"] == 10 and summary["imbalance"] < 3  # bins, not 50-odd "classes" of 1-3 images
