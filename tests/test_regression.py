@@ -217,6 +217,11 @@ def test_val_rmse_in_history_chooses_the_kept_epoch(paw):
     holdout = pd.read_csv(root / "net" / "holdout_predictions.csv")
     assert summary["holdout_score"] == pytest.approx(score(holdout["predicted"], holdout["label"], "rmse"), rel=1e-4)
     assert json.loads((root / "net" / "config.json").read_text())["loss"] == "bce-scaled"
+    from src.predict import main as predict_main
+
+    image = sorted((comp / "test").iterdir())[0]
+    (path, [(column, value)]), = predict_main(["--run", str(root / "net"), str(image)])
+    assert column == "Pawpularity" and holdout["predicted"].min() - 50 < value < 101  # a number, not a class
 
 
 def test_ridge_run_blended_with_the_network_never_worse_than_the_better(paw, tmp_path):
