@@ -278,3 +278,13 @@ def test_eda_says_the_number_and_counts_its_bins(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "target: column Pawpularity holds a number per image" in out and "10 quantile bins" in out
     assert summary["classes"] == 10 and summary["imbalance"] < 3  # bins, not 50-odd "classes" of 1-3 images
+
+
+def test_scattered_integer_ids_stay_classes_and_task_label_keeps_classes(tmp_path):
+    """CompCars-like model ids: 40 distinct over 1-400, some with one image, are classes (--min-class-count)."""
+    from src.data.numbers import reads_as_number
+
+    ids = pd.Series([i * 10 for i in range(1, 41)] + [20, 30, 40])
+    assert reads_as_number(ids, "model_id") == (False, "")
+    scores = pd.Series(list(range(1, 41)) + [20, 30, 40])
+    assert reads_as_number(scores, "score")[0] and reads_as_number(scores, "score", task="label") == (False, "")

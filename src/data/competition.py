@@ -90,7 +90,8 @@ def number_target(train: pd.DataFrame, target: str, opts, schema) -> bool:
     metric = getattr(opts, "metric", "") or kit_name(read_kaggle_metric(opts.data))
     number, why = reads_as_number(train[target], target, getattr(opts, "task", ""), metric, schema)
     if number:
-        print(f"labels: column {target} holds numbers ({why}): a number per image (regression)")
+        print(f"labels: column {target} holds numbers ({why}): a number per image (regression)"
+              f"{'' if getattr(opts, 'task', '') else '; --task label reads them as classes'}")
     return number
 
 

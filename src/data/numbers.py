@@ -4,9 +4,10 @@
     cmap = make_number_map(train["Pawpularity"], "Pawpularity")   # a ClassMap with .scale (min, max, mean, sd)
 
 A numeric target column with many distinct values is a number, not class ids: any value with a
-fraction (and 20 or more distinct values), or 30 or more distinct integers when one of them has a
-single image (classes could not be split) or the sample submission writes the column as a decimal
-("38.0"). Integer grades (APTOS 0-4) stay classes unless --task regression says otherwise; a metric
+fraction (and 20 or more distinct values), or 30 or more distinct integers when the sample
+submission writes the column as a decimal ("38.0") or when they cover at least half of their range
+(Pawpularity: 92 of 1-100; not ids scattered over a wide range) and one has a single image (classes
+could not be split). `--task label` reads any of them as classes. Integer grades (APTOS 0-4) stay classes unless --task regression says otherwise; a metric
 for numbers (--metric rmse, or Kaggle's RMSE in kaggle_metric.json) says so too. The sample's
 constant value never makes it a class.
 """
@@ -23,6 +24,7 @@ NUMBER_TASKS = ("number", "regression")   # --task values that mean a number per
 NUMBER_METRICS = ("rmse", "mae", "r2")
 MANY_FRACTIONS = 20      # distinct values with a fraction: a measurement, not labels
 MANY_INTEGERS = 30       # distinct integers that may be a score (Pawpularity 1-100), when also ...
+DENSE = 0.5              # ... and cover at least half the integers of their range (a score, not scattered ids)
 BINS = 10                # quantile bins the split stratifies a number on
 
 
@@ -97,9 +99,9 @@ def reads_as_number(values: pd.Series, column: str, task: str = "", metric: str 
         return (True, f"{distinct} distinct values with fractions") if distinct >= MANY_FRACTIONS else (False, "")
     if distinct < MANY_INTEGERS:
         return False, ""
-    if numbers.value_counts().min() < 2:
-        return True, f"{distinct} distinct integers, some with one image: not classes"
     if sample is not None and sample.sample is not None and len(sample.sample) and column in sample.sample:
         if str(sample.sample[column].iloc[0]).strip().count(".") == 1:
             return True, f"{distinct} distinct integers; {sample.path.name} writes decimals"
-    return False, ""
+    if distinct / (numbers.max() - numbers.min() + 1) >= DENSE and numbers.value_counts().min() < 2:
+        return True, f"{distinct} distinct integers over {numbers.min():g}-{numbers.max():g}, some with one image"
+    return False, ""  # few images each of many ids scattered over a wide range (CompCars' model_id): classes
