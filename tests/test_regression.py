@@ -158,6 +158,12 @@ def test_folds_are_stratified_over_bins_of_the_target(tmp_path):
     table = pd.crosstab(bins, split["fold"])
     assert (table.max(axis=1) - table.min(axis=1)).max() <= 1  # every bin spread evenly over the 5 folds
     assert split.groupby("fold")["y"].mean().std() < 2.5
+    from src.data.numbers import number_bins
+
+    assert len(set(number_bins(pd.Series([0, 1, 2] * 9), "y"))) == 3  # ties stay together: no arbitrary bins
+    small = make_split(pd.DataFrame({"id": [f"i{i}" for i in range(27)], "y": [0, 1, 2] * 9}), "y",
+                       DataOptions(val_fraction=0.25), _number_map("y", [0, 1, 2] * 9))
+    assert set(small.loc[small["fold"] == 0, "y"]) == {0, 1, 2}  # each value on the holdout side
 
 
 def test_predictions_are_clipped_to_the_training_range_and_written_as_numbers(tmp_path):

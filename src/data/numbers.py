@@ -72,9 +72,12 @@ def scale_of(values, column: str) -> TargetScale:
 def number_bins(values, column: str, bins: int = BINS) -> np.ndarray:
     """Return one stratification key per row: the value's quantile bin ('bin 3'), so every fold sees the range."""
     numbers = pd.Series(as_numbers(values, column))
-    if numbers.nunique() <= 1:
+    if numbers.nunique() <= 1 or bins <= 1:
         return np.full(len(numbers), "bin 0")
-    codes = pd.qcut(numbers.rank(method="first"), q=min(bins, len(numbers)), labels=False, duplicates="drop")
+    if numbers.nunique() <= bins:  # few distinct values (grades read as numbers): each value its own bin
+        return np.asarray([f"value {v:g}" for v in numbers])
+    # on the values, ties kept together: never an arbitrary cut through equal values
+    codes = pd.qcut(numbers, q=min(bins, len(numbers)), labels=False, duplicates="drop")
     return np.asarray([f"bin {int(c)}" for c in codes])
 
 

@@ -22,6 +22,7 @@ from src.core.config import DataOptions
 from src.core.errors import KitError
 from src.core.files import write_csv
 from src.data.competition import load_competition
+from src.data.numbers import BINS, number_bins
 
 SPLITS_ROOT = Path("runs") / "splits"
 
@@ -100,7 +101,11 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
 
     needed = opts.folds if opts.folds > 1 else 2
     # tags by each image's rarest tag; a number (regression) by its quantile bin, so every side sees its range
-    if class_map is not None and (class_map.multi_label or getattr(class_map, "scale", None) is not None):
+    if getattr(class_map, "scale", None) is not None:  # fewer bins where the holdout (or a fold) is small
+        held = math.ceil(opts.val_fraction * len(train)) if opts.folds <= 1 else len(train) // opts.folds
+        bins = min(BINS, held, len(train) - held) if opts.folds <= 1 else min(BINS, held)
+        labels = pool_rare_keys(number_bins(train[target], target, bins), needed)
+    elif class_map is not None and class_map.multi_label:
         labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)
     else:
         labels = train[target].astype(str).to_numpy()
