@@ -29,6 +29,10 @@ def main(argv=None):
             from src.training.cross_validation import train_folds
 
             return train_folds(cfg)
+        if cfg.head in ("ridge", "svr"):  # a ridge or SVR on the backbone's pooled features: a run of its own
+            from src.training.embedding_head import fit_embedding_head
+
+            return fit_embedding_head(cfg)
         from src.training.two_stage import train
 
         return train(cfg)

@@ -91,6 +91,11 @@ def jax_jobs(tmp_path_factory):
            for mode in ("features", "full")},
         "tpu": ("train", ["--data", comp, "--backbone", "tiny_resnet", "--weights", "none", "--accelerator", "tpu",
                           "--out", root / "tpu-run"]),
+        # issue 31: the folder names 0, 1, 2 read as numbers; huber on the standardised target, val_mae per epoch
+        "number": ("train", ["--data", comp, "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
+                             "--stages", 1, "--stage1-size", 16, 16, "--stage1-epochs", 2, "--batch-size", 2,
+                             "--val-fraction", 0.25, "--task", "regression", "--loss", "huber", "--metric", "mae",
+                             "--split-file", root / "number-split.csv", "--out", root / "number-run"]),
         "noisy_student": ("train", ["--data", comp, "--backbone", "efficientnet_b0_ns", "--weights", "none",
                                     "--batch-size", 1, "--out", root / "ns-run"]),
     }
@@ -271,3 +276,20 @@ def test_an_identity_run_and_its_submission_on_jax(jax_jobs):
     frame = pd.read_csv(tmp_path / "identity-subs" / "submission.csv")
     assert frame["Id"].str.split().str.len().eq(5).all()
     assert "new answer 'new_individual' ranked above" in results["identity_submit"].stdout and NEW == "new_individual"
+
+
+def test_a_number_target_trains_over_eight_devices(jax_jobs):
+    """Issue 31: a number per image on JAX: the kind said, val_mae per epoch, holdout numbers with padding cut."""
+    tmp_path, comp, results = jax_jobs
+    number = results["number"]
+    assert number.returncode == 0, number.stdout + number.stderr
+    assert "task: number, a number per image (regression) in column Category" in number.stdout
+    assert "metric: mae (--metric)" in number.stdout and "best epoch by val_mae" in number.stdout
+    history = pd.read_csv(tmp_path / "number-run" / "history.csv")
+    assert history["val_mae"].notna().all() and len(history) == 2
+    holdout = pd.read_csv(tmp_path / "number-run" / "holdout_predictions.csv")
+    split = pd.read_csv(tmp_path / "number-run" / "split.csv")
+    assert len(holdout) == (split["split"] == "val").sum() and holdout["predicted"].between(0, 2).all()
+    state = json.loads((tmp_path / "number-run" / "state.json").read_text())
+    assert state["best"]["stage1"] == pytest.approx(history["val_mae"].min(), rel=1e-5)
+    assert state["best"]["stage1"] == pytest.approx(score(holdout["predicted"], holdout["label"], "mae"), rel=1e-3)

@@ -29,8 +29,9 @@ KAGGLE_FILE = "kaggle_metric.json"
 # The kit's metrics, the one list, in the order of the task kinds that score them (src.core.task_kind):
 # map@K stands for map@1, map@5 ...; pauc@R for pauc@0.8 ...; f2_samples scores tags (multi-label).
 NAMES = tuple(dict.fromkeys(m for kind in KINDS.values() for m in kind.metrics))
-LOWER_IS_BETTER = ("log_loss",)
-KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)").replace("pauc@R", "pauc@R (pauc@0.8 ...)") + ("" if LABEL.scores_with(n) else f" ({kind})")
+LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
+KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)").replace("pauc@R", "pauc@R (pauc@0.8 ...)")
+                  + ("" if LABEL.scores_with(n) else f" ({kind})")
                   for n in NAMES for kind in [next(k.name for k in KINDS.values() if k.scores_with(n))])
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
@@ -42,6 +43,10 @@ KAGGLE_NAMES = {
     "macro f1": "f1_macro", "macro f1 score": "f1_macro", "f1 macro": "f1_macro",
     # ISIC 2024's metric, partial AUC above 80% true-positive rate; other rates are read from the name below
     "pauc above tpr": "pauc@0.8", "isic pauc above tpr": "pauc@0.8", "pauc": "pauc@0.8", "partial auc": "pauc@0.8",
+    # numbers (regression): PetFinder Pawpularity's RMSE, bone age's MAE
+    "root mean squared error": "rmse", "root mean square error": "rmse", "rmse": "rmse",
+    "mean absolute error": "mae", "mae": "mae", "r2": "r2", "r2 score": "r2", "r squared": "r2",
+    "coefficient of determination": "r2",
 }
 RANKING = ("auc",)  # metrics of one class's probability order alone; pauc@R too (is_ranking)
 

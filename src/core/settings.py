@@ -83,7 +83,9 @@ class TrainConfig(DataOptions, PipelineOptions):
     steps_per_execution: int = opt(0, "batches each compiled training call runs (Keras's steps_per_execution); "
                                       "0: auto, 32 on TPUs, 1 elsewhere", check=non_negative, role="session")
     optimizer: str = opt("adam", "optimizer", ("adam", "sgd", "adamw"), role="recipe")
-    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss", ("cce", "focal"), role="recipe")
+    loss: str = opt("cce", "cce: categorical cross-entropy; focal: focal loss; a number target (regression): mse "
+                           "(cce's stand-in), huber, or bce-scaled (sigmoid output, cross-entropy on the target "
+                           "scaled to 0-1)", ("cce", "focal", "mse", "huber", "bce-scaled"), role="recipe")
     label_smoothing: float = opt(0.0, "label smoothing of either loss", check=below_one, role="recipe")
     focal_gamma: float = opt(2.0, "focal loss focusing exponent; 0 with --focal-alpha 1 is the cross-entropy", check=non_negative,
                              role="recipe")
@@ -120,8 +122,12 @@ class TrainConfig(DataOptions, PipelineOptions):
     head_scheme: str = opt("parallel", "parallel: heads side by side; chained: each head also sees the "
                                        "earlier heads' outputs (list coarse columns first)", ("parallel", "chained"),
                            role="model")
-    head: str = opt("auto", "arcface: an ArcFace margin head on an embedding (identity tasks); dense: a softmax "
-                            "there; auto: arcface for an identity task", ("auto", "arcface", "dense"), role="model")
+    head: str = opt("auto", "the head the task kind trains: auto (arcface for an identity task, else dense); dense: "
+                            "a Dense output trained with the network; arcface: an ArcFace margin head on an embedding "
+                            "(identity tasks); ridge or svr (a number target): a ridge or RBF support-vector regressor "
+                            "on the frozen backbone's pooled features at --stage1-size, a run of its own that "
+                            "src.submit blends with network runs", ("auto", "dense", "arcface", "ridge", "svr"),
+                    role="model")
     margin: float = opt(0.3, "--head arcface: the additive angular margin (radians)", check=non_negative, role="recipe")
     scale: float = opt(30.0, "--head arcface: the scale s of the cosine logits", check=positive, role="recipe")
     subcenters: int = opt(1, "--head arcface: K sub-centers per identity (sub-center ArcFace); 1: plain ArcFace",
@@ -130,7 +136,8 @@ class TrainConfig(DataOptions, PipelineOptions):
                              check=positive, role="model")
     tensorboard: bool = opt(False, "write Keras TensorBoard logs into RUN/tensorboard/<stage>/ "
                                    "(tensorboard --logdir RUN/tensorboard)", role="session")
-    task: str = opt("", "what one answer is: label (one class per image) or tags (multi-label); empty: read from "
+    task: str = opt("", "what one answer is: label (one class per image), tags (multi-label) or number (alias "
+                        "regression: a number per image); empty: read from "
                         "the target column's values (said in one line, saved in config.json)", check=task_flag,
                     role="task")
     metric: str = opt("", METRIC_HELP, check=metric_flag, role="task")

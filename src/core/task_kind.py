@@ -29,7 +29,7 @@ class TaskKind:
     metrics: tuple     # the kit's metrics that can score it (map@K: map@1, map@5 ...)
     fallback: str      # the metric when no sample submission implies one
     activation: str    # the network's output: softmax (one distribution) or sigmoid (a yes/no per output)
-    output: str = "probabilities"  # what prediction reads: class probabilities, or an embedding (identity)
+    output: str = "probabilities"  # what prediction reads: class probabilities, an embedding (identity), a number
 
     @property
     def independent_outputs(self) -> bool:
@@ -51,13 +51,21 @@ KINDS = {
     # of an embedding, the new answer inserted at a similarity threshold (src.inference.identities)
     "identity": TaskKind("identity", "one identity per image, or a new one", ("map@K",), "map@5", "softmax",
                          "embedding"),
+    # A number per image (regression: Pawpularity, bone age): one output, linear on the standardised target,
+    # or "sigmoid-scaled" (--loss bce-scaled: a sigmoid and cross-entropy on the target scaled to 0-1).
+    "number": TaskKind("number", "a number per image (regression)", ("rmse", "mae", "r2"), "rmse", "linear",
+                       "number"),
 }
+TASK_ALIASES = {"regression": "number"}  # --task regression is the name people use
 LABEL = KINDS["label"]
 
 
 def kind_of(class_map) -> TaskKind:
-    """Return the kind the labels show: tags when the target column holds space-separated tags, identity when
-    an answer for an unseen identity was found (class_map.new_label), else label."""
+    """Return the kind the labels show: a number when src.data.numbers read the column as numbers (a scale),
+    identity when an answer for an unseen identity was found (class_map.new_label), tags when the target
+    column holds space-separated tags, else label."""
+    if getattr(class_map, "scale", None) is not None:
+        return KINDS["number"]
     if getattr(class_map, "new_label", ""):
         return KINDS["identity"]
     return KINDS["tags" if getattr(class_map, "multi_label", False) else "label"]
@@ -65,7 +73,8 @@ def kind_of(class_map) -> TaskKind:
 
 def task_flag(value: str):
     """Return what --task expects when value is not empty and not a kind, else None (a field check)."""
-    return None if not value or value in KINDS else f"one of {', '.join(KINDS)}, or empty (read from the data)"
+    return None if not value or value in KINDS or value in TASK_ALIASES else \
+        f"one of {', '.join([*KINDS, *TASK_ALIASES])}, or empty (read from the data)"
 
 
 def settle_task(cfg, class_map, saved: str = "", counts=None) -> tuple:
@@ -76,7 +85,7 @@ def settle_task(cfg, class_map, saved: str = "", counts=None) -> tuple:
     counts: images per class (a pandas Series), for the identity line's single-image count.
     """
     kind = kind_of(class_map)
-    asked = cfg.task or saved
+    asked = TASK_ALIASES.get(cfg.task or saved, cfg.task or saved)
     if asked and asked != kind.name:
         hint = "; an identity task needs its new answer: --new-label NAME (new_whale ...)" if asked == "identity" else ""
         raise KitError(f"--task {asked}: column {class_map.column} holds {kind.answer}, read from its values; "
@@ -87,6 +96,7 @@ def settle_task(cfg, class_map, saved: str = "", counts=None) -> tuple:
         print(f"task: identity, {len(class_map.values)} identities in column {class_map.column}{single}, new answer "
               f"{class_map.new_label!r} ({getattr(class_map, 'new_from', '') or source})", flush=True)
         return dataclasses.replace(cfg, task=kind.name), kind
-    classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}"
+    classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}" if kind.name != "number" \
+        else class_map.scale.describe()
     print(f"task: {kind.name}, {kind.answer} in column {class_map.column}, {classes} ({source})", flush=True)
     return dataclasses.replace(cfg, task=kind.name), kind

@@ -17,6 +17,7 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.core.files import write_json
+from src.data.numbers import TargetScale, as_numbers, number_bins, scale_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,12 +29,15 @@ class ClassMap:
     multi_label: bool = False   # values are tags; a row's label is several of them, space-separated
     new_label: str = ""         # identities: the answer for one never seen in training (new_whale), not a class
     new_from: str = dataclasses.field(default="", compare=False)  # where new_label was found (said once)
+    scale: TargetScale | None = None  # a number target (regression): values is (column,), one output
 
     def encode(self, labels) -> np.ndarray:
         """Return the index of each competition label value (multi-label: a 0/1 row per image, a column per tag).
 
-        Unknown values raise naming them.
+        Unknown values raise naming them. A number target: the numbers themselves, float32, one column.
         """
+        if self.scale is not None:
+            return as_numbers(labels, self.column).astype(np.float32).reshape(-1, 1)
         lookup = {value: i for i, value in enumerate(self.values)}
         if self.multi_label:
             rows = [str(v).split() for v in labels]
@@ -55,6 +59,8 @@ class ClassMap:
 
     def stratify_key(self, labels) -> np.ndarray:
         """Return one stratification label per row: the label itself, or a row's rarest tag (multi-label)."""
+        if self.scale is not None:  # a number: its quantile bin, so every side sees the whole range
+            return number_bins(labels, self.column)
         if not self.multi_label:
             return np.asarray([str(v) for v in labels])
         rows = [str(v).split() for v in labels]
@@ -62,17 +68,22 @@ class ClassMap:
         return np.asarray([min(tags, key=lambda t: (counts[t], t)) for tags in rows])
 
     def decode(self, indices) -> list:
-        """Return the competition's own label values for network output indices."""
+        """Return the competition's own label values for network output indices (a number target: the numbers)."""
+        if self.scale is not None:
+            return [float(v) for v in np.asarray(indices, dtype=np.float64).reshape(-1)]
         return [self.values[int(i)] for i in indices]
 
     def to_json(self) -> dict:
         return {"column": self.column, "values": list(self.values), **({"multi_label": True} if self.multi_label else {}),
-                **({"new_label": self.new_label, "new_from": self.new_from} if self.new_label else {})}
+                **({"new_label": self.new_label, "new_from": self.new_from} if self.new_label else {}),
+                **({"number": self.scale.to_json()} if self.scale is not None else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "ClassMap":
+        scale = TargetScale.from_json(data["number"]) if data.get("number") else None
         return cls(column=data["column"], values=tuple(data["values"]), multi_label=bool(data.get("multi_label")),
-                   new_label=str(data.get("new_label") or ""), new_from=str(data.get("new_from") or ""))
+                   new_label=str(data.get("new_label") or ""), new_from=str(data.get("new_from") or ""),
+                   scale=scale)
 
 
 def save_class_maps(path: str | Path, target: str, maps: dict) -> Path:
@@ -98,6 +109,11 @@ def make_class_map(values: pd.Series, column: str) -> ClassMap:
         return ClassMap(column, tuple(tags), multi_label=True)
     unique = sorted(set(values.tolist()))
     return ClassMap(column, tuple(v.item() if hasattr(v, "item") else v for v in unique))
+
+
+def make_number_map(values: pd.Series, column: str) -> ClassMap:
+    """Return the map of a number target (regression): one output named by the column, and its TargetScale."""
+    return ClassMap(column, (column,), scale=scale_of(values, column))
 
 
 def holds_tags(values: pd.Series) -> bool:

@@ -1,8 +1,8 @@
 """Labels CSVs: which file, which id and label columns, what their values mean.
 
 Reads CompCars-style (filename,make_id,model_id), image_id,label, one-hot columns (Plant
-Pathology 2020), pixel rows (Digit Recognizer); refuses masks, boxes and continuous targets
-by name.
+Pathology 2020), pixel rows (Digit Recognizer), numbers (read as such by src.data.numbers);
+refuses masks and boxes by name.
 
     path = find_labels_csv(root, opts.labels_csv, schema, opts.label_column)
     frame, label_columns = read_labels_csv(path, root, opts, schema)   # id, path, <labels>
@@ -182,7 +182,7 @@ def check_duplicate_ids(raw: pd.DataFrame, id_column: str, label_columns: list, 
 
 
 def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
-    """Raise naming the column when it holds a target the kit cannot serve: masks, boxes, continuous values."""
+    """Raise naming the column when it holds a target the kit cannot serve: masks, boxes."""
     text = values.astype(str).str.strip()
     what = ""
     name = str(column).lower()
@@ -192,14 +192,11 @@ def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
     elif name in ("bbox", "bboxes", "box", "boxes") or \
             text.str.fullmatch(r"\[?\s*[\d.]+(\s*[, ]\s*[\d.]+){3}\s*\]?").mean() > 0.5:
         what = "bounding boxes (detection)"
-    else:
-        numbers = pd.to_numeric(text, errors="coerce")
-        if numbers.notna().all() and (numbers % 1 != 0).mean() > 0.5 and numbers.nunique() > 20:
-            what = "continuous values (regression)"
+    # continuous values are a number target (regression): src.data.numbers reads them
     if what:
         raise KitError(f"{path}: column {column!r} holds {what}; the kit classifies images: it supports one label, "
                        "a class probability, per-class probabilities, top-k labels or space-separated tags per "
-                       "image (--label-column names the column to classify)")
+                       "image, or a number (--label-column names the column)")
 
 
 def is_one_hot(raw: pd.DataFrame, columns: list) -> bool:

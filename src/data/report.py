@@ -2,11 +2,14 @@
 
 Writes class_distribution.png, samples.png (a labelled grid), image_sizes.png,
 image_sizes.csv, split_report.csv and config.json, and prints class counts, imbalance,
-mean width and height, files skipped and images per class per split.
+mean width and height, files skipped and images per class per split. A number target (regression)
+is said with its range, mean and sd and counted in ten quantile bins of its values (its "classes" here).
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+import dataclasses
 
 import pandas as pd
 
@@ -14,6 +17,7 @@ from src.data.competition import Competition, load_competition
 from src.core.config import save_config
 from src.core.plots import plot_class_distribution, plot_image_sizes, plot_samples
 from src.core.settings import EdaConfig
+from src.data.numbers import BINS, as_numbers
 from src.data.splits import load_or_make_split, split_report
 
 
@@ -22,6 +26,11 @@ def run_eda(cfg: EdaConfig) -> dict:
     out = Path(cfg.out)
     comp = load_competition(cfg)
     save_config(cfg, out)
+    split = load_or_make_split(comp, cfg)
+    if comp.class_maps[comp.target].scale is not None:  # a number: its bins stand for classes below
+        print(f"target: column {comp.target} holds a number per image: {comp.class_maps[comp.target].scale.describe()}"
+              f"; counted below in {BINS} quantile bins of its values")
+        comp, split = binned(comp, split)
     multi_label = comp.class_maps[comp.target].multi_label
     counts = label_counts(comp, multi_label)
     what = "tag frequencies" if multi_label else comp.target
@@ -31,11 +40,26 @@ def run_eda(cfg: EdaConfig) -> dict:
     sizes = image_sizes(comp)
     sizes.to_csv(out / "image_sizes.csv", index=False)
     plot_image_sizes(sizes, out / "image_sizes.png")
-    report = split_report(load_or_make_split(comp, cfg), comp.target, multi_label)
+    report = split_report(split, comp.target, multi_label)
     report.to_csv(out / "split_report.csv")
     summary = summarize(comp, counts, sizes)
     print_summary(comp, counts, summary, report, out)
     return summary
+
+
+def binned(comp: Competition, split: pd.DataFrame) -> tuple:
+    """Return (the competition, the split) with a number target's values replaced by their quantile bin's range."""
+    values = as_numbers(comp.train[comp.target], comp.target)
+    edges = sorted(set(pd.Series(values).quantile([i / BINS for i in range(BINS + 1)]).tolist()))
+    if len(edges) < 2:
+        edges = [values.min(), values.max() + 1]
+
+    def ranges(column):
+        cut = pd.cut(as_numbers(column, comp.target), bins=edges, include_lowest=True, duplicates="drop")
+        return [f"{c.left:g} to {c.right:g}" for c in cut]
+
+    train = comp.train.assign(**{comp.target: ranges(comp.train[comp.target])})
+    return dataclasses.replace(comp, train=train), split.assign(**{comp.target: ranges(split[comp.target])})
 
 
 def label_counts(comp: Competition, multi_label: bool) -> pd.Series:

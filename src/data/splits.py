@@ -23,6 +23,7 @@ from src.core.errors import KitError
 from src.core.files import write_csv
 from src.data.competition import load_competition
 from src.data.identities import make_identity_split
+from src.data.numbers import BINS, number_bins
 
 SPLITS_ROOT = Path("runs") / "splits"
 
@@ -99,6 +100,7 @@ def split_file_for(comp, opts: DataOptions) -> Path:
                 f"{opts.labels_csv}-{opts.label_column}")
     new_label = getattr(comp.class_maps.get(comp.target), "new_label", "")
     settings += f"-identity-{new_label}" if new_label else ""  # another split: identities held out whole
+    settings += "-number" if getattr(comp.class_maps.get(comp.target), "scale", None) is not None else ""
     digest = hashlib.sha1(settings.encode()).hexdigest()[:8]
     return SPLITS_ROOT / f"{comp.root.resolve().name}-seed{opts.seed}-{digest}.csv"
 
@@ -122,14 +124,20 @@ def load_or_make_split(comp, opts: DataOptions) -> pd.DataFrame:
 def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=None) -> pd.DataFrame:
     """Return train with a `fold` column: K stratified folds, or fold 0 = validation, 1 = training.
 
-    Multi-label targets are stratified by each image's rarest tag, so rare tags reach every side.
+    Multi-label targets are stratified by each image's rarest tag, so rare tags reach every side; a number
+    target by its quantile bin (src.data.numbers.number_bins).
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
     if getattr(class_map, "new_label", ""):  # identities: every one kept, some held out whole
         return train.assign(fold=make_identity_split(train, target, opts.folds, opts.val_fraction, opts.seed))
     needed = opts.folds if opts.folds > 1 else 2
-    if class_map is not None and class_map.multi_label:
+    # tags by each image's rarest tag; a number (regression) by its quantile bin, so every side sees its range
+    if getattr(class_map, "scale", None) is not None:  # fewer bins where the holdout (or a fold) is small
+        held = math.ceil(opts.val_fraction * len(train)) if opts.folds <= 1 else len(train) // opts.folds
+        bins = min(BINS, held, len(train) - held) if opts.folds <= 1 else min(BINS, held)
+        labels = pool_rare_keys(number_bins(train[target], target, bins), needed)
+    elif class_map is not None and class_map.multi_label:
         labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)
     else:
         labels = train[target].astype(str).to_numpy()

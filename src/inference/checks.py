@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from src.core.errors import KitError
+from src.inference.metrics import score
 
 
 def never_predicted(comp, class_map) -> list:
@@ -19,7 +20,7 @@ def never_predicted(comp, class_map) -> list:
     A run trained on fewer classes (--min-class-count, an older data folder) still writes a valid file.
     """
     known = comp.class_maps.get(comp.target)
-    if known is None or class_map.multi_label:
+    if known is None or class_map.multi_label or getattr(class_map, "scale", None) is not None:  # tags, numbers
         return []
     missing = [v for v in known.values if v not in set(class_map.values)]
     if missing:
@@ -48,3 +49,13 @@ def score_against(frame: pd.DataFrame, solution: str, schema) -> float:
     if len(merged) != len(frame):
         raise KitError(f"--solution {solution}: its ids do not match the submission's")
     return float((merged[schema.target_column].astype(str) == merged[f"{schema.target_column}_true"].astype(str)).mean())
+
+
+def score_numbers_against(frame: pd.DataFrame, solution: str, schema, metric: str) -> float:
+    """Return --metric (rmse, mae, r2) of a number submission against a solution CSV (id, true number)."""
+    truth = pd.read_csv(solution, dtype={schema.id_column: str})
+    merged = frame.astype({schema.id_column: str}).merge(truth, on=schema.id_column, suffixes=("", "_true"))
+    if len(merged) != len(frame):
+        raise KitError(f"--solution {solution}: its ids do not match the submission's")
+    column = schema.target_column
+    return score(merged[column].to_numpy(float), merged[f"{column}_true"].to_numpy(float), metric)

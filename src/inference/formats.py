@@ -12,6 +12,7 @@ Formats (the public competitions they come from):
   top-k                k space-separated labels, best first (Humpback Whale Identification, MAP@5)
   multi-label          the tags whose probability reaches that tag's threshold, space-separated
                        (Planet: Understanding the Amazon from Space, mean F2)
+  number               a number per row, clipped to the training range (PetFinder Pawpularity, RMSE)
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ from src.core.errors import KitError
 from src.core.metric_choice import is_ranking
 from src.core.task_kind import kind_of
 
-FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label")
+FORMATS = ("label", "probability", "class-probabilities", "top-k", "multi-label", "number")
 DEFAULT_METRIC = {"label": "accuracy", "probability": "auc", "class-probabilities": "log_loss", "top-k": "map@k",
-                  "multi-label": "f2_samples"}
+                  "multi-label": "f2_samples", "number": "rmse"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,8 @@ class SubmissionFormat:
             return f"space-separated tags in column {self.columns[0]}, a threshold per tag"
         if self.name == "class-probabilities":
             return f"one probability column per class ({len(self.columns)} columns)"
+        if self.name == "number":
+            return f"a number per row in column {self.columns[0]}, clipped to the training range"
         return f"one label per row in column {self.columns[0]}"
 
     @property
@@ -86,7 +89,7 @@ def detect_format(schema, class_map, override: str = "", metric: str = "") -> Su
     fmt = read_format(schema, class_map, override)
     if override or fmt.name != "label" or not (metric == "log_loss" or (metric and is_ranking(metric))):
         why = f"--submission-format {override}" if override else "multi-label tags" if class_map.multi_label else \
-            f"the sample's values in {schema.path.name}"
+            "a number target" if fmt.name == "number" else f"the sample's values in {schema.path.name}"
         return dataclasses.replace(fmt, why=why)
     if len(class_map.values) != 2:  # one column of labels cannot hold a distribution over more classes
         return dataclasses.replace(fmt, why=f"the sample's values; {metric} would want probabilities, but one "
@@ -104,6 +107,8 @@ def default_metric(schema, class_map) -> tuple[str, str]:
     kind = kind_of(class_map)
     if kind.name == "tags":  # one format only: the tags' metric
         return kind.fallback, "the multi-label format's"
+    if kind.name == "number":  # one format only: numbers, rmse unless told
+        return kind.fallback, "the number format's"
     if schema is None or schema.sample is None or not len(schema.sample):
         return kind.fallback, "no sample submission: the kit's"
     fmt = read_format(schema, class_map)
@@ -121,6 +126,8 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
     others = [c for c in sample.columns if c != schema.id_column]
     classes = [str(v) for v in class_map.values]
     per_class = [c for c in others if str(c) in classes]
+    if getattr(class_map, "scale", None) is not None or override == "number":
+        return number_format(schema, class_map, override)
     if class_map.multi_label:
         if override not in ("", "multi-label"):
             raise KitError(f"--submission-format {override}: column {class_map.column} holds tags (multi-label); "
@@ -149,6 +156,17 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
             raise KitError(f"{schema.path}: top-{k} needs at least {k} classes, {class_map.column} has {len(classes)}")
         return SubmissionFormat(name, (schema.target_column,), k=k)
     return SubmissionFormat("label", (schema.target_column,))
+
+
+def number_format(schema, class_map, override: str) -> SubmissionFormat:
+    """Return the number format of a number target; another format, or numbers asked of classes, is an error."""
+    if getattr(class_map, "scale", None) is None:
+        raise KitError(f"--submission-format number: column {class_map.column} holds classes, not a number per "
+                       "image (--task regression reads integers as numbers)")
+    if override not in ("", "number"):
+        raise KitError(f"--submission-format {override}: column {class_map.column} holds a number per image; "
+                       "expected number")
+    return SubmissionFormat("number", (schema.target_column,))
 
 
 def guess_format(sample: pd.DataFrame, target: str, per_class: list, classes: list) -> str:
@@ -195,6 +213,8 @@ def fill_submission(schema, probs: np.ndarray, class_map, fmt: SubmissionFormat)
             frame[column] = probs[:, index[str(column)]]
     elif fmt.name == "multi-label":
         frame[fmt.columns[0]] = class_map.decode_tags(choose_tags(probs, fmt.thresholds))
+    elif fmt.name == "number":  # floats in the sample's column, never outside what training showed
+        frame[fmt.columns[0]] = class_map.scale.clip(np.asarray(probs).reshape(-1))
     else:
         best = np.argsort(-probs, axis=1, kind="stable")[:, : fmt.k]
         frame[fmt.columns[0]] = [" ".join(str(labels[i]) for i in row) for row in best]
@@ -247,6 +267,12 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
             off = np.flatnonzero(np.abs(sums - 1) > 1e-3)
             if len(off):
                 raise KitError(f"{where}: row {off[0] + 2}'s probabilities sum to {sums[off[0]]:.4f}, not 1")
+        return
+    if fmt.name == "number":
+        values = pd.to_numeric(frame[fmt.columns[0]], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise KitError(f"{where}: row {bad[0] + 2} holds {frame[fmt.columns[0]].iloc[bad[0]]!r}: expected a number")
         return
     known = {str(v) for v in written_labels(schema, class_map, fmt)} | ({class_map.new_label} if getattr(
         class_map, "new_label", "") else set())  # identities: the answer for one never seen

@@ -1,4 +1,5 @@
-"""`python -m src.predict`: the top classes of a few image files, printed, with a run's weights and TTA views.
+"""`python -m src.predict`: the top classes of a few image files (a number target: the number), printed, with a
+run's weights and TTA views.
 
     print_predictions(cfg)     # cfg: PredictConfig (image paths, --run, --tta, --top)
 """
@@ -35,6 +36,11 @@ def print_predictions(cfg) -> list:
     views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
     views = with_scales(views, cfg.tta_scales)
     probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
+    if run.class_map.scale is not None:  # a number per image: the number, clipped to the training range
+        numbers = run.class_map.scale.clip(probs.reshape(-1))
+        for path, value in zip(cfg.images, numbers):
+            print(f"{path}\n  {run.class_map.column} {value:.4g}")
+        return [(path, [(run.class_map.column, float(value))]) for path, value in zip(cfg.images, numbers)]
     result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
     # multi-label: the tags at 0.5 (src.submit fits a threshold per tag), then the likeliest tags' probabilities
     tags = run.class_map.decode_tags(probs >= 0.5) if run.class_map.multi_label else [None] * len(result)

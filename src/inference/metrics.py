@@ -10,7 +10,9 @@ map@K (mean average precision of the top K, one true label per image: Humpback's
 0/1 row per image, tags chosen by a threshold per tag, 0.5 unless fitted with fit_thresholds).
 pauc@R (partial AUC above true-positive rate R, ISIC 2024's pAUC at R = 0.8: the ROC area
 over TPR from R to 1, on Kaggle's scale, 0 to 1 - R; binary: the positive class's probability).
-Higher is better for all but log_loss (src.core.metric_choice.higher_is_better says which).
+rmse, mae and r2 score numbers (a number target, regression: probs are the predicted numbers, y the
+true ones). Higher is better for all but log_loss, rmse and mae (src.core.metric_choice.higher_is_better
+says which).
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, 
     name = check_metric(name)
     if len(y) == 0:
         return float("nan")
+    if name in NUMBER_SCORES:
+        return number_score(probs, y, name)
     if name == "f2_samples":
         return f2_samples(probs >= (0.5 if thresholds is None else np.asarray(thresholds)), y)
     if name == "accuracy":
@@ -67,6 +71,25 @@ def macro_auc(probs: np.ndarray, y: np.ndarray) -> float:
     scored = [roc_auc_score(truth[:, c], probs[:, c]) for c in range(probs.shape[1])
               if truth[:, c].min() != truth[:, c].max()]
     return float(np.mean(scored)) if scored else float("nan")
+
+
+NUMBER_SCORES = ("rmse", "mae", "r2")
+
+
+def number_score(predicted: np.ndarray, y: np.ndarray, name: str) -> float:
+    """Return rmse, mae or r2 of predicted numbers against true ones (any shapes of n values).
+
+    r2 is 1 - SSE / the sum of squares around the true values' mean (scikit-learn's r2_score); nan
+    when every true value is the same.
+    """
+    guess = np.asarray(predicted, dtype=np.float64).reshape(-1)
+    truth = np.asarray(y, dtype=np.float64).reshape(-1)
+    if name == "rmse":
+        return float(np.sqrt(np.mean((guess - truth) ** 2)))
+    if name == "mae":
+        return float(np.mean(np.abs(guess - truth)))
+    total = float(np.sum((truth - truth.mean()) ** 2))
+    return float(1.0 - np.sum((guess - truth) ** 2) / total) if total > 0 else float("nan")
 
 
 def f2_samples(chosen: np.ndarray, y: np.ndarray) -> float:

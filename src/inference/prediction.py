@@ -23,13 +23,13 @@ import tensorflow as tf
 from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.errors import KitError
 from src.core.files import read_json
-from src.core.task_kind import kind_of
 from src.data.sample_submission import read_sample_submission
 from src.data.table_features import TABLE_FILE, features_by_id, rows_for
 from src.hardware.accelerator import active_batch_multiple
 from src.inference.views import check_views, combine_views, make_view, scaled_size, split_scale, view_size
 from src.models.backbones import get_spec
 from src.models.classifier import HeadSpec, build_classifier, load_checked, recorded_shape
+from src.models.number_head import REGRESSOR_FILE, REGRESSORS, read_regressor
 from src.pipeline.augment import make_augmenter
 from src.pipeline.images import make_predict_dataset
 from src.runs.folder import RunFolder
@@ -162,8 +162,10 @@ def build_run_network(run: Run, size):
     spec = get_spec(run.config.backbone)
     columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
-    return build_classifier(spec, tuple(size), classes, "none",
-                            HeadSpec.from_config(run.config, kind_of(run.class_map)), scheme=run.config.head_scheme,
+    head = HeadSpec.for_target(run.config, run.class_map)
+    if getattr(run.config, "head", "auto") in REGRESSORS:  # --head ridge|svr: its regressor.npz, no trained head
+        head = dataclasses.replace(head, regressor=read_regressor(run.folder.path / REGRESSOR_FILE))
+    return build_classifier(spec, tuple(size), classes, "none", head, scheme=run.config.head_scheme,
                             drop_path=run.config.drop_path,  # the trained network (its dropout idle here)
                             table_width=0 if run.table is None else run.table.shape[1])
 

@@ -36,7 +36,7 @@ from src.inference.combine import check_combination, combine_runs, same_holdout
 from src.inference.prediction import (build_run_model, holdout_frame, load_group, predict_views,
                                       runs_metric)
 from src.inference.identity_submission import write_identity_submission
-from src.inference.checks import check_solution, never_predicted, score_against
+from src.inference.checks import check_solution, never_predicted, score_against, score_numbers_against
 from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import (SubmissionFormat, check_submission, default_metric, detect_format, fill_submission,
                                    positive_index)
@@ -85,13 +85,17 @@ def submit(cfg: SubmitConfig) -> dict:
                                            {"hardware": accelerator.as_record(), "never_predicted": missing})
         return {**result, **({"kaggle": submit_file(SubmitFileConfig(cfg.competition, result["path"], cfg.message,
                                                                       cfg.wait))} if cfg.upload else {})}
+    number = class_map.scale is not None  # a number per image: views and runs average numbers, clipped to range
+    if number and (cfg.tta_mean == "geometric" or cfg.blend == "rank"):
+        raise KitError(f"{'--tta-mean geometric' if cfg.tta_mean == 'geometric' else '--blend rank'}: the target is "
+                       "a number per image, not probabilities: use --tta-mean arithmetic and --blend mean")
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     check_combination(cfg, runs, metric)
     check_full_fits(cfg, runs, class_map.multi_label)
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
     def scorer(probs, y):
-        return score(probs, y, metric, positive)
+        return score(class_map.scale.clip(probs) if number else probs, y, metric, positive)
 
     check_writable(out)  # a read-only --out fails now, not after predicting every image
     # the name is claimed until its files are written: two jobs without --overwrite never both write it
@@ -109,7 +113,8 @@ def submit(cfg: SubmitConfig) -> dict:
             scores.append(row)
         frame = fill_submission(comp.schema, test_probs, class_map, fmt)
         validate_submission(frame, comp.schema, class_map, fmt)
-        accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution else None
+        accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution and not number else None
+        tested = score_numbers_against(frame, cfg.solution, comp.schema, metric) if cfg.solution and number else None
         cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
         report = pd.DataFrame(scores)
         with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
@@ -123,7 +128,10 @@ def submit(cfg: SubmitConfig) -> dict:
         print(shown_table(report, len(runs)))
         print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights}
-    if cfg.solution:
+    if cfg.solution and number:
+        result["test_score"] = tested
+        print(f"{metric} against {cfg.solution}: {tested:.4f}")
+    elif cfg.solution:
         result["test_accuracy"] = accuracy
         print(f"accuracy against {cfg.solution}: {accuracy:.4f}")
     if cfg.upload:
@@ -277,7 +285,7 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
         plot_tags(tags, out / f"{cfg.name}.tags.png", f"{cfg.name}: holdout per tag")
         return
     write_json(manifest_file(out, cfg.name), manifest)
-    if not len(y):  # full-fit runs: no holdout to draw
+    if not len(y) or runs[0].class_map.scale is not None:  # full-fit runs: no holdout to draw; numbers: no classes
         return
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,

@@ -15,8 +15,9 @@ import re
 import keras
 
 from src.core.errors import KitError
-from src.core.task_kind import LABEL, TaskKind
+from src.core.task_kind import LABEL, TaskKind, kind_of
 from src.models.embedding import feature_map_backbone, identity_head
+from src.models.number_head import EmbeddingRegressor, Rescale, number_output
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -60,6 +61,8 @@ class HeadSpec:
     margin_head: bool = False    # an ArcFace head on the embedding (else a softmax there)
     subcenters: int = 1
     scale: float = 30.0
+    rescale: tuple = ()  # a number target: (offset, span), the output in the target's units (src.models.number_head)
+    regressor: dict | None = None  # --head ridge|svr: the fitted regressor's params ({}: a placeholder of zeros)
 
     @classmethod
     def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
@@ -74,6 +77,16 @@ class HeadSpec:
         return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation,
                    getattr(cfg, "embedding_dim", 512), head != "dense", getattr(cfg, "subcenters", 1),
                    getattr(cfg, "scale", 30.0))
+
+    @classmethod
+    def for_target(cls, cfg, class_map) -> HeadSpec:
+        """Return from_config's head for the target's class map: a number's output and scale from --loss and
+        its TargetScale (linear on the standardised target, or sigmoid on the 0-1 one)."""
+        head = cls.from_config(cfg, kind_of(class_map))
+        if getattr(class_map, "scale", None) is None:
+            return head
+        activation, offset, span = number_output(cfg.loss, class_map.scale)
+        return dataclasses.replace(head, activation=activation, rescale=(offset, span))
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,
@@ -152,6 +165,8 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
     MobileNetV3); normalising them lets one head learning rate serve every backbone.
     """
     head = head if isinstance(head, HeadSpec) else HeadSpec(dropout=float(head))
+    if head.regressor is not None:  # a ridge or SVR on the pooled features, nothing trained by Keras
+        return EmbeddingRegressor(head.regressor or None, dtype="float32", name=f"regressor{suffix}")(x)
     regularizer = keras.regularizers.L2(head.l2) if head.l2 > 0 else None
     x = keras.layers.BatchNormalization(momentum=0.9, name=f"head_bn{suffix}")(x)
     for i in range(head.layers):
@@ -159,8 +174,9 @@ def head_layers(x, num_classes: int, head: HeadSpec | float, suffix: str = ""):
                                name=f"head_dense{i}{suffix}")(x)
         x = keras.layers.Dropout(head.dropout, name=f"head_dropout{i}{suffix}")(x)
     x = keras.layers.Dropout(head.dropout, name=f"head_dropout{suffix}")(x)
-    return keras.layers.Dense(num_classes, activation=head.activation, dtype="float32", kernel_regularizer=regularizer,
-                              name=f"head{suffix}")(x)
+    out = keras.layers.Dense(num_classes, activation=head.activation, dtype="float32", kernel_regularizer=regularizer,
+                             name=f"head{suffix}")(x)
+    return Rescale(*head.rescale, dtype="float32", name=f"rescale{suffix}")(out) if head.rescale else out
 
 
 def load_checked(model, path, described_by: str = "") -> None:

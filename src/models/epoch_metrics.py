@@ -12,7 +12,8 @@ positive class's probability, on more than two classes the mean of each class's 
 above TPR R, interpolated as ISIC 2024's code does (the same 1,000-threshold approximation); log_loss the
 cross-entropy clipped at 1e-7; f1_macro and qwk are read off a confusion matrix summed over the
 epoch (f1_macro over the classes present, as scikit-learn's); map@K and f2_samples (tags at 0.5)
-are means of per-image scores. Labels may come as class indices or one-hot / 0-1 rows.
+are means of per-image scores; rmse, mae and r2 are Keras's own on the predicted numbers (the model
+outputs the number in the target's units). Labels may come as class indices or one-hot / 0-1 rows.
 """
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def epoch_metric(name: str, num_classes: int, positive_index: int = 1):
         return None
     if name == "auc" and num_classes > 2:  # each class against the rest, averaged (macro), as metrics.score
         return MacroAUC(num_classes, name=logged)
+    if name == "rmse":  # numbers (regression): the model outputs the number itself (src.models.classifier)
+        return keras.metrics.RootMeanSquaredError(name=logged)
+    if name == "mae":
+        return keras.metrics.MeanAbsoluteError(name=logged)
+    if name == "r2":
+        return keras.metrics.R2Score(name=logged)
     if name == "auc":
         return PositiveClassAUC(positive_index, name=logged)
     if name.startswith("pauc@"):

@@ -18,6 +18,7 @@ from src.core.errors import KitError
 from src.core.task_kind import LABEL, TaskKind
 from src.models.embedding import margin_loss
 from src.models.epoch_metrics import epoch_metric
+from src.models.number_head import check_class_loss, number_loss
 
 
 def freeze_batchnorm(model, spec) -> None:
@@ -53,15 +54,19 @@ def unfreeze_top(model, spec) -> int:
     return cut
 
 
-def make_loss(cfg, reduction: str = "sum_over_batch_size", kind: TaskKind = LABEL):
+def make_loss(cfg, reduction: str = "sum_over_batch_size", kind: TaskKind = LABEL, scale=None):
     """Return the training loss: cross-entropy, or focal loss (--loss focal), both with label smoothing.
 
     Focal loss (Lin et al. 2017) scales each example by alpha * (1 - p)^gamma: with gamma 0 and
     alpha 1 it is the cross-entropy; gamma > 0 shrinks the loss of images already classified well.
     A kind with independent outputs (tags: sigmoid): the binary forms, one yes/no per output.
+    A number (regression; scale: its TargetScale): mse, huber or bce-scaled (src.models.number_head).
     """
     if kind.output == "embedding" and getattr(cfg, "head", "auto") != "dense":  # the ArcFace margin, in the loss
         return margin_loss(cfg)
+    if kind.name == "number":
+        return number_loss(cfg.loss, scale, reduction)
+    check_class_loss(cfg.loss, kind.answer)
     if kind.independent_outputs:
         if cfg.loss == "focal":
             return keras.losses.BinaryFocalCrossentropy(alpha=min(cfg.focal_alpha, 1.0), gamma=cfg.focal_gamma,
@@ -206,6 +211,7 @@ class CompileOptions:
     warmup: bool = True              # --lr-warmup-epochs applies (not to the head-only warm-up)
     backbone_layer: str = ""         # its variables step at --backbone-lr-scale times the rate
     steps_per_execution: int = 1     # batches per compiled training call (the accelerator's choice)
+    scale: object = None             # a number target's TargetScale (its loss's scale)
 
 
 def compile_classifier(model, cfg, options: CompileOptions) -> None:
@@ -227,9 +233,9 @@ def compile_classifier(model, cfg, options: CompileOptions) -> None:
                       steps_per_execution=o.steps_per_execution, **{key: scored})
     else:
         extra = epoch_metric(o.metric, int(model.outputs[0].shape[-1]), o.positive)
-        model.compile(optimizer=optimizer, loss=make_loss(cfg, kind=o.kind),
+        model.compile(optimizer=optimizer, loss=make_loss(cfg, kind=o.kind, scale=o.scale),
                       steps_per_execution=o.steps_per_execution,
-                      **{key: [accuracy_metric(o.kind), *([extra] if extra is not None else [])]})
+                      **{key: [m for m in (accuracy_metric(o.kind), extra) if m is not None]})
     build_optimizer(model)
 
 
@@ -249,6 +255,9 @@ def build_optimizer(model) -> None:
 def accuracy_metric(kind: TaskKind = LABEL):
     """Return the metric logged as accuracy: Keras's own choice, or per-output binary accuracy at 0.5 (tags).
 
-    Named accuracy either way, so early stopping, checkpoints and reports read val_accuracy.
+    Named accuracy either way, so early stopping, checkpoints and reports read val_accuracy. A number
+    (regression) has none: None.
     """
+    if kind.name == "number":
+        return None
     return keras.metrics.BinaryAccuracy(name="accuracy") if kind.independent_outputs else "accuracy"

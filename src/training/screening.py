@@ -35,6 +35,7 @@ from src.inference.formats import default_metric, positive_index
 from src.models.backbones import parse_backbones
 from src.models.classifier import HeadSpec, build_classifier, build_head
 from src.models.epoch_metrics import epoch_metric
+from src.models.number_head import number_loss
 from src.models.recipe import accuracy_metric, build_optimizer, make_optimizer
 from src.models.features import extract_features
 from src.pipeline.images import batch_for_devices, fixed_tuning, make_eval_dataset, make_train_dataset
@@ -98,7 +99,8 @@ def screen_one(spec, cfg: ScreenConfig, mode: str, data: SplitData, accelerator)
         history, params, rate = runner(spec, cfg, data, accelerator)
         score, loss, wait = resume_state(pd.DataFrame(history), cfg.metric)  # ties to the lower val_loss
         row.update(best_score=score, best_epoch=len(history["val_loss"]) - wait, val_loss=loss,
-                   best_val_accuracy=float(np.max(history["val_accuracy"])), params=int(params),
+                   best_val_accuracy=float(np.max(history.get("val_accuracy", [np.nan]))),  # numbers: none
+                   params=int(params),
                    images_per_second=rate)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -127,7 +129,11 @@ def train_on_features(spec, cfg: ScreenConfig, data: SplitData, accelerator):
 
 
 def screen_head(cfg: ScreenConfig, data: SplitData) -> HeadSpec:
-    """Return the fresh head every backbone gets: --dropout, softmax (sigmoid for multi-label tags)."""
+    """Return the fresh head every backbone gets: --dropout, softmax (sigmoid for multi-label tags; a number:
+    linear in the target's units, as src.train's default --loss mse)."""
+    if data.class_map.scale is not None:
+        return HeadSpec(dropout=cfg.dropout, activation="linear", rescale=(data.class_map.scale.mean,
+                                                                           data.class_map.scale.sd))
     return HeadSpec(dropout=cfg.dropout, activation=kind_of(data.class_map).activation)
 
 
@@ -139,8 +145,10 @@ def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> No
     kind = kind_of(data.class_map)
     extra = epoch_metric(cfg.metric, data.num_classes, positive_index(data.class_map))
     metrics = {"weighted_metrics" if accelerator.batch_multiple > 1 else "metrics":
-               [accuracy_metric(kind), *([extra] if extra is not None else [])]}
+               [m for m in (accuracy_metric(kind), extra) if m is not None]}
     loss = "binary_crossentropy" if kind.independent_outputs else "sparse_categorical_crossentropy"
+    if kind.name == "number":  # ranked by the metric on the numbers: mse on the standardised target
+        loss = number_loss("mse", data.class_map.scale)
     model.compile(optimizer=make_optimizer("adam", cfg.learning_rate), loss=loss, **metrics)
     build_optimizer(model)
 

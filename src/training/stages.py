@@ -23,6 +23,7 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
+from src.training.holdout import write_predictions
 from src.training.history import collect_history, discard_broken_backup, finished_rows
 from src.training.identity_outputs import write_identity_outputs
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
@@ -133,7 +134,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     if accelerator.kind == "multi-worker":
         refuse_on_several_machines(cfg, bool(data.heads))
         fit_multi_worker(model, train_ds, val_ds, stage.epochs, callbacks, accelerator.strategy,
-                         make_loss(cfg, reduction="none"), class_weights(data, cfg),
+                         make_loss(cfg, "none", kind_of(data.class_map), data.class_map.scale), class_weights(data, cfg),
                          initial_epoch=0 if rows is None else len(rows))
     else:
         with warnings.catch_warnings():
@@ -181,7 +182,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
     with accelerator.strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
         model = build_classifier(spec, stage.size, num_classes, weights,
-                                 HeadSpec.from_config(cfg, kind_of(data.class_map)), stage.train_backbone,
+                                 HeadSpec.for_target(cfg, data.class_map), stage.train_backbone,
                                  cfg.head_scheme, cfg.drop_path, table_width=data.table_width)
         if init_weights is not None:
             load_checked(model, init_weights)
@@ -194,7 +195,7 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
             stage.lr, cfg.metric, data.positive, heads, loss_weights(cfg, list(data.heads)) if heads else None,
             data.target, kind_of(data.class_map), weighted=accelerator.batch_multiple > 1, plan=plan,
             warmup=stage.train_backbone, backbone_layer=spec.layer_name,
-            steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution)))
+            steps_per_execution=accelerator.execution_steps(cfg.steps_per_execution), scale=data.class_map.scale))
     return model
 
 
@@ -219,6 +220,8 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
                                 table=data.table_rows(data.val)) \
             if len(data.val) else None  # a full-fit has no holdout
         return train.map(one_hot), None if val is None else val.map(one_hot)
+    if kind_of(data.class_map).name == "number":  # the numbers as they are (MixUp mixes them as it mixes rows)
+        return number_datasets(cfg, data, opts, fixed_batches, multiple)
     targets = None if data.class_map.multi_label else soft_targets(data.train, data.class_map, data.target)
     train = make_train_dataset(data.train, data.y_train if targets is None else targets, opts, seed=cfg.seed,
                                num_classes=k, drop_remainder=fixed_batches, sampling=cfg.sampling,
@@ -231,6 +234,14 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
     if targets is None and cfg.mixup <= 0 and cfg.cutmix <= 0:  # soft targets and MixUp's are rows already
         train = train.map(lambda x, y: (x, tf.one_hot(y, k)))
     return train, None if val is None else val.map(lambda x, y, *weight: (x, tf.one_hot(y, k), *weight))
+
+
+def number_datasets(cfg, data: RunData, opts, fixed_batches: bool, multiple: int):
+    """Return (training, validation) datasets of a number target: (n, 1) float targets, no one-hot."""
+    train = make_train_dataset(data.train, data.y_train, opts, seed=cfg.seed, num_classes=1,
+                               drop_remainder=fixed_batches, sampling=cfg.sampling, classes=None)
+    val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1) if len(data.val) else None
+    return train, val
 
 
 def class_weights(data: RunData, cfg):
@@ -255,6 +266,8 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     else:
         accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
     shutil.rmtree(run.backup(""), ignore_errors=True)  # every stage's
+    if kind_of(data.class_map).name == "number":  # no accuracy: the holdout's --metric (rmse ...) instead
+        return {"holdout_accuracy": None, "holdout_score": accuracy, "final_stage": kept.name}
     return {"holdout_accuracy": accuracy, "final_stage": kept.name}
 
 
@@ -269,21 +282,4 @@ def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) 
     heads = probs if isinstance(probs, dict) else {}
     heads = {column: values[:len(data.val)] for column, values in heads.items()}  # padding rows come last
     probs = heads.get(data.target, probs)[:len(data.val)]
-    y_val = data.y_val
-    if data.class_map.multi_label:  # tags at 0.5 here; src.submit fits a threshold per tag for its metric
-        frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.val[data.target].to_numpy(),
-                              "predicted": data.class_map.decode_tags(probs >= 0.5)})
-        frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))
-        write_csv(run.holdout_file, frame)
-        return float(((probs >= 0.5) == (y_val > 0.5)).mean())  # per-tag accuracy, as val_accuracy
-    frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.class_map.decode(y_val),
-                          "predicted": data.class_map.decode(probs.argmax(axis=1))})
-    for column, head_probs in heads.items():  # every head's answer, so its accuracy can be checked
-        truth, guess = data.heads[column].encode(data.val[column]), head_probs.argmax(axis=1)
-        if column != data.target:
-            frame[f"{column}_label"] = data.val[column].to_numpy()
-            frame[f"{column}_predicted"] = data.heads[column].decode(guess)
-        print(f"holdout accuracy of head {column}: {(truth == guess).mean():.4f}")
-    frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))  # one block
-    write_csv(run.holdout_file, frame)
-    return float((probs.argmax(axis=1) == y_val).mean())
+    return write_predictions(cfg, data, run, probs, heads)

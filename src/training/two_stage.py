@@ -94,7 +94,9 @@ def train(cfg, callbacks=()) -> dict:
         print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state.best_val_loss.get(name, float('nan')):.4f}), "
               f"weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
-    if not cfg.full_fit:
+    if not cfg.full_fit and summary.get("holdout_score") is not None:  # a number: its metric, not accuracy
+        print(f"holdout {cfg.metric} with the final weights: {summary['holdout_score']:.4f} ({run.holdout_file})")
+    elif not cfg.full_fit:
         print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
     return {**summary, "best": dict(state.best), "metric": cfg.metric, "kept": kept.name,
             "hardware": state.hardware, "out": str(run.path)}
@@ -139,7 +141,9 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     saved_task = before.task if resuming else ""  # runs before --task: read from the data again
     if resuming:
         run.check_resume(dataclasses.replace(cfg, metric=cfg.metric or saved, task=cfg.task or saved_task))
-    data = prepare_split(cfg, lambda split, comp: add_training_only(split, comp, cfg))
+    # a resumed run reads its target as it did (a number stays a number without --task again)
+    data = prepare_split(dataclasses.replace(cfg, task=cfg.task or saved_task),
+                         lambda split, comp: add_training_only(split, comp, cfg))
     if resuming:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
@@ -151,6 +155,8 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
         print(describe_identity_split(data.split, data.target, data.class_map.new_label))
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
+    if kind.name == "number":
+        check_number(cfg, data.target, heads)
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file),
                            classes=len(data.class_map.values))
     if line := grade_order(cfg.metric, data.class_map, cfg.class_order):
@@ -187,12 +193,25 @@ def check_multi_label(cfg, target: str, heads: dict) -> None:
                            "support; leave it out")
 
 
+def check_number(cfg, target: str, heads: dict) -> None:
+    """Refuse the settings a number target (regression) cannot take, naming the flag: classes' notions."""
+    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1,
+               f"--sampling {cfg.sampling} (per-class weights)": cfg.sampling != "natural"}
+    for flag, given in refused.items():  # --extra-data, --pseudo-labels, --soft-labels: add_training_only
+        if given:
+            raise KitError(f"{flag}: column {target} holds a number per image (regression), which "
+                           f"{flag.split()[0]} does not support; leave it out")
+
+
 def add_training_only(split, comp, cfg):
     """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout),
     every image on the training side for --full-fit, and --soft-labels' targets."""
-    if comp.class_maps[comp.target].multi_label and (cfg.extra_data or cfg.pseudo_labels or cfg.soft_labels):
+    target_map = comp.class_maps[comp.target]
+    if (target_map.multi_label or target_map.scale is not None) and (cfg.extra_data or cfg.pseudo_labels or
+                                                                     cfg.soft_labels):
         flag = "--extra-data" if cfg.extra_data else "--pseudo-labels" if cfg.pseudo_labels else "--soft-labels"
-        raise KitError(f"{flag}: column {comp.target} holds tags (multi-label), which {flag} does not support yet; "
+        what = "tags (multi-label)" if target_map.multi_label else "a number per image (regression)"
+        raise KitError(f"{flag}: column {comp.target} holds {what}, which {flag} does not support yet; "
                        "leave it out")
     if cfg.extra_data:
         split = add_extra_data(split, comp, cfg)
