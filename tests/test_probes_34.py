@@ -604,3 +604,32 @@ def test_21_a_lock_whose_pid_is_now_another_process_is_taken_over_saying_so(tmp_
     with pytest.raises(KitError, match=f"^{run.path} is in use by process {parent} "):
         with run.lock():
             pass
+
+
+def test_15_tta_auto_chooses_no_views_on_a_one_class_holdout(monkeypatch, capsys):
+    """--tta auto is a choice by the metric: on a holdout of one class it is not made; every view is averaged."""
+    import types
+
+    import numpy as np
+    import pandas as pd
+
+    import src.inference.submission as submission
+    from src.core.submit_settings import SubmitConfig
+    from src.data.class_maps import ClassMap
+
+    member = object()
+    run = types.SimpleNamespace(folder="runs/a", is_cv=False, members=[member], class_map=ClassMap("target", (0, 1)),
+                                extra_images=lambda kind="extra": 0)
+    per_view = np.array([[[0.9, 0.1]] * 3, [[0.2, 0.8]] * 3])  # identity, hflip
+    monkeypatch.setattr(submission, "predict_holdout",
+                        lambda *args: (pd.DataFrame({"id": ["a", "b", "c"]}), np.zeros(3, int), per_view, [None]))
+    monkeypatch.setattr(submission, "predict_views", lambda member, frame, views, passes, model: per_view[:len(views)])
+    monkeypatch.setattr(submission, "run_reference", lambda run: None)
+    monkeypatch.setattr(submission, "select_views", lambda *args: pytest.fail("views chosen on one class"))
+    cfg = parse_config(SubmitConfig, ["--run", "a", "--tta", "auto", "--tta-views", "identity,hflip"])
+    comp = types.SimpleNamespace(test=pd.DataFrame({"id": ["t"]}))
+    holdout, test, _ = submission.predict_all([run], comp, ("identity", "hflip"), cfg, lambda p, y: 0.5)
+    assert "runs/a: --tta auto chooses nothing on a holdout of one class: every view kept, averaged" in \
+        capsys.readouterr().out
+    assert holdout["views"] == ["identity+hflip"] and holdout["steps"] == [[]]
+    np.testing.assert_allclose(test[0], [[0.55, 0.45]] * 3)

@@ -200,7 +200,10 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
         plain = None if not len(y) else per_view[list(views).index("identity")] if "identity" in views else \
             predict_holdout(run, comp, ("identity",), 0)[2][0]  # None: a full-fit, no holdout
         run_views, random_passes, steps = list(views), cfg.tta_random, []
-        if cfg.tta == "auto":
+        one_class = len(y) and np.asarray(y).ndim == 1 and len(np.unique(y)) < 2  # a metric ranks nothing there
+        if cfg.tta == "auto" and one_class:
+            print(f"{run.folder}: --tta auto chooses nothing on a holdout of one class: every view kept, averaged")
+        if cfg.tta == "auto" and not one_class:
             names = list(views) + [f"random_{i + 1}" for i in range(cfg.tta_random)]
             chosen, steps = select_views(per_view, names, y, scorer, higher_is_better, cfg.tta_mean)
             per_view = per_view[[names.index(v) for v in chosen]]
