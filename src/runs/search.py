@@ -1,5 +1,6 @@
 """Finding training runs under a folder: what `python -m src.ledger --runs DIR` lists.
 
+An auto run's folder (src.auto: its auto_state.json) is listed as one, not searched further.
 A folder is a training run when its config.json is a training config (it plans stage 1), or when
 it holds files only a run writes (state.json, history.csv, weights, fold-<i>/ folders) even if its
 config.json is damaged or gone. Other jobs' folders (screening, EDA, head search, caches) are named
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from src.runs.auto_state import is_auto_folder
 from src.runs.folder import FOLD_PREFIX, RunFolder
 
 NOT_SEARCHED = ("backup", "tensorboard", "splits", "features", "pixels")  # caches of many files, no runs
@@ -29,6 +31,9 @@ def find_runs(places) -> tuple[list, list]:
 
 def walk(folder: Path, depth: int, runs: list, skipped: list) -> None:
     run = RunFolder(folder)
+    if is_auto_folder(folder):  # an auto run is one row with its steps; its own runs are its steps
+        runs.append(run)
+        return
     kind = run_kind(run)
     if kind == "run":
         runs.append(run)
