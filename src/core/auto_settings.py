@@ -80,5 +80,6 @@ class AutoConfig(DataOptions):
     def check(self) -> None:
         """Raise naming the flags that do not fit together."""
         super().check()
-        if self.fold != -1:
-            raise KitError(f"--fold {self.fold}: src.auto chooses the folds itself; leave --fold out")
+        if self.fold != -1 or self.folds:
+            flag = f"--fold {self.fold}" if self.fold != -1 else f"--folds {self.folds}"
+            raise KitError(f"{flag}: src.auto chooses the folds from the budget; --max-folds caps them")

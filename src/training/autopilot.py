@@ -78,8 +78,11 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         print("re-planned from the measured minutes:\n" + describe_plan(plan), flush=True)
         write_plan(plan, out, "plan-after-screen")
     speed = next(s for s in speeds if s.backbone == backbone)
+    trained_before = state.done("train")
     run = run_training(cfg, state, plan, speed, counts, data, deadline, callbacks)
-    if run is not None:
+    if run is not None and trained_before and state.done("submit"):
+        print(f"submit: finished earlier from {run}, {state.best.get('file')} kept")
+    elif run is not None:
         run_submit(cfg, state, run, speed, counts, plan.folds, deadline)
     return finish(state, out, started)
 
@@ -169,7 +172,8 @@ def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, 
     if state.done("train"):
         print(f"train: finished earlier, {folder} kept")
         return Path(state.steps["train"]["run"])
-    reserve = predict_seconds(speed, counts, plan.folds, cfg.startup_seconds) + cfg.startup_seconds
+    # prediction's measured time, half again for what timed batches miss (decoding, views), and one start-up
+    reserve = 1.5 * predict_seconds(speed, counts, plan.folds, cfg.startup_seconds) + cfg.startup_seconds
     hours = max(deadline - reserve - time.monotonic(), 1.0) / 3600
     split = {"split_file": str(Path(cfg.out) / f"split-{plan.folds}folds.csv")} if plan.folds else {}
     train_cfg = TrainConfig(**{**shared(cfg), **split}, backbone=speed.backbone, weights=cfg.weights, out=str(folder),
