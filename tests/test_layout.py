@@ -17,7 +17,7 @@ SRC = REPO / "src"
 # Lower layers first: a package imports only from itself and the packages before it.
 LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training", "reports"]
 MAX_LINES = 300  # a module past it holds two concerns; split it where they part
-COMMANDS = ["backbones", "demo", "eda", "kaggle_api", "ledger", "predict", "prune", "screen_backbones", "stack",
+COMMANDS = ["auto", "backbones", "demo", "eda", "kaggle_api", "ledger", "predict", "prune", "screen_backbones", "stack",
             "submit", "tfrecords", "train", "tune"]
 
 

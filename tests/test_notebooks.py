@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from src.core import settings, submit_settings
+from src.core import auto_settings, settings, submit_settings
 from src.core.errors import KitError
 from src.hardware.accelerator import Accelerator
 from src.kaggle.notebooks import PLUMBING, cell_source, inject_parameters, parameter_names, parameters_cell, read_notebook
@@ -23,7 +23,7 @@ from tests.conftest import REPO, make_folder_competition
 
 NOTEBOOKS = sorted((REPO / "kernels").glob("*.ipynb"))
 CELL_IDS = ["about", "parameters", "import-kit", "set-up", "run"]
-JOBS = {"screen_backbones": settings.ScreenConfig, "train": settings.TrainConfig, "submit": submit_settings.SubmitConfig}
+JOBS = {"auto": auto_settings.AutoConfig, "screen_backbones": settings.ScreenConfig, "train": settings.TrainConfig, "submit": submit_settings.SubmitConfig}
 
 
 def definitions(nb: dict) -> list:
@@ -68,8 +68,8 @@ def test_the_train_kernel_runs_the_reference_recipe():
     assert defaults["STAGE1_EPOCHS"] == 30 and defaults["STAGE2_LR"] == 1e-6
 
 
-def test_there_are_the_three_kernels():
-    assert [p.name for p in NOTEBOOKS] == ["screen_backbones.ipynb", "submit.ipynb", "train.ipynb"]
+def test_there_are_the_four_kernels():
+    assert [p.name for p in NOTEBOOKS] == ["auto.ipynb", "screen_backbones.ipynb", "submit.ipynb", "train.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -100,7 +100,7 @@ def test_every_cell_has_a_stable_id_and_the_notebook_validates(path):
 
     nb = read_notebook(path)
     assert nb["nbformat"] == 4 and nb["nbformat_minor"] >= 5
-    ids = CELL_IDS + (["ledger"] if path.stem in ("train", "submit") else [])  # they end by printing the ledger
+    ids = CELL_IDS + (["ledger"] if path.stem in ("auto", "train", "submit") else [])  # they end by printing the ledger
     assert [cell.get("id") for cell in nb["cells"]] == ids
     injected = inject_parameters(nb, {"COMPETITION": "dogs-vs-cats"})
     assert [cell.get("id") for cell in injected["cells"]] == [*ids[:2], "injected-parameters", *ids[2:]]

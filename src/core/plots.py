@@ -216,3 +216,17 @@ def plot_importance(importance: pd.Series, path: Path, title: str, count: int = 
     ax.barh(top.index.astype(str), top.to_numpy(), color="#4C72B0")
     ax.set(title=title, xlabel="total gain over folds and seeds")
     return save(fig, path)
+
+
+def plot_plan(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Save the auto run's plan: one bar per step, its estimated minutes, labelled with its share of the budget."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.5))
+    rows = table.iloc[::-1]
+    names = [f"{s} {b}".strip() for s, b in zip(rows["step"], rows["backbone"].fillna(""))]
+    minutes = rows["minutes"].astype(float).to_numpy()
+    ax.barh(names, minutes, color="#4C72B0")
+    for y, (value, share) in enumerate(zip(minutes, rows["share"])):
+        ax.text(value, y, f" {value:.1f} min ({float(share):.0%})", va="center", fontsize=9)
+    ax.set(title=title, xlabel="estimated minutes", xlim=(0, max(minutes.max(), 1e-3) * 1.35))
+    return save(fig, path)

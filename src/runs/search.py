@@ -1,5 +1,6 @@
 """Finding training runs under a folder: what `python -m src.ledger --runs DIR` lists.
 
+An auto run's folder (src.auto: its auto_state.json) is listed as one, not searched further.
 A folder is a training run when its config.json is a training config (it plans stage 1), or when
 it holds files only a run writes (state.json, history.csv, weights, fold-<i>/ folders) even if its
 config.json is damaged or gone. The kit's other jobs' folders (EDA, screening, head search, pruning),
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from src.core.config import DataOptions, PipelineOptions
 from src.core.settings import EdaConfig, PruneConfig, ScreenConfig, TuneConfig
+from src.runs.auto_state import is_auto_folder
 from src.runs.folder import FOLD_PREFIX, RunFolder
 
 OTHER_JOBS = {"src.eda": EdaConfig, "src.screen_backbones": ScreenConfig, "src.tune": TuneConfig,
@@ -40,6 +42,9 @@ def walk(folder: Path, depth: int, runs: list, skipped: list, seen: set) -> None
         return
     seen.add(real)
     run = RunFolder(folder)
+    if is_auto_folder(folder):  # an auto run is one row with its steps; its own runs are its steps
+        runs.append(run)
+        return
     kind = run_kind(run)
     if kind == "run":
         runs.append(run)

@@ -12,6 +12,7 @@ averages the folds' test predictions.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +46,13 @@ def train_folds(cfg, callbacks=()) -> dict:
     if not folder.is_run():  # first: a run cut after some folds names its config to resume with
         folder.save_config(cfg)
     summaries = []
+    # --time-limit is this process's, not each fold's: every fold gets what the earlier ones left
+    deadline = time.monotonic() + cfg.time_limit * 3600 if cfg.time_limit > 0 else None
     for fold in range(cfg.folds):
         out = folder.fold(fold).path
         print(f"fold {fold + 1}/{cfg.folds}: {out}", flush=True)
-        fold_cfg = dataclasses.replace(cfg, fold=fold, out=str(out), resume=cfg.resume or not out.exists())
+        left = {} if deadline is None else {"time_limit": max(deadline - time.monotonic(), 1e-3) / 3600}
+        fold_cfg = dataclasses.replace(cfg, fold=fold, out=str(out), resume=cfg.resume or not out.exists(), **left)
         summary = train(fold_cfg, callbacks)
         if summary.get("stopped"):  # --time-limit: the next session resumes from this fold
             return {**summary, "folds_done": fold}

@@ -1,0 +1,31 @@
+"""python -m src.auto: one command from a competition's folder to its best submission within a time budget.
+
+    python -m src.auto --data data/demo --budget 6m --weights none
+    python -m src.auto --data data/siim-isic-melanoma-classification --budget 8h
+
+Measures each candidate backbone on this hardware, prints and draws the plan (OUT/plan.csv, plan.png),
+screens, trains (K folds when the budget allows), predicts with --tta auto and keeps the submission that
+scores best on the holdout; its last line names the file. The same command continues a killed run.
+"""
+from __future__ import annotations
+
+import sys
+
+from src.core.auto_settings import AutoConfig
+from src.core.config import parse_config
+from src.core.errors import run_cli
+
+
+def main(argv=None):
+    """Parse the flags into an AutoConfig, then run the job; return its result (notebooks show it).
+
+    The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
+    """
+    cfg = parse_config(AutoConfig, argv, prog="python -m src.auto")
+    from src.training.autopilot import run_auto
+
+    return run_auto(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,161 @@
+"""python -m src.auto: budget parsing, plan arithmetic, the kinds it plans, the better-by-holdout rule, and one
+tiny auto run killed at a random epoch, resumed by the same command, cut by its budget and still submitted."""
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import keras
+import pandas as pd
+import pytest
+
+from src.core.auto_settings import AutoConfig, budget_seconds
+from src.core.config import parse_config
+from src.core.errors import KitError
+from src.core.submit_settings import LedgerConfig
+from src.core.task_kind import KINDS
+from src.runs.auto_state import AutoState
+from src.training.planning import KIND_STEPS, Counts, Speed, kind_steps, make_plan
+from tests.conftest import make_folder_competition
+
+COUNTS = Counts(train=1000, val=250, test=400)
+FAST = Speed("small_resnet", ((32, 32), (48, 48)), (0.002, 0.004), (0.001, 0.002))
+SLOW = Speed("resnet50", ((32, 32), (48, 48)), (0.2, 0.4), (0.05, 0.1))
+BROKEN = Speed("big", ((32, 32), (48, 48)), error="out of memory: ResourceExhaustedError: OOM")
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("6m", 360), ("8h", 28800), ("1.5", 5400), (" 2M ", 120)])
+def test_budgets_are_read_in_seconds_minutes_and_hours(text, seconds):
+    assert budget_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["6x", "0m", "-1h", "", "h"])
+def test_a_bad_budget_is_refused_naming_the_flag_and_the_form(text):
+    with pytest.raises(KitError, match=r"--budget.*90s, 6m or 8h"):
+        parse_config(AutoConfig, [f"--budget={text}"])
+
+
+def test_the_plan_splits_the_budget_and_drops_candidates_with_their_reason():
+    plan = make_plan(1200, 30, COUNTS, [FAST, SLOW, BROKEN], max_folds=5, margin=0.1, startup=20)
+    table = plan.table()
+    assert list(table["step"]) == ["train", "submit"]  # one candidate left: nothing to screen
+    assert dict(plan.dropped) == {"big": BROKEN.error, "resnet50": pytest.approx(dict(plan.dropped)["resnet50"])}
+    assert dict(plan.dropped)["resnet50"].startswith("too slow: its shortest run takes")
+    assert plan.usable == pytest.approx(1200 * 0.9 - 30)
+    assert table["minutes"].sum() * 60 <= plan.usable and table["share"].sum() <= 1
+    assert plan.folds == 5 and plan.epochs[0] >= 8  # 20 minutes hold five folds of this fast network
+
+
+def test_a_short_budget_gets_one_holdout_and_a_long_one_screens():
+    short = make_plan(240, 10, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20)
+    assert short.folds == 0 and short.epochs[0] >= 3
+    long = make_plan(8 * 3600, 10, COUNTS, [FAST, SLOW], max_folds=5, margin=0.1, startup=20)
+    assert list(long.table()["step"]) == ["screen", "train", "submit"] and long.folds == 5
+
+
+def test_a_budget_too_short_for_any_model_names_the_shortest_that_would_do():
+    with pytest.raises(KitError, match=r"too short for any model.*shortest budget that would do: (\S+)") as err:
+        make_plan(60, 10, COUNTS, [SLOW], max_folds=5, margin=0.1, startup=20)
+    shortest = budget_seconds(err.value.args[0].rsplit(" ", 1)[-1])
+    assert make_plan(shortest, 10, COUNTS, [SLOW], max_folds=5, margin=0.1, startup=20).folds == 0
+
+
+def test_each_task_kind_of_the_kit_has_steps_and_another_is_refused_up_front():
+    assert set(KINDS) <= set(KIND_STEPS)
+    assert kind_steps("label")[-1] == "submit"
+    with pytest.raises(KitError, match="the kit plans no steps for task kind number yet"):
+        kind_steps("number")
+
+
+@pytest.mark.parametrize("metric, scores, kept", [("accuracy", [0.8, 0.7, 0.9, math.nan], [0, 2]),
+                                                  ("log_loss", [0.5, 0.6, 0.3], [0, 2])])
+def test_a_submission_is_replaced_only_by_one_better_on_the_holdout(tmp_path, metric, scores, kept):
+    state = AutoState.load(tmp_path / "auto", AutoConfig(metric=metric))
+    replaced = []
+    for i, value in enumerate(scores):
+        candidate = tmp_path / f"c{i}.csv"
+        candidate.write_text(f"id,label\nx,{i}\n")
+        replaced.append(state.offer(str(candidate), value, "submit"))
+    assert [i for i, r in enumerate(replaced) if r] == kept
+    assert (tmp_path / "auto" / "submission.csv").read_text() == f"id,label\nx,{kept[-1]}\n"
+    assert AutoState.load(tmp_path / "auto", AutoConfig(metric=metric)).best["score"] == scores[kept[-1]]
+
+
+class KillAt(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt (a kill) at the end of one stage-1 epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.input_shape[1] == 16 and epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+class SlowStage2(keras.callbacks.Callback):
+    """Make stage 2's epochs (24 px) take 25 s more than measured, so the budget cuts it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.input_shape[1] == 24:
+            time.sleep(25)
+
+
+BUDGET = 75
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory):
+    """One tiny auto run: killed at a random stage-1 epoch, then the same command resumed within a 75 s budget that
+    cuts stage 2; returns (its folder, the resumed session's printed text, its seconds, the chosen kill epoch)."""
+    from src.training.autopilot import run_auto
+
+    root = tmp_path_factory.mktemp("auto")
+    data = make_folder_competition(root / "comp", per_class=8, n_test=6)
+    args = ["--data", str(data), "--budget", f"{BUDGET}s", "--weights", "none", "--backbones", "tiny_resnet",
+            "--max-epochs", "2", "3", "--max-folds", "0", "--batch-size", "4", "--startup-seconds", "5",
+            "--out", str(root / "runs" / "auto"), "--split-file", str(root / "runs" / "auto" / "split.csv")]
+    cfg = parse_config(AutoConfig, args)
+    epoch = random.Random().choice([1, 2])
+    with pytest.raises(KeyboardInterrupt):
+        run_auto(cfg, callbacks=(KillAt(epoch),))
+    import contextlib
+    import io
+
+    text, started = io.StringIO(), time.monotonic()
+    with contextlib.redirect_stdout(text):
+        result = run_auto(cfg, callbacks=(SlowStage2(),))
+    return root / "runs" / "auto", text.getvalue(), time.monotonic() - started, epoch, result
+
+
+def test_a_killed_auto_run_resumes_from_its_folder_saying_what_it_kept(auto_run):
+    out, text, _, epoch, _ = auto_run
+    assert "resuming the auto run in" in text and "kept train (stopped)" in text, text
+    assert "measure tiny_resnet: kept from" in text
+    history = pd.read_csv(out / "train-tiny_resnet" / "history-stage1.csv")  # a cut run has no history.csv yet
+    assert list(history["epoch"]) == [0, 1], f"killed after epoch {epoch}: each epoch trained once"
+
+
+def test_a_budget_that_cuts_training_still_writes_a_valid_submission_before_it_ends(auto_run):
+    out, text, seconds, _, result = auto_run
+    assert seconds <= BUDGET, text
+    assert "the budget cut training" in text and "submitted with its stage1 weights" in text
+    submission = pd.read_csv(out / "submission.csv")
+    assert list(submission.columns) == ["Id", "Category"] and len(submission) == 6
+    assert text.strip().splitlines()[-1].startswith(f"submission: {out / 'submission.csv'}")
+    assert result["file"] == str(out / "submission.csv")
+    assert (out / "plan.csv").is_file() and (out / "plan.png").is_file()
+
+
+def test_the_ledger_shows_the_auto_run_as_one_row_with_its_steps(auto_run, tmp_path):
+    from src.reports.ledger import write_ledger
+
+    out = auto_run[0]
+    table = write_ledger(LedgerConfig(runs=(str(out.parent),), submissions=str(tmp_path / "none"),
+                                      out=str(tmp_path)))
+    rows = table[table["kind"] == "auto"]
+    assert len(rows) == 1 and len(table[table["kind"] == "run"]) == 0
+    row = rows.iloc[0]
+    assert row["status"] == "written" and row["backbone"] == "tiny_resnet" and row["metric"] == "accuracy"
+    assert "train cut" in row["options"] and "submit done" in row["options"] and " min" in row["options"]
