@@ -162,8 +162,10 @@ def isic_comp(tmp_path) -> Path:
 
 # The slowest files first (measured with --durations): pytest-xdist's loadfile hands whole files to the
 # worker that asks next, in collection order, so a slow file collected last ends the run alone.
-SLOW_FILES_FIRST = ("test_jax.py", "test_faults.py", "test_notebooks.py", "test_train.py", "test_cv.py",
-                    "test_runs.py", "test_metric.py", "test_formats.py", "test_recipe_flags.py", "test_screening.py")
+SLOW_FILES_FIRST = ("test_jax.py", "test_auto.py", "test_faults.py", "test_notebooks.py", "test_train.py",
+                    "test_identity.py", "test_cv.py", "test_table.py", "test_runs.py", "test_regression.py",
+                    "test_metric.py", "test_probes_34.py", "test_formats.py", "test_recipe_flags.py",
+                    "test_screening.py")
 
 
 def pytest_collection_modifyitems(items):

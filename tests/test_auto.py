@@ -62,10 +62,11 @@ def test_a_budget_too_short_for_any_model_names_the_shortest_that_would_do():
 
 
 def test_each_task_kind_of_the_kit_has_steps_and_another_is_refused_up_front():
-    assert set(KINDS) <= set(KIND_STEPS)
+    assert {"label", "tags"} <= set(KIND_STEPS) <= set(KINDS)
     assert kind_steps("label")[-1] == "submit"
-    with pytest.raises(KitError, match="the kit plans no steps for task kind number yet"):
-        kind_steps("number")
+    for kind in sorted(set(KINDS) - set(KIND_STEPS)):  # number and identity: planned by hand for now, said so
+        with pytest.raises(KitError, match=f"the kit plans no steps for task kind {kind} yet"):
+            kind_steps(kind)
 
 
 @pytest.mark.parametrize("metric, scores, kept", [("accuracy", [0.8, 0.7, 0.9, math.nan], [0, 2]),
@@ -95,19 +96,19 @@ class KillAt(keras.callbacks.Callback):
 
 
 class SlowStage2(keras.callbacks.Callback):
-    """Make stage 2's epochs (24 px) take 25 s more than measured, so the budget cuts it."""
+    """Make stage 2's epochs (24 px) take 15 s more than measured, so the budget cuts it."""
 
     def on_epoch_end(self, epoch, logs=None):
         if self.model.input_shape[1] == 24:
-            time.sleep(25)
+            time.sleep(15)
 
 
-BUDGET = 75
+BUDGET = 50
 
 
 @pytest.fixture(scope="module")
 def auto_run(tmp_path_factory):
-    """One tiny auto run: killed at a random stage-1 epoch, then the same command resumed within a 75 s budget that
+    """One tiny auto run: killed at a random stage-1 epoch, then the same command resumed within a 50 s budget that
     cuts stage 2; returns (its folder, the resumed session's printed text, its seconds, the chosen kill epoch)."""
     from src.training.autopilot import run_auto
 
