@@ -245,7 +245,8 @@ def test_9_ctrl_c_before_the_run_exists_says_to_run_again(tmp_path, monkeypatch,
 
 # ================================================================ issue 34, second part
 # ---------------------------------------------------------------- 10. one run, no TTA: its row once, no ensemble row
-def test_10_one_run_without_tta_prints_its_row_once_and_no_ensemble_row(monkeypatch, capsys):
+@pytest.mark.parametrize("flags", [[], ["--tta", "auto"]])  # --tta auto that keeps identity: the demo's case
+def test_10_one_run_without_tta_prints_its_row_once_and_no_ensemble_row(monkeypatch, capsys, flags):
     import types
 
     import numpy as np
@@ -263,7 +264,9 @@ def test_10_one_run_without_tta_prints_its_row_once_and_no_ensemble_row(monkeypa
     monkeypatch.setattr(submission, "predict_views", lambda *args: probs[None])
     monkeypatch.setattr(submission, "run_reference", lambda run: None)
     comp = types.SimpleNamespace(test=pd.DataFrame({"id": ["a", "b"]}))
-    cfg = parse_config(SubmitConfig, ["--run", "r"])
+    monkeypatch.setattr(submission, "select_views", lambda *args: (["identity"], [{"step": 0, "views": "identity",
+                                                                                   "score": 0.75}]))
+    cfg = parse_config(SubmitConfig, ["--run", "r", *flags])
     scorer = lambda p, t: float((p.argmax(1) == t).mean())
     holdout, test, scores = submission.predict_all([run], comp, ("identity",), cfg, scorer)
     scores += combine_runs([run], holdout, test, cfg, "accuracy", scorer).rows

@@ -231,7 +231,7 @@ def predict_all(runs, comp, views, cfg: SubmitConfig, scorer, higher_is_better: 
                        *({"run": name, **counts, "views": f"auto step {s['step']}: {s['views']}",
                           "score": s["score"]} for s in steps[1:]),
                        *[{"run": name, **counts, "views": views_used, "score": scorer(tta, y)}] *
-                       (views_used != "identity" or cfg.tta == "auto")]  # no TTA: the row above is this row
+                       (views_used != "identity")]  # no TTA (or --tta auto kept identity): the row above is it
         print(f"[{number}/{len(runs)}] {run.folder}: {len(run_views) + random_passes} view(s) over "
               f"{len(comp.test)} test images" + (f", {len(run.members)} folds averaged" if run.is_cv else ""),
               flush=True)
