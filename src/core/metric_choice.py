@@ -23,7 +23,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.files import write_json
-from src.core.task_kind import KINDS, LABEL, PAUC_PATTERN, TaskKind
+from src.core.task_kind import KINDS, LABEL, PAUC_PATTERN, TaskKind, kind_scoring
 
 KAGGLE_FILE = "kaggle_metric.json"
 # The kit's metrics, the one list, in the order of the task kinds that score them (src.core.task_kind):
@@ -31,8 +31,7 @@ KAGGLE_FILE = "kaggle_metric.json"
 NAMES = tuple(dict.fromkeys(m for kind in KINDS.values() for m in kind.metrics))
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
 KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)").replace("pauc@R", "pauc@R (pauc@0.8 ...)")
-                  + ("" if LABEL.scores_with(n) else f" ({kind})")
-                  for n in NAMES for kind in [next(k.name for k in KINDS.values() if k.scores_with(n))])
+                  + ("" if LABEL.scores_with(n) else f" ({kind_scoring(n).name})") for n in NAMES)
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
     "area under receiver operating characteristic curve": "auc", "auc": "auc", "roc auc": "auc",
@@ -60,11 +59,6 @@ def check_metric(name: str) -> str:
     if re.fullmatch(PAUC_PATTERN, name):
         return f"pauc@{float(name.split('@')[1]):g}"  # one spelling: pauc@.80 is pauc@0.8
     raise KitError(f"--metric {name}: expected one of {KNOWN}")
-
-
-def kind_scoring(name: str) -> TaskKind:
-    """Return the task kind a metric scores (the first that lists it)."""
-    return next(kind for kind in KINDS.values() if kind.scores_with(name))
 
 
 def metric_flag(value: str):

@@ -60,6 +60,11 @@ TASK_ALIASES = {"regression": "number"}  # --task regression is the name people 
 LABEL = KINDS["label"]
 
 
+def kind_scoring(metric: str) -> TaskKind:
+    """Return the task kind a metric scores (the first that lists it); what a misfit metric is said to be for."""
+    return next(kind for kind in KINDS.values() if kind.scores_with(metric))
+
+
 def kind_of(class_map) -> TaskKind:
     """Return the kind the labels show: a number when src.data.numbers read the column as numbers (a scale),
     identity when an answer for an unseen identity was found (class_map.new_label), tags when the target
