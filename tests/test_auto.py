@@ -62,11 +62,33 @@ def test_a_budget_too_short_for_any_model_names_the_shortest_that_would_do():
 
 
 def test_each_task_kind_of_the_kit_has_steps_and_another_is_refused_up_front():
-    assert {"label", "tags"} <= set(KIND_STEPS) <= set(KINDS)
-    assert kind_steps("label")[-1] == "submit"
-    for kind in sorted(set(KINDS) - set(KIND_STEPS)):  # number and identity: planned by hand for now, said so
-        with pytest.raises(KitError, match=f"the kit plans no steps for task kind {kind} yet"):
-            kind_steps(kind)
+    assert set(KIND_STEPS) == set(KINDS)  # a kind added to KINDS must be planned for here too
+    assert all(kind_steps(kind)[-1] == "submit" for kind in KINDS)  # the stack only when there is a table
+    assert kind_steps("label", stackable=True) == ("screen", "train", "submit", "stack")
+    assert "screen" not in kind_steps("identity")  # screening ranks softmax heads, not embeddings
+    with pytest.raises(KitError, match="the kit plans no steps for task kind video yet"):
+        kind_steps("video")
+
+
+def test_the_stack_is_planned_after_k_folds_and_said_why_not_after_one_holdout():
+    folds = make_plan(1200, 30, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20, stack=True)
+    assert list(folds.table()["step"]) == ["train", "submit", "stack"] and folds.folds == 5 and not folds.notes
+    assert folds.table()["minutes"].sum() * 60 <= folds.usable
+    holdout = make_plan(240, 10, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20, stack=True)
+    assert holdout.folds == 0 and not holdout.has("stack")
+    assert holdout.notes == ["stack: not planned: it learns from K folds' out-of-fold predictions and the budget "
+                             "allows one holdout"]
+
+
+def test_a_group_column_is_read_from_the_table_and_a_plain_one_is_not_taken():
+    from src.data.table_features import guess_group_column
+
+    table = pd.DataFrame({"isic_id": [f"i{i}" for i in range(12)], "patient_id": [f"p{i % 4}" for i in range(12)],
+                          "age": [30 + i % 3 for i in range(12)], "site_name": ["arm", "leg"] * 6})
+    table.attrs["id_column"] = "isic_id"
+    assert guess_group_column(table, ["target"]) == ("patient_id", "4 groups over 12 rows")
+    assert guess_group_column(table.assign(patient_id=[f"p{i}" for i in range(12)]), ["target"]) == ("", "")
+    assert guess_group_column(table.drop(columns="patient_id"), ["target"]) == ("", "")
 
 
 @pytest.mark.parametrize("metric, scores, kept", [("accuracy", [0.8, 0.7, 0.9, math.nan], [0, 2]),

@@ -98,6 +98,23 @@ def read_test_table(root: Path, schema, spec: TableSpec, train_path: str = "") -
                    "expected test-metadata.csv (the training table's columns, without the target)")
 
 
+GROUP_NAMES = r"patient|subject|individual|person|owner|user|group|study|case|site_id|^id_|_id$"
+
+
+def guess_group_column(table: pd.DataFrame, exclude=()) -> tuple:
+    """Return (the column whose values name groups of rows, why) or ("", "") when none: a name such as patient_id
+    (GROUP_NAMES) whose values repeat (2 to half as many groups as rows, every cell filled). Why it exists: a
+    competition whose test patients are new must keep each patient in one fold, and the within-patient
+    features need the column; src.auto has no person to pass --group-column."""
+    id_column = table.attrs.get("id_column", table.index.name or table.columns[0])
+    for column in (c for c in table.columns if c not in (id_column, *exclude)):
+        text = table[column].astype(str).str.strip()
+        groups = text.nunique()
+        if re.search(GROUP_NAMES, str(column).lower()) and (text != "").all() and 2 <= groups <= len(text) / 2:
+            return str(column), f"{groups} groups over {len(text)} rows"
+    return "", ""
+
+
 def as_numbers(values: pd.Series) -> pd.Series:
     """Return the column as floats (empty or unreadable cells NaN)."""
     return pd.to_numeric(values.replace("", np.nan), errors="coerce")

@@ -35,6 +35,7 @@ from src.runs.auto_state import AutoState, candidate_score
 from src.training.cross_validation import train_folds
 from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure, predict_seconds,
                                    write_plan)
+from src.training.auto_table import run_stack, settle_table
 from src.training.screening import screen
 from src.training.two_stage import train
 
@@ -52,8 +53,10 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         raise KitError(f"{comp.root}: no sample submission and test images: src.auto needs both")
     class_map = comp.class_maps[comp.target]
     kind = kind_of(class_map)
-    steps = kind_steps(kind.name)  # a kind without steps is refused before anything is measured
+    kind_steps(kind.name)  # a kind without steps is refused before anything is measured
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind)
+    cfg, table = settle_table(cfg, comp, kind)
+    steps = kind_steps(kind.name, table.stack)
     cfg = dataclasses.replace(cfg, split_file=cfg.split_file or str(out / "split.csv"))
     state = AutoState.load(out, cfg)
     data = prepare_split(cfg)
@@ -61,7 +64,8 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     accelerator = pick_accelerator(request=cfg.accelerator)
     speeds = measured_speeds(cfg, state, comp, class_map, accelerator)
     plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, speeds, cfg.max_folds,
-                     cfg.margin, cfg.startup_seconds, "screen" in steps and not state.done("screen"), cfg.max_epochs)
+                     cfg.margin, cfg.startup_seconds, "screen" in steps and not state.done("screen"), cfg.max_epochs,
+                     "stack" in steps)
     print(describe_plan(plan), flush=True)
     write_plan(plan, out)
     state.set_plan(plan.rows)
@@ -74,16 +78,18 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         backbone = run_screen(cfg, state, plan, out, accelerator)
         speed = next(s for s in speeds if s.backbone == backbone)
         plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, [speed], cfg.max_folds,
-                         cfg.margin, cfg.startup_seconds, False, cfg.max_epochs)
+                         cfg.margin, cfg.startup_seconds, False, cfg.max_epochs, "stack" in steps)
         print("re-planned from the measured minutes:\n" + describe_plan(plan), flush=True)
         write_plan(plan, out, "plan-after-screen")
     speed = next(s for s in speeds if s.backbone == backbone)
     trained_before = state.done("train")
-    run = run_training(cfg, state, plan, speed, counts, data, deadline, callbacks)
+    run = run_training(cfg, state, plan, speed, counts, data, deadline, table, callbacks)
     if run is not None and trained_before and state.done("submit"):
         print(f"submit: finished earlier from {run}, {state.best.get('file')} kept")
     elif run is not None:
         run_submit(cfg, state, run, speed, counts, plan.folds, deadline)
+    if run is not None and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold
+        run_stack(cfg, state, run, plan, deadline)
     return finish(state, out, started)
 
 
@@ -148,9 +154,9 @@ def shared(cfg) -> dict:
     return {name: getattr(cfg, name) for name in names}
 
 
-def recipe(cfg, data, epochs: tuple) -> dict:
+def recipe(cfg, data, epochs: tuple, table) -> dict:
     """Return the recipe options the auto run trains with, each said with why."""
-    options = {"schedule": "cosine"}
+    options = {"schedule": "cosine", **({"metadata": True} if table.metadata else {})}
     if min(epochs[0], epochs[1] if epochs[1] else epochs[0]) >= 3:
         options["lr_warmup_epochs"] = 1.0
     if cfg.weights == "none":  # from scratch: the demo's rates (the reference 1e-6 is for pretrained weights)
@@ -160,11 +166,11 @@ def recipe(cfg, data, epochs: tuple) -> dict:
         options["sampling"] = "balanced"
     print("recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items()) +
           " (cosine with a warm-up: the schedule sized to the planned epochs; balanced: a class under 5% with a "
-          "ranking metric)", flush=True)
+          "ranking metric; metadata: the table's features beside the image's)", flush=True)
     return options
 
 
-def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, callbacks) -> Path | None:
+def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, table, callbacks) -> Path | None:
     """Train the planned run (K folds or one holdout) until its reserve for prediction; return a run folder to
     submit (a cut run's finished stage 1 kept), or None when no model finished."""
     folder = Path(cfg.out) / f"train-{speed.backbone}"
@@ -180,7 +186,7 @@ def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, 
                             stage1_size=speed.sizes[0], stage2_size=speed.sizes[1], stage1_epochs=plan.epochs[0],
                             stage2_epochs=max(plan.epochs[1], 1), folds=plan.folds, fold=-1, resume=True,
                             time_limit=hours, metric=cfg.metric, batch_size=cfg.batch_size,
-                            accelerator=cfg.accelerator, **recipe(cfg, data, plan.epochs))
+                            accelerator=cfg.accelerator, **recipe(cfg, data, plan.epochs, table))
     with state.step("train", row["minutes"]) as record:
         summary = train_folds(train_cfg, callbacks) if plan.folds else train(train_cfg, callbacks)
         record["run"] = str(folder)

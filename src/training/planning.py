@@ -26,11 +26,15 @@ from src.core.plots import plot_plan
 from src.models.classifier import HeadSpec, build_classifier
 from src.models.recipe import make_optimizer
 
-# Each task kind's steps, in order; a kind without an entry is refused up front (a number, an identity and
-# images with a table are entries to add as the kit learns them: e.g. "table": (..., "stack")).
+# Each task kind's steps, in order; a kind without an entry is refused up front. "stack" (LightGBM over the
+# out-of-fold predictions and the metadata table, src.training.stacking) is planned only for a binary label
+# with a table beside the images, and only when the budget allows K folds (a holdout has no out-of-fold
+# predictions). Identities are not screened: screening ranks softmax heads on frozen features, not embeddings.
 KIND_STEPS = {
-    "label": ("screen", "train", "submit"),
+    "label": ("screen", "train", "submit", "stack"),
     "tags": ("screen", "train", "submit"),
+    "number": ("screen", "train", "submit"),
+    "identity": ("train", "submit"),
 }
 MIN_EPOCHS = (3, 1)        # the shortest run worth a submission: stage 1, stage 2
 MAX_EPOCHS = (30, 10)      # the recipe's own (TrainConfig's stage1_epochs, stage2_epochs)
@@ -41,14 +45,17 @@ SCREEN_EPOCHS = 3
 TTA_CANDIDATES = 9         # views --tta auto predicts the holdout with (src.core.submit_settings.AUTO_VIEWS)
 TTA_KEPT = 3               # views assumed kept for the test images
 EPOCH_OVERHEAD = 1.0       # seconds an epoch spends besides its batches (validation set-up, callbacks, checkpoint)
+STACK_FOLDS = 5            # the stack's own folds (src.core.stack_settings.StackConfig.folds)
+STACK_ROW_SECONDS = 2e-3   # LightGBM's seconds per training row and fold (0.6 s for 616 rows x 5 folds here)
 
 
-def kind_steps(kind: str) -> tuple:
-    """Return the steps planned for a task kind, or raise saying the kit plans none for it yet."""
+def kind_steps(kind: str, stackable: bool = False) -> tuple:
+    """Return the steps planned for a task kind ("stack" only when stackable: a binary target with a table), or
+    raise saying the kit plans none for it."""
     if kind not in KIND_STEPS:
         raise KitError(f"the kit plans no steps for task kind {kind} yet (planned: {', '.join(KIND_STEPS)}); "
                        "run its jobs by hand (python -m src.train, src.submit)")
-    return KIND_STEPS[kind]
+    return tuple(step for step in KIND_STEPS[kind] if step != "stack" or stackable)
 
 
 @dataclasses.dataclass
@@ -86,6 +93,10 @@ class Plan:
     folds: int = 0
     epochs: tuple = MIN_EPOCHS
     backbones: tuple = ()
+    notes: list = dataclasses.field(default_factory=list)  # steps of the kind left out, and why
+
+    def has(self, step: str) -> bool:
+        return any(r["step"] == step for r in self.rows)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=["step", "backbone", "size", "folds", "epochs", "minutes", "share"])
@@ -153,6 +164,11 @@ def screen_seconds(speeds: list, counts: Counts, startup: float) -> float:
     return sum(counts.labelled * s.predict[0] + startup for s in speeds)
 
 
+def stack_seconds(speed: Speed, counts: Counts, folds: int, startup: float) -> float:
+    """Return the stack's seconds: the K folds' test predictions (one view) and LightGBM over every labelled row."""
+    return startup + counts.test * folds * speed.predict[1] + STACK_ROW_SECONDS * counts.labelled * STACK_FOLDS
+
+
 def choose_length(speed: Speed, counts: Counts, seconds: float, max_folds: int, startup: float,
                   max_epochs: tuple = MAX_EPOCHS) -> tuple:
     """Return (folds, (stage-1, stage-2 epochs)) of the longest run that fits in seconds, or None when even the
@@ -171,8 +187,9 @@ def choose_length(speed: Speed, counts: Counts, seconds: float, max_folds: int, 
 
 
 def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_folds: int, margin: float,
-              startup: float, screen: bool = True, max_epochs: tuple = MAX_EPOCHS) -> Plan:
-    """Return the plan for what is left of the budget: screening (when there is a choice), training, prediction.
+              startup: float, screen: bool = True, max_epochs: tuple = MAX_EPOCHS, stack: bool = False) -> Plan:
+    """Return the plan for what is left of the budget: screening (when there is a choice), training, prediction,
+    and with stack the second stage over the folds' out-of-fold predictions (when K folds fit; else said why not).
 
     Candidates that failed to measure, or whose shortest run does not fit, are dropped with the reason; with
     none left the KitError names the shortest budget that would do.
@@ -203,10 +220,14 @@ def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_fol
     left = usable - sum(r["minutes"] * 60 for r in rows)
     # screened: the slowest candidate, so whichever wins fits (re-planned once it is known); else the first
     best = max(fitting, key=lambda s: run_seconds(s, counts, 0, least, startup)) if screening else fitting[0]
-    length = choose_length(best, counts, left, max_folds, startup, max_epochs)
+    # the stack's time is kept back first; a holdout run gives it back (nothing to stack on)
+    reserve = stack_seconds(best, counts, max_folds, startup) if stack and max_folds else 0.0
+    length = choose_length(best, counts, left - reserve, max_folds, startup, max_epochs)
+    if length is not None and reserve and not length[0]:
+        length = choose_length(best, counts, left, max_folds, startup, max_epochs)
     if length is None:  # screening took the time the run needed: no screening
         if screening:
-            return make_plan(budget, spent, counts, speeds, max_folds, margin, startup, False, max_epochs)
+            return make_plan(budget, spent, counts, speeds, max_folds, margin, startup, False, max_epochs, stack)
         length = (0, least)
     folds, epochs = length
     training = run_seconds(best, counts, folds, epochs, startup) - predict_seconds(best, counts, folds, startup)
@@ -214,7 +235,14 @@ def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_fol
                          best.sizes, folds, epochs, training, usable))
     rows.append(plan_row("submit", "", best.sizes[1], folds, (0, 0), predict_seconds(best, counts, folds, startup),
                          usable))
-    return Plan(rows, dropped, budget, usable, folds, epochs, tuple(s.backbone for s in fitting))
+    notes = []
+    if stack and folds:
+        rows.append(plan_row("stack", "LightGBM", best.sizes[1], STACK_FOLDS, (0, 0),
+                             stack_seconds(best, counts, folds, startup), usable))
+    elif stack:
+        notes.append("stack: not planned: it learns from K folds' out-of-fold predictions and the budget allows one "
+                     "holdout" + (" (--max-folds 0)" if not max_folds else ""))
+    return Plan(rows, dropped, budget, usable, folds, epochs, tuple(s.backbone for s in fitting), notes)
 
 
 def plan_row(step: str, backbone: str, size, folds: int, epochs: tuple, seconds: float, usable: float) -> dict:
@@ -235,7 +263,7 @@ def describe_plan(plan: Plan) -> str:
     lines = [plan.table().to_string(index=False),
              f"budget {plan.budget / 60:.1f} min; the steps may take {plan.usable / 60:.1f} min (the rest: margin "
              "and what is spent)"]
-    lines += [f"dropped {backbone}: {why}" for backbone, why in plan.dropped]
+    lines += [f"dropped {backbone}: {why}" for backbone, why in plan.dropped] + plan.notes
     return "\n".join(lines)
 
 
