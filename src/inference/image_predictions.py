@@ -36,7 +36,7 @@ def print_predictions(cfg) -> list:
     views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
     views = with_scales(views, cfg.tta_scales)
     probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
-    if run.class_map.scale is not None:  # a number per image: the number, clipped to the training range
+    if kind_of(run.class_map).output == "number":  # a number per image: the number, clipped to the training range
         numbers = run.class_map.scale.clip(probs.reshape(-1))
         for path, value in zip(cfg.images, numbers):
             print(f"{path}\n  {run.class_map.column} {value:.4g}")
