@@ -182,3 +182,30 @@ def test_the_ledger_shows_the_auto_run_as_one_row_with_its_steps(auto_run, tmp_p
     row = rows.iloc[0]
     assert row["status"] == "written" and row["backbone"] == "tiny_resnet" and row["metric"] == "accuracy"
     assert "train cut" in row["options"] and "submit done" in row["options"] and " min" in row["options"]
+
+
+def test_a_table_beside_the_images_gives_its_group_the_metadata_branch_and_the_stack(tmp_path, capsys):
+    from src.data.competition import load_competition
+    from src.data.demo_table import write_table_competition
+    from src.core.task_kind import kind_of
+    from src.training.auto_table import settle_table
+
+    write_table_competition(tmp_path / "isic", patients=12, test_patients=4, seed=1, size=8)
+    cfg = parse_config(AutoConfig, ["--data", str(tmp_path / "isic")])
+    comp = load_competition(cfg)
+    cfg, table = settle_table(cfg, comp, kind_of(comp.class_maps[comp.target]))
+    assert cfg.group_column == "patient_id" and table.metadata and table.stack
+    assert "group: patient_id (12 groups over" in capsys.readouterr().out
+    (tmp_path / "isic" / "test-metadata.csv").unlink()  # nothing to predict the test side with: no table
+    comp = load_competition(cfg)
+    _, table = settle_table(cfg, comp, kind_of(comp.class_maps[comp.target]))
+    assert not table.metadata and not table.stack and "table: not used" in capsys.readouterr().out
+
+
+def test_a_cut_k_fold_runs_finished_folds_are_scored_by_their_own_holdouts():
+    from src.runs.auto_state import candidate_score
+
+    rows = [{"run": "fold-0", "score": 0.5}, {"run": "fold-0", "score": 0.7}, {"run": "fold-1", "score": 0.9},
+            {"run": "ensemble", "score": math.nan}]
+    assert candidate_score(rows) == pytest.approx(0.8)  # each fold's last (its chosen views), averaged
+    assert candidate_score([{"run": "a", "score": 0.6}, {"run": "ensemble", "score": 0.7}]) == 0.7

@@ -83,13 +83,13 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         write_plan(plan, out, "plan-after-screen")
     speed = next(s for s in speeds if s.backbone == backbone)
     trained_before = state.done("train")
-    run = run_training(cfg, state, plan, speed, counts, data, deadline, table, callbacks)
-    if run is not None and trained_before and state.done("submit"):
-        print(f"submit: finished earlier from {run}, {state.best.get('file')} kept")
-    elif run is not None:
-        run_submit(cfg, state, run, speed, counts, plan.folds, deadline)
-    if run is not None and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold
-        run_stack(cfg, state, run, plan, deadline)
+    runs = run_training(cfg, state, plan, speed, counts, data, deadline, table, callbacks)
+    if runs and trained_before and state.done("submit"):
+        print(f"submit: finished earlier from {', '.join(map(str, runs))}, {state.best.get('file')} kept")
+    elif runs:
+        run_submit(cfg, state, runs, speed, counts, plan.folds, deadline)
+    if runs and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold predictions
+        run_stack(cfg, state, runs[0], plan, deadline)
     return finish(state, out, started)
 
 
@@ -156,28 +156,33 @@ def shared(cfg) -> dict:
 
 def recipe(cfg, data, epochs: tuple, table) -> dict:
     """Return the recipe options the auto run trains with, each said with why."""
-    options = {"schedule": "cosine", **({"metadata": True} if table.metadata else {})}
+    options, why = {"schedule": "cosine"}, ["cosine: the schedule sized to the planned epochs"]
     if min(epochs[0], epochs[1] if epochs[1] else epochs[0]) >= 3:
         options["lr_warmup_epochs"] = 1.0
+        why[0] = "cosine with a warm-up epoch: the schedule sized to the planned epochs"
     if cfg.weights == "none":  # from scratch: the demo's rates (the reference 1e-6 is for pretrained weights)
         options.update(stage1_lr=3e-3, stage2_lr=1e-3)
+        why.append("rates for random weights")
     probe = dataclasses.replace(TrainConfig(), sampling="natural")
     if sampling_hint(probe, data.comp.train[data.target], data.class_map, cfg.metric):
         options["sampling"] = "balanced"
-    print("recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items()) +
-          " (cosine with a warm-up: the schedule sized to the planned epochs; balanced: a class under 5% with a "
-          "ranking metric; metadata: the table's features beside the image's)", flush=True)
+        why.append("balanced: a class under 5% and a ranking metric")
+    if table.metadata:
+        options["metadata"] = True
+        why.append("metadata: the table's features beside the image's")
+    flags = ", ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in options.items())
+    print(f"recipe: {flags} ({'; '.join(why)})", flush=True)
     return options
 
 
-def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, table, callbacks) -> Path | None:
-    """Train the planned run (K folds or one holdout) until its reserve for prediction; return a run folder to
-    submit (a cut run's finished stage 1 kept), or None when no model finished."""
+def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, table, callbacks) -> list:
+    """Train the planned run (K folds or one holdout) until its reserve for prediction; return the run folders to
+    submit: the run, or what a cut run finished (salvage); [] when no model finished."""
     folder = Path(cfg.out) / f"train-{speed.backbone}"
     row = next(r for r in plan.rows if r["step"] == "train")
     if state.done("train"):
         print(f"train: finished earlier, {folder} kept")
-        return Path(state.steps["train"]["run"])
+        return [Path(state.steps["train"]["run"])]
     # prediction's measured time, half again for what timed batches miss (decoding, views), and one start-up
     reserve = 1.5 * predict_seconds(speed, counts, plan.folds, cfg.startup_seconds) + cfg.startup_seconds
     hours = max(deadline - reserve - time.monotonic(), 1.0) / 3600
@@ -194,12 +199,14 @@ def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, 
             record["status"] = "cut"
             return salvage(folder, plan.folds)
         record["score"] = summary.get("cv_mean", summary.get("best", {}).get(summary.get("kept", ""), None))
-    return folder
+    return [folder]
 
 
-def salvage(folder: Path, folds: int) -> Path | None:
-    """Return a run to submit from a run --time-limit cut: its first finished fold, or the run itself with its
-    finished stage 1 kept (a later session resumes stage 2, which then chooses again); None when none finished."""
+def salvage(folder: Path, folds: int) -> list:
+    """Return the runs to submit from a run --time-limit cut: its finished folds (their test predictions averaged),
+    or the run itself with its finished stage 1 kept (a later session resumes stage 2, which then chooses again);
+    [] when none finished."""
+    kept = []
     for run in [RunFolder(folder).fold(i) for i in range(folds)] if folds else [RunFolder(folder)]:
         state = run.state() if run.state_file.is_file() else None
         if state is None or "stage1" not in state.finished:
@@ -208,19 +215,21 @@ def salvage(folder: Path, folds: int) -> Path | None:
             state.keep("stage1", by="auto: the budget cut stage 2")
             run.save_state(state)
         print(f"the budget cut training: {run.path} is submitted with its {state.kept} weights")
-        return run.path
-    print("the budget cut training before any model finished: no new submission")
-    return None
+        kept.append(run.path)
+    if not kept:
+        print("the budget cut training before any model finished: no new submission")
+    return kept
 
 
-def run_submit(cfg, state, run: Path, speed, counts, folds: int, deadline: float) -> None:
-    """Predict with --tta auto and keep the submission when it scores better on the holdout than the kept one."""
+def run_submit(cfg, state, runs: list, speed, counts, folds: int, deadline: float) -> None:
+    """Predict with --tta auto and keep the submission when it scores better on the holdout than the kept one
+    (several runs: a cut K-fold run's finished folds, their test predictions averaged)."""
     seconds = predict_seconds(speed, counts, folds, cfg.startup_seconds)
     if time.monotonic() + seconds > deadline:
         print(f"submit: {seconds / 60:.1f} min of prediction would pass the budget's end; the kept submission stays")
         return
-    name = f"auto-{run.name}"
-    sub_cfg = SubmitConfig(**{k: v for k, v in shared(cfg).items() if k != "split_file"}, run=(str(run),),
+    name = f"auto-{runs[0].name}" if len(runs) == 1 else f"auto-{runs[0].parent.name}-{len(runs)}folds"
+    sub_cfg = SubmitConfig(**{k: v for k, v in shared(cfg).items() if k != "split_file"}, run=tuple(map(str, runs)),
                            name=name, out=str(state.path.parent / "candidates"), tta="auto", overwrite=True,
                            metric=cfg.metric, solution=cfg.solution, accelerator=cfg.accelerator,
                            select_runs=False, calibrate="auto")
