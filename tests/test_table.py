@@ -213,3 +213,36 @@ def test_the_stack_over_the_runs_out_of_fold_predictions_writes_a_checked_submis
     assert (root / "subs" / "stacked.importance.png").is_file() and (root / "subs" / "stacked.json").is_file()
     with pytest.raises(KitError, match="no oof_predictions.csv"):
         stack_command(["--data", str(isic24), "--runs", str(root / "run" / "fold-0"), "--out", str(root / "subs")])
+
+
+def test_predict_feeds_each_images_own_table_row_and_names_a_file_without_one(isic24, metadata_run, tmp_path):
+    """src.predict on a --metadata run: a test image and a training image named by the user, each fed its own
+    table row (found by its file name's id), give what the run gives those ids; a file whose name is in neither
+    table is refused by name."""
+    import shutil
+
+    from src.data.imagefiles import scan_images
+    from src.inference.prediction import load_run, predict_frame
+    from src.predict import main as predict_command
+
+    root, _ = metadata_run
+    run = load_run(root / "run" / "fold-0")
+    test_ids = pd.read_csv(isic24 / "sample_submission.csv")["isic_id"].astype(str).tolist()[:2]
+    train_id = pd.read_csv(isic24 / "train-metadata.csv")["isic_id"].astype(str).iloc[0]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(isic24 / "train-image" / "image" / f"{train_id}.jpg", mine / f"{train_id}.jpg")
+    files = [str(isic24 / "test-image" / "image" / f"{i}.jpg") for i in test_ids] + [str(mine / f"{train_id}.jpg")]
+    said = predict_command(["--run", str(root / "run" / "fold-0"), *files])
+    frame = scan_images(files).assign(id=test_ids + [train_id])
+    expected = predict_frame(run, frame)[:, 1]
+    assert [path for path, _ in said] == files
+    assert [dict(best)[1] for _, best in said] == pytest.approx(expected.tolist(), abs=1e-5)
+    # the same pixels under another lesion's id get that lesion's row: the table is read by the file's name
+    shutil.copy(files[0], mine / f"{test_ids[1]}.jpg")
+    swapped = predict_command(["--run", str(root / "run" / "fold-0"), str(mine / f"{test_ids[1]}.jpg")])
+    assert dict(swapped[0][1])[1] != pytest.approx(expected[0], abs=1e-6)
+    shutil.copy(files[0], mine / "photo.jpg")
+    with pytest.raises(KitError, match=r"photo\.jpg: no row for this image in \S*train-metadata\.csv or "
+                       r"\S*test-metadata\.csv \(looked for the id 'photo\.jpg', then 'photo', in column isic_id\)"):
+        predict_command(["--run", str(root / "run" / "fold-0"), files[1], str(mine / "photo.jpg")])
