@@ -246,3 +246,59 @@ def test_predict_feeds_each_images_own_table_row_and_names_a_file_without_one(is
     with pytest.raises(KitError, match=r"photo\.jpg: no row for this image in \S*train-metadata\.csv or "
                        r"\S*test-metadata\.csv \(looked for the id 'photo\.jpg', then 'photo', in column isic_id\)"):
         predict_command(["--run", str(root / "run" / "fold-0"), files[1], str(mine / "photo.jpg")])
+
+
+# ---------------------------------------------------------------- what the stack cannot use (run folders faked)
+
+
+def fake_run(folder, folds: int = 0, oof: bool = False, pseudo_rows: int = 0, **config):
+    """Write the files the stack's checks read: config.json, fold-<i>/split.csv (with pseudo_rows pseudo-labelled
+    test images), oof_predictions.csv."""
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"data": "d", **config}))
+    for i in range(folds):
+        (folder / f"fold-{i}").mkdir()
+        source = ["train"] * 3 + ["pseudo"] * pseudo_rows
+        pd.DataFrame({"id": list("abcdef"[:len(source)]), "split": "train", "source": source}).to_csv(
+            folder / f"fold-{i}" / "split.csv", index=False)
+    if oof:
+        pd.DataFrame({"id": ["a"], "label": [1], "prob_0": [0.2], "prob_1": [0.8]}).to_csv(
+            folder / "oof_predictions.csv", index=False)
+    return str(folder)
+
+
+def test_the_stack_refuses_a_full_fit_run_by_name_saying_what_it_can_use(tmp_path):
+    from src.stack import main as stack_command
+
+    cv = fake_run(tmp_path / "cv", folds=2, oof=True)
+    full = fake_run(tmp_path / "cv-fullfit", full_fit=f"{cv}/fold-0")
+    with pytest.raises(KitError, match=rf"--runs {full}: a full-fit run \(of {cv}/fold-0: .*no out-of-fold "
+                                       rf"predictions.*--runs {cv} \(its oof_predictions.csv\); or stack the others "
+                                       rf"without it \(--runs {cv}\)"):
+        stack_command(["--data", str(tmp_path), "--runs", f"{cv},{full}", "--out", str(tmp_path / "subs")])
+    one = fake_run(tmp_path / "one")
+    full = fake_run(tmp_path / "one-fullfit", full_fit=one)
+    with pytest.raises(KitError, match=rf"--runs {full}: a full-fit.*its reference {one} is not a fold of a K-fold "
+                                       r"run.*--folds K"):
+        stack_command(["--data", str(tmp_path), "--runs", full, "--out", str(tmp_path / "subs")])
+    with pytest.raises(KitError, match=rf"--runs {one}: no oof_predictions.csv.*--folds K"):
+        stack_command(["--data", str(tmp_path), "--runs", one, "--out", str(tmp_path / "subs")])
+    assert not (tmp_path / "subs").exists()
+
+
+def test_the_stack_says_when_pseudo_labels_or_soft_labels_touched_a_run(tmp_path, capsys):
+    from src.training.stacking import check_stackable
+
+    pseudo = fake_run(tmp_path / "pseudo", folds=2, oof=True, pseudo_rows=2, pseudo_labels="subs/first.csv")
+    check_stackable(pseudo, [pseudo])
+    said = capsys.readouterr().out
+    assert f"note: {pseudo} trained with --pseudo-labels subs/first.csv (2 test images" in said
+    assert "may be a little optimistic" in said
+    none_taken = fake_run(tmp_path / "none", folds=2, oof=True, pseudo_labels="subs/first.csv")  # none confident
+    soft = fake_run(tmp_path / "soft", folds=2, oof=True, soft_labels="runs/cv/oof_predictions.csv")
+    check_stackable(none_taken, [none_taken])
+    assert capsys.readouterr().out == ""
+    check_stackable(soft, [soft])
+    assert f"note: {soft} trained on --soft-labels runs/cv/oof_predictions.csv" in capsys.readouterr().out
