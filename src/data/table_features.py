@@ -192,17 +192,21 @@ def features_by_id(root: Path, opts, schema, label_columns, record: dict | None 
     table = read_train_table(Path(root), opts, schema)
     spec = TableSpec.from_record(record) if record else fit_table(table, exclude=label_columns,
                                                                    group=opts.group_column)
-    parts = [table_features(table, spec)]
+    parts, found = [table_features(table, spec)], []
     if schema is not None and schema.ids:
         try:
-            parts.append(table_features(read_test_table(Path(root), schema, spec, table.attrs["path"]), spec))
+            found.append(read_test_table(Path(root), schema, spec, table.attrs["path"]))
+            parts.append(table_features(found[0], spec))
         except KitError as err:
             if "no column" in str(err):
                 raise
             print(f"note: no test table for the metadata branch ({err})")
     frame = pd.concat(parts)
     frame.index = frame.index.astype(str)
-    return spec, frame[~frame.index.duplicated()]
+    frame = frame[~frame.index.duplicated()].copy()
+    # what a missing row's error names (src.predict looks images up by their file names)
+    frame.attrs = {"tables": [table.attrs["path"]] + [p.attrs.get("path", "the test table") for p in found], "id_column": spec.id_column}
+    return spec, frame
 
 
 def rows_for(features: pd.DataFrame, ids) -> np.ndarray:
