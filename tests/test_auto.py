@@ -209,3 +209,16 @@ def test_a_cut_k_fold_runs_finished_folds_are_scored_by_their_own_holdouts():
             {"run": "ensemble", "score": math.nan}]
     assert candidate_score(rows) == pytest.approx(0.8)  # each fold's last (its chosen views), averaged
     assert candidate_score([{"run": "a", "score": 0.6}, {"run": "ensemble", "score": 0.7}]) == 0.7
+
+
+def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(capsys):
+    from src.training.autopilot import fit_batch
+
+    cfg = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "0"])
+    assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=1).batch_size == 4  # one device: as asked
+    assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=8).batch_size == 2  # JAX's eight: 16 <= 19
+    assert "batch: 2 image(s) per replica, not --batch-size 4" in capsys.readouterr().out
+    folds = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "2"])
+    assert fit_batch(folds, Counts(train=40, val=10, test=6), replicas=8).batch_size == 3  # a fold trains on 25
+    with pytest.raises(KitError, match="8 replica\\(s\\) need at least 8 training images per batch"):
+        fit_batch(cfg, Counts(train=5, val=2, test=2), replicas=8)

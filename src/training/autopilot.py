@@ -62,6 +62,7 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     data = prepare_split(cfg)
     counts = Counts(len(data.train), len(data.val), len(comp.test))
     accelerator = pick_accelerator(request=cfg.accelerator)
+    cfg = fit_batch(cfg, counts, accelerator.replicas)
     speeds = measured_speeds(cfg, state, comp, class_map, accelerator)
     plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, speeds, cfg.max_folds,
                      cfg.margin, cfg.startup_seconds, "screen" in steps and not state.done("screen"), cfg.max_epochs,
@@ -91,6 +92,22 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     if runs and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold predictions
         run_stack(cfg, state, runs[0], plan, deadline)
     return finish(state, out, started)
+
+
+def fit_batch(cfg, counts, replicas: int):
+    """Return cfg with a batch per replica that the smallest training set planned can fill: on JAX and under a
+    strategy every batch is full (replicas x batch images), and a tiny competition on eight devices has fewer
+    training images than 8 x 32. Said when it changes; an error when not one image per replica fits."""
+    k = [f for f in (cfg.max_folds, 3) if f and f <= cfg.max_folds]
+    smallest = min([counts.train] + [counts.labelled * (f - 1) // f for f in k])
+    batch = min(cfg.batch_size, smallest // max(replicas, 1))
+    if batch < 1:
+        raise KitError(f"{replicas} replica(s) need at least {replicas} training images per batch and the smallest "
+                       f"training set planned has {smallest}: run on fewer devices (--accelerator cpu)")
+    if batch < cfg.batch_size:
+        print(f"batch: {batch} image(s) per replica, not --batch-size {cfg.batch_size}: {replicas} replica(s) fill "
+              f"every batch and the smallest training set planned has {smallest} images")
+    return dataclasses.replace(cfg, batch_size=batch)
 
 
 def default_backbones(cfg: AutoConfig) -> str:
