@@ -222,3 +222,28 @@ def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(ca
     assert fit_batch(folds, Counts(train=40, val=10, test=6), replicas=8).batch_size == 3  # a fold trains on 25
     with pytest.raises(KitError, match="8 replica\\(s\\) need at least 8 training images per batch"):
         fit_batch(cfg, Counts(train=5, val=2, test=2), replicas=8)
+
+
+def test_the_screens_runner_up_is_trained_and_blended_only_when_the_time_left_holds_it(tmp_path, capsys, monkeypatch):
+    from src.training import auto_jobs
+
+    trained = []
+    monkeypatch.setattr(auto_jobs, "run_training", lambda *a, **k: trained.append(k["step"]) or [tmp_path / "b"])
+    monkeypatch.setattr(auto_jobs, "run_submit", lambda *a, **k: trained.append(k["step"]))
+    state = AutoState.load(tmp_path / "auto", AutoConfig())
+    state.steps = {"screen": {"status": "done", "ranking": ["small_resnet", "resnet50"]}, "train": {"status": "done"}}
+    plan = make_plan(8 * 3600, 10, COUNTS, [FAST, SLOW], max_folds=5, margin=0.1, startup=20)
+    cfg = AutoConfig(max_epochs=(30, 10), startup_seconds=20)
+    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 60, None, (), [tmp_path])
+    assert trained == [] and "resnet50, the screen's runner-up, does not fit in the" in capsys.readouterr().out
+    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 6 * 3600, None, (),
+                         [tmp_path])
+    assert trained == ["train2"]  # run_training (faked) did not mark train2 done: no blend of an unfinished run
+    state.steps["train2"] = {"status": "done"}
+    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 6 * 3600, None, (),
+                         [tmp_path])
+    assert trained == ["train2", "train2", "blend"]
+    state.steps["screen"]["ranking"] = ["small_resnet"]  # one candidate screened: nothing to blend
+    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 6 * 3600, None, (),
+                         [tmp_path])
+    assert trained == ["train2", "train2", "blend"]

@@ -20,24 +20,17 @@ from src.core.auto_settings import AutoConfig, budget_seconds
 from src.core.errors import KitError
 from src.core.files import check_writable
 from src.core.metric_choice import settle_metric
-from src.core.settings import ScreenConfig, TrainConfig
-from src.core.submit_settings import SubmitConfig
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric
-from src.inference.submission import submit
 from src.models.backbones import parse_backbones
-from src.pipeline.sampling import sampling_hint
-from src.runs.folder import RunFolder
-from src.runs.auto_state import AutoState, candidate_score
-from src.training.cross_validation import train_folds
-from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure, predict_seconds,
+from src.runs.auto_state import AutoState
+from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure,
                                    write_plan)
+from src.training.auto_jobs import run_screen, run_second, run_submit, run_training
 from src.training.auto_table import run_stack, settle_table
-from src.training.screening import screen
-from src.training.two_stage import train
 
 PRETRAINED = "efficientnet_b0,resnet50,mobilenetv3_large"
 FROM_SCRATCH = "small_resnet"  # keras.applications networks from random weights sit at chance (DESIGN.md)
@@ -91,6 +84,8 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         run_submit(cfg, state, runs, speed, counts, plan.folds, deadline)
     if runs and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold predictions
         run_stack(cfg, state, runs[0], plan, deadline)
+    if runs and not plan.has("stack"):  # with a table the stack takes the time a second backbone would
+        run_second(cfg, state, plan, speeds, counts, data, deadline, table, callbacks, runs)
     return finish(state, out, started)
 
 
@@ -144,118 +139,6 @@ def measured_speeds(cfg, state, comp, class_map, accelerator) -> list:
         state.save()
         speeds.append(speed)
     return speeds
-
-
-def run_screen(cfg, state, plan, out: Path, accelerator) -> str:
-    """Screen the candidates on cached features by the metric; return the winner (kept on resume)."""
-    if state.done("screen"):
-        print(f"screen: finished earlier, {state.steps['screen']['backbone']} kept")
-        return state.steps["screen"]["backbone"]
-    row = next(r for r in plan.rows if r["step"] == "screen")
-    size = tuple(int(v) for v in row["size"].split("x"))
-    screen_cfg = ScreenConfig(**shared(cfg), backbones=",".join(plan.backbones), epochs=3, mode="features",
-                              augment="none", weights=cfg.weights, out=str(out / "screen"),
-                              features_cache=str(out / "features"), resume=True, metric=cfg.metric,
-                              image_size=size, batch_size=cfg.batch_size, accelerator=cfg.accelerator)
-    with state.step("screen", row["minutes"]) as record:
-        table = screen(screen_cfg)
-        good = table[table["error"] == ""]
-        record.update(backbone=str(good.iloc[0]["backbone"]), score=float(good.iloc[0]["best_score"]))
-    return record["backbone"]
-
-
-def shared(cfg) -> dict:
-    """Return the data settings every job of the auto run shares (one split file, one seed)."""
-    names = ("data", "labels_csv", "id_column", "label_column", "images_dir", "test_dir", "val_fraction",
-             "group_column", "min_class_count", "seed", "strict_images", "split_file")
-    return {name: getattr(cfg, name) for name in names}
-
-
-def recipe(cfg, data, epochs: tuple, table) -> dict:
-    """Return the recipe options the auto run trains with, each said with why."""
-    options, why = {"schedule": "cosine"}, ["cosine: the schedule sized to the planned epochs"]
-    if min(epochs[0], epochs[1] if epochs[1] else epochs[0]) >= 3:
-        options["lr_warmup_epochs"] = 1.0
-        why[0] = "cosine with a warm-up epoch: the schedule sized to the planned epochs"
-    if cfg.weights == "none":  # from scratch: the demo's rates (the reference 1e-6 is for pretrained weights)
-        options.update(stage1_lr=3e-3, stage2_lr=1e-3)
-        why.append("rates for random weights")
-    probe = dataclasses.replace(TrainConfig(), sampling="natural")
-    if sampling_hint(probe, data.comp.train[data.target], data.class_map, cfg.metric):
-        options["sampling"] = "balanced"
-        why.append("balanced: a class under 5% and a ranking metric")
-    if table.metadata:
-        options["metadata"] = True
-        why.append("metadata: the table's features beside the image's")
-    flags = ", ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in options.items())
-    print(f"recipe: {flags} ({'; '.join(why)})", flush=True)
-    return options
-
-
-def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, table, callbacks) -> list:
-    """Train the planned run (K folds or one holdout) until its reserve for prediction; return the run folders to
-    submit: the run, or what a cut run finished (salvage); [] when no model finished."""
-    folder = Path(cfg.out) / f"train-{speed.backbone}"
-    row = next(r for r in plan.rows if r["step"] == "train")
-    if state.done("train"):
-        print(f"train: finished earlier, {folder} kept")
-        return [Path(state.steps["train"]["run"])]
-    # prediction's measured time, half again for what timed batches miss (decoding, views), and one start-up
-    reserve = 1.5 * predict_seconds(speed, counts, plan.folds, cfg.startup_seconds) + cfg.startup_seconds
-    hours = max(deadline - reserve - time.monotonic(), 1.0) / 3600
-    split = {"split_file": str(Path(cfg.out) / f"split-{plan.folds}folds.csv")} if plan.folds else {}
-    train_cfg = TrainConfig(**{**shared(cfg), **split}, backbone=speed.backbone, weights=cfg.weights, out=str(folder),
-                            stage1_size=speed.sizes[0], stage2_size=speed.sizes[1], stage1_epochs=plan.epochs[0],
-                            stage2_epochs=max(plan.epochs[1], 1), folds=plan.folds, fold=-1, resume=True,
-                            time_limit=hours, metric=cfg.metric, batch_size=cfg.batch_size,
-                            accelerator=cfg.accelerator, **recipe(cfg, data, plan.epochs, table))
-    with state.step("train", row["minutes"]) as record:
-        summary = train_folds(train_cfg, callbacks) if plan.folds else train(train_cfg, callbacks)
-        record["run"] = str(folder)
-        if summary.get("stopped"):
-            record["status"] = "cut"
-            return salvage(folder, plan.folds)
-        record["score"] = summary.get("cv_mean", summary.get("best", {}).get(summary.get("kept", ""), None))
-    return [folder]
-
-
-def salvage(folder: Path, folds: int) -> list:
-    """Return the runs to submit from a run --time-limit cut: its finished folds (their test predictions averaged),
-    or the run itself with its finished stage 1 kept (a later session resumes stage 2, which then chooses again);
-    [] when none finished."""
-    kept = []
-    for run in [RunFolder(folder).fold(i) for i in range(folds)] if folds else [RunFolder(folder)]:
-        state = run.state() if run.state_file.is_file() else None
-        if state is None or "stage1" not in state.finished:
-            continue
-        if not state.kept:
-            state.keep("stage1", by="auto: the budget cut stage 2")
-            run.save_state(state)
-        print(f"the budget cut training: {run.path} is submitted with its {state.kept} weights")
-        kept.append(run.path)
-    if not kept:
-        print("the budget cut training before any model finished: no new submission")
-    return kept
-
-
-def run_submit(cfg, state, runs: list, speed, counts, folds: int, deadline: float) -> None:
-    """Predict with --tta auto and keep the submission when it scores better on the holdout than the kept one
-    (several runs: a cut K-fold run's finished folds, their test predictions averaged)."""
-    seconds = predict_seconds(speed, counts, folds, cfg.startup_seconds)
-    if time.monotonic() + seconds > deadline:
-        print(f"submit: {seconds / 60:.1f} min of prediction would pass the budget's end; the kept submission stays")
-        return
-    name = f"auto-{runs[0].name}" if len(runs) == 1 else f"auto-{runs[0].parent.name}-{len(runs)}folds"
-    sub_cfg = SubmitConfig(**{k: v for k, v in shared(cfg).items() if k != "split_file"}, run=tuple(map(str, runs)),
-                           name=name, out=str(state.path.parent / "candidates"), tta="auto", overwrite=True,
-                           metric=cfg.metric, solution=cfg.solution, accelerator=cfg.accelerator,
-                           select_runs=False, calibrate="auto")
-    with state.step("submit", round(seconds / 60, 2)) as record:
-        result = submit(sub_cfg)
-        record.update(score=candidate_score(result["scores"]), candidate=result["path"])
-        if "test_accuracy" in result:
-            record["test_accuracy"] = result["test_accuracy"]
-    state.offer(record["candidate"], record["score"], "submit")
 
 
 def finish(state, out: Path, started: float) -> dict:

@@ -169,19 +169,27 @@ def stack_seconds(speed: Speed, counts: Counts, folds: int, startup: float) -> f
     return startup + counts.test * folds * speed.predict[1] + STACK_ROW_SECONDS * counts.labelled * STACK_FOLDS
 
 
+def fold_epochs(speed: Speed, counts: Counts, seconds: float, folds: int, startup: float,
+                max_epochs: tuple = MAX_EPOCHS) -> tuple | None:
+    """Return the (stage-1, stage-2) epochs of a run with these folds (0: one holdout) that fits in seconds, or None
+    when fewer than the least worth training (FOLD_EPOCHS stage-1 epochs a fold; a holdout MIN_EPOCHS)."""
+    fixed = run_seconds(speed, counts, folds, (0, 0), startup)
+    k = max(folds, 1)
+    train, val = (counts.labelled * (k - 1) // k, counts.labelled // k) if folds else (counts.train, counts.val)
+    per_fold = (seconds - fixed) / k
+    epochs = tuple(min(top, int(per_fold * share / max(epoch_seconds(speed, i, train, val), 1e-9)))
+                   for i, (top, share) in enumerate(zip(max_epochs, (STAGE1_SHARE, 1 - STAGE1_SHARE))))
+    least = (min(FOLD_EPOCHS, max_epochs[0]) if folds else min(MIN_EPOCHS[0], max_epochs[0]), MIN_EPOCHS[1])
+    return epochs if epochs[0] >= least[0] and epochs[1] >= least[1] else None
+
+
 def choose_length(speed: Speed, counts: Counts, seconds: float, max_folds: int, startup: float,
                   max_epochs: tuple = MAX_EPOCHS) -> tuple:
     """Return (folds, (stage-1, stage-2 epochs)) of the longest run that fits in seconds, or None when even the
     shortest does not: the most folds giving each FOLD_EPOCHS stage-1 epochs, else one holdout."""
     for folds in [k for k in (max_folds, 3) if k and k <= max_folds] + [0]:
-        fixed = run_seconds(speed, counts, folds, (0, 0), startup)
-        k = max(folds, 1)
-        train, val = (counts.labelled * (k - 1) // k, counts.labelled // k) if folds else (counts.train, counts.val)
-        per_fold = (seconds - fixed) / k
-        epochs = tuple(min(top, int(per_fold * share / max(epoch_seconds(speed, i, train, val), 1e-9)))
-                       for i, (top, share) in enumerate(zip(max_epochs, (STAGE1_SHARE, 1 - STAGE1_SHARE))))
-        least = (min(FOLD_EPOCHS, max_epochs[0]) if folds else min(MIN_EPOCHS[0], max_epochs[0]), MIN_EPOCHS[1])
-        if epochs[0] >= least[0] and epochs[1] >= least[1]:
+        epochs = fold_epochs(speed, counts, seconds, folds, startup, max_epochs)
+        if epochs is not None:
             return folds, epochs
     return None
 
