@@ -63,7 +63,8 @@ def test_a_budget_too_short_for_any_model_names_the_shortest_that_would_do():
 
 def test_each_task_kind_of_the_kit_has_steps_and_another_is_refused_up_front():
     assert set(KIND_STEPS) == set(KINDS)  # a kind added to KINDS must be planned for here too
-    assert all(kind_steps(kind)[-1] == "submit" for kind in KINDS)  # the stack only when there is a table
+    assert all("train" in kind_steps(kind) and "submit" in kind_steps(kind) for kind in KINDS)
+    assert "stack" not in kind_steps("label") and kind_steps("number")[-1] == "head"  # the stack: with a table
     assert kind_steps("label", stackable=True) == ("screen", "train", "submit", "stack")
     assert "screen" not in kind_steps("identity")  # screening ranks softmax heads, not embeddings
     with pytest.raises(KitError, match="the kit plans no steps for task kind video yet"):
@@ -224,26 +225,39 @@ def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(ca
         fit_batch(cfg, Counts(train=5, val=2, test=2), replicas=8)
 
 
-def test_the_screens_runner_up_is_trained_and_blended_only_when_the_time_left_holds_it(tmp_path, capsys, monkeypatch):
+def test_the_screens_runner_up_is_trained_only_when_the_time_left_holds_it_and_every_finished_run_blended(
+        tmp_path, capsys, monkeypatch):
     from src.training import auto_jobs
 
-    trained = []
-    monkeypatch.setattr(auto_jobs, "run_training", lambda *a, **k: trained.append(k["step"]) or [tmp_path / "b"])
-    monkeypatch.setattr(auto_jobs, "run_submit", lambda *a, **k: trained.append(k["step"]))
+    done = []
+    monkeypatch.setattr(auto_jobs, "run_training", lambda *a, **k: done.append(k["step"]) or [tmp_path / "b"])
+    monkeypatch.setattr(auto_jobs, "run_submit", lambda *a, **k: done.append((k["step"], len(a[2]))))
     state = AutoState.load(tmp_path / "auto", AutoConfig())
     state.steps = {"screen": {"status": "done", "ranking": ["small_resnet", "resnet50"]}, "train": {"status": "done"}}
     plan = make_plan(8 * 3600, 10, COUNTS, [FAST, SLOW], max_folds=5, margin=0.1, startup=20)
     cfg = AutoConfig(max_epochs=(30, 10), startup_seconds=20)
-    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 60, None, (), [tmp_path])
-    assert trained == [] and "resnet50, the screen's runner-up, does not fit in the" in capsys.readouterr().out
-    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 6 * 3600, None, (),
-                         [tmp_path])
-    assert trained == ["train2"]  # run_training (faked) did not mark train2 done: no blend of an unfinished run
+
+    def second(seconds):
+        return auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + seconds, None,
+                                    (), [tmp_path / "a"])
+
+    assert second(60) == [] and done == []
+    assert "resnet50, the screen's runner-up, does not fit in the" in capsys.readouterr().out
+    assert second(6 * 3600) == [] and done == ["train2"]  # run_training (faked) did not finish it: nothing to blend
     state.steps["train2"] = {"status": "done"}
-    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 6 * 3600, None, (),
-                         [tmp_path])
-    assert trained == ["train2", "train2", "blend"]
-    state.steps["screen"]["ranking"] = ["small_resnet"]  # one candidate screened: nothing to blend
-    auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + 6 * 3600, None, (),
-                         [tmp_path])
-    assert trained == ["train2", "train2", "blend"]
+    assert second(6 * 3600) == [tmp_path / "b"]
+    state.steps["screen"]["ranking"] = ["small_resnet"]  # one candidate screened: no runner-up
+    assert second(6 * 3600) == []
+    done.clear()
+    auto_jobs.run_blend(cfg, state, [tmp_path / "a"], FAST, COUNTS, 5, time.monotonic() + 600)
+    assert done == []  # one run: nothing to blend
+    auto_jobs.run_blend(cfg, state, [tmp_path / "a", tmp_path / "b"], FAST, COUNTS, 5, time.monotonic() + 600)
+    assert done == [("blend", 2)]
+
+
+def test_a_numbers_plan_keeps_time_for_a_ridge_and_its_blend_after_one_holdout_only():
+    holdout = make_plan(600, 10, COUNTS, [FAST], max_folds=0, margin=0.1, startup=20, head=True)
+    assert list(holdout.table()["step"]) == ["train", "submit", "head", "blend"]
+    assert holdout.table()["minutes"].sum() * 60 <= holdout.usable
+    folds = make_plan(8 * 3600, 10, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20, head=True)
+    assert folds.folds == 5 and not folds.has("head") and folds.notes[0].startswith("head: not planned")

@@ -3,7 +3,8 @@
     backbone = run_screen(cfg, state, plan, out, accelerator)      # the candidates ranked by the metric
     runs = run_training(cfg, state, plan, speed, counts, data, deadline, table, callbacks)
     run_submit(cfg, state, runs, speed, counts, folds, deadline)    # offered by its holdout (out-of-fold) score
-    run_second(cfg, state, plan, speeds, counts, data, deadline, table, callbacks, runs)   # runner-up, blended
+    more = run_head(...) + run_second(...)                          # a number's ridge, the screen's runner-up
+    run_blend(cfg, state, runs + more, speed, counts, folds, deadline)   # every finished run, selected and weighted
 
 Each step is one of src.training's jobs given the plan's numbers (src.training.planning) and recorded in
 auto_state.json (src.runs.auto_state), so a resumed session skips what finished and resumes what did not.
@@ -21,7 +22,8 @@ from src.pipeline.sampling import sampling_hint
 from src.runs.auto_state import candidate_score
 from src.runs.folder import RunFolder
 from src.training.cross_validation import train_folds
-from src.training.planning import Speed, fold_epochs, plan_row, predict_seconds
+from src.training.embedding_head import fit_embedding_head
+from src.training.planning import Speed, fold_epochs, head_seconds, plan_row, predict_seconds
 from src.training.screening import screen
 from src.training.two_stage import train
 
@@ -142,24 +144,21 @@ def run_submit(cfg, state, runs: list, speed, counts, folds: int, deadline: floa
     state.offer(record["candidate"], record["score"], step)
 
 
-
-
-def run_second(cfg, state, plan, speeds: list, counts, data, deadline: float, table, callbacks, first: list) -> None:
-    """Train the screen's runner-up when the budget left holds it at the first run's folds, then submit both runs
-    with greedy selection and weights fitted for the metric on their shared holdout (out of fold for K folds);
-    the blend is offered like any submission. Said why not when it does not fit."""
+def run_second(cfg, state, plan, speeds: list, counts, data, deadline: float, table, callbacks, first: list) -> list:
+    """Train the screen's runner-up when the budget left holds it at the first run's folds (so the runs share their
+    holdout, or out-of-fold images, and can be blended); return [its run] or [] (said why not)."""
     ranking = state.steps.get("screen", {}).get("ranking", [])
     runner = next((s for s in speeds if len(ranking) > 1 and s.backbone == ranking[1] and not s.error), None)
     if runner is None or not state.done("train") or len(first) != 1:
-        return
+        return []
     if not state.done("train2"):
-        # the blend predicts both runs; this run's own prediction is inside its run seconds
+        # the blend predicts the runs again; this run's own prediction is inside its run seconds
         left = deadline - time.monotonic() - predict_seconds(speeds[0], counts, plan.folds, cfg.startup_seconds)
         epochs = fold_epochs(runner, counts, left * (1 - cfg.margin), plan.folds, cfg.startup_seconds, cfg.max_epochs)
         if epochs is None:
             print(f"second backbone: {runner.backbone}, the screen's runner-up, does not fit in the {left / 60:.1f} "
                   f"min left; one backbone submitted")
-            return
+            return []
         minutes = (left * (1 - cfg.margin)) / 60
         plan = dataclasses.replace(plan, epochs=epochs,
                                    rows=[plan_row("train2", runner.backbone, runner.sizes, plan.folds, epochs,
@@ -167,5 +166,37 @@ def run_second(cfg, state, plan, speeds: list, counts, data, deadline: float, ta
         print(f"second backbone: {runner.backbone} ({'+'.join(map(str, epochs))} epochs) fits in the "
               f"{left / 60:.1f} min left; then blended with the first", flush=True)
     second = run_training(cfg, state, plan, runner, counts, data, deadline, table, callbacks, step="train2")
-    if second and state.done("train2") and not state.done("blend"):
-        run_submit(cfg, state, [first[0], second[0]], runner, counts, plan.folds, deadline, step="blend")
+    return second if state.done("train2") else []
+
+
+def run_head(cfg, state, plan, speed: Speed, counts, deadline: float, first: list) -> list:
+    """A number: fit --head ridge on the backbone's pooled features (PetFinder's regressors on embeddings) as its
+    own holdout run, to be blended with the network; return [its run] or [] (K folds: a holdout run cannot be
+    blended with out-of-fold predictions; no time: said)."""
+    folder = Path(cfg.out) / f"head-ridge-{speed.backbone}"
+    if state.done("head"):
+        return [Path(state.steps["head"]["run"])]
+    if plan.folds or not state.done("train") or len(first) != 1:
+        return []
+    seconds = head_seconds(speed, counts, cfg.startup_seconds)
+    if time.monotonic() + seconds + 2 * predict_seconds(speed, counts, 0, cfg.startup_seconds) > deadline:
+        print(f"head: a ridge on the features ({seconds / 60:.1f} min) and the blend would pass the budget's end")
+        return []
+    head_cfg = TrainConfig(**shared(cfg), backbone=speed.backbone, weights=cfg.weights, out=str(folder),
+                           head="ridge", stage1_size=speed.sizes[1], metric=cfg.metric, batch_size=cfg.batch_size,
+                           accelerator=cfg.accelerator, resume=folder.exists())
+    with state.step("head", round(seconds / 60, 2)) as record:
+        summary = fit_embedding_head(head_cfg)
+        record.update(run=str(folder), score=summary["holdout_score"])
+    return [folder]
+
+
+def run_blend(cfg, state, runs: list, speed: Speed, counts, folds: int, deadline: float) -> None:
+    """Submit every finished run together: greedy selection and weights fitted for the metric on their shared
+    holdout (out of fold for K folds), offered like any submission; again when a run was added since."""
+    if len(runs) < 2 or state.steps.get("blend", {}).get("runs") == list(map(str, runs)):
+        return
+    run_submit(cfg, state, runs, speed, counts, folds, deadline, step="blend")
+    if "blend" in state.steps:  # not when its prediction would have passed the deadline
+        state.steps["blend"]["runs"] = list(map(str, runs))
+        state.save()

@@ -29,7 +29,7 @@ from src.models.backbones import parse_backbones
 from src.runs.auto_state import AutoState
 from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure,
                                    write_plan)
-from src.training.auto_jobs import run_screen, run_second, run_submit, run_training
+from src.training.auto_jobs import run_blend, run_head, run_screen, run_second, run_submit, run_training
 from src.training.auto_table import run_stack, settle_table
 
 PRETRAINED = "efficientnet_b0,resnet50,mobilenetv3_large"
@@ -59,7 +59,7 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     speeds = measured_speeds(cfg, state, comp, class_map, accelerator)
     plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, speeds, cfg.max_folds,
                      cfg.margin, cfg.startup_seconds, "screen" in steps and not state.done("screen"), cfg.max_epochs,
-                     "stack" in steps)
+                     "stack" in steps, "head" in steps)
     print(describe_plan(plan), flush=True)
     write_plan(plan, out)
     state.set_plan(plan.rows)
@@ -72,7 +72,7 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         backbone = run_screen(cfg, state, plan, out, accelerator)
         speed = next(s for s in speeds if s.backbone == backbone)
         plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, [speed], cfg.max_folds,
-                         cfg.margin, cfg.startup_seconds, False, cfg.max_epochs, "stack" in steps)
+                         cfg.margin, cfg.startup_seconds, False, cfg.max_epochs, "stack" in steps, "head" in steps)
         print("re-planned from the measured minutes:\n" + describe_plan(plan), flush=True)
         write_plan(plan, out, "plan-after-screen")
     speed = next(s for s in speeds if s.backbone == backbone)
@@ -85,7 +85,9 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     if runs and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold predictions
         run_stack(cfg, state, runs[0], plan, deadline)
     if runs and not plan.has("stack"):  # with a table the stack takes the time a second backbone would
-        run_second(cfg, state, plan, speeds, counts, data, deadline, table, callbacks, runs)
+        more = run_head(cfg, state, plan, speed, counts, deadline, runs) if "head" in steps else []
+        more += run_second(cfg, state, plan, speeds, counts, data, deadline, table, callbacks, runs)
+        run_blend(cfg, state, runs + more, speed, counts, plan.folds, deadline)
     return finish(state, out, started)
 
 

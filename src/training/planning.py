@@ -33,7 +33,7 @@ from src.models.recipe import make_optimizer
 KIND_STEPS = {
     "label": ("screen", "train", "submit", "stack"),
     "tags": ("screen", "train", "submit"),
-    "number": ("screen", "train", "submit"),
+    "number": ("screen", "train", "submit", "head"),  # head: a ridge on the features, blended (holdout runs)
     "identity": ("train", "submit"),
 }
 MIN_EPOCHS = (3, 1)        # the shortest run worth a submission: stage 1, stage 2
@@ -169,6 +169,11 @@ def stack_seconds(speed: Speed, counts: Counts, folds: int, startup: float) -> f
     return startup + counts.test * folds * speed.predict[1] + STACK_ROW_SECONDS * counts.labelled * STACK_FOLDS
 
 
+def head_seconds(speed: Speed, counts: Counts, startup: float) -> float:
+    """Return the seconds of --head ridge: one pass over the labelled images at stage 2's size, then a ridge."""
+    return startup + counts.labelled * speed.predict[1]
+
+
 def fold_epochs(speed: Speed, counts: Counts, seconds: float, folds: int, startup: float,
                 max_epochs: tuple = MAX_EPOCHS) -> tuple | None:
     """Return the (stage-1, stage-2) epochs of a run with these folds (0: one holdout) that fits in seconds, or None
@@ -195,9 +200,11 @@ def choose_length(speed: Speed, counts: Counts, seconds: float, max_folds: int, 
 
 
 def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_folds: int, margin: float,
-              startup: float, screen: bool = True, max_epochs: tuple = MAX_EPOCHS, stack: bool = False) -> Plan:
+              startup: float, screen: bool = True, max_epochs: tuple = MAX_EPOCHS, stack: bool = False,
+              head: bool = False) -> Plan:
     """Return the plan for what is left of the budget: screening (when there is a choice), training, prediction,
-    and with stack the second stage over the folds' out-of-fold predictions (when K folds fit; else said why not).
+    and with stack the second stage over the folds' out-of-fold predictions (when K folds fit; else said why not);
+    with head a ridge on the features and its blend (a holdout run: after K folds, said why not).
 
     Candidates that failed to measure, or whose shortest run does not fit, are dropped with the reason; with
     none left the KitError names the shortest budget that would do.
@@ -228,14 +235,17 @@ def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_fol
     left = usable - sum(r["minutes"] * 60 for r in rows)
     # screened: the slowest candidate, so whichever wins fits (re-planned once it is known); else the first
     best = max(fitting, key=lambda s: run_seconds(s, counts, 0, least, startup)) if screening else fitting[0]
-    # the stack's time is kept back first; a holdout run gives it back (nothing to stack on)
+    # the stack's time is kept back first, a holdout run giving it back (nothing to stack on); a head's and its
+    # blend's are kept back always (cheap: one pass and two predictions)
     reserve = stack_seconds(best, counts, max_folds, startup) if stack and max_folds else 0.0
+    if head:
+        left -= head_seconds(best, counts, startup) + 2 * predict_seconds(best, counts, 0, startup)
     length = choose_length(best, counts, left - reserve, max_folds, startup, max_epochs)
     if length is not None and reserve and not length[0]:
         length = choose_length(best, counts, left, max_folds, startup, max_epochs)
     if length is None:  # screening took the time the run needed: no screening
         if screening:
-            return make_plan(budget, spent, counts, speeds, max_folds, margin, startup, False, max_epochs, stack)
+            return make_plan(budget, spent, counts, speeds, max_folds, margin, startup, False, max_epochs, stack, head)
         length = (0, least)
     folds, epochs = length
     training = run_seconds(best, counts, folds, epochs, startup) - predict_seconds(best, counts, folds, startup)
@@ -247,7 +257,14 @@ def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_fol
     if stack and folds:
         rows.append(plan_row("stack", "LightGBM", best.sizes[1], STACK_FOLDS, (0, 0),
                              stack_seconds(best, counts, folds, startup), usable))
-    elif stack:
+    if head and not folds:
+        rows.append(plan_row("head", "ridge", best.sizes[1], 0, (0, 0), head_seconds(best, counts, startup), usable))
+        rows.append(plan_row("blend", "", best.sizes[1], 0, (0, 0), 2 * predict_seconds(best, counts, 0, startup),
+                             usable))
+    elif head:
+        notes.append("head: not planned: a ridge is a holdout run and cannot be blended with K folds' out-of-fold "
+                     "predictions")
+    if stack and not folds:
         notes.append("stack: not planned: it learns from K folds' out-of-fold predictions and the budget allows one "
                      "holdout" + (" (--max-folds 0)" if not max_folds else ""))
     return Plan(rows, dropped, budget, usable, folds, epochs, tuple(s.backbone for s in fitting), notes)
