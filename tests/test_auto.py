@@ -217,7 +217,7 @@ def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(ca
 
     cfg = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "0"])
     assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=1).batch_size == 4  # one device: as asked
-    assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=8).batch_size == 2  # JAX's eight: 16 <= 19
+    assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=8).batch_size == 2  # eight: 16 <= 19
     assert "batch: 2 image(s) per replica, not --batch-size 4" in capsys.readouterr().out
     folds = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "2"])
     assert fit_batch(folds, Counts(train=40, val=10, test=6), replicas=8).batch_size == 3  # a fold trains on 25

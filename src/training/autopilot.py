@@ -92,9 +92,10 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
 
 
 def fit_batch(cfg, counts, replicas: int):
-    """Return cfg with a batch per replica that the smallest training set planned can fill: on JAX and under a
-    strategy every batch is full (replicas x batch images), and a tiny competition on eight devices has fewer
-    training images than 8 x 32. Said when it changes; an error when not one image per replica fits."""
+    """Return cfg with a batch per replica that the smallest training set planned can fill: on JAX and over several
+    GPUs every training batch is full (replicas x batch images; src.hardware.accelerator), and a tiny competition
+    on eight devices has fewer training images than 8 x 32. Said when it changes; an error when not one image per
+    replica fits."""
     k = [f for f in (cfg.max_folds, 3) if f and f <= cfg.max_folds]
     smallest = min([counts.train] + [counts.labelled * (f - 1) // f for f in k])
     batch = min(cfg.batch_size, smallest // max(replicas, 1))
