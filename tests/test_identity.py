@@ -11,8 +11,10 @@ from src.data.identity_demo import NEW, write_identity_competition
 
 @pytest.fixture(scope="module")
 def identity_data(tmp_path_factory):
-    """A generated Happywhale-like competition: 30 identities at 32 px, some with one photo, unseen ones in test."""
-    return write_identity_competition(tmp_path_factory.mktemp("identity") / "whales", identities=30, size=32, seed=1)
+    """A generated Happywhale-like competition: 30 identities at 32 px, some with one photo, unseen ones in test,
+    a species column (3 species) beside Id in train.csv."""
+    return write_identity_competition(tmp_path_factory.mktemp("identity") / "whales", identities=30, size=32, seed=1,
+                                      species=3)
 
 
 def test_identity_found_in_the_sample_and_every_identity_kept(identity_data, capsys):
@@ -142,7 +144,8 @@ def test_joined_embeddings_average_the_models_cosines():
 
 @pytest.fixture(scope="module")
 def identity_run(identity_data, tmp_path_factory):
-    """One tiny identity run (sub-center ArcFace), shared: its folder and what training printed."""
+    """One tiny identity run (sub-center ArcFace, a species head beside it), shared: its folder and what training
+    printed."""
     import contextlib
     import io
     import os
@@ -159,13 +162,15 @@ def identity_run(identity_data, tmp_path_factory):
                 "--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
                 "--stages", "1", "--stage1-size", "32", "32", "--stage1-epochs", "3", "--stage1-lr", "1e-2",
                 "--batch-size", "16", "--embedding-dim", "32", "--subcenters", "2",
-                "--out", str(out / "run")]))
+                "--targets", "Id,species", "--loss-weights", "1,0.5", "--out", str(out / "run")]))
     finally:
         os.chdir(here)
     return out / "run", said.getvalue()
 
 
 def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run, identity_data):
+    """--targets Id,species --loss-weights 1,0.5: the identity's margin head and a species softmax head train on one
+    embedding; the species head answers its column on the holdout, said."""
     import json
 
     import numpy as np
@@ -173,9 +178,13 @@ def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run,
     from src.inference.identities import embeddings_file, identity_file
 
     run, said = identity_run
-    assert json.loads((run / "config.json").read_text())["task"] == "identity"
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"] == "identity" and (config["targets"], config["loss_weights"]) == ("Id,species", "1,0.5")
     history = pd.read_csv(run / "history-stage1.csv")
-    assert history["loss"].iloc[-1] < history["loss"].iloc[0]  # the ArcFace head learns
+    assert history["Id_loss"].iloc[-1] < history["Id_loss"].iloc[0]  # the ArcFace head learns
+    assert history[["species_loss", "val_species_accuracy"]].notna().all().all()  # the species head trains beside
+    assert "auxiliary heads: species (3 classes, loss weight 0.5): softmax heads on the embedding beside Id's " \
+        "margin head (loss weight 1)" in said
     saved = np.load(embeddings_file(run))
     assert set(saved["ids"]) == set(pd.read_csv(identity_data / "train.csv")["Image"])  # single-photo ones too
     assert saved["embeddings"].shape[1] == 32  # the embedding, not the 30 identities' margin logits
@@ -184,6 +193,12 @@ def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run,
         in said and chosen["unseen_images"] > 0
     holdout = pd.read_csv(run / "holdout_predictions.csv")
     assert (holdout["label"] == NEW).sum() == chosen["unseen_images"]
+    species = pd.read_csv(identity_data / "train.csv").set_index("Image")["species"]
+    assert (holdout["species"] == holdout["id"].map(species)).all()
+    assert holdout["species_predicted"].isin(species.unique()).all()
+    accuracy = (holdout["species"] == holdout["species_predicted"]).mean()
+    assert chosen["auxiliary_accuracy"] == {"species": pytest.approx(accuracy)}
+    assert f"auxiliary head species: holdout accuracy {accuracy:.4f}" in said
 
 
 def test_identity_submission_searches_training_and_holdout_with_the_new_answer(identity_run, identity_data, tmp_path,
@@ -209,6 +224,29 @@ def test_identity_submission_searches_training_and_holdout_with_the_new_answer(i
     row = manifest_row(tmp_path / "whales.json", manifest)  # the ledger lists it, with its holdout MAP@5
     assert row["metric"] == "map@5" and row["score"] == pytest.approx(manifest["holdout"][-1]["score"])
     assert "identity+hflip" in capsys.readouterr().out
+
+
+def test_auxiliary_heads_are_dropped_at_prediction_and_chained_is_refused(identity_run, identity_data, tmp_path,
+                                                                           monkeypatch):
+    """The trained network has the species head and the margin head; the network src.submit embeds with has neither.
+    --head-scheme chained with an identity's --targets is refused, naming the flag, before any folder is written."""
+    from src.core.config import parse_config
+    from src.core.errors import KitError
+    from src.inference.prediction import build_run_model, load_run
+    from src.models.embedding import ArcMarginHead, embedding_model
+    from src.training.two_stage import train
+
+    run, _ = identity_run
+    network = build_run_model(load_run(run))
+    names = {layer.name for layer in network.layers}
+    assert {"head", "head_species", "embedding"} <= names and isinstance(network.get_layer("head"), ArcMarginHead)
+    cut = {layer.name for layer in embedding_model(network).layers}
+    assert "embedding" in cut and not {"head", "head_species", "head_bn_species"} & cut
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KitError, match="--head-scheme chained: column Id is an identity"):
+        train(parse_config(TrainConfig, ["--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none",
+                                         "--targets", "Id,species", "--head-scheme", "chained", "--out", "chained"]))
+    assert not (tmp_path / "chained").exists()
 
 
 def test_identity_folds_score_out_of_fold_and_join_at_submit(identity_data, tmp_path, monkeypatch, capsys):

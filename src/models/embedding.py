@@ -110,14 +110,26 @@ def feature_map_backbone(backbone):
 def identity_head(x, num_classes: int, head, pooled: bool = False):
     """Return the identity network's output on the backbone's output x: GeM (unless pooled), Dropout, the neck
     Dense + BatchNorm named 'embedding', then the ArcFace head (head.margin_head) or a float32 softmax."""
+    return identity_output(embedding_layers(x, head, pooled), num_classes, head)
+
+
+def embedding_layers(x, head, pooled: bool = False):
+    """Return the embedding of the backbone's output x: GeM (unless pooled), Dropout, Dense, BatchNorm 'embedding'.
+
+    Apart from identity_output so auxiliary heads (--targets: species beside the individual) sit on it too.
+    """
     if not pooled:
         x = GeM(name="gem")(x)
     x = keras.layers.Dropout(head.dropout, name="neck_dropout")(x)
     x = keras.layers.Dense(head.embedding_dim, name="neck")(x)
-    x = keras.layers.BatchNormalization(name=EMBEDDING)(x)
+    return keras.layers.BatchNormalization(name=EMBEDDING)(x)
+
+
+def identity_output(embedding, num_classes: int, head):
+    """Return the identity's output on the embedding: the ArcFace head (head.margin_head) or a float32 softmax."""
     if head.margin_head:
-        return ArcMarginHead(num_classes, head.subcenters, head.scale, name="head")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+        return ArcMarginHead(num_classes, head.subcenters, head.scale, name="head")(embedding)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(embedding)
 
 
 def embedding_model(model):
