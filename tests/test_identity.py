@@ -90,7 +90,8 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     from src.core.task_kind import KINDS
     from src.models.backbones import get_spec
     from src.models.classifier import HeadSpec, build_classifier
-    from src.models.embedding import ArcMarginHead, GeM, embedding_model
+    from src.inference.identities import head_scores
+    from src.models.embedding import ArcMarginHead, GeM, embedding_model, margin_centres
 
     cfg = parse_config(TrainConfig, ["--head", "arcface", "--subcenters", "2", "--embedding-dim", "24"])
     model = build_classifier(get_spec("tiny_resnet"), (32, 32), 7, "none", HeadSpec.from_config(cfg, KINDS["identity"]))
@@ -100,6 +101,11 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     assert logits.shape == (2, 7) and np.abs(logits).max() <= 30.0 + 1e-3  # scale * cosine
     cut = embedding_model(model)
     assert cut.output.shape[-1] == 24 and not any(isinstance(layer, ArcMarginHead) for layer in cut.layers)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    centres = margin_centres(model)  # what --identity-blend reads: (width, identities, sub-centers), the closest kept
+    assert centres.shape == (24, 7, 2)
+    assert 30.0 * head_scores(cut.predict(images, verbose=0), centres, np.ones(7, bool)) == pytest.approx(
+        model.predict(images, verbose=0), abs=1e-3)
     with pytest.raises(Exception, match="--head arcface"):
         HeadSpec.from_config(cfg, KINDS["label"])
 
@@ -223,7 +229,15 @@ def test_identity_submission_searches_training_and_holdout_with_the_new_answer(i
 
     row = manifest_row(tmp_path / "whales.json", manifest)  # the ledger lists it, with its holdout MAP@5
     assert row["metric"] == "map@5" and row["score"] == pytest.approx(manifest["holdout"][-1]["score"])
-    assert "identity+hflip" in capsys.readouterr().out
+    assert "identity+hflip" in capsys.readouterr().out and manifest["identity_blend"] == 0  # the default
+    # --identity-blend 1: the margin head's cosines to the centres rank the identities it trained on, and the
+    # threshold is chosen again on them (the nearest neighbours' best cosines sit near 1, the head's well below)
+    blended = submit(parse_config(SubmitConfig, ["--data", str(identity_data), "--run", str(run), "--name", "blend",
+                                                 "--out", str(tmp_path), "--identity-blend", "1"]))
+    assert json.loads((tmp_path / "blend.json").read_text())["identity_blend"] == 1.0
+    assert "--identity-blend 1: each identity's score is 0 x its nearest neighbours' best cosine + 1 x the margin " \
+        "head's cosine to its centre" in capsys.readouterr().out
+    assert blended["threshold"] != result["threshold"]
 
 
 def test_auxiliary_heads_are_dropped_at_prediction_and_chained_is_refused(identity_run, identity_data, tmp_path,
@@ -247,6 +261,38 @@ def test_auxiliary_heads_are_dropped_at_prediction_and_chained_is_refused(identi
         train(parse_config(TrainConfig, ["--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none",
                                          "--targets", "Id,species", "--head-scheme", "chained", "--out", "chained"]))
     assert not (tmp_path / "chained").exists()
+
+
+def test_identity_blend_mixes_the_margin_head_into_the_ranking():
+    """(1-W) x nearest neighbours + W x the head's cosine: W=0 is the nearest neighbours' ranking unchanged, a larger
+    W moves the identity the head prefers up; an identity with no centre keeps its neighbours' score, one with no
+    gallery photo stays out; the threshold is then chosen on the blended scores. Not for a non-identity run."""
+    import types
+
+    import numpy as np
+
+    from src.core.errors import KitError
+    from src.inference.combine import check_combination
+    from src.inference.identities import (MISSING, blend_scores, choose_threshold, mean_head_scores,
+                                          rank_with_new)
+
+    nearest = np.array([[0.9, 0.8, 0.7, MISSING]], np.float32)   # identities A, B, C, D (D: no gallery photo)
+    head = np.array([[0.1, 0.9, np.nan, 0.95]], np.float32)       # C: the head never trained on it
+    assert blend_scores(nearest, head, 0.0) is nearest             # W=0: today's scores, the same object
+    assert rank_with_new(blend_scores(nearest, head, 0.0), -1.0, 3).tolist() == [[0, 1, 2]]
+    half = blend_scores(nearest, head, 0.5)
+    assert half[0].tolist() == pytest.approx([0.5, 0.85, 0.7, MISSING])
+    assert rank_with_new(half, -1.0, 3).tolist() == [[1, 2, 0]]   # B first, C kept, D never
+    assert rank_with_new(half, 0.6, 4).tolist() == [[1, 2, 4, 0]]  # the new answer (index 4) above A only
+    assert rank_with_new(blend_scores(nearest, head, 1.0), -1.0, 3).tolist() == [[1, 2, 0]]
+    truth = np.array([1])                                          # B is right: only the blend ranks it first
+    assert choose_threshold(nearest, truth, 5).score == pytest.approx(0.5)
+    assert choose_threshold(half, truth, 5).score == pytest.approx(1.0)
+    both = mean_head_scores([np.array([[0.2, np.nan, 0.4]]), np.array([[0.4, np.nan, np.nan]])])
+    assert both[0, 0] == pytest.approx(0.3) and np.isnan(both[0, 1]) and both[0, 2] == pytest.approx(0.4)
+    run = types.SimpleNamespace(class_map=types.SimpleNamespace(column="label"))
+    with pytest.raises(KitError, match="--identity-blend 0.5: .* column label is no identity"):
+        check_combination(types.SimpleNamespace(identity_blend=0.5, blend="mean", select_runs=False), [run], "accuracy")
 
 
 def test_identity_folds_score_out_of_fold_and_join_at_submit(identity_data, tmp_path, monkeypatch, capsys):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 EMBEDDING = "embedding"  # the layer prediction cuts at
@@ -130,6 +131,21 @@ def identity_output(embedding, num_classes: int, head):
     if head.margin_head:
         return ArcMarginHead(num_classes, head.subcenters, head.scale, name="head")(embedding)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(embedding)
+
+
+def margin_centres(model):
+    """Return the margin head's normalised centres as (embedding width, identities, sub-centers), or None.
+
+    None for a network without an ArcFace head (--head dense). Why: src.submit's --identity-blend scores each
+    identity by the embedding's cosine to its centre (the closest sub-center) beside its nearest neighbours.
+    """
+    heads = [layer for layer in model.layers if isinstance(layer, ArcMarginHead)]
+    if not heads:
+        return None
+    layer = heads[0]
+    centres = keras.ops.convert_to_numpy(layer.centers)
+    centres = centres / (np.linalg.norm(centres, axis=0, keepdims=True) + 1e-12)
+    return centres.reshape(centres.shape[0], layer.classes, layer.subcenters)
 
 
 def embedding_model(model):
