@@ -265,8 +265,8 @@ def test_auxiliary_heads_are_dropped_at_prediction_and_chained_is_refused(identi
 
 def test_identity_blend_mixes_the_margin_head_into_the_ranking():
     """(1-W) x nearest neighbours + W x the head's cosine: W=0 is the nearest neighbours' ranking unchanged, a larger
-    W moves the identity the head prefers up; an identity with no centre keeps its neighbours' score, one with no
-    gallery photo stays out; the threshold is then chosen on the blended scores. Not for a non-identity run."""
+    W moves the identity the head prefers up; an identity with no centre takes the image's median head cosine, one
+    with no gallery photo stays out; the threshold is then chosen on the blended scores. Not for a non-identity run."""
     import types
 
     import numpy as np
@@ -280,10 +280,10 @@ def test_identity_blend_mixes_the_margin_head_into_the_ranking():
     head = np.array([[0.1, 0.9, np.nan, 0.95]], np.float32)       # C: the head never trained on it
     assert blend_scores(nearest, head, 0.0) is nearest             # W=0: today's scores, the same object
     assert rank_with_new(blend_scores(nearest, head, 0.0), -1.0, 3).tolist() == [[0, 1, 2]]
-    half = blend_scores(nearest, head, 0.5)
-    assert half[0].tolist() == pytest.approx([0.5, 0.85, 0.7, MISSING])
-    assert rank_with_new(half, -1.0, 3).tolist() == [[1, 2, 0]]   # B first, C kept, D never
-    assert rank_with_new(half, 0.6, 4).tolist() == [[1, 2, 4, 0]]  # the new answer (index 4) above A only
+    half = blend_scores(nearest, head, 0.5)                        # C's head part: the median of A's and B's, 0.5
+    assert half[0].tolist() == pytest.approx([0.5, 0.85, 0.6, MISSING])
+    assert rank_with_new(half, -1.0, 3).tolist() == [[1, 2, 0]]   # B first, C above A, D never
+    assert rank_with_new(half, 0.55, 4).tolist() == [[1, 2, 4, 0]]  # the new answer (index 4) above A only
     assert rank_with_new(blend_scores(nearest, head, 1.0), -1.0, 3).tolist() == [[1, 2, 0]]
     truth = np.array([1])                                          # B is right: only the blend ranks it first
     assert choose_threshold(nearest, truth, 5).score == pytest.approx(0.5)

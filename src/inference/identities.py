@@ -1,9 +1,9 @@
 """Identities by nearest neighbours: each image's best cosine per known identity, the new answer at a threshold.
 
-    scores = identity_scores(query, gallery, gallery_classes, classes)   # (n, identities), best cosine each
-    scores = blend_scores(scores, head_scores(query, centres, trained), w) # optional: the margin head's cosines
-    chosen = choose_threshold(scores, truth, k=5)                         # on the holdout, for MAP@5
-    ranked = rank_with_new(scores, chosen.threshold, k=5)                 # index `identities` = the new answer
+    scores = identity_scores(query, gallery, gallery_classes, classes)      # (n, identities), best cosine each
+    scores = blend_scores(scores, head_scores(query, centres, trained), w)  # optional: --identity-blend w
+    chosen = choose_threshold(scores, truth, k=5)                           # on the holdout, for MAP@5
+    ranked = rank_with_new(scores, chosen.threshold, k=5)                   # index `identities` = the new answer
 
 Why nearest neighbours and not the softmax: an identity with one photo, or one added at submit (the
 holdout's images join the gallery), is found by its photos' embeddings without retraining, and an image
@@ -15,6 +15,7 @@ view of the same embedding, before the threshold is chosen.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +87,19 @@ def mean_head_scores(parts: list) -> np.ndarray:
 def blend_scores(nearest: np.ndarray, head: np.ndarray | None, weight: float) -> np.ndarray:
     """Return (1 - weight) * nearest + weight * head per identity (src.submit --identity-blend), still cosines.
 
-    An identity with no gallery image stays MISSING (no photo to answer it by); one the head has no centre for
-    (NaN) keeps its nearest-neighbour score. weight 0 (or no head): the nearest neighbours' scores unchanged.
+    An identity with no gallery image stays MISSING (no photo to answer it by). One the head has no centre for
+    (NaN: at submit, a holdout identity held out whole) takes the image's median head cosine over the identities
+    that have one: neutral, so its photos' neighbours rank it. Why not its neighbours' score alone: that sits near 1
+    beside the centres' lower cosines and would put such identities above every other. weight 0 (or no head):
+    the nearest neighbours' scores unchanged (the same array).
     """
     if weight <= 0 or head is None:
         return nearest
+    scored = ~np.isnan(head) & (nearest != MISSING)
+    with warnings.catch_warnings():  # an image with no centred identity: NaN, its neighbours' scores kept
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(np.where(scored, head, np.nan), axis=1, keepdims=True)
+    head = np.where(np.isnan(head), median, head)
     mixed = (1.0 - weight) * nearest + weight * np.nan_to_num(head)
     return np.where((nearest == MISSING) | np.isnan(head), nearest, mixed).astype(np.float32)
 
