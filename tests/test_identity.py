@@ -265,7 +265,7 @@ def test_auxiliary_heads_are_dropped_at_prediction_and_chained_is_refused(identi
 
 def test_identity_blend_mixes_the_margin_head_into_the_ranking():
     """(1-W) x nearest neighbours + W x the head's cosine: W=0 is the nearest neighbours' ranking unchanged, a larger
-    W moves the identity the head prefers up; an identity with no centre takes the image's median head cosine, one
+    W moves the identity the head prefers up; an identity with no centre takes the image's best head cosine, one
     with no gallery photo stays out; the threshold is then chosen on the blended scores. Not for a non-identity run."""
     import types
 
@@ -280,10 +280,12 @@ def test_identity_blend_mixes_the_margin_head_into_the_ranking():
     head = np.array([[0.1, 0.9, np.nan, 0.95]], np.float32)       # C: the head never trained on it
     assert blend_scores(nearest, head, 0.0) is nearest             # W=0: today's scores, the same object
     assert rank_with_new(blend_scores(nearest, head, 0.0), -1.0, 3).tolist() == [[0, 1, 2]]
-    half = blend_scores(nearest, head, 0.5)                        # C's head part: the median of A's and B's, 0.5
-    assert half[0].tolist() == pytest.approx([0.5, 0.85, 0.6, MISSING])
+    half = blend_scores(nearest, head, 0.5)                        # C's head part: the best of A's and B's, 0.9
+    assert half[0].tolist() == pytest.approx([0.5, 0.85, 0.8, MISSING])
     assert rank_with_new(half, -1.0, 3).tolist() == [[1, 2, 0]]   # B first, C above A, D never
     assert rank_with_new(half, 0.55, 4).tolist() == [[1, 2, 4, 0]]  # the new answer (index 4) above A only
+    closer = blend_scores(np.array([[0.9, 0.8, 0.95, MISSING]], np.float32), head, 0.5)
+    assert rank_with_new(closer, -1.0, 3).tolist() == [[2, 1, 0]]  # C's photo the nearest: against B, neighbours decide
     assert rank_with_new(blend_scores(nearest, head, 1.0), -1.0, 3).tolist() == [[1, 2, 0]]
     truth = np.array([1])                                          # B is right: only the blend ranks it first
     assert choose_threshold(nearest, truth, 5).score == pytest.approx(0.5)

@@ -15,7 +15,6 @@ view of the same embedding, before the threshold is chosen.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,18 +87,17 @@ def blend_scores(nearest: np.ndarray, head: np.ndarray | None, weight: float) ->
     """Return (1 - weight) * nearest + weight * head per identity (src.submit --identity-blend), still cosines.
 
     An identity with no gallery image stays MISSING (no photo to answer it by). One the head has no centre for
-    (NaN: at submit, a holdout identity held out whole) takes the image's median head cosine over the identities
-    that have one: neutral, so its photos' neighbours rank it. Why not its neighbours' score alone: that sits near 1
-    beside the centres' lower cosines and would put such identities above every other. weight 0 (or no head):
-    the nearest neighbours' scores unchanged (the same array).
+    (NaN: at submit, a holdout identity held out whole) takes the image's best head cosine over the identities
+    that have one: the benefit of the doubt, so against the head's favourite its neighbours decide, as without
+    the blend. Why not its neighbours' score alone: that sits near 1 beside the centres' lower cosines and put
+    such identities above every other; the median sank them below the head's favourites (measured: their test
+    MAP@5 1.00 -> 0.02). weight 0 (or no head): the nearest neighbours' scores unchanged (the same array).
     """
     if weight <= 0 or head is None:
         return nearest
     scored = ~np.isnan(head) & (nearest != MISSING)
-    with warnings.catch_warnings():  # an image with no centred identity: NaN, its neighbours' scores kept
-        warnings.simplefilter("ignore", RuntimeWarning)
-        median = np.nanmedian(np.where(scored, head, np.nan), axis=1, keepdims=True)
-    head = np.where(np.isnan(head), median, head)
+    best = np.where(scored, head, -np.inf).max(axis=1, keepdims=True)
+    head = np.where(np.isnan(head), np.where(np.isfinite(best), best, np.nan), head)
     mixed = (1.0 - weight) * nearest + weight * np.nan_to_num(head)
     return np.where((nearest == MISSING) | np.isnan(head), nearest, mixed).astype(np.float32)
 
