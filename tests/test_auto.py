@@ -62,11 +62,34 @@ def test_a_budget_too_short_for_any_model_names_the_shortest_that_would_do():
 
 
 def test_each_task_kind_of_the_kit_has_steps_and_another_is_refused_up_front():
-    assert {"label", "tags"} <= set(KIND_STEPS) <= set(KINDS)
-    assert kind_steps("label")[-1] == "submit"
-    for kind in sorted(set(KINDS) - set(KIND_STEPS)):  # number and identity: planned by hand for now, said so
-        with pytest.raises(KitError, match=f"the kit plans no steps for task kind {kind} yet"):
-            kind_steps(kind)
+    assert set(KIND_STEPS) == set(KINDS)  # a kind added to KINDS must be planned for here too
+    assert all("train" in kind_steps(kind) and "submit" in kind_steps(kind) for kind in KINDS)
+    assert "stack" not in kind_steps("label") and kind_steps("number")[-1] == "head"  # the stack: with a table
+    assert kind_steps("label", stackable=True) == ("screen", "train", "submit", "stack")
+    assert "screen" not in kind_steps("identity")  # screening ranks softmax heads, not embeddings
+    with pytest.raises(KitError, match="the kit plans no steps for task kind video yet"):
+        kind_steps("video")
+
+
+def test_the_stack_is_planned_after_k_folds_and_said_why_not_after_one_holdout():
+    folds = make_plan(1200, 30, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20, stack=True)
+    assert list(folds.table()["step"]) == ["train", "submit", "stack"] and folds.folds == 5 and not folds.notes
+    assert folds.table()["minutes"].sum() * 60 <= folds.usable
+    holdout = make_plan(240, 10, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20, stack=True)
+    assert holdout.folds == 0 and not holdout.has("stack")
+    assert holdout.notes == ["stack: not planned: it learns from K folds' out-of-fold predictions and the budget "
+                             "allows one holdout"]
+
+
+def test_a_group_column_is_read_from_the_table_and_a_plain_one_is_not_taken():
+    from src.data.table_features import guess_group_column
+
+    table = pd.DataFrame({"isic_id": [f"i{i}" for i in range(12)], "patient_id": [f"p{i % 4}" for i in range(12)],
+                          "age": [30 + i % 3 for i in range(12)], "site_name": ["arm", "leg"] * 6})
+    table.attrs["id_column"] = "isic_id"
+    assert guess_group_column(table, ["target"]) == ("patient_id", "4 groups over 12 rows")
+    assert guess_group_column(table.assign(patient_id=[f"p{i}" for i in range(12)]), ["target"]) == ("", "")
+    assert guess_group_column(table.drop(columns="patient_id"), ["target"]) == ("", "")
 
 
 @pytest.mark.parametrize("metric, scores, kept", [("accuracy", [0.8, 0.7, 0.9, math.nan], [0, 2]),
@@ -160,3 +183,81 @@ def test_the_ledger_shows_the_auto_run_as_one_row_with_its_steps(auto_run, tmp_p
     row = rows.iloc[0]
     assert row["status"] == "written" and row["backbone"] == "tiny_resnet" and row["metric"] == "accuracy"
     assert "train cut" in row["options"] and "submit done" in row["options"] and " min" in row["options"]
+
+
+def test_a_table_beside_the_images_gives_its_group_the_metadata_branch_and_the_stack(tmp_path, capsys):
+    from src.data.competition import load_competition
+    from src.data.demo_table import write_table_competition
+    from src.core.task_kind import kind_of
+    from src.training.auto_table import settle_table
+
+    write_table_competition(tmp_path / "isic", patients=12, test_patients=4, seed=1, size=8)
+    cfg = parse_config(AutoConfig, ["--data", str(tmp_path / "isic")])
+    comp = load_competition(cfg)
+    cfg, table = settle_table(cfg, comp, kind_of(comp.class_maps[comp.target]))
+    assert cfg.group_column == "patient_id" and table.metadata and table.stack
+    assert "group: patient_id (12 groups over" in capsys.readouterr().out
+    (tmp_path / "isic" / "test-metadata.csv").unlink()  # nothing to predict the test side with: no table
+    comp = load_competition(cfg)
+    _, table = settle_table(cfg, comp, kind_of(comp.class_maps[comp.target]))
+    assert not table.metadata and not table.stack and "table: not used" in capsys.readouterr().out
+
+
+def test_a_cut_k_fold_runs_finished_folds_are_scored_by_their_own_holdouts():
+    from src.runs.auto_state import candidate_score
+
+    rows = [{"run": "fold-0", "score": 0.5}, {"run": "fold-0", "score": 0.7}, {"run": "fold-1", "score": 0.9},
+            {"run": "ensemble", "score": math.nan}]
+    assert candidate_score(rows) == pytest.approx(0.8)  # each fold's last (its chosen views), averaged
+    assert candidate_score([{"run": "a", "score": 0.6}, {"run": "ensemble", "score": 0.7}]) == 0.7
+
+
+def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(capsys):
+    from src.training.autopilot import fit_batch
+
+    cfg = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "0"])
+    assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=1).batch_size == 4  # one device: as asked
+    assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=8).batch_size == 2  # JAX's eight: 16 <= 19
+    assert "batch: 2 image(s) per replica, not --batch-size 4" in capsys.readouterr().out
+    folds = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "2"])
+    assert fit_batch(folds, Counts(train=40, val=10, test=6), replicas=8).batch_size == 3  # a fold trains on 25
+    with pytest.raises(KitError, match="8 replica\\(s\\) need at least 8 training images per batch"):
+        fit_batch(cfg, Counts(train=5, val=2, test=2), replicas=8)
+
+
+def test_the_screens_runner_up_is_trained_only_when_the_time_left_holds_it_and_every_finished_run_blended(
+        tmp_path, capsys, monkeypatch):
+    from src.training import auto_jobs
+
+    done = []
+    monkeypatch.setattr(auto_jobs, "run_training", lambda *a, **k: done.append(k["step"]) or [tmp_path / "b"])
+    monkeypatch.setattr(auto_jobs, "run_submit", lambda *a, **k: done.append((k["step"], len(a[2]))))
+    state = AutoState.load(tmp_path / "auto", AutoConfig())
+    state.steps = {"screen": {"status": "done", "ranking": ["small_resnet", "resnet50"]}, "train": {"status": "done"}}
+    plan = make_plan(8 * 3600, 10, COUNTS, [FAST, SLOW], max_folds=5, margin=0.1, startup=20)
+    cfg = AutoConfig(max_epochs=(30, 10), startup_seconds=20)
+
+    def second(seconds):
+        return auto_jobs.run_second(cfg, state, plan, [FAST, SLOW], COUNTS, None, time.monotonic() + seconds, None,
+                                    (), [tmp_path / "a"])
+
+    assert second(60) == [] and done == []
+    assert "resnet50, the screen's runner-up, does not fit in the" in capsys.readouterr().out
+    assert second(6 * 3600) == [] and done == ["train2"]  # run_training (faked) did not finish it: nothing to blend
+    state.steps["train2"] = {"status": "done"}
+    assert second(6 * 3600) == [tmp_path / "b"]
+    state.steps["screen"]["ranking"] = ["small_resnet"]  # one candidate screened: no runner-up
+    assert second(6 * 3600) == []
+    done.clear()
+    auto_jobs.run_blend(cfg, state, [tmp_path / "a"], FAST, COUNTS, 5, time.monotonic() + 600)
+    assert done == []  # one run: nothing to blend
+    auto_jobs.run_blend(cfg, state, [tmp_path / "a", tmp_path / "b"], FAST, COUNTS, 5, time.monotonic() + 600)
+    assert done == [("blend", 2)]
+
+
+def test_a_numbers_plan_keeps_time_for_a_ridge_and_its_blend_after_one_holdout_only():
+    holdout = make_plan(600, 10, COUNTS, [FAST], max_folds=0, margin=0.1, startup=20, head=True)
+    assert list(holdout.table()["step"]) == ["train", "submit", "head", "blend"]
+    assert holdout.table()["minutes"].sum() * 60 <= holdout.usable
+    folds = make_plan(8 * 3600, 10, COUNTS, [FAST], max_folds=5, margin=0.1, startup=20, head=True)
+    assert folds.folds == 5 and not folds.has("head") and folds.notes[0].startswith("head: not planned")

@@ -297,6 +297,29 @@ def test_identity_blend_mixes_the_margin_head_into_the_ranking():
         check_combination(types.SimpleNamespace(identity_blend=0.5, blend="mean", select_runs=False), [run], "accuracy")
 
 
+def test_a_run_cut_before_it_wrote_its_gallery_is_submitted_with_the_gallery_embedded_at_submit(
+        identity_run, identity_data, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from src.core.config import parse_config
+    from src.core.submit_settings import SubmitConfig
+    from src.inference.identities import embeddings_file
+    from src.inference.submission import submit
+
+    run, _ = identity_run
+    cut = run.parent / "cut-run"  # beside it: the same split file under runs/splits
+    shutil.copytree(run, cut, dirs_exist_ok=True)
+    embeddings_file(cut).unlink()  # what a run --time-limit cut after its stage 1 lacks (src.auto submits it)
+    monkeypatch.chdir(run.parent)
+    answers = {}
+    for name, folder in (("whole", run), ("cut", cut)):
+        submit(parse_config(SubmitConfig, ["--data", str(identity_data), "--run", str(folder), "--tta-views", "identity",
+                                           "--name", name, "--out", str(tmp_path)]))
+        answers[name] = pd.read_csv(tmp_path / f"{name}.csv")["Id"]
+    assert "no embeddings.npz (the run was cut before it ended): its" in capsys.readouterr().out
+    assert (answers["cut"] == answers["whole"]).mean() > 0.95  # the same weights, the same gallery (float noise)
+
+
 def test_identity_folds_score_out_of_fold_and_join_at_submit(identity_data, tmp_path, monkeypatch, capsys):
     """--folds 2: each fold's holdout holds identities whole, cv.csv scores the folds' answers; src.submit joins
     the folds' embeddings (their cosines averaged) and chooses the threshold on the out-of-fold holdout."""

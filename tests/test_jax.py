@@ -19,6 +19,7 @@ import pytest
 from src.core import backend
 from src.core.config import DataOptions
 from src.data.competition import load_competition
+from src.data.demo_table import write_table_competition
 from src.data.identity_demo import NEW, write_identity_competition
 from src.inference.metrics import score
 from src.inference.prediction import holdout_frame, load_run, predict_frame
@@ -105,6 +106,14 @@ def jax_jobs(tmp_path_factory):
                                   "--out", root / "identity-run"])
     jobs["identity_submit"] = ("submit", ["--data", whales, "--run", root / "identity-run", "--tta", "default",
                                           "--out", root / "identity-subs"])
+    # issue 30: --metadata's two-input network (image, table rows padded with the batch) on eight devices;
+    # 4 patients (~40 lesions), 16 px, one epoch: the cheapest run that trains, writes its holdout and submits
+    write_table_competition(root / "isic", patients=4, test_patients=1, seed=2)
+    jobs["metadata"] = ("train", ["--data", root / "isic", "--backbone", "tiny_resnet", "--weights", "none",
+                                  "--augment", "none", "--stages", 1, "--stage1-size", 16, 16, "--stage1-epochs", 1,
+                                  "--batch-size", 2, "--metric", "auc", "--metadata", "--out", root / "metadata-run"])
+    jobs["metadata_submit"] = ("submit", ["--data", root / "isic", "--run", root / "metadata-run", "--tta-views",
+                                          "identity", "--out", root / "metadata-subs"])
     return root, comp, run_kit_jobs(jobs, root)
 
 
@@ -293,3 +302,25 @@ def test_a_number_target_trains_over_eight_devices(jax_jobs):
     state = json.loads((tmp_path / "number-run" / "state.json").read_text())
     assert state["best"]["stage1"] == pytest.approx(history["val_mae"].min(), rel=1e-5)
     assert state["best"]["stage1"] == pytest.approx(score(holdout["predicted"], holdout["label"], "mae"), rel=1e-3)
+
+
+def test_a_metadata_run_trains_and_submits_over_eight_devices(jax_jobs):
+    """Issue 30: --metadata's two inputs on JAX: trained and its holdout written over eight devices (the table rows
+    padded and cut with the images), then rebuilt by submit; the test rows fed by id give what TensorFlow gives."""
+    tmp_path, _, results = jax_jobs
+    for name in ("metadata", "metadata_submit"):
+        assert results[name].returncode == 0, results[name].stdout + results[name].stderr
+    assert f"accelerator: JAX backend, {DEVICES} CPU device(s)" in results["metadata"].stdout
+    run_folder = tmp_path / "metadata-run"
+    hardware = json.loads((run_folder / "state.json").read_text())["hardware"]["stage1"]
+    assert hardware["backend"] == "jax" and hardware["devices"] == DEVICES
+    assert (run_folder / "table_features.json").is_file()
+    holdout = pd.read_csv(run_folder / "holdout_predictions.csv")
+    split = pd.read_csv(run_folder / "split.csv")
+    assert len(holdout) == (split["split"] == "val").sum() and len(holdout) % DEVICES  # padding cut off
+    run = load_run(run_folder)
+    assert run.table is not None
+    comp = load_competition(DataOptions(data=str(tmp_path / "isic")))
+    frame = pd.read_csv(tmp_path / "metadata-subs" / "submission.csv", dtype={"isic_id": str})
+    assert list(frame["isic_id"]) == list(comp.test["id"].astype(str))
+    np.testing.assert_allclose(frame["target"], predict_frame(run, comp.test)[:, 1], atol=2e-3)

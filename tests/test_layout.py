@@ -118,6 +118,75 @@ def test_the_length_check_finds_a_long_module(tmp_path, monkeypatch):
         test_no_module_is_over_300_lines()
 
 
+# The task kind has one home (src.core.task_kind): a number or an identity is told by the class map's raw fields
+# (scale, new_label) only there, in the class map's own methods and where the new answer is found and stored.
+# Everywhere else asks the kind (kind_of(class_map), class_map.kind) and reads its fields.
+KIND_HOMES = {"src/core/task_kind.py", "src/data/class_maps.py", "src/data/competition.py", "src/data/identities.py"}
+NOT_A_CLASS_MAP = {"converter", "cfg"}  # scales of their own: src.models.hub's preprocessing, ArcFace's --scale
+
+
+def raw_kind_tests(source: str) -> list:
+    """Return (line, expression) where code tells a kind by a raw field: `<map>.scale is (not) None`,
+    getattr(<map>, "scale" | "new_label"), or <map>.new_label / <map>.scale tested for truth or against ''."""
+    found = []
+
+    def raw(node, attr):
+        return isinstance(node, ast.Attribute) and node.attr == attr and ast.unparse(node.value) not in NOT_A_CLASS_MAP
+
+    def truth(node):  # an expression used as a condition: through `and`, `or`, `not`
+        if isinstance(node, ast.BoolOp):
+            for value in node.values:
+                truth(value)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            truth(node.operand)
+        elif raw(node, "new_label") or raw(node, "scale"):
+            found.append((node.lineno, ast.unparse(node)))
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.comparators[0], ast.Constant):
+            field = "scale" if isinstance(node.ops[0], (ast.Is, ast.IsNot)) and node.comparators[0].value is None \
+                else "new_label" if node.comparators[0].value == "" else None
+            if field and raw(node.left, field):
+                found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+                and node.args[1].value in ("scale", "new_label") and ast.unparse(node.args[0]) not in NOT_A_CLASS_MAP:
+            found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, (ast.If, ast.IfExp, ast.While, ast.Assert)):
+            truth(node.test)
+        elif isinstance(node, ast.comprehension):
+            for condition in node.ifs:
+                truth(condition)
+        elif isinstance(node, ast.BoolOp) or isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            truth(node)
+    return sorted(set(found))
+
+
+def test_the_task_kind_is_asked_not_told_by_raw_fields():
+    """`class_map.scale is not None` (a number) and `class_map.new_label` (an identity) outside the kind's home
+    were a branch per layer: each place asks the kind (kind.output, kind.split, kind.extra_labels ...) instead."""
+    told = {str(p.relative_to(REPO)): lines for p in sorted(SRC.rglob("*.py"))
+            if str(p.relative_to(REPO)) not in KIND_HOMES and (lines := raw_kind_tests(p.read_text()))}
+    assert not told, f"task kind told by class map fields, not asked of kind_of(class_map) / class_map.kind: {told}"
+
+
+@pytest.mark.parametrize("code", ["if data.class_map.scale is not None:\n    pass", "number = cmap.scale is None",
+                                  "if getattr(class_map, 'new_label', ''):\n    pass",
+                                  "k = 'top-k' if run.class_map.new_label else ''", "ok = x and not m.new_label",
+                                  "names = [m for m in maps if m.new_label]", "same = cmap.new_label != ''",
+                                  "if getattr(cmap, 'scale', None) is None:\n    pass"])
+def test_the_kind_check_finds_a_raw_field(code):
+    """The check above must be able to fail: each way of telling a kind by a raw field is found."""
+    assert raw_kind_tests(code)
+
+
+def test_the_kind_check_leaves_the_fields_values_alone():
+    """Using a field's value is no kind test: the new answer written, the scale's clip and description."""
+    assert raw_kind_tests("names = [*cmap.values, cmap.new_label]\nx = cmap.scale.clip(p)\nprint(cmap.scale.describe())"
+                          "\nif getattr(converter, 'scale', None) is None:\n    pass\nif kind.output == 'number':\n"
+                          "    pass") == []
+
+
 def test_every_training_setting_declares_its_role():
     """Resume checks, full-fit and the ledger read each TrainConfig field's role (src.core.roles)."""
     from src.core.roles import ROLES, role_of

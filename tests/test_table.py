@@ -213,3 +213,89 @@ def test_the_stack_over_the_runs_out_of_fold_predictions_writes_a_checked_submis
     assert (root / "subs" / "stacked.importance.png").is_file() and (root / "subs" / "stacked.json").is_file()
     with pytest.raises(KitError, match="no oof_predictions.csv"):
         stack_command(["--data", str(isic24), "--runs", str(root / "run" / "fold-0"), "--out", str(root / "subs")])
+
+
+def test_predict_feeds_each_images_own_table_row_and_names_a_file_without_one(isic24, metadata_run, tmp_path):
+    """src.predict on a --metadata run: a test image and a training image named by the user, each fed its own
+    table row (found by its file name's id), give what the run gives those ids; a file whose name is in neither
+    table is refused by name."""
+    import shutil
+
+    from src.data.imagefiles import scan_images
+    from src.inference.prediction import load_run, predict_frame
+    from src.predict import main as predict_command
+
+    root, _ = metadata_run
+    run = load_run(root / "run" / "fold-0")
+    test_ids = pd.read_csv(isic24 / "sample_submission.csv")["isic_id"].astype(str).tolist()[:2]
+    train_id = pd.read_csv(isic24 / "train-metadata.csv")["isic_id"].astype(str).iloc[0]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(isic24 / "train-image" / "image" / f"{train_id}.jpg", mine / f"{train_id}.jpg")
+    files = [str(isic24 / "test-image" / "image" / f"{i}.jpg") for i in test_ids] + [str(mine / f"{train_id}.jpg")]
+    shutil.copy(files[0], mine / f"{test_ids[1]}.jpg")  # the first test image's pixels under the second's id
+    said = predict_command(["--run", str(root / "run" / "fold-0"), *files, str(mine / f"{test_ids[1]}.jpg")])
+    expected = predict_frame(run, scan_images(files).assign(id=test_ids + [train_id]))[:, 1]
+    assert [path for path, _ in said[:3]] == files
+    assert [dict(best)[1] for _, best in said[:3]] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert dict(said[3][1])[1] != pytest.approx(expected[0], abs=1e-6)  # the row is read by the file's name
+    shutil.copy(files[0], mine / "photo.jpg")
+    with pytest.raises(KitError, match=r"photo\.jpg: no row for this image in \S*train-metadata\.csv or "
+                       r"\S*test-metadata\.csv \(looked for the id 'photo\.jpg', then 'photo', in column isic_id\)"):
+        predict_command(["--run", str(root / "run" / "fold-0"), files[1], str(mine / "photo.jpg")])
+
+
+# ---------------------------------------------------------------- what the stack cannot use (run folders faked)
+
+
+def fake_run(folder, folds: int = 0, oof: bool = False, pseudo_rows: int = 0, **config):
+    """Write the files the stack's checks read: config.json, fold-<i>/split.csv (with pseudo_rows pseudo-labelled
+    test images), oof_predictions.csv."""
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"data": "d", **config}))
+    for i in range(folds):
+        (folder / f"fold-{i}").mkdir()
+        source = ["train"] * 3 + ["pseudo"] * pseudo_rows
+        pd.DataFrame({"id": list("abcdef"[:len(source)]), "split": "train", "source": source}).to_csv(
+            folder / f"fold-{i}" / "split.csv", index=False)
+    if oof:
+        pd.DataFrame({"id": ["a"], "label": [1], "prob_0": [0.2], "prob_1": [0.8]}).to_csv(
+            folder / "oof_predictions.csv", index=False)
+    return str(folder)
+
+
+def test_the_stack_refuses_a_full_fit_run_by_name_saying_what_it_can_use(tmp_path):
+    from src.stack import main as stack_command
+
+    cv = fake_run(tmp_path / "cv", folds=2, oof=True)
+    full = fake_run(tmp_path / "cv-fullfit", full_fit=f"{cv}/fold-0")
+    with pytest.raises(KitError, match=rf"--runs {full}: a full-fit run \(of {cv}/fold-0: .*no out-of-fold "
+                                       rf"predictions.*--runs {cv} \(its oof_predictions.csv\); or stack the others "
+                                       rf"without it \(--runs {cv}\)"):
+        stack_command(["--data", str(tmp_path), "--runs", f"{cv},{full}", "--out", str(tmp_path / "subs")])
+    one = fake_run(tmp_path / "one")
+    full = fake_run(tmp_path / "one-fullfit", full_fit=one)
+    with pytest.raises(KitError, match=rf"--runs {full}: a full-fit.*its reference {one} is not a fold of a K-fold "
+                                       r"run.*--folds K"):
+        stack_command(["--data", str(tmp_path), "--runs", full, "--out", str(tmp_path / "subs")])
+    with pytest.raises(KitError, match=rf"--runs {one}: no oof_predictions.csv.*--folds K"):
+        stack_command(["--data", str(tmp_path), "--runs", one, "--out", str(tmp_path / "subs")])
+    assert not (tmp_path / "subs").exists()
+
+
+def test_the_stack_says_when_pseudo_labels_or_soft_labels_touched_a_run(tmp_path, capsys):
+    from src.training.stacking import check_stackable
+
+    pseudo = fake_run(tmp_path / "pseudo", folds=2, oof=True, pseudo_rows=2, pseudo_labels="subs/first.csv")
+    check_stackable(pseudo, [pseudo])
+    said = capsys.readouterr().out
+    assert f"note: {pseudo} trained with --pseudo-labels subs/first.csv (2 test images" in said
+    assert "may be a little optimistic" in said
+    none_taken = fake_run(tmp_path / "none", folds=2, oof=True, pseudo_labels="subs/first.csv")  # none confident
+    soft = fake_run(tmp_path / "soft", folds=2, oof=True, soft_labels="runs/cv/oof_predictions.csv")
+    check_stackable(none_taken, [none_taken])
+    assert capsys.readouterr().out == ""
+    check_stackable(soft, [soft])
+    assert f"note: {soft} trained on --soft-labels runs/cv/oof_predictions.csv" in capsys.readouterr().out

@@ -63,3 +63,21 @@ def copy_lines(read_end: int, target: int) -> None:
                     os.write(target, line + b"\n")
         if pending and not is_noise(pending):
             os.write(target, pending)
+
+
+class RetracingFilter:
+    """Drop TensorFlow's "triggered tf.function retracing" warning: the kit predicts each TTA view and each
+    stage at its own image size on purpose, so a new trace per shape is expected, and the warning's paragraph
+    of advice reads as a fault in the middle of a submission's lines."""
+
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_retracing_warnings() -> None:
+    """Install RetracingFilter on TensorFlow's Python logger once (its other warnings pass)."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, RetracingFilter) for f in logger.filters):
+        logger.addFilter(RetracingFilter())

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from src.core.backend import choose_keras_backend
-from src.core.console import quiet_native_logs
+from src.core.console import quiet_native_logs, quiet_retracing_warnings
 
 
 class KitError(Exception):
@@ -76,6 +76,7 @@ def run_cli(main, argv=None) -> int:
     lines rather than TensorFlow's C++ start-up noise (src.core.console). Ctrl-C is one `interrupted`
     line (what to do next, when the job says: Interrupted) and exit code 130, as a shell reports SIGINT.
     """
+    quiet_retracing_warnings()
     with quiet_native_logs():
         choose_keras_backend()  # before the job imports Keras: on Kaggle's TPU VMs only JAX reaches the TPU
         try:

@@ -1,13 +1,16 @@
 """What one answer is, the task kind: read once from the data, said in one line, recorded in the run's config.
 
     kind = kind_of(class_map)            # tags when the labels are space-separated tags, else label
+    kind = class_map.kind                # the same, asked of a ClassMap (src.data.class_maps)
     kind = settle_task(cfg, class_map)   # the same, checked against --task, said, and cfg.task set
     kind.metrics, kind.activation        # what may score it, what the network's output layer is
 
 Every later step asks the kind instead of branching on its own: the metrics that can score it and the
 one used with no sample submission (src.core.metric_choice), the head's output and loss (src.models),
-how views and runs are averaged and what the submission holds (src.inference). A new kind (a number,
-an identity) is a new entry in KINDS and the places that read its fields, not a flag in each layer.
+how views and runs are averaged and what the submission holds (src.inference), how the holdout is drawn
+(src.data.splits). A new kind (a number, an identity) is a new entry in KINDS and the places that read its
+fields, not a flag in each layer: no module but this one and the class map's own tells a number by
+`class_map.scale is not None` or an identity by `class_map.new_label` (tests/test_layout.py).
 """
 from __future__ import annotations
 
@@ -24,12 +27,19 @@ PAUC_PATTERN = r"pauc@0?\.\d*[1-9]\d*"
 class TaskKind:
     """One kind of answer and what follows from it."""
 
-    name: str          # label, tags
+    name: str          # label, tags, identity, number
     answer: str        # what one answer is, in the words every line uses
     metrics: tuple     # the kit's metrics that can score it (map@K: map@1, map@5 ...)
     fallback: str      # the metric when no sample submission implies one
     activation: str    # the network's output: softmax (one distribution) or sigmoid (a yes/no per output)
-    output: str = "probabilities"  # what prediction reads: class probabilities, an embedding (identity), a number
+    # what prediction reads: class probabilities, an embedding (identity), or a number, which views and runs
+    # average as numbers (no geometric mean, no rank blend) and the holdout, submission and src.predict clip to
+    # the training range
+    output: str = "probabilities"
+    # how the holdout is drawn (src.data.splits): stratified by label, by each image's rarest tag, by quantile
+    # bin of the number, or identities held out whole
+    split: str = "label"
+    extra_labels: bool = True  # --extra-data, --pseudo-labels, --soft-labels can add to its training
 
     @property
     def independent_outputs(self) -> bool:
@@ -46,15 +56,16 @@ KINDS = {
     "label": TaskKind("label", "one label per image", ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K",
                                                   "pauc@R"),
                       "accuracy", "softmax"),
-    "tags": TaskKind("tags", "tags (multi-label)", ("f2_samples",), "f2_samples", "sigmoid"),
+    "tags": TaskKind("tags", "tags (multi-label)", ("f2_samples",), "f2_samples", "sigmoid", split="rarest tag",
+                     extra_labels=False),
     # many identities with few images each, and an answer for one never seen (new_whale): nearest neighbours
     # of an embedding, the new answer inserted at a similarity threshold (src.inference.identities)
     "identity": TaskKind("identity", "one identity per image, or a new one", ("map@K",), "map@5", "softmax",
-                         "embedding"),
+                         "embedding", split="identities whole"),
     # A number per image (regression: Pawpularity, bone age): one output, linear on the standardised target,
     # or "sigmoid-scaled" (--loss bce-scaled: a sigmoid and cross-entropy on the target scaled to 0-1).
     "number": TaskKind("number", "a number per image (regression)", ("rmse", "mae", "r2"), "rmse", "linear",
-                       "number"),
+                       "number", split="quantile bins", extra_labels=False),
 }
 TASK_ALIASES = {"regression": "number"}  # --task regression is the name people use
 LABEL = KINDS["label"]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from src.core.errors import KitError
 from src.core.files import write_json
+from src.core.task_kind import TaskKind, kind_of
 from src.data.numbers import TargetScale, as_numbers, number_bins, scale_of
 
 
@@ -30,6 +31,11 @@ class ClassMap:
     new_label: str = ""         # identities: the answer for one never seen in training (new_whale), not a class
     new_from: str = dataclasses.field(default="", compare=False)  # where new_label was found (said once)
     scale: TargetScale | None = None  # a number target (regression): values is (column,), one output
+
+    @property
+    def kind(self) -> TaskKind:
+        """Return the task kind these labels show (src.core.task_kind.kind_of): what every later step asks."""
+        return kind_of(self)
 
     def encode(self, labels) -> np.ndarray:
         """Return the index of each competition label value (multi-label: a 0/1 row per image, a column per tag).

@@ -27,7 +27,7 @@ def run_eda(cfg: EdaConfig) -> dict:
     comp = load_competition(cfg)
     save_config(cfg, out)
     split = load_or_make_split(comp, cfg)
-    if comp.class_maps[comp.target].scale is not None:  # a number: its bins stand for classes below
+    if comp.class_maps[comp.target].kind.output == "number":  # a number: its bins stand for classes below
         print(f"target: column {comp.target} holds a number per image: {comp.class_maps[comp.target].scale.describe()}"
               f"; counted below in {BINS} quantile bins of its values")
         comp, split = binned(comp, split)

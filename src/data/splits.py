@@ -21,6 +21,7 @@ import pandas as pd
 from src.core.config import DataOptions
 from src.core.errors import KitError
 from src.core.files import write_csv
+from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.data.identities import make_identity_split
 from src.data.numbers import BINS, number_bins
@@ -98,9 +99,9 @@ def split_file_for(comp, opts: DataOptions) -> Path:
         return Path(opts.split_file)
     settings = (f"{opts.val_fraction}-{opts.folds}-{opts.group_column}-{opts.min_class_count}-"
                 f"{opts.labels_csv}-{opts.label_column}")
-    new_label = getattr(comp.class_maps.get(comp.target), "new_label", "")
-    settings += f"-identity-{new_label}" if new_label else ""  # another split: identities held out whole
-    settings += "-number" if getattr(comp.class_maps.get(comp.target), "scale", None) is not None else ""
+    drawn = kind_of(comp.class_maps.get(comp.target)).split  # another split: identities held out whole, bins
+    settings += f"-identity-{comp.class_maps[comp.target].new_label}" if drawn == "identities whole" else ""
+    settings += "-number" if drawn == "quantile bins" else ""
     digest = hashlib.sha1(settings.encode()).hexdigest()[:8]
     return SPLITS_ROOT / f"{comp.root.resolve().name}-seed{opts.seed}-{digest}.csv"
 
@@ -129,15 +130,16 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
-    if getattr(class_map, "new_label", ""):  # identities: every one kept, some held out whole
+    drawn = kind_of(class_map).split
+    if drawn == "identities whole":  # identities: every one kept, some held out whole
         return train.assign(fold=make_identity_split(train, target, opts.folds, opts.val_fraction, opts.seed))
     needed = opts.folds if opts.folds > 1 else 2
     # tags by each image's rarest tag; a number (regression) by its quantile bin, so every side sees its range
-    if getattr(class_map, "scale", None) is not None:  # fewer bins where the holdout (or a fold) is small
+    if drawn == "quantile bins":  # fewer bins where the holdout (or a fold) is small
         held = math.ceil(opts.val_fraction * len(train)) if opts.folds <= 1 else len(train) // opts.folds
         bins = min(BINS, held, len(train) - held) if opts.folds <= 1 else min(BINS, held)
         labels = pool_rare_keys(number_bins(train[target], target, bins), needed)
-    elif class_map is not None and class_map.multi_label:
+    elif drawn == "rarest tag":
         labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)
     else:
         labels = train[target].astype(str).to_numpy()

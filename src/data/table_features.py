@@ -98,6 +98,23 @@ def read_test_table(root: Path, schema, spec: TableSpec, train_path: str = "") -
                    "expected test-metadata.csv (the training table's columns, without the target)")
 
 
+GROUP_NAMES = r"patient|subject|individual|person|owner|user|group|study|case|site_id|^id_|_id$"
+
+
+def guess_group_column(table: pd.DataFrame, exclude=()) -> tuple:
+    """Return (the column whose values name groups of rows, why) or ("", "") when none: a name such as patient_id
+    (GROUP_NAMES) whose values repeat (2 to half as many groups as rows, every cell filled). Why it exists: a
+    competition whose test patients are new must keep each patient in one fold, and the within-patient
+    features need the column; src.auto has no person to pass --group-column."""
+    id_column = table.attrs.get("id_column", table.index.name or table.columns[0])
+    for column in (c for c in table.columns if c not in (id_column, *exclude)):
+        text = table[column].astype(str).str.strip()
+        groups = text.nunique()
+        if re.search(GROUP_NAMES, str(column).lower()) and (text != "").all() and 2 <= groups <= len(text) / 2:
+            return str(column), f"{groups} groups over {len(text)} rows"
+    return "", ""
+
+
 def as_numbers(values: pd.Series) -> pd.Series:
     """Return the column as floats (empty or unreadable cells NaN)."""
     return pd.to_numeric(values.replace("", np.nan), errors="coerce")
@@ -175,17 +192,21 @@ def features_by_id(root: Path, opts, schema, label_columns, record: dict | None 
     table = read_train_table(Path(root), opts, schema)
     spec = TableSpec.from_record(record) if record else fit_table(table, exclude=label_columns,
                                                                    group=opts.group_column)
-    parts = [table_features(table, spec)]
+    parts, found = [table_features(table, spec)], []
     if schema is not None and schema.ids:
         try:
-            parts.append(table_features(read_test_table(Path(root), schema, spec, table.attrs["path"]), spec))
+            found.append(read_test_table(Path(root), schema, spec, table.attrs["path"]))
+            parts.append(table_features(found[0], spec))
         except KitError as err:
             if "no column" in str(err):
                 raise
             print(f"note: no test table for the metadata branch ({err})")
     frame = pd.concat(parts)
     frame.index = frame.index.astype(str)
-    return spec, frame[~frame.index.duplicated()]
+    frame = frame[~frame.index.duplicated()].copy()
+    # what a missing row's error names (src.predict looks images up by their file names)
+    frame.attrs = {"tables": [table.attrs["path"]] + [p.attrs.get("path", "the test table") for p in found], "id_column": spec.id_column}
+    return spec, frame
 
 
 def rows_for(features: pd.DataFrame, ids) -> np.ndarray:

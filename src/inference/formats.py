@@ -126,7 +126,7 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
     others = [c for c in sample.columns if c != schema.id_column]
     classes = [str(v) for v in class_map.values]
     per_class = [c for c in others if str(c) in classes]
-    if getattr(class_map, "scale", None) is not None or override == "number":
+    if kind_of(class_map).output == "number" or override == "number":
         return number_format(schema, class_map, override)
     if class_map.multi_label:
         if override not in ("", "multi-label"):
@@ -136,7 +136,7 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
     if override == "multi-label":
         raise KitError(f"--submission-format multi-label: column {class_map.column} holds one label per image, "
                        "not space-separated tags")
-    if getattr(class_map, "new_label", "") and override in ("", "top-k"):  # identities: the sample's top-k rows
+    if kind_of(class_map).output == "embedding" and override in ("", "top-k"):  # identities: the sample's top-k rows
         override = "top-k"
     name = override or guess_format(sample, schema.target_column, per_class, classes)
     if name == "class-probabilities":
@@ -160,7 +160,7 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
 
 def number_format(schema, class_map, override: str) -> SubmissionFormat:
     """Return the number format of a number target; another format, or numbers asked of classes, is an error."""
-    if getattr(class_map, "scale", None) is None:
+    if kind_of(class_map).output != "number":
         raise KitError(f"--submission-format number: column {class_map.column} holds classes, not a number per "
                        "image (--task regression reads integers as numbers)")
     if override not in ("", "number"):
@@ -274,8 +274,8 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
         if len(bad):
             raise KitError(f"{where}: row {bad[0] + 2} holds {frame[fmt.columns[0]].iloc[bad[0]]!r}: expected a number")
         return
-    known = {str(v) for v in written_labels(schema, class_map, fmt)} | ({class_map.new_label} if getattr(
-        class_map, "new_label", "") else set())  # identities: the answer for one never seen
+    known = {str(v) for v in written_labels(schema, class_map, fmt)} | ({class_map.new_label} if kind_of(
+        class_map).output == "embedding" else set())  # identities: the answer for one never seen
     for row, value in enumerate(frame[fmt.columns[0]].astype(str)):
         tokens = value.split() if fmt.name in ("top-k", "multi-label") else [value]
         if fmt.name == "top-k" and (len(tokens) != fmt.k or len(set(tokens)) != fmt.k):

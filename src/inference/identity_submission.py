@@ -26,13 +26,11 @@ from src.inference.prediction import build_run_model, holdout_frame, predict_vie
 from src.models.embedding import embedding_model, margin_centres
 
 
-def gallery_of(member, ids: list) -> np.ndarray:
-    """Return the run's saved embeddings of `ids` (RUN/embeddings.npz, written when the run ended)."""
+def gallery_of(member, ids: list, got: dict) -> np.ndarray:
+    """Return the run's embeddings of `ids`: saved (RUN/embeddings.npz, written when the run ended), else the ones
+    member_embeddings computed (a run --time-limit cut after a finished stage ends without the file)."""
     path = embeddings_file(member.folder.path)
-    if not path.is_file():
-        raise KitError(f"--run {member.folder.path}: no {path.name}: an identity run writes it when it ends; "
-                       "train it again with this kit")
-    saved = np.load(path)
+    saved = np.load(path) if path.is_file() else got["gallery"]
     lookup = pd.Index(saved["ids"].astype(str)).get_indexer(ids)
     if (lookup < 0).any():
         raise KitError(f"{path}: no embedding of image {ids[int(np.argmax(lookup < 0))]!r}: the run was trained on "
@@ -55,7 +53,13 @@ def member_embeddings(member, comp, views, blend: float = 0.0) -> dict:
     train_ids = member.split.loc[member.split["split"] == "train", "id"].astype(str).tolist()
     labels = comp.train.set_index(comp.train["id"].astype(str))[member.target]
     trained = np.bincount(member.class_map.encode(labels.loc[train_ids]), minlength=len(member.class_map.values)) > 0
-    return {"val": val, "train_ids": train_ids, "centres": centres, "trained": trained,
+    gallery = None
+    if not embeddings_file(member.folder.path).is_file():  # a cut run: its labelled images embedded here, one view
+        print(f"{member.folder.path}: no {embeddings_file(member.folder.path).name} (the run was cut before it "
+              f"ended): its {len(comp.train)} labelled images embedded now with its {member.stage} weights")
+        gallery = {"ids": comp.train["id"].astype(str).to_numpy(),
+                   "embeddings": predict_views(member, comp.train, ["identity"], 0, model)[0]}
+    return {"val": val, "train_ids": train_ids, "gallery": gallery, "centres": centres, "trained": trained,
             "val_emb": predict_views(member, val, views, 0, model).mean(axis=0) if len(val) else None,
             "test_emb": predict_views(member, comp.test, views, 0, model).mean(axis=0)}
 
@@ -74,7 +78,7 @@ def holdout_scores(run, comp, found: list, blend: float = 0.0) -> tuple:
     for member, got in zip(run.members, found):
         if got["val_emb"] is None:
             continue
-        gallery = gallery_of(member, got["train_ids"])
+        gallery = gallery_of(member, got["train_ids"], got)
         nearest = identity_scores(got["val_emb"], gallery, class_map.encode(labels.loc[got["train_ids"]]),
                                   len(class_map.values))
         scores.append(blend_scores(nearest, head_of(got, got["val_emb"]), blend))
@@ -109,7 +113,7 @@ def predict_identities(runs, comp, fmt, views, cfg) -> tuple:
             holdouts.append((ids, scores, truth))
         tests += [got["test_emb"] for got in found]
         heads += [head_of(got, got["test_emb"]) for got in found] if blend else []
-        galleries += [gallery_of(member, all_ids) for member in run.members]
+        galleries += [gallery_of(member, all_ids, got) for member, got in zip(run.members, found)]
     shared = holdouts and all(h[0] == holdouts[0][0] for h in holdouts)
     if not holdouts:
         raise KitError("an identity submission chooses its new answer's threshold on a holdout: the runs have none "

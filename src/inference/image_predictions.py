@@ -5,7 +5,11 @@ run's weights and TTA views.
 """
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 
 from src.core.errors import KitError
 from src.core.metric_choice import resolve_metric
@@ -22,6 +26,26 @@ def top_classes(probs: np.ndarray, class_map, k: int = 5) -> list:
     return [[(class_map.values[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
 
 
+def rows_by_file(run, frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a --metadata run's table features for each file of the frame, indexed by the frame's ids.
+
+    A file's id is its name, else its name without the extension, as the competition's tables name
+    images (ISIC_0015670.jpg is row ISIC_0015670); a file with neither is an error naming it and the tables.
+    """
+    table, keys = run.table, []
+    for path in frame["path"]:
+        name, stem = Path(path).name, Path(path).stem
+        key = name if name in table.index else stem
+        if key not in table.index:
+            tables = " or ".join(table.attrs.get("tables", [])) or f"{run.config.data}'s tables"
+            raise KitError(f"{path}: no row for this image in {tables} (looked for the id {name!r}, then {stem!r}, "
+                           f"in column {table.attrs.get('id_column', 'id')}): --run {run.folder} was trained with "
+                           f"--metadata, so each image needs its table row; name the file by its id (as "
+                           f"{table.index[0]}.jpg), or add its row to the test table")
+        keys.append(key)
+    return table.loc[keys].set_axis(frame["id"].to_numpy())
+
+
 def print_predictions(cfg) -> list:
     """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
     run = load_run(cfg.run)
@@ -33,10 +57,12 @@ def print_predictions(cfg) -> list:
     if not bad.empty:
         raise KitError(f"cannot predict {describe_bad(bad)}")
     frame["id"] = [f"{i}:{path}" for i, path in enumerate(frame["path"])]  # the same file twice is two rows
+    if run.table is not None:  # --metadata: each file's own table row, under the frame's ids
+        run = dataclasses.replace(run, table=rows_by_file(run, frame))
     views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
     views = with_scales(views, cfg.tta_scales)
     probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
-    if run.class_map.scale is not None:  # a number per image: the number, clipped to the training range
+    if kind_of(run.class_map).output == "number":  # a number per image: the number, clipped to the training range
         numbers = run.class_map.scale.clip(probs.reshape(-1))
         for path, value in zip(cfg.images, numbers):
             print(f"{path}\n  {run.class_map.column} {value:.4g}")

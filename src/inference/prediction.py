@@ -21,6 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from src.core.config import MAX_SIDE, PipelineOptions
+from src.core.console import quiet_retracing_warnings
 from src.core.errors import KitError
 from src.core.files import read_json
 from src.data.sample_submission import read_sample_submission
@@ -33,6 +34,8 @@ from src.models.number_head import REGRESSOR_FILE, REGRESSORS, read_regressor
 from src.pipeline.augment import make_augmenter
 from src.pipeline.images import make_predict_dataset
 from src.runs.folder import RunFolder
+
+quiet_retracing_warnings()  # notebooks call this module without run_cli: one trace per view size is expected
 
 
 @dataclasses.dataclass

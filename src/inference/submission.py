@@ -85,7 +85,7 @@ def submit(cfg: SubmitConfig) -> dict:
                                            {"hardware": accelerator.as_record(), "never_predicted": missing})
         return {**result, **({"kaggle": submit_file(SubmitFileConfig(cfg.competition, result["path"], cfg.message,
                                                                       cfg.wait))} if cfg.upload else {})}
-    number = class_map.scale is not None  # a number per image: views and runs average numbers, clipped to range
+    number = kind_of(class_map).output == "number"  # views and runs average numbers, clipped to range
     if number and (cfg.tta_mean == "geometric" or cfg.blend == "rank"):
         raise KitError(f"{'--tta-mean geometric' if cfg.tta_mean == 'geometric' else '--blend rank'}: the target is "
                        "a number per image, not probabilities: use --tta-mean arithmetic and --blend mean")
@@ -288,7 +288,7 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
         plot_tags(tags, out / f"{cfg.name}.tags.png", f"{cfg.name}: holdout per tag")
         return
     write_json(manifest_file(out, cfg.name), manifest)
-    if not len(y) or runs[0].class_map.scale is not None:  # full-fit runs: no holdout to draw; numbers: no classes
+    if not len(y) or kind_of(runs[0].class_map).output == "number":  # full-fit: no holdout; numbers: no classes
         return
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,

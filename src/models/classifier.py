@@ -83,10 +83,11 @@ class HeadSpec:
     def for_target(cls, cfg, class_map) -> HeadSpec:
         """Return from_config's head for the target's class map: a number's output and scale from --loss and
         its TargetScale (linear on the standardised target, or sigmoid on the 0-1 one)."""
-        head = cls.from_config(cfg, kind_of(class_map))
+        kind = kind_of(class_map)
+        head = cls.from_config(cfg, kind)
         if head.embedding_dim:  # an identity: which of several heads (--targets) is the margin head's
             return dataclasses.replace(head, target=class_map.column)
-        if getattr(class_map, "scale", None) is None:
+        if kind.output != "number":
             return head
         activation, offset, span = number_output(cfg.loss, class_map.scale)
         return dataclasses.replace(head, activation=activation, rescale=(offset, span))

@@ -30,9 +30,17 @@ def is_auto_folder(path: Path) -> bool:
 
 
 def candidate_score(rows: list) -> float:
-    """Return a submission's holdout score: its ensemble row's (calibrated when it was), else its last row's."""
+    """Return a submission's holdout score: its ensemble row's (calibrated when it was), else its last row's.
+
+    Runs that held out different images (a cut K-fold run's finished folds) have no ensemble score: the mean of
+    each run's own last score, as a K-fold CV reports.
+    """
     scored = [r for r in rows if str(r.get("run", "")).startswith("ensemble")] or rows
     value = scored[-1].get("score") if scored else None
+    if (value is None or math.isnan(float(value))) and len(scored) < len(rows):
+        last = {str(r.get("run")): r.get("score") for r in rows if not str(r.get("run", "")).startswith("ensemble")}
+        own = [float(v) for v in last.values() if v is not None and not math.isnan(float(v))]
+        value = sum(own) / len(own) if own else None
     return float(value) if value is not None else math.nan
 
 

@@ -20,23 +20,17 @@ from src.core.auto_settings import AutoConfig, budget_seconds
 from src.core.errors import KitError
 from src.core.files import check_writable
 from src.core.metric_choice import settle_metric
-from src.core.settings import ScreenConfig, TrainConfig
-from src.core.submit_settings import SubmitConfig
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric
-from src.inference.submission import submit
 from src.models.backbones import parse_backbones
-from src.pipeline.sampling import sampling_hint
-from src.runs.folder import RunFolder
-from src.runs.auto_state import AutoState, candidate_score
-from src.training.cross_validation import train_folds
-from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure, predict_seconds,
+from src.runs.auto_state import AutoState
+from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure,
                                    write_plan)
-from src.training.screening import screen
-from src.training.two_stage import train
+from src.training.auto_jobs import run_blend, run_head, run_screen, run_second, run_submit, run_training
+from src.training.auto_table import run_stack, settle_table
 
 PRETRAINED = "efficientnet_b0,resnet50,mobilenetv3_large"
 FROM_SCRATCH = "small_resnet"  # keras.applications networks from random weights sit at chance (DESIGN.md)
@@ -52,16 +46,20 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         raise KitError(f"{comp.root}: no sample submission and test images: src.auto needs both")
     class_map = comp.class_maps[comp.target]
     kind = kind_of(class_map)
-    steps = kind_steps(kind.name)  # a kind without steps is refused before anything is measured
+    kind_steps(kind.name)  # a kind without steps is refused before anything is measured
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind)
+    cfg, table = settle_table(cfg, comp, kind)
+    steps = kind_steps(kind.name, table.stack)
     cfg = dataclasses.replace(cfg, split_file=cfg.split_file or str(out / "split.csv"))
     state = AutoState.load(out, cfg)
     data = prepare_split(cfg)
     counts = Counts(len(data.train), len(data.val), len(comp.test))
     accelerator = pick_accelerator(request=cfg.accelerator)
+    cfg = fit_batch(cfg, counts, accelerator.replicas)
     speeds = measured_speeds(cfg, state, comp, class_map, accelerator)
     plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, speeds, cfg.max_folds,
-                     cfg.margin, cfg.startup_seconds, "screen" in steps and not state.done("screen"), cfg.max_epochs)
+                     cfg.margin, cfg.startup_seconds, "screen" in steps and not state.done("screen"), cfg.max_epochs,
+                     "stack" in steps, "head" in steps)
     print(describe_plan(plan), flush=True)
     write_plan(plan, out)
     state.set_plan(plan.rows)
@@ -74,17 +72,39 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         backbone = run_screen(cfg, state, plan, out, accelerator)
         speed = next(s for s in speeds if s.backbone == backbone)
         plan = make_plan(budget_seconds(cfg.budget), time.monotonic() - started, counts, [speed], cfg.max_folds,
-                         cfg.margin, cfg.startup_seconds, False, cfg.max_epochs)
+                         cfg.margin, cfg.startup_seconds, False, cfg.max_epochs, "stack" in steps, "head" in steps)
         print("re-planned from the measured minutes:\n" + describe_plan(plan), flush=True)
         write_plan(plan, out, "plan-after-screen")
     speed = next(s for s in speeds if s.backbone == backbone)
     trained_before = state.done("train")
-    run = run_training(cfg, state, plan, speed, counts, data, deadline, callbacks)
-    if run is not None and trained_before and state.done("submit"):
-        print(f"submit: finished earlier from {run}, {state.best.get('file')} kept")
-    elif run is not None:
-        run_submit(cfg, state, run, speed, counts, plan.folds, deadline)
+    runs = run_training(cfg, state, plan, speed, counts, data, deadline, table, callbacks)
+    if runs and trained_before and state.done("submit"):
+        print(f"submit: finished earlier from {', '.join(map(str, runs))}, {state.best.get('file')} kept")
+    elif runs:
+        run_submit(cfg, state, runs, speed, counts, plan.folds, deadline)
+    if runs and plan.has("stack") and state.done("train"):  # a cut K-fold run has no whole out-of-fold predictions
+        run_stack(cfg, state, runs[0], plan, deadline)
+    if runs and not plan.has("stack"):  # with a table the stack takes the time a second backbone would
+        more = run_head(cfg, state, plan, speed, counts, deadline, runs) if "head" in steps else []
+        more += run_second(cfg, state, plan, speeds, counts, data, deadline, table, callbacks, runs)
+        run_blend(cfg, state, runs + more, speed, counts, plan.folds, deadline)
     return finish(state, out, started)
+
+
+def fit_batch(cfg, counts, replicas: int):
+    """Return cfg with a batch per replica that the smallest training set planned can fill: on JAX and under a
+    strategy every batch is full (replicas x batch images), and a tiny competition on eight devices has fewer
+    training images than 8 x 32. Said when it changes; an error when not one image per replica fits."""
+    k = [f for f in (cfg.max_folds, 3) if f and f <= cfg.max_folds]
+    smallest = min([counts.train] + [counts.labelled * (f - 1) // f for f in k])
+    batch = min(cfg.batch_size, smallest // max(replicas, 1))
+    if batch < 1:
+        raise KitError(f"{replicas} replica(s) need at least {replicas} training images per batch and the smallest "
+                       f"training set planned has {smallest}: run on fewer devices (--accelerator cpu)")
+    if batch < cfg.batch_size:
+        print(f"batch: {batch} image(s) per replica, not --batch-size {cfg.batch_size}: {replicas} replica(s) fill "
+              f"every batch and the smallest training set planned has {smallest} images")
+    return dataclasses.replace(cfg, batch_size=batch)
 
 
 def default_backbones(cfg: AutoConfig) -> str:
@@ -121,109 +141,6 @@ def measured_speeds(cfg, state, comp, class_map, accelerator) -> list:
         state.save()
         speeds.append(speed)
     return speeds
-
-
-def run_screen(cfg, state, plan, out: Path, accelerator) -> str:
-    """Screen the candidates on cached features by the metric; return the winner (kept on resume)."""
-    if state.done("screen"):
-        print(f"screen: finished earlier, {state.steps['screen']['backbone']} kept")
-        return state.steps["screen"]["backbone"]
-    row = next(r for r in plan.rows if r["step"] == "screen")
-    size = tuple(int(v) for v in row["size"].split("x"))
-    screen_cfg = ScreenConfig(**shared(cfg), backbones=",".join(plan.backbones), epochs=3, mode="features",
-                              augment="none", weights=cfg.weights, out=str(out / "screen"),
-                              features_cache=str(out / "features"), resume=True, metric=cfg.metric,
-                              image_size=size, batch_size=cfg.batch_size, accelerator=cfg.accelerator)
-    with state.step("screen", row["minutes"]) as record:
-        table = screen(screen_cfg)
-        good = table[table["error"] == ""]
-        record.update(backbone=str(good.iloc[0]["backbone"]), score=float(good.iloc[0]["best_score"]))
-    return record["backbone"]
-
-
-def shared(cfg) -> dict:
-    """Return the data settings every job of the auto run shares (one split file, one seed)."""
-    names = ("data", "labels_csv", "id_column", "label_column", "images_dir", "test_dir", "val_fraction",
-             "group_column", "min_class_count", "seed", "strict_images", "split_file")
-    return {name: getattr(cfg, name) for name in names}
-
-
-def recipe(cfg, data, epochs: tuple) -> dict:
-    """Return the recipe options the auto run trains with, each said with why."""
-    options = {"schedule": "cosine"}
-    if min(epochs[0], epochs[1] if epochs[1] else epochs[0]) >= 3:
-        options["lr_warmup_epochs"] = 1.0
-    if cfg.weights == "none":  # from scratch: the demo's rates (the reference 1e-6 is for pretrained weights)
-        options.update(stage1_lr=3e-3, stage2_lr=1e-3)
-    probe = dataclasses.replace(TrainConfig(), sampling="natural")
-    if sampling_hint(probe, data.comp.train[data.target], data.class_map, cfg.metric):
-        options["sampling"] = "balanced"
-    print("recipe: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items()) +
-          " (cosine with a warm-up: the schedule sized to the planned epochs; balanced: a class under 5% with a "
-          "ranking metric)", flush=True)
-    return options
-
-
-def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, callbacks) -> Path | None:
-    """Train the planned run (K folds or one holdout) until its reserve for prediction; return a run folder to
-    submit (a cut run's finished stage 1 kept), or None when no model finished."""
-    folder = Path(cfg.out) / f"train-{speed.backbone}"
-    row = next(r for r in plan.rows if r["step"] == "train")
-    if state.done("train"):
-        print(f"train: finished earlier, {folder} kept")
-        return Path(state.steps["train"]["run"])
-    # prediction's measured time, half again for what timed batches miss (decoding, views), and one start-up
-    reserve = 1.5 * predict_seconds(speed, counts, plan.folds, cfg.startup_seconds) + cfg.startup_seconds
-    hours = max(deadline - reserve - time.monotonic(), 1.0) / 3600
-    split = {"split_file": str(Path(cfg.out) / f"split-{plan.folds}folds.csv")} if plan.folds else {}
-    train_cfg = TrainConfig(**{**shared(cfg), **split}, backbone=speed.backbone, weights=cfg.weights, out=str(folder),
-                            stage1_size=speed.sizes[0], stage2_size=speed.sizes[1], stage1_epochs=plan.epochs[0],
-                            stage2_epochs=max(plan.epochs[1], 1), folds=plan.folds, fold=-1, resume=True,
-                            time_limit=hours, metric=cfg.metric, batch_size=cfg.batch_size,
-                            accelerator=cfg.accelerator, **recipe(cfg, data, plan.epochs))
-    with state.step("train", row["minutes"]) as record:
-        summary = train_folds(train_cfg, callbacks) if plan.folds else train(train_cfg, callbacks)
-        record["run"] = str(folder)
-        if summary.get("stopped"):
-            record["status"] = "cut"
-            return salvage(folder, plan.folds)
-        record["score"] = summary.get("cv_mean", summary.get("best", {}).get(summary.get("kept", ""), None))
-    return folder
-
-
-def salvage(folder: Path, folds: int) -> Path | None:
-    """Return a run to submit from a run --time-limit cut: its first finished fold, or the run itself with its
-    finished stage 1 kept (a later session resumes stage 2, which then chooses again); None when none finished."""
-    for run in [RunFolder(folder).fold(i) for i in range(folds)] if folds else [RunFolder(folder)]:
-        state = run.state() if run.state_file.is_file() else None
-        if state is None or "stage1" not in state.finished:
-            continue
-        if not state.kept:
-            state.keep("stage1", by="auto: the budget cut stage 2")
-            run.save_state(state)
-        print(f"the budget cut training: {run.path} is submitted with its {state.kept} weights")
-        return run.path
-    print("the budget cut training before any model finished: no new submission")
-    return None
-
-
-def run_submit(cfg, state, run: Path, speed, counts, folds: int, deadline: float) -> None:
-    """Predict with --tta auto and keep the submission when it scores better on the holdout than the kept one."""
-    seconds = predict_seconds(speed, counts, folds, cfg.startup_seconds)
-    if time.monotonic() + seconds > deadline:
-        print(f"submit: {seconds / 60:.1f} min of prediction would pass the budget's end; the kept submission stays")
-        return
-    name = f"auto-{run.name}"
-    sub_cfg = SubmitConfig(**{k: v for k, v in shared(cfg).items() if k != "split_file"}, run=(str(run),),
-                           name=name, out=str(state.path.parent / "candidates"), tta="auto", overwrite=True,
-                           metric=cfg.metric, solution=cfg.solution, accelerator=cfg.accelerator,
-                           select_runs=False, calibrate="auto")
-    with state.step("submit", round(seconds / 60, 2)) as record:
-        result = submit(sub_cfg)
-        record.update(score=candidate_score(result["scores"]), candidate=result["path"])
-        if "test_accuracy" in result:
-            record["test_accuracy"] = result["test_accuracy"]
-    state.offer(record["candidate"], record["score"], "submit")
 
 
 def finish(state, out: Path, started: float) -> dict:

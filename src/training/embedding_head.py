@@ -41,7 +41,7 @@ def fit_embedding_head(cfg) -> dict:
     start = time.perf_counter()
     with run.lock():
         cfg, data = prepare_run(cfg, run)
-        if data.class_map.scale is None:
+        if data.class_map.kind.output != "number":
             raise KitError(f"--head {cfg.head}: column {data.target} holds classes; a regressor on the features "
                            "needs a number target (--task regression reads integers as numbers)")
         accelerator = pick_accelerator(request=cfg.accelerator)

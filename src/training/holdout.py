@@ -18,7 +18,7 @@ def write_predictions(cfg, data, run: RunFolder, probs, heads: dict) -> float:
     """Write the holdout's predictions (a number, tags at 0.5, or a label with every class's probability and each
     multi-task head's answer); return the holdout accuracy (per-tag for tags; a number: --metric)."""
     y_val = data.y_val
-    if data.class_map.scale is not None:  # a number: written clipped to the training range, scored by --metric
+    if data.class_map.kind.output == "number":  # a number: written clipped to the training range, scored by --metric
         return write_number_holdout(cfg, data, run, probs)
     if data.class_map.multi_label:  # tags at 0.5 here; src.submit fits a threshold per tag for its metric
         frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.val[data.target].to_numpy(),

@@ -26,11 +26,15 @@ from src.core.plots import plot_plan
 from src.models.classifier import HeadSpec, build_classifier
 from src.models.recipe import make_optimizer
 
-# Each task kind's steps, in order; a kind without an entry is refused up front (a number, an identity and
-# images with a table are entries to add as the kit learns them: e.g. "table": (..., "stack")).
+# Each task kind's steps, in order; a kind without an entry is refused up front. "stack" (LightGBM over the
+# out-of-fold predictions and the metadata table, src.training.stacking) is planned only for a binary label
+# with a table beside the images, and only when the budget allows K folds (a holdout has no out-of-fold
+# predictions). Identities are not screened: screening ranks softmax heads on frozen features, not embeddings.
 KIND_STEPS = {
-    "label": ("screen", "train", "submit"),
+    "label": ("screen", "train", "submit", "stack"),
     "tags": ("screen", "train", "submit"),
+    "number": ("screen", "train", "submit", "head"),  # head: a ridge on the features, blended (holdout runs)
+    "identity": ("train", "submit"),
 }
 MIN_EPOCHS = (3, 1)        # the shortest run worth a submission: stage 1, stage 2
 MAX_EPOCHS = (30, 10)      # the recipe's own (TrainConfig's stage1_epochs, stage2_epochs)
@@ -41,14 +45,17 @@ SCREEN_EPOCHS = 3
 TTA_CANDIDATES = 9         # views --tta auto predicts the holdout with (src.core.submit_settings.AUTO_VIEWS)
 TTA_KEPT = 3               # views assumed kept for the test images
 EPOCH_OVERHEAD = 1.0       # seconds an epoch spends besides its batches (validation set-up, callbacks, checkpoint)
+STACK_FOLDS = 5            # the stack's own folds (src.core.stack_settings.StackConfig.folds)
+STACK_ROW_SECONDS = 2e-3   # LightGBM's seconds per training row and fold (0.6 s for 616 rows x 5 folds here)
 
 
-def kind_steps(kind: str) -> tuple:
-    """Return the steps planned for a task kind, or raise saying the kit plans none for it yet."""
+def kind_steps(kind: str, stackable: bool = False) -> tuple:
+    """Return the steps planned for a task kind ("stack" only when stackable: a binary target with a table), or
+    raise saying the kit plans none for it."""
     if kind not in KIND_STEPS:
         raise KitError(f"the kit plans no steps for task kind {kind} yet (planned: {', '.join(KIND_STEPS)}); "
                        "run its jobs by hand (python -m src.train, src.submit)")
-    return KIND_STEPS[kind]
+    return tuple(step for step in KIND_STEPS[kind] if step != "stack" or stackable)
 
 
 @dataclasses.dataclass
@@ -86,6 +93,10 @@ class Plan:
     folds: int = 0
     epochs: tuple = MIN_EPOCHS
     backbones: tuple = ()
+    notes: list = dataclasses.field(default_factory=list)  # steps of the kind left out, and why
+
+    def has(self, step: str) -> bool:
+        return any(r["step"] == step for r in self.rows)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=["step", "backbone", "size", "folds", "epochs", "minutes", "share"])
@@ -153,26 +164,47 @@ def screen_seconds(speeds: list, counts: Counts, startup: float) -> float:
     return sum(counts.labelled * s.predict[0] + startup for s in speeds)
 
 
+def stack_seconds(speed: Speed, counts: Counts, folds: int, startup: float) -> float:
+    """Return the stack's seconds: the K folds' test predictions (one view) and LightGBM over every labelled row."""
+    return startup + counts.test * folds * speed.predict[1] + STACK_ROW_SECONDS * counts.labelled * STACK_FOLDS
+
+
+def head_seconds(speed: Speed, counts: Counts, startup: float) -> float:
+    """Return the seconds of --head ridge: one pass over the labelled images at stage 2's size, then a ridge."""
+    return startup + counts.labelled * speed.predict[1]
+
+
+def fold_epochs(speed: Speed, counts: Counts, seconds: float, folds: int, startup: float,
+                max_epochs: tuple = MAX_EPOCHS) -> tuple | None:
+    """Return the (stage-1, stage-2) epochs of a run with these folds (0: one holdout) that fits in seconds, or None
+    when fewer than the least worth training (FOLD_EPOCHS stage-1 epochs a fold; a holdout MIN_EPOCHS)."""
+    fixed = run_seconds(speed, counts, folds, (0, 0), startup)
+    k = max(folds, 1)
+    train, val = (counts.labelled * (k - 1) // k, counts.labelled // k) if folds else (counts.train, counts.val)
+    per_fold = (seconds - fixed) / k
+    epochs = tuple(min(top, int(per_fold * share / max(epoch_seconds(speed, i, train, val), 1e-9)))
+                   for i, (top, share) in enumerate(zip(max_epochs, (STAGE1_SHARE, 1 - STAGE1_SHARE))))
+    least = (min(FOLD_EPOCHS, max_epochs[0]) if folds else min(MIN_EPOCHS[0], max_epochs[0]), MIN_EPOCHS[1])
+    return epochs if epochs[0] >= least[0] and epochs[1] >= least[1] else None
+
+
 def choose_length(speed: Speed, counts: Counts, seconds: float, max_folds: int, startup: float,
                   max_epochs: tuple = MAX_EPOCHS) -> tuple:
     """Return (folds, (stage-1, stage-2 epochs)) of the longest run that fits in seconds, or None when even the
     shortest does not: the most folds giving each FOLD_EPOCHS stage-1 epochs, else one holdout."""
     for folds in [k for k in (max_folds, 3) if k and k <= max_folds] + [0]:
-        fixed = run_seconds(speed, counts, folds, (0, 0), startup)
-        k = max(folds, 1)
-        train, val = (counts.labelled * (k - 1) // k, counts.labelled // k) if folds else (counts.train, counts.val)
-        per_fold = (seconds - fixed) / k
-        epochs = tuple(min(top, int(per_fold * share / max(epoch_seconds(speed, i, train, val), 1e-9)))
-                       for i, (top, share) in enumerate(zip(max_epochs, (STAGE1_SHARE, 1 - STAGE1_SHARE))))
-        least = (min(FOLD_EPOCHS, max_epochs[0]) if folds else min(MIN_EPOCHS[0], max_epochs[0]), MIN_EPOCHS[1])
-        if epochs[0] >= least[0] and epochs[1] >= least[1]:
+        epochs = fold_epochs(speed, counts, seconds, folds, startup, max_epochs)
+        if epochs is not None:
             return folds, epochs
     return None
 
 
 def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_folds: int, margin: float,
-              startup: float, screen: bool = True, max_epochs: tuple = MAX_EPOCHS) -> Plan:
-    """Return the plan for what is left of the budget: screening (when there is a choice), training, prediction.
+              startup: float, screen: bool = True, max_epochs: tuple = MAX_EPOCHS, stack: bool = False,
+              head: bool = False) -> Plan:
+    """Return the plan for what is left of the budget: screening (when there is a choice), training, prediction,
+    and with stack the second stage over the folds' out-of-fold predictions (when K folds fit; else said why not);
+    with head a ridge on the features and its blend (a holdout run: after K folds, said why not).
 
     Candidates that failed to measure, or whose shortest run does not fit, are dropped with the reason; with
     none left the KitError names the shortest budget that would do.
@@ -203,10 +235,17 @@ def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_fol
     left = usable - sum(r["minutes"] * 60 for r in rows)
     # screened: the slowest candidate, so whichever wins fits (re-planned once it is known); else the first
     best = max(fitting, key=lambda s: run_seconds(s, counts, 0, least, startup)) if screening else fitting[0]
-    length = choose_length(best, counts, left, max_folds, startup, max_epochs)
+    # the stack's time is kept back first, a holdout run giving it back (nothing to stack on); a head's and its
+    # blend's are kept back always (cheap: one pass and two predictions)
+    reserve = stack_seconds(best, counts, max_folds, startup) if stack and max_folds else 0.0
+    if head:
+        left -= head_seconds(best, counts, startup) + 2 * predict_seconds(best, counts, 0, startup)
+    length = choose_length(best, counts, left - reserve, max_folds, startup, max_epochs)
+    if length is not None and reserve and not length[0]:
+        length = choose_length(best, counts, left, max_folds, startup, max_epochs)
     if length is None:  # screening took the time the run needed: no screening
         if screening:
-            return make_plan(budget, spent, counts, speeds, max_folds, margin, startup, False, max_epochs)
+            return make_plan(budget, spent, counts, speeds, max_folds, margin, startup, False, max_epochs, stack, head)
         length = (0, least)
     folds, epochs = length
     training = run_seconds(best, counts, folds, epochs, startup) - predict_seconds(best, counts, folds, startup)
@@ -214,7 +253,21 @@ def make_plan(budget: float, spent: float, counts: Counts, speeds: list, max_fol
                          best.sizes, folds, epochs, training, usable))
     rows.append(plan_row("submit", "", best.sizes[1], folds, (0, 0), predict_seconds(best, counts, folds, startup),
                          usable))
-    return Plan(rows, dropped, budget, usable, folds, epochs, tuple(s.backbone for s in fitting))
+    notes = []
+    if stack and folds:
+        rows.append(plan_row("stack", "LightGBM", best.sizes[1], STACK_FOLDS, (0, 0),
+                             stack_seconds(best, counts, folds, startup), usable))
+    if head and not folds:
+        rows.append(plan_row("head", "ridge", best.sizes[1], 0, (0, 0), head_seconds(best, counts, startup), usable))
+        rows.append(plan_row("blend", "", best.sizes[1], 0, (0, 0), 2 * predict_seconds(best, counts, 0, startup),
+                             usable))
+    elif head:
+        notes.append("head: not planned: a ridge is a holdout run and cannot be blended with K folds' out-of-fold "
+                     "predictions")
+    if stack and not folds:
+        notes.append("stack: not planned: it learns from K folds' out-of-fold predictions and the budget allows one "
+                     "holdout" + (" (--max-folds 0)" if not max_folds else ""))
+    return Plan(rows, dropped, budget, usable, folds, epochs, tuple(s.backbone for s in fitting), notes)
 
 
 def plan_row(step: str, backbone: str, size, folds: int, epochs: tuple, seconds: float, usable: float) -> dict:
@@ -235,7 +288,7 @@ def describe_plan(plan: Plan) -> str:
     lines = [plan.table().to_string(index=False),
              f"budget {plan.budget / 60:.1f} min; the steps may take {plan.usable / 60:.1f} min (the rest: margin "
              "and what is spent)"]
-    lines += [f"dropped {backbone}: {why}" for backbone, why in plan.dropped]
+    lines += [f"dropped {backbone}: {why}" for backbone, why in plan.dropped] + plan.notes
     return "\n".join(lines)
 
 

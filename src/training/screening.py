@@ -131,7 +131,7 @@ def train_on_features(spec, cfg: ScreenConfig, data: SplitData, accelerator):
 def screen_head(cfg: ScreenConfig, data: SplitData) -> HeadSpec:
     """Return the fresh head every backbone gets: --dropout, softmax (sigmoid for multi-label tags; a number:
     linear in the target's units, as src.train's default --loss mse)."""
-    if data.class_map.scale is not None:
+    if kind_of(data.class_map).output == "number":
         return HeadSpec(dropout=cfg.dropout, activation="linear", rescale=(data.class_map.scale.mean,
                                                                            data.class_map.scale.sd))
     return HeadSpec(dropout=cfg.dropout, activation=kind_of(data.class_map).activation)

@@ -30,9 +30,8 @@ from src.data.table_features import fit_table, read_test_table, read_train_table
 from src.inference.formats import default_metric, detect_format, fill_submission, positive_index
 from src.inference.manifests import manifest_file, now_text
 from src.inference.prediction import load_group, predict_views, runs_metric
-from src.inference.references import run_reference
 from src.inference.submission import validate_submission
-from src.runs.folder import RunFolder
+from src.runs.folder import FOLD_PREFIX, RunFolder
 from src.training.boosting import fit_boosted, group_folds, score_positive
 
 
@@ -41,9 +40,9 @@ def stack(cfg) -> dict:
     csv_path = Path(cfg.out) / f"{cfg.name}.csv"
     if csv_path.exists() and not cfg.overwrite:
         raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
+    for folder in cfg.run_list:
+        check_stackable(folder, cfg.run_list)
     groups = [load_group(folder) for folder in cfg.run_list]
-    for group in groups:
-        check_stackable(group)
     if groups:
         cfg, line = inherit_data_settings(cfg, groups[0].members[0].config)
         print(line) if line else None
@@ -70,22 +69,49 @@ def stack(cfg) -> dict:
     return {"path": str(csv_path), "metric": cfg.metric, "scores": scores.to_dict(orient="records")}
 
 
-def check_stackable(group) -> None:
-    """Raise naming the run when it has no out-of-fold predictions; say what a pseudo or soft-label run means."""
-    if run_reference(group) is not None:
-        raise KitError(f"--runs {group.folder}: a full-fit run (trained on every image): it has no out-of-fold "
-                       "predictions, so there is nothing to stack on; name its reference K-fold run instead "
-                       "(its test predictions average the folds)")
-    if not group.is_cv or not RunFolder(group.folder).oof_file.is_file():
-        raise KitError(f"--runs {group.folder}: no {RunFolder(group.folder).oof_file.name}: the stack needs every "
-                       "training image predicted out of fold: train with --folds K (every fold)")
-    if group.extra_images("pseudo"):
-        print(f"note: {group.folder} trained on pseudo-labelled test images: its out-of-fold predictions are used, "
-              "but those labels came from models that saw every training image, so its out-of-fold score (and "
-              "the stack's) may be a little optimistic")
-    if any(getattr(m.config, "soft_labels", "") for m in group.members):
-        print(f"note: {group.folder} trained on --soft-labels (out-of-fold probabilities in its targets): its "
-              "out-of-fold predictions are used, and may be a little optimistic")
+def check_stackable(folder: str, listed: list) -> None:
+    """Raise naming the run when it has no out-of-fold predictions, with what the stack can use instead; print a
+    note when pseudo- or soft labels touched it (its out-of-fold score may flatter it).
+
+    Reads only the folder's files (config.json, fold-<i>/, oof_predictions.csv), so a run that cannot be
+    stacked is refused before any network is built.
+    """
+    run = RunFolder(folder)
+    values = run.config_values()  # no config.json: a KitError naming the folder
+    others = [f for f in listed if f != folder]
+    without = f"; or stack the others without it (--runs {','.join(others)})" if others else ""
+    if values.get("full_fit"):
+        ref = RunFolder(values["full_fit"])
+        kfold = RunFolder(ref.path.parent)
+        if ref.path.name.startswith(FOLD_PREFIX) and kfold.oof_file.is_file():
+            use = f"name its reference's K-fold run instead: --runs {kfold} (its {kfold.oof_file.name})"
+        else:
+            use = (f"its reference {ref} is not a fold of a K-fold run, so it has none either: train the recipe with "
+                   "--folds K and name that K-fold run")
+        raise KitError(f"--runs {folder}: a full-fit run (of {values['full_fit']}: trained on every image), so it "
+                       f"has no out-of-fold predictions and the stack has nothing of it to learn from; {use}{without}")
+    if not run.folds() or not run.oof_file.is_file():
+        raise KitError(f"--runs {folder}: no {run.oof_file.name}: the stack needs every training image predicted out "
+                       f"of fold: train with --folds K (every fold) and name that K-fold run{without}")
+    added = pseudo_images(run) if values.get("pseudo_labels") else 0
+    if added:  # asked for and none confident enough: nothing touched the run, nothing to say
+        count = "some" if added < 0 else str(added)
+        print(f"note: {folder} trained with --pseudo-labels {values['pseudo_labels']} ({count} test images labelled "
+              "by a submission of models that saw every training image): its out-of-fold predictions are used, but "
+              "its out-of-fold score (and the stack's) may be a little optimistic")
+    if values.get("soft_labels"):
+        print(f"note: {folder} trained on --soft-labels {values['soft_labels']} (out-of-fold probabilities in its "
+              "targets): its out-of-fold predictions are used, and may be a little optimistic")
+
+
+def pseudo_images(run: RunFolder) -> int:
+    """Return how many pseudo-labelled test images the first fold trained on (its split.csv's source 'pseudo');
+    -1 when that file is not there to count, so the note is still said (the config asked for them)."""
+    split = run.folds()[0].split_file
+    if not split.is_file():
+        return -1
+    sources = pd.read_csv(split, dtype=str, keep_default_na=False, usecols=lambda c: c == "source")
+    return int((sources["source"] == "pseudo").sum()) if "source" in sources else 0
 
 
 def stack_inputs(cfg, comp, opts, groups, ids, positive_value, positive: int) -> dict:

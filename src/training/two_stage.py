@@ -220,12 +220,10 @@ def check_number(cfg, target: str, heads: dict) -> None:
 def add_training_only(split, comp, cfg):
     """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout),
     every image on the training side for --full-fit, and --soft-labels' targets."""
-    target_map = comp.class_maps[comp.target]
-    if (target_map.multi_label or target_map.scale is not None) and (cfg.extra_data or cfg.pseudo_labels or
-                                                                     cfg.soft_labels):
+    kind = comp.class_maps[comp.target].kind
+    if not kind.extra_labels and (cfg.extra_data or cfg.pseudo_labels or cfg.soft_labels):
         flag = "--extra-data" if cfg.extra_data else "--pseudo-labels" if cfg.pseudo_labels else "--soft-labels"
-        what = "tags (multi-label)" if target_map.multi_label else "a number per image (regression)"
-        raise KitError(f"{flag}: column {comp.target} holds {what}, which {flag} does not support yet; "
+        raise KitError(f"{flag}: column {comp.target} holds {kind.answer}, which {flag} does not support yet; "
                        "leave it out")
     if cfg.extra_data:
         split = add_extra_data(split, comp, cfg)
