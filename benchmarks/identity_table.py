@@ -1,14 +1,19 @@
-"""Identities on a generated Happywhale-like competition, three ways: `python benchmarks/identity_table.py`.
+"""Identities on a generated Happywhale-like competition, held back: `python benchmarks/identity_table.py`.
 
-Writes an identity competition (src.data.identity_demo: 220 identities, 47% with one photo, 48 px; a test
-of one new photo per known identity plus 15% photos of identities never seen, answer 'new_individual'),
-then scores on the test (MAP@5 against its solution.csv):
-  most_frequent   'new_individual' and the four most frequent training identities, every row
-  softmax_top5    the kit before identities: the sample without 'new_individual' (so a label task, top-5
-                  format), --min-class-count 2 and the --val-fraction the split asks for, softmax top 5
-  embedding       the identity task as the kit reads it with only --metric map@5: GeM, ArcFace, nearest
-                  neighbours over training and holdout images, the new answer at the holdout's threshold
-Both networks: tiny_resnet from random weights, the same epochs and sizes. One seed: read a few points as noise.
+Writes an identity competition (src.data.identity_demo: 220 identities, 47% with one photo, 48 px, three species
+in a species column; a test of one new photo per known identity plus 15% photos of identities never seen, answer
+'new_individual'), moves its solution.csv out of the data (held back: the kit never sees it), then scores on the
+test (MAP@5 against the held-back solution):
+  most_frequent      'new_individual' and the four most frequent training identities, every row
+  softmax_top5       the kit before identities: the sample without 'new_individual' (so a label task, top-5
+                     format), --min-class-count 2 and the --val-fraction the split asks for, softmax top 5
+  embedding          the held-back check: trained with only --metric map@5 given (besides the offline recipe:
+                     tiny_resnet from random weights, sizes, epochs), submitted with only --run: the kit reads the
+                     identity task, GeM, ArcFace, nearest neighbours over training and holdout images, the new
+                     answer at the holdout's threshold
+  embedding_blend    the same run submitted with --identity-blend 0.5 (the margin head's cosines mixed in)
+  embedding_species  the same recipe with --targets Id,species --loss-weights 1,0.3 (a species head beside)
+Every network: tiny_resnet from random weights, the same epochs and sizes. One seed: read a few points as noise.
 The last line is one JSON object {row: MAP@5}, with the embedding's holdout MAP@5 and threshold beside.
 """
 from __future__ import annotations
@@ -39,9 +44,10 @@ def map5(predicted: pd.Series, truth: pd.Series) -> float:
     return total / len(truth)
 
 
-def kit(command: str, *args) -> str:
-    """Run `python -m src.<command> ARGS` in the repository; return what it printed (raise when it failed)."""
-    done = subprocess.run([sys.executable, "-m", f"src.{command}", *map(str, args)], cwd=REPO, text=True,
+def kit(command: str, *args, cwd: Path = REPO) -> str:
+    """Run `python -m src.<command> ARGS` in cwd (its runs/splits/ there); return what it printed (raise when it
+    failed)."""
+    done = subprocess.run([sys.executable, "-m", f"src.{command}", *map(str, args)], cwd=cwd, text=True,
                           capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     if done.returncode:
         raise SystemExit(f"src.{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -65,8 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out).resolve()
     shutil.rmtree(out, ignore_errors=True)
-    data = write_identity_competition(out / "whales", args.identities, args.size, args.seed)
-    solution = pd.read_csv(data / "solution.csv")
+    data = write_identity_competition(out / "whales", args.identities, args.size, args.seed, species=3)
+    shutil.move(str(data / "solution.csv"), out / "solution.csv")  # held back: not in the data the kit reads
+    solution = pd.read_csv(out / "solution.csv")
     train = pd.read_csv(data / "train.csv")
     frequent = " ".join([NEW, *train["Id"].value_counts().index[:4]])
     table = {"most_frequent": map5(pd.Series([frequent] * len(solution)), solution["Id"])}
@@ -79,22 +86,36 @@ def main() -> None:
     kept = train["Id"].value_counts().pipe(lambda c: c[c >= 2])
     fraction = round(max(0.3, len(kept) / kept.sum() + 0.02), 2)  # one image of each class on both sides
     kit("train", "--data", plain, "--metric", "map@5", "--min-class-count", 2, "--val-fraction", fraction,
-        *recipe(args), "--out", out / "softmax", "--split-file", out / "softmax_split.csv")
-    kit("submit", "--data", plain, "--run", out / "softmax", "--name", "softmax", "--out", out)
+        *recipe(args), "--out", out / "softmax", cwd=out)
+    kit("submit", "--data", plain, "--run", out / "softmax", "--name", "softmax", "--out", out, cwd=out)
     table["softmax_top5"] = map5(pd.read_csv(out / "softmax.csv")["Id"], solution["Id"])
 
-    said = kit("train", "--data", data, "--metric", "map@5", *recipe(args), "--out", out / "embedding",
-               "--split-file", out / "embedding_split.csv")
+    said = kit("train", "--data", data, "--metric", "map@5", *recipe(args), "--out", out / "embedding", cwd=out)
     print(next(line for line in said.splitlines() if line.startswith("task:")))
-    kit("submit", "--data", data, "--run", out / "embedding", "--name", "embedding", "--out", out)
+    kit("submit", "--data", data, "--run", out / "embedding", "--name", "embedding", "--out", out, cwd=out)
     table["embedding"] = map5(pd.read_csv(out / "embedding.csv")["Id"], solution["Id"])
     record = json.loads((out / "embedding.json").read_text())
-    print(f"test images {len(solution)} ({int((solution['Id'] == NEW).sum())} new); training identities "
-          f"{train['Id'].nunique()} ({singles} with one photo); the softmax dropped them (--min-class-count 2)")
+    kit("submit", "--data", data, "--run", out / "embedding", "--name", "embedding_blend", "--out", out,
+        "--identity-blend", 0.5, cwd=out)
+    table["embedding_blend"] = map5(pd.read_csv(out / "embedding_blend.csv")["Id"], solution["Id"])
+    blend_record = json.loads((out / "embedding_blend.json").read_text())
+
+    said = kit("train", "--data", data, "--metric", "map@5", "--targets", "Id,species", "--loss-weights", "1,0.3",
+               *recipe(args), "--out", out / "species", cwd=out)
+    print(next(line for line in said.splitlines() if line.startswith("auxiliary head species")))
+    kit("submit", "--data", data, "--run", out / "species", "--name", "species", "--out", out, cwd=out)
+    table["embedding_species"] = map5(pd.read_csv(out / "species.csv")["Id"], solution["Id"])
+    species_record = json.loads((out / "species.json").read_text())
+
+    print(f"test images {len(solution)} ({int((solution['Id'] == NEW).sum())} new, solution held back); training "
+          f"identities {train['Id'].nunique()} ({singles} with one photo); the softmax dropped them "
+          "(--min-class-count 2)")
     for name, value in table.items():
-        print(f"{name:14s} MAP@5 {value:.4f}")
+        print(f"{name:18s} MAP@5 {value:.4f}")
     print(json.dumps({**{k: round(v, 4) for k, v in table.items()},
-                      "embedding_holdout": round(record["holdout_map"], 4), "threshold": record["threshold"]}))
+                      "embedding_holdout": round(record["holdout_map"], 4), "threshold": record["threshold"],
+                      "blend_holdout": round(blend_record["holdout_map"], 4),
+                      "species_holdout": round(species_record["holdout_map"], 4)}))
 
 
 if __name__ == "__main__":

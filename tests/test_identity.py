@@ -11,8 +11,10 @@ from src.data.identity_demo import NEW, write_identity_competition
 
 @pytest.fixture(scope="module")
 def identity_data(tmp_path_factory):
-    """A generated Happywhale-like competition: 30 identities at 32 px, some with one photo, unseen ones in test."""
-    return write_identity_competition(tmp_path_factory.mktemp("identity") / "whales", identities=30, size=32, seed=1)
+    """A generated Happywhale-like competition: 30 identities at 32 px, some with one photo, unseen ones in test,
+    a species column (3 species) beside Id in train.csv."""
+    return write_identity_competition(tmp_path_factory.mktemp("identity") / "whales", identities=30, size=32, seed=1,
+                                      species=3)
 
 
 def test_identity_found_in_the_sample_and_every_identity_kept(identity_data, capsys):
@@ -88,7 +90,8 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     from src.core.task_kind import KINDS
     from src.models.backbones import get_spec
     from src.models.classifier import HeadSpec, build_classifier
-    from src.models.embedding import ArcMarginHead, GeM, embedding_model
+    from src.inference.identities import head_scores
+    from src.models.embedding import ArcMarginHead, GeM, embedding_model, margin_centres
 
     cfg = parse_config(TrainConfig, ["--head", "arcface", "--subcenters", "2", "--embedding-dim", "24"])
     model = build_classifier(get_spec("tiny_resnet"), (32, 32), 7, "none", HeadSpec.from_config(cfg, KINDS["identity"]))
@@ -98,6 +101,11 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     assert logits.shape == (2, 7) and np.abs(logits).max() <= 30.0 + 1e-3  # scale * cosine
     cut = embedding_model(model)
     assert cut.output.shape[-1] == 24 and not any(isinstance(layer, ArcMarginHead) for layer in cut.layers)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    centres = margin_centres(model)  # what --identity-blend reads: (width, identities, sub-centers), the closest kept
+    assert centres.shape == (24, 7, 2)
+    assert 30.0 * head_scores(cut.predict(images, verbose=0), centres, np.ones(7, bool)) == pytest.approx(
+        model.predict(images, verbose=0), abs=1e-3)
     with pytest.raises(Exception, match="--head arcface"):
         HeadSpec.from_config(cfg, KINDS["label"])
 
@@ -142,7 +150,8 @@ def test_joined_embeddings_average_the_models_cosines():
 
 @pytest.fixture(scope="module")
 def identity_run(identity_data, tmp_path_factory):
-    """One tiny identity run (sub-center ArcFace), shared: its folder and what training printed."""
+    """One tiny identity run (sub-center ArcFace, a species head beside it), shared: its folder and what training
+    printed."""
     import contextlib
     import io
     import os
@@ -159,13 +168,15 @@ def identity_run(identity_data, tmp_path_factory):
                 "--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none", "--augment", "none",
                 "--stages", "1", "--stage1-size", "32", "32", "--stage1-epochs", "3", "--stage1-lr", "1e-2",
                 "--batch-size", "16", "--embedding-dim", "32", "--subcenters", "2",
-                "--out", str(out / "run")]))
+                "--targets", "Id,species", "--loss-weights", "1,0.5", "--out", str(out / "run")]))
     finally:
         os.chdir(here)
     return out / "run", said.getvalue()
 
 
 def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run, identity_data):
+    """--targets Id,species --loss-weights 1,0.5: the identity's margin head and a species softmax head train on one
+    embedding; the species head answers its column on the holdout, said."""
     import json
 
     import numpy as np
@@ -173,9 +184,13 @@ def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run,
     from src.inference.identities import embeddings_file, identity_file
 
     run, said = identity_run
-    assert json.loads((run / "config.json").read_text())["task"] == "identity"
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"] == "identity" and (config["targets"], config["loss_weights"]) == ("Id,species", "1,0.5")
     history = pd.read_csv(run / "history-stage1.csv")
-    assert history["loss"].iloc[-1] < history["loss"].iloc[0]  # the ArcFace head learns
+    assert history["Id_loss"].iloc[-1] < history["Id_loss"].iloc[0]  # the ArcFace head learns
+    assert history[["species_loss", "val_species_accuracy"]].notna().all().all()  # the species head trains beside
+    assert "auxiliary heads: species (3 classes, loss weight 0.5): softmax heads on the embedding beside Id's " \
+        "margin head (loss weight 1)" in said
     saved = np.load(embeddings_file(run))
     assert set(saved["ids"]) == set(pd.read_csv(identity_data / "train.csv")["Image"])  # single-photo ones too
     assert saved["embeddings"].shape[1] == 32  # the embedding, not the 30 identities' margin logits
@@ -184,6 +199,12 @@ def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run,
         in said and chosen["unseen_images"] > 0
     holdout = pd.read_csv(run / "holdout_predictions.csv")
     assert (holdout["label"] == NEW).sum() == chosen["unseen_images"]
+    species = pd.read_csv(identity_data / "train.csv").set_index("Image")["species"]
+    assert (holdout["species"] == holdout["id"].map(species)).all()
+    assert holdout["species_predicted"].isin(species.unique()).all()
+    accuracy = (holdout["species"] == holdout["species_predicted"]).mean()
+    assert chosen["auxiliary_accuracy"] == {"species": pytest.approx(accuracy)}
+    assert f"auxiliary head species: holdout accuracy {accuracy:.4f}" in said
 
 
 def test_identity_submission_searches_training_and_holdout_with_the_new_answer(identity_run, identity_data, tmp_path,
@@ -208,7 +229,72 @@ def test_identity_submission_searches_training_and_holdout_with_the_new_answer(i
 
     row = manifest_row(tmp_path / "whales.json", manifest)  # the ledger lists it, with its holdout MAP@5
     assert row["metric"] == "map@5" and row["score"] == pytest.approx(manifest["holdout"][-1]["score"])
-    assert "identity+hflip" in capsys.readouterr().out
+    assert "identity+hflip" in capsys.readouterr().out and manifest["identity_blend"] == 0  # the default
+    # --identity-blend 1: the margin head's cosines to the centres rank the identities it trained on, and the
+    # threshold is chosen again on them (the nearest neighbours' best cosines sit near 1, the head's well below)
+    blended = submit(parse_config(SubmitConfig, ["--data", str(identity_data), "--run", str(run), "--name", "blend",
+                                                 "--out", str(tmp_path), "--identity-blend", "1"]))
+    assert json.loads((tmp_path / "blend.json").read_text())["identity_blend"] == 1.0
+    assert "--identity-blend 1: each identity's score is 0 x its nearest neighbours' best cosine + 1 x the margin " \
+        "head's cosine to its centre" in capsys.readouterr().out
+    assert blended["threshold"] != result["threshold"]
+
+
+def test_auxiliary_heads_are_dropped_at_prediction_and_chained_is_refused(identity_run, identity_data, tmp_path,
+                                                                           monkeypatch):
+    """The trained network has the species head and the margin head; the network src.submit embeds with has neither.
+    --head-scheme chained with an identity's --targets is refused, naming the flag, before any folder is written."""
+    from src.core.config import parse_config
+    from src.core.errors import KitError
+    from src.inference.prediction import build_run_model, load_run
+    from src.models.embedding import ArcMarginHead, embedding_model
+    from src.training.two_stage import train
+
+    run, _ = identity_run
+    network = build_run_model(load_run(run))
+    names = {layer.name for layer in network.layers}
+    assert {"head", "head_species", "embedding"} <= names and isinstance(network.get_layer("head"), ArcMarginHead)
+    cut = {layer.name for layer in embedding_model(network).layers}
+    assert "embedding" in cut and not {"head", "head_species", "head_bn_species"} & cut
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KitError, match="--head-scheme chained: column Id is an identity"):
+        train(parse_config(TrainConfig, ["--data", str(identity_data), "--backbone", "tiny_resnet", "--weights", "none",
+                                         "--targets", "Id,species", "--head-scheme", "chained", "--out", "chained"]))
+    assert not (tmp_path / "chained").exists()
+
+
+def test_identity_blend_mixes_the_margin_head_into_the_ranking():
+    """(1-W) x nearest neighbours + W x the head's cosine: W=0 is the nearest neighbours' ranking unchanged, a larger
+    W moves the identity the head prefers up; an identity with no centre takes the image's best head cosine, one
+    with no gallery photo stays out; the threshold is then chosen on the blended scores. Not for a non-identity run."""
+    import types
+
+    import numpy as np
+
+    from src.core.errors import KitError
+    from src.inference.combine import check_combination
+    from src.inference.identities import (MISSING, blend_scores, choose_threshold, mean_head_scores,
+                                          rank_with_new)
+
+    nearest = np.array([[0.9, 0.8, 0.7, MISSING]], np.float32)   # identities A, B, C, D (D: no gallery photo)
+    head = np.array([[0.1, 0.9, np.nan, 0.95]], np.float32)       # C: the head never trained on it
+    assert blend_scores(nearest, head, 0.0) is nearest             # W=0: today's scores, the same object
+    assert rank_with_new(blend_scores(nearest, head, 0.0), -1.0, 3).tolist() == [[0, 1, 2]]
+    half = blend_scores(nearest, head, 0.5)                        # C's head part: the best of A's and B's, 0.9
+    assert half[0].tolist() == pytest.approx([0.5, 0.85, 0.8, MISSING])
+    assert rank_with_new(half, -1.0, 3).tolist() == [[1, 2, 0]]   # B first, C above A, D never
+    assert rank_with_new(half, 0.55, 4).tolist() == [[1, 2, 4, 0]]  # the new answer (index 4) above A only
+    closer = blend_scores(np.array([[0.9, 0.8, 0.95, MISSING]], np.float32), head, 0.5)
+    assert rank_with_new(closer, -1.0, 3).tolist() == [[2, 1, 0]]  # C's photo the nearest: against B, neighbours decide
+    assert rank_with_new(blend_scores(nearest, head, 1.0), -1.0, 3).tolist() == [[1, 2, 0]]
+    truth = np.array([1])                                          # B is right: only the blend ranks it first
+    assert choose_threshold(nearest, truth, 5).score == pytest.approx(0.5)
+    assert choose_threshold(half, truth, 5).score == pytest.approx(1.0)
+    both = mean_head_scores([np.array([[0.2, np.nan, 0.4]]), np.array([[0.4, np.nan, np.nan]])])
+    assert both[0, 0] == pytest.approx(0.3) and np.isnan(both[0, 1]) and both[0, 2] == pytest.approx(0.4)
+    run = types.SimpleNamespace(class_map=types.SimpleNamespace(column="label"))
+    with pytest.raises(KitError, match="--identity-blend 0.5: .* column label is no identity"):
+        check_combination(types.SimpleNamespace(identity_blend=0.5, blend="mean", select_runs=False), [run], "accuracy")
 
 
 def test_a_run_cut_before_it_wrote_its_gallery_is_submitted_with_the_gallery_embedded_at_submit(

@@ -96,6 +96,10 @@ class SubmitConfig(DataOptions):
     calibrate: str = opt("auto", "auto: with log_loss, a temperature fitted on the holdout (out of fold for K-fold "
                                  "runs) is applied to the test probabilities, the report showing the metric before "
                                  "and after; none: probabilities as predicted", ("auto", "none"))
+    identity_blend: float = opt(0.0, "identity runs: weight W of the margin head's cosine to each identity's "
+                                     "centre beside its nearest neighbours' best cosine, (1-W)*neighbours + W*head, "
+                                     "the new answer's threshold chosen on the holdout after; 0: nearest neighbours "
+                                     "alone", check=lambda v: None if 0 <= v <= 1 else "a weight from 0 to 1")
     metric: str = opt("", f"holdout metric: {', '.join(METRIC_NAMES)}; empty: the "
                           "runs' (their config.json), else Kaggle's (kaggle_metric.json), else the format's (label: "
                           "accuracy, probability: auc, class-probabilities: log_loss, top-k: map@k, multi-label: "

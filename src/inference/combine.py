@@ -36,7 +36,11 @@ def same_holdout(a, b) -> bool:
 
 
 def check_combination(cfg, runs, metric: str) -> None:
-    """Raise naming the flag when --blend or --select-runs cannot work with this metric or these runs."""
+    """Raise naming the flag when --blend, --select-runs or --identity-blend cannot work with this metric or these
+    runs (this is no identity submission: src.inference.identity_submission checks its own)."""
+    if cfg.identity_blend:
+        raise KitError(f"--identity-blend {cfg.identity_blend:g}: mixes an identity run's nearest neighbours with its "
+                       f"margin head; column {runs[0].class_map.column} is no identity (no new answer): leave it out")
     if cfg.blend == "rank" and not is_ranking(metric):
         raise KitError(f"--blend rank: ranks keep only the order of the images, which is what auc scores; the "
                        f"metric here is {metric}: use --blend mean (or --metric auc)")

@@ -16,7 +16,7 @@ import keras
 
 from src.core.errors import KitError
 from src.core.task_kind import LABEL, TaskKind, kind_of
-from src.models.embedding import feature_map_backbone, identity_head
+from src.models.embedding import embedding_layers, feature_map_backbone, identity_head, identity_output
 from src.models.number_head import EmbeddingRegressor, Rescale, number_output
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
@@ -63,6 +63,7 @@ class HeadSpec:
     scale: float = 30.0
     rescale: tuple = ()  # a number target: (offset, span), the output in the target's units (src.models.number_head)
     regressor: dict | None = None  # --head ridge|svr: the fitted regressor's params ({}: a placeholder of zeros)
+    target: str = ""     # an identity task: its column, the margin head's among --targets' heads (the others: softmax)
 
     @classmethod
     def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
@@ -84,6 +85,8 @@ class HeadSpec:
         its TargetScale (linear on the standardised target, or sigmoid on the 0-1 one)."""
         kind = kind_of(class_map)
         head = cls.from_config(cfg, kind)
+        if head.embedding_dim:  # an identity: which of several heads (--targets) is the margin head's
+            return dataclasses.replace(head, target=class_map.column)
         if kind.output != "number":
             return head
         activation, offset, span = number_output(cfg.loss, class_map.scale)
@@ -103,7 +106,8 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
     height, width = image_size
     inputs = keras.Input(shape=(height, width, 3), name="image")
     backbone = spec.build((height, width, 3), weights, drop_path)
-    identity = isinstance(head, HeadSpec) and head.embedding_dim > 0 and not isinstance(num_classes, dict)
+    identity = isinstance(head, HeadSpec) and head.embedding_dim > 0 and (not isinstance(num_classes, dict) or
+                                                                           head.target in num_classes)
     cut = feature_map_backbone(backbone) if identity else None  # GeM pools the feature map instead
     backbone = cut or backbone
     backbone.trainable = train_backbone
@@ -114,11 +118,11 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
         table = keras.Input(shape=(table_width,), name="table")
         x = keras.layers.Concatenate(name="image_and_table")([x, table_branch(table)])
         inputs = {"image": inputs, "table": table}
+    if identity:  # GeM, the embedding, a margin head (src.models.embedding); --targets: softmax heads beside it
+        return keras.Model(inputs, identity_outputs(x, num_classes, head, pooled=cut is None),
+                           name=f"{spec.layer_name}_identity")
     if isinstance(num_classes, dict):
         return keras.Model(inputs, multi_heads(x, num_classes, head, scheme), name=f"{spec.layer_name}_multitask")
-    if identity:  # GeM, the embedding, a margin head (src.models.embedding)
-        return keras.Model(inputs, identity_head(x, num_classes, head, pooled=cut is None),
-                           name=f"{spec.layer_name}_identity")
     outputs = head_layers(x, num_classes, head)
     return keras.Model(inputs, outputs, name=f"{spec.layer_name}_classifier")
 
@@ -146,6 +150,19 @@ def multi_heads(x, classes: dict, head: HeadSpec | float, scheme: str) -> dict:
             inputs = keras.layers.Concatenate(name=f"chain_{layer_name(column)}")([x, *outputs.values()])
         outputs[column] = head_layers(inputs, k, head, suffix=f"_{layer_name(column)}")
     return outputs
+
+
+def identity_outputs(x, num_classes, head: HeadSpec, pooled: bool):
+    """Return an identity network's output: the margin head on the embedding, or with --targets ({column: classes})
+    {column: output}: the identity's margin head (layer 'head') and, for each other column, a softmax head on
+    the embedding (layers '..._<column>'), so species and the like shape the embedding nearest neighbours search.
+    """
+    if not isinstance(num_classes, dict):
+        return identity_head(x, num_classes, head, pooled)
+    embedding = embedding_layers(x, head, pooled)
+    plain = HeadSpec(head.dropout, head.layers, head.units, head.l2)  # a softmax head, as multi_heads' are
+    return {column: identity_output(embedding, k, head) if column == head.target else
+            head_layers(embedding, k, plain, suffix=f"_{layer_name(column)}") for column, k in num_classes.items()}
 
 
 def layer_name(column: str) -> str:

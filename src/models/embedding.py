@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 EMBEDDING = "embedding"  # the layer prediction cuts at
@@ -110,14 +111,41 @@ def feature_map_backbone(backbone):
 def identity_head(x, num_classes: int, head, pooled: bool = False):
     """Return the identity network's output on the backbone's output x: GeM (unless pooled), Dropout, the neck
     Dense + BatchNorm named 'embedding', then the ArcFace head (head.margin_head) or a float32 softmax."""
+    return identity_output(embedding_layers(x, head, pooled), num_classes, head)
+
+
+def embedding_layers(x, head, pooled: bool = False):
+    """Return the embedding of the backbone's output x: GeM (unless pooled), Dropout, Dense, BatchNorm 'embedding'.
+
+    Apart from identity_output so auxiliary heads (--targets: species beside the individual) sit on it too.
+    """
     if not pooled:
         x = GeM(name="gem")(x)
     x = keras.layers.Dropout(head.dropout, name="neck_dropout")(x)
     x = keras.layers.Dense(head.embedding_dim, name="neck")(x)
-    x = keras.layers.BatchNormalization(name=EMBEDDING)(x)
+    return keras.layers.BatchNormalization(name=EMBEDDING)(x)
+
+
+def identity_output(embedding, num_classes: int, head):
+    """Return the identity's output on the embedding: the ArcFace head (head.margin_head) or a float32 softmax."""
     if head.margin_head:
-        return ArcMarginHead(num_classes, head.subcenters, head.scale, name="head")(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+        return ArcMarginHead(num_classes, head.subcenters, head.scale, name="head")(embedding)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(embedding)
+
+
+def margin_centres(model):
+    """Return the margin head's normalised centres as (embedding width, identities, sub-centers), or None.
+
+    None for a network without an ArcFace head (--head dense). Why: src.submit's --identity-blend scores each
+    identity by the embedding's cosine to its centre (the closest sub-center) beside its nearest neighbours.
+    """
+    heads = [layer for layer in model.layers if isinstance(layer, ArcMarginHead)]
+    if not heads:
+        return None
+    layer = heads[0]
+    centres = keras.ops.convert_to_numpy(layer.centers)
+    centres = centres / (np.linalg.norm(centres, axis=0, keepdims=True) + 1e-12)
+    return centres.reshape(centres.shape[0], layer.classes, layer.subcenters)
 
 
 def embedding_model(model):

@@ -228,7 +228,9 @@ def compile_classifier(model, cfg, options: CompileOptions) -> None:
         columns = list(o.heads)
         scored = {c: [m for m in ["accuracy", c == o.target and epoch_metric(o.metric, len(o.heads[c].values),
                                                                                o.positive)] if m] for c in columns}
-        model.compile(optimizer=optimizer, loss={c: make_loss(cfg) for c in columns},
+        # the target's loss is its kind's (an identity: the ArcFace margin); every other head's a class loss
+        model.compile(optimizer=optimizer, loss={c: make_loss(cfg, kind=o.kind) if c == o.target else make_loss(cfg)
+                                                 for c in columns},
                       loss_weights=dict(zip(columns, o.loss_weights or [1.0] * len(columns))),
                       steps_per_execution=o.steps_per_execution, **{key: scored})
     else:

@@ -40,7 +40,7 @@ from src.runs.folder import RunFolder
 from src.runs.state import RunState
 from src.runs.stages import plan_stages
 from src.training.full_fit import full_fit_config, full_fit_stages
-from src.training.multitask import task_columns
+from src.training.multitask import loss_weights, task_columns
 from src.training.stages import OutOfTime, RunData, run_stage, write_reports
 
 
@@ -149,10 +149,9 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
     cfg, kind = settle_task(cfg, data.class_map, saved_task, data.comp.train[data.target].value_counts())
     if kind.name == "identity":
-        if len(heads) > 1:
-            raise KitError("--targets: an identity task trains one embedding head; auxiliary heads (species beside "
-                           "the individual) are not supported yet: leave --targets out")
         print(describe_identity_split(data.split, data.target, data.class_map.new_label))
+        if line := auxiliary_heads(cfg, data.target, heads):
+            print(line)
     if kind.name == "tags":
         check_multi_label(cfg, data.target, heads)
     if kind.name == "number":
@@ -181,6 +180,21 @@ def metadata_table(cfg, run: RunFolder, comp):
     print(f"metadata: {features.shape[1]} table features beside the images ({len(spec.numbers)} numbers, "
           f"{len(spec.categories)} categories{', within ' + spec.group if spec.group else ''}; {path.name})")
     return features
+
+
+def auxiliary_heads(cfg, target: str, heads: dict) -> str:
+    """Return the line saying an identity's auxiliary heads (--targets Id,species), '' without any; refuse
+    --head-scheme chained (the heads sit side by side on the embedding, src.models.classifier.identity_outputs)."""
+    if len(heads) < 2:
+        return ""
+    if cfg.head_scheme == "chained":
+        raise KitError(f"--head-scheme chained: column {target} is an identity, whose auxiliary heads sit side by "
+                       "side on its embedding; leave --head-scheme out (parallel)")
+    weights = dict(zip(heads, loss_weights(cfg, list(heads))))
+    others = [f"{column} ({len(m.values)} classes, loss weight {weights[column]:g})" for column, m in heads.items()
+              if column != target]
+    return (f"auxiliary heads: {', '.join(others)}: softmax heads on the embedding beside {target}'s margin head "
+            f"(loss weight {weights[target]:g}); nearest neighbours answer {target}, the auxiliary heads only train")
 
 
 def check_multi_label(cfg, target: str, heads: dict) -> None:
