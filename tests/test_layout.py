@@ -118,16 +118,18 @@ def test_the_length_check_finds_a_long_module(tmp_path, monkeypatch):
         test_no_module_is_over_300_lines()
 
 
-# The task kind has one home (src.core.task_kind): a number or an identity is told by the class map's raw fields
-# (scale, new_label) only there, in the class map's own methods and where the new answer is found and stored.
-# Everywhere else asks the kind (kind_of(class_map), class_map.kind) and reads its fields.
+# The task kind has one home (src.core.task_kind): a number, an identity or tags are told by the class map's raw
+# fields (scale, new_label, multi_label) only there, in the class map's own methods and where the labels are read
+# and the new answer is found and stored. Everywhere else asks the kind (kind_of(class_map), class_map.kind) and
+# reads its fields.
 KIND_HOMES = {"src/core/task_kind.py", "src/data/class_maps.py", "src/data/competition.py", "src/data/identities.py"}
 NOT_A_CLASS_MAP = {"converter", "cfg"}  # scales of their own: src.models.hub's preprocessing, ArcFace's --scale
 
 
 def raw_kind_tests(source: str) -> list:
     """Return (line, expression) where code tells a kind by a raw field: `<map>.scale is (not) None`,
-    getattr(<map>, "scale" | "new_label"), or <map>.new_label / <map>.scale tested for truth or against ''."""
+    getattr(<map>, "scale" | "new_label" | "multi_label"), <map>.new_label / <map>.scale tested for truth or
+    against '', or <map>.multi_label read at all (a flag whose only value is the kind)."""
     found = []
 
     def raw(node, attr):
@@ -143,6 +145,8 @@ def raw_kind_tests(source: str) -> list:
             found.append((node.lineno, ast.unparse(node)))
 
     for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr == "multi_label" and isinstance(node.ctx, ast.Load):
+            found.append((node.lineno, ast.unparse(node)))
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.comparators[0], ast.Constant):
             field = "scale" if isinstance(node.ops[0], (ast.Is, ast.IsNot)) and node.comparators[0].value is None \
                 else "new_label" if node.comparators[0].value == "" else None
@@ -150,7 +154,8 @@ def raw_kind_tests(source: str) -> list:
                 found.append((node.lineno, ast.unparse(node)))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
                 and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
-                and node.args[1].value in ("scale", "new_label") and ast.unparse(node.args[0]) not in NOT_A_CLASS_MAP:
+                and node.args[1].value in ("scale", "new_label", "multi_label") \
+                and ast.unparse(node.args[0]) not in NOT_A_CLASS_MAP:
             found.append((node.lineno, ast.unparse(node)))
         elif isinstance(node, (ast.If, ast.IfExp, ast.While, ast.Assert)):
             truth(node.test)
@@ -163,8 +168,9 @@ def raw_kind_tests(source: str) -> list:
 
 
 def test_the_task_kind_is_asked_not_told_by_raw_fields():
-    """`class_map.scale is not None` (a number) and `class_map.new_label` (an identity) outside the kind's home
-    were a branch per layer: each place asks the kind (kind.output, kind.split, kind.extra_labels ...) instead."""
+    """`class_map.scale is not None` (a number), `class_map.new_label` (an identity) and `class_map.multi_label`
+    (tags) outside the kind's home were a branch per layer: each place asks the kind (kind.output, kind.split,
+    kind.extra_labels, kind.one_class, kind.independent_outputs, kind.name ...) instead."""
     told = {str(p.relative_to(REPO)): lines for p in sorted(SRC.rglob("*.py"))
             if str(p.relative_to(REPO)) not in KIND_HOMES and (lines := raw_kind_tests(p.read_text()))}
     assert not told, f"task kind told by class map fields, not asked of kind_of(class_map) / class_map.kind: {told}"
@@ -174,17 +180,35 @@ def test_the_task_kind_is_asked_not_told_by_raw_fields():
                                   "if getattr(class_map, 'new_label', ''):\n    pass",
                                   "k = 'top-k' if run.class_map.new_label else ''", "ok = x and not m.new_label",
                                   "names = [m for m in maps if m.new_label]", "same = cmap.new_label != ''",
-                                  "if getattr(cmap, 'scale', None) is None:\n    pass"])
+                                  "if getattr(cmap, 'scale', None) is None:\n    pass",
+                                  "if data.class_map.multi_label:\n    pass", "tags = cmap.multi_label",
+                                  "check_full_fits(cfg, runs, class_map.multi_label)",
+                                  "noun = 'tag' if comp.class_maps[comp.target].multi_label else 'class'",
+                                  "ok = len(m.values) == 2 and not m.multi_label",
+                                  "if getattr(class_map, 'multi_label', False):\n    pass"])
 def test_the_kind_check_finds_a_raw_field(code):
     """The check above must be able to fail: each way of telling a kind by a raw field is found."""
     assert raw_kind_tests(code)
+
+
+def test_the_kind_check_fails_on_a_planted_module(tmp_path, monkeypatch):
+    """Planted in a layer, `class_map.multi_label` fails the check, naming the module; in the class map's home it
+    does not (ClassMap's own methods read the field)."""
+    for name in ("inference/planted.py", "data/class_maps.py"):
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_text("def fmt(class_map):\n    return 'tags' if class_map.multi_label else ''\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "src")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    with pytest.raises(AssertionError, match=r"\{'src/inference/planted.py': \[\(2, 'class_map.multi_label'\)\]\}"):
+        test_the_task_kind_is_asked_not_told_by_raw_fields()
 
 
 def test_the_kind_check_leaves_the_fields_values_alone():
     """Using a field's value is no kind test: the new answer written, the scale's clip and description."""
     assert raw_kind_tests("names = [*cmap.values, cmap.new_label]\nx = cmap.scale.clip(p)\nprint(cmap.scale.describe())"
                           "\nif getattr(converter, 'scale', None) is None:\n    pass\nif kind.output == 'number':\n"
-                          "    pass") == []
+                          "    pass\nm = ClassMap(c, tags, multi_label=True)\nauc = AUC(multi_label=True)\n"
+                          "def counts(multi_label: bool):\n    return multi_label\nif kind.name == 'tags':\n    pass") == []
 
 
 def test_every_training_setting_declares_its_role():

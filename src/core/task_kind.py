@@ -10,7 +10,8 @@ one used with no sample submission (src.core.metric_choice), the head's output a
 how views and runs are averaged and what the submission holds (src.inference), how the holdout is drawn
 (src.data.splits). A new kind (a number, an identity) is a new entry in KINDS and the places that read its
 fields, not a flag in each layer: no module but this one and the class map's own tells a number by
-`class_map.scale is not None` or an identity by `class_map.new_label` (tests/test_layout.py).
+`class_map.scale is not None`, an identity by `class_map.new_label` or tags by `class_map.multi_label`
+(tests/test_layout.py).
 """
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class TaskKind:
     # bin of the number, or identities held out whole
     split: str = "label"
     extra_labels: bool = True  # --extra-data, --pseudo-labels, --soft-labels can add to its training
+    # each image is one of the classes: class counts, per-class weights, every class on both sides of the holdout,
+    # a class the run never learned (not tags, several per image, nor a number)
+    one_class: bool = True
 
     @property
     def independent_outputs(self) -> bool:
@@ -57,7 +61,7 @@ KINDS = {
                                                   "pauc@R"),
                       "accuracy", "softmax"),
     "tags": TaskKind("tags", "tags (multi-label)", ("f2_samples",), "f2_samples", "sigmoid", split="rarest tag",
-                     extra_labels=False),
+                     extra_labels=False, one_class=False),
     # many identities with few images each, and an answer for one never seen (new_whale): nearest neighbours
     # of an embedding, the new answer inserted at a similarity threshold (src.inference.identities)
     "identity": TaskKind("identity", "one identity per image, or a new one", ("map@K",), "map@5", "softmax",
@@ -65,7 +69,7 @@ KINDS = {
     # A number per image (regression: Pawpularity, bone age): one output, linear on the standardised target,
     # or "sigmoid-scaled" (--loss bce-scaled: a sigmoid and cross-entropy on the target scaled to 0-1).
     "number": TaskKind("number", "a number per image (regression)", ("rmse", "mae", "r2"), "rmse", "linear",
-                       "number", split="quantile bins", extra_labels=False),
+                       "number", split="quantile bins", extra_labels=False, one_class=False),
 }
 TASK_ALIASES = {"regression": "number"}  # --task regression is the name people use
 LABEL = KINDS["label"]

@@ -161,7 +161,7 @@ def grade_order(metric: str, cmap: ClassMap, order: str) -> str:
 
     Numbers (0..4, as strings or ints) sort as grades; text grades need --class-order.
     """
-    if metric != "qwk" or cmap.multi_label:
+    if metric != "qwk" or cmap.kind.name == "tags":
         return ""
     if order:
         return f"qwk: classes weighed in the order {' < '.join(map(str, cmap.values))} (--class-order)"

@@ -31,7 +31,7 @@ def run_eda(cfg: EdaConfig) -> dict:
         print(f"target: column {comp.target} holds a number per image: {comp.class_maps[comp.target].scale.describe()}"
               f"; counted below in {BINS} quantile bins of its values")
         comp, split = binned(comp, split)
-    multi_label = comp.class_maps[comp.target].multi_label
+    multi_label = comp.class_maps[comp.target].kind.name == "tags"
     counts = label_counts(comp, multi_label)
     what = "tag frequencies" if multi_label else comp.target
     plot_class_distribution(counts, out / "class_distribution.png",
@@ -71,7 +71,7 @@ def label_counts(comp: Competition, multi_label: bool) -> pd.Series:
 def holds_label(comp: Competition, label) -> pd.Series:
     """Return which training rows carry `label`: equal to it, or (multi-label) holding it among their tags."""
     labels = comp.train[comp.target]
-    if comp.class_maps[comp.target].multi_label:
+    if comp.class_maps[comp.target].kind.name == "tags":
         return labels.astype(str).str.split().map(lambda tags: label in tags)
     return labels == label
 
@@ -81,7 +81,7 @@ def pick_samples(comp: Competition, cfg: EdaConfig) -> list:
     from PIL import Image, ImageOps
 
     samples = []
-    counts = label_counts(comp, comp.class_maps[comp.target].multi_label)
+    counts = label_counts(comp, comp.class_maps[comp.target].kind.name == "tags")
     for label in counts.index[: cfg.max_classes_shown]:
         rows = comp.train[holds_label(comp, label)].head(cfg.samples_per_class)
         for path in rows["path"]:
@@ -112,7 +112,7 @@ def summarize(comp: Competition, counts: pd.Series, sizes: pd.DataFrame) -> dict
 def print_summary(comp: Competition, counts: pd.Series, summary: dict, report: pd.DataFrame, out: Path):
     """Print the class counts, the headline numbers and the split report."""
     print(f"{comp.root}: {comp.layout} layout, target column {comp.target!r}")
-    noun, nouns = ("tag", "tags") if comp.class_maps[comp.target].multi_label else ("class", "classes")
+    noun, nouns = ("tag", "tags") if comp.class_maps[comp.target].kind.name == "tags" else ("class", "classes")
     print(f"{noun} counts ({summary['classes']} {nouns if summary['classes'] != 1 else noun}):")
     print(counts.to_string())
     print(f"imbalance (largest / smallest class): {summary['imbalance']:.2f}")

@@ -75,7 +75,7 @@ def check_both_sides(split: pd.DataFrame, comp, opts: DataOptions) -> None:
     0.0000 every epoch and exit code 0.
     """
     target, class_map = comp.target, comp.class_maps[comp.target]
-    if class_map.multi_label or len(class_map.values) < 2:
+    if not class_map.kind.one_class or len(class_map.values) < 2:  # tags, numbers: no one class per image
         return
     for side in ("val", "train"):
         held = split.loc[split["split"] == side, target]

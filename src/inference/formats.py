@@ -88,7 +88,7 @@ def detect_format(schema, class_map, override: str = "", metric: str = "") -> Su
     """
     fmt = read_format(schema, class_map, override)
     if override or fmt.name != "label" or not (metric == "log_loss" or (metric and is_ranking(metric))):
-        why = f"--submission-format {override}" if override else "multi-label tags" if class_map.multi_label else \
+        why = f"--submission-format {override}" if override else "multi-label tags" if fmt.name == "multi-label" else \
             "a number target" if fmt.name == "number" else f"the sample's values in {schema.path.name}"
         return dataclasses.replace(fmt, why=why)
     if len(class_map.values) != 2:  # one column of labels cannot hold a distribution over more classes
@@ -128,7 +128,7 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
     per_class = [c for c in others if str(c) in classes]
     if kind_of(class_map).output == "number" or override == "number":
         return number_format(schema, class_map, override)
-    if class_map.multi_label:
+    if kind_of(class_map).name == "tags":
         if override not in ("", "multi-label"):
             raise KitError(f"--submission-format {override}: column {class_map.column} holds tags (multi-label); "
                            "expected multi-label")

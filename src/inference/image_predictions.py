@@ -69,7 +69,7 @@ def print_predictions(cfg) -> list:
         return [(path, [(run.class_map.column, float(value))]) for path, value in zip(cfg.images, numbers)]
     result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
     # multi-label: the tags at 0.5 (src.submit fits a threshold per tag), then the likeliest tags' probabilities
-    tags = run.class_map.decode_tags(probs >= 0.5) if run.class_map.multi_label else [None] * len(result)
+    tags = run.class_map.decode_tags(probs >= 0.5) if kind_of(run.class_map).name == "tags" else [None] * len(result)
     for (path, best), chosen in zip(result, tags):
         print(path)
         if chosen is not None:

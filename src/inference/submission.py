@@ -77,7 +77,7 @@ def submit(cfg: SubmitConfig) -> dict:
                            classes=len(class_map.values))
     metric = cfg.metric
     fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
-    if class_map.multi_label and cfg.tta_mean == "geometric":
+    if kind_of(class_map).independent_outputs and cfg.tta_mean == "geometric":
         raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
                        "renormalise; use arithmetic")
     if kind_of(class_map).output == "embedding":  # identities: nearest neighbours and the new answer
@@ -91,7 +91,7 @@ def submit(cfg: SubmitConfig) -> dict:
                        "a number per image, not probabilities: use --tta-mean arithmetic and --blend mean")
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     check_combination(cfg, runs, metric)
-    check_full_fits(cfg, runs, class_map.multi_label)
+    check_full_fits(cfg, runs, kind_of(class_map).independent_outputs)  # tags: a threshold per output
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
     def scorer(probs, y):
@@ -108,7 +108,7 @@ def submit(cfg: SubmitConfig) -> dict:
         ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
         weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
         scores += ensemble.rows
-        if class_map.multi_label:
+        if kind_of(class_map).independent_outputs:
             fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
             scores.append(row)
         frame = fill_submission(comp.schema, test_probs, class_map, fmt)

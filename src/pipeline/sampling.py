@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from src.core.metric_choice import is_ranking
+from src.core.task_kind import kind_of
 
 
 RANKING_METRICS = ("auc", "log_loss")  # scored on the probabilities: a rare class's are all that count
@@ -27,7 +28,7 @@ def sampling_hint(cfg, labels, class_map, metric: str) -> str:
     is a ranking one (auc, log_loss): ISIC 2020's 2% melanomas go unseen for most of a natural epoch.
     """
     ranking = metric in RANKING_METRICS or (bool(metric) and is_ranking(metric))  # pauc@R ranks too
-    if cfg.sampling != "natural" or not ranking or class_map.multi_label or not len(labels):
+    if cfg.sampling != "natural" or not ranking or not kind_of(class_map).one_class or not len(labels):
         return ""
     counts = np.bincount(class_map.encode(labels), minlength=len(class_map.values))
     rarest = int(counts.argmin())

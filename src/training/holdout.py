@@ -20,7 +20,7 @@ def write_predictions(cfg, data, run: RunFolder, probs, heads: dict) -> float:
     y_val = data.y_val
     if data.class_map.kind.output == "number":  # a number: written clipped to the training range, scored by --metric
         return write_number_holdout(cfg, data, run, probs)
-    if data.class_map.multi_label:  # tags at 0.5 here; src.submit fits a threshold per tag for its metric
+    if data.class_map.kind.name == "tags":  # tags at 0.5 here; src.submit fits a threshold per tag for its metric
         frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.val[data.target].to_numpy(),
                               "predicted": data.class_map.decode_tags(probs >= 0.5)})
         frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))

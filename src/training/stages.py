@@ -222,14 +222,15 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
         return train.map(one_hot), None if val is None else val.map(one_hot)
     if kind_of(data.class_map).name == "number":  # the numbers as they are (MixUp mixes them as it mixes rows)
         return number_datasets(cfg, data, opts, fixed_batches, multiple)
-    targets = None if data.class_map.multi_label else soft_targets(data.train, data.class_map, data.target)
+    rows = kind_of(data.class_map).independent_outputs  # tags: a 0/1 row per image, no class index
+    targets = None if rows else soft_targets(data.train, data.class_map, data.target)
     train = make_train_dataset(data.train, data.y_train if targets is None else targets, opts, seed=cfg.seed,
                                num_classes=k, drop_remainder=fixed_batches, sampling=cfg.sampling,
-                               classes=None if data.class_map.multi_label else data.y_train,
+                               classes=None if rows else data.y_train,
                                table=data.table_rows(data.train))
     val = make_eval_dataset(data.val, data.y_val, opts, multiple, weights=multiple > 1,
                             table=data.table_rows(data.val)) if len(data.val) else None
-    if data.class_map.multi_label:  # the labels are already a 0/1 row per image
+    if rows:  # the labels are already a 0/1 row per image
         return train, val
     if targets is None and cfg.mixup <= 0 and cfg.cutmix <= 0:  # soft targets and MixUp's are rows already
         train = train.map(lambda x, y: (x, tf.one_hot(y, k)))

@@ -67,7 +67,7 @@ def cached_features(cfg: TuneConfig):
     data = prepare_split(cfg)
     if data.val.empty:
         raise KitError("the split holds no validation images: Hyperband needs a holdout to compare heads")
-    if data.class_map.multi_label:
+    if kind_of(data.class_map).name == "tags":
         raise KitError(f"python -m src.tune: column {data.target} holds tags (multi-label); the head search "
                        "trains one label per image")
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map),
