@@ -256,9 +256,10 @@ def test_the_screens_runner_up_is_trained_only_when_the_time_left_holds_it_and_e
     state.steps["screen"]["ranking"] = ["small_resnet"]  # one candidate screened: no runner-up
     assert second(6 * 3600) == []
     done.clear()
-    auto_jobs.run_blend(cfg, state, [tmp_path / "a"], FAST, COUNTS, 5, time.monotonic() + 600)
-    assert done == []  # one run: nothing to blend
-    auto_jobs.run_blend(cfg, state, [tmp_path / "a", tmp_path / "b"], FAST, COUNTS, 5, time.monotonic() + 600)
+    auto_jobs.run_blend(cfg, state, [tmp_path / "a"], [], FAST, COUNTS, 5, time.monotonic() + 600)
+    auto_jobs.run_blend(cfg, state, [tmp_path / "f0", tmp_path / "f1"], [], FAST, COUNTS, 5, time.monotonic() + 600)
+    assert done == []  # one run, or a cut run's folds (submitted together already): nothing to blend
+    auto_jobs.run_blend(cfg, state, [tmp_path / "a"], [tmp_path / "b"], FAST, COUNTS, 5, time.monotonic() + 600)
     assert done == [("blend", 2)]
 
 

@@ -4,7 +4,7 @@
     runs = run_training(cfg, state, plan, speed, counts, data, deadline, table, callbacks)
     run_submit(cfg, state, runs, speed, counts, folds, deadline)    # offered by its holdout (out-of-fold) score
     more = run_head(...) + run_second(...)                          # a number's ridge, the screen's runner-up
-    run_blend(cfg, state, runs + more, speed, counts, folds, deadline)   # every finished run, selected and weighted
+    run_blend(cfg, state, runs, more, speed, counts, folds, deadline)    # every finished run, selected and weighted
 
 Each step is one of src.training's jobs given the plan's numbers (src.training.planning) and recorded in
 auto_state.json (src.runs.auto_state), so a resumed session skips what finished and resumes what did not.
@@ -191,12 +191,15 @@ def run_head(cfg, state, plan, speed: Speed, counts, deadline: float, first: lis
     return [folder]
 
 
-def run_blend(cfg, state, runs: list, speed: Speed, counts, folds: int, deadline: float) -> None:
-    """Submit every finished run together: greedy selection and weights fitted for the metric on their shared
-    holdout (out of fold for K folds), offered like any submission; again when a run was added since."""
-    if len(runs) < 2 or state.steps.get("blend", {}).get("runs") == list(map(str, runs)):
+def run_blend(cfg, state, first: list, more: list, speed: Speed, counts, folds: int, deadline: float) -> None:
+    """Submit the first run with the runs trained after it (more: a number's ridge, the runner-up) together: greedy
+    selection and weights fitted for the metric on their shared holdout (out of fold for K folds), offered like
+    any submission; again when a run was added since. Nothing when no run came after (a cut run's folds were
+    submitted together already)."""
+    runs = list(map(str, first + more))
+    if not more or state.steps.get("blend", {}).get("runs") == runs:
         return
-    run_submit(cfg, state, runs, speed, counts, folds, deadline, step="blend")
+    run_submit(cfg, state, first + more, speed, counts, folds, deadline, step="blend")
     if "blend" in state.steps:  # not when its prediction would have passed the deadline
-        state.steps["blend"]["runs"] = list(map(str, runs))
+        state.steps["blend"]["runs"] = runs
         state.save()

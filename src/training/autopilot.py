@@ -87,7 +87,7 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     if runs and not plan.has("stack"):  # with a table the stack takes the time a second backbone would
         more = run_head(cfg, state, plan, speed, counts, deadline, runs) if "head" in steps else []
         more += run_second(cfg, state, plan, speeds, counts, data, deadline, table, callbacks, runs)
-        run_blend(cfg, state, runs + more, speed, counts, plan.folds, deadline)
+        run_blend(cfg, state, runs, more, speed, counts, plan.folds, deadline)
     return finish(state, out, started)
 
 
