@@ -112,10 +112,12 @@ def salvage(folder: Path, folds: int) -> list:
         state = run.state() if run.state_file.is_file() else None
         if state is None or "stage1" not in state.finished:
             continue
-        if not state.kept:
+        whole = bool(state.kept)  # a fold that ended before the cut keeps the stage its --final-stage chose
+        if not whole:
             state.keep("stage1", by="auto: the budget cut stage 2")
             run.save_state(state)
-        print(f"the budget cut training: {run.path} is submitted with its {state.kept} weights")
+        print(f"the budget cut training: {run.path} is submitted with its {state.kept} weights" +
+              (f" (it finished; {state.kept} kept by --final-stage {state.kept_by})" if whole else ""))
         kept.append(run.path)
     if not kept:
         print("the budget cut training before any model finished: no new submission")
