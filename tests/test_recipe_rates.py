@@ -8,10 +8,12 @@ import pytest
 
 from src.core.config import parse_config
 from src.core.errors import KitError
+from src.core.metric_choice import rank_key
 from src.core.settings import TrainConfig
 from src.hardware.accelerator import Accelerator
 from src.models.backbones import get_spec
 from src.models.recipe import ReplicaSafeLossScaleOptimizer, make_optimizer
+from src.training.history import finished_rows
 from src.training.top_epochs import TopEpochs, keep_average, mean_weights
 from src.training.two_stage import train
 from tests.test_train import Snapshot, config, comp, weights_of  # noqa: F401  (comp: the fixture)
@@ -77,6 +79,26 @@ def test_the_top_epochs_kept_are_the_best_and_their_mean_is_the_average(tmp_path
     rows = pd.DataFrame({"epoch": [0, 1, 2], "val_log_loss": scores[:3], "val_loss": scores[:3]})
     resumed = TopEpochs(tmp_path / "stage1.top", 3, "log_loss", rows)
     assert resumed.ranked() == [2, 3] and not resumed.file(4).exists()
+
+
+def test_a_resumed_stage_ranks_an_epoch_read_back_and_an_equal_live_one_by_val_loss(tmp_path):
+    # 0.2 in float32, as Keras logs it and CSVLogger writes its repr: pandas 2's default parser (Kaggle's image)
+    # reads that text one unit in the last place lower, so a live epoch of the same score ranked above it.
+    score = float(np.float32(0.2))
+    log, backup = tmp_path / "history-stage1.csv", tmp_path / "backup"
+    log.write_text(f"epoch,val_accuracy,val_loss\n0,{score!r},0.5\n1,{score!r},0.7\n")
+    rows = finished_rows(log, backup)
+    assert list(rows["val_accuracy"]) == [score, score]  # the logger's values, read back exactly
+    folder = tmp_path / "stage1.top"
+    folder.mkdir()
+    for epoch in (1, 2):
+        (folder / f"epoch{epoch}.weights.h5").write_bytes(b"")
+    keeper = TopEpochs(folder, 2, "accuracy", rows)
+    keeper.set_model(tiny_model()[0])
+    keeper.on_epoch_end(2, {"val_accuracy": score, "val_loss": 0.6})  # epoch 3: the same score, a lower loss
+    assert keeper.ranked() == [1, 3]
+    # the same tie between a float64 text and float32's value, as any other choice of the kit compares it
+    assert rank_key(0.2000000029802322, 0.6, "accuracy") < rank_key(score, 0.7, "accuracy")
 
 
 @pytest.mark.parametrize("average, best, metric, kept", [

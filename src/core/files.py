@@ -118,12 +118,17 @@ def read_json(path: Path, what: str):
 
 
 def read_log(path: Path):
-    """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it."""
+    """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it.
+
+    Read with float_precision="round_trip": Keras's CSVLogger writes each value's full repr, and pandas 2's
+    default parser (Kaggle's image) can land one unit in the last place away from it, so an epoch read back
+    on --resume would rank apart from an equal epoch scored live.
+    """
     import pandas as pd
 
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, float_precision="round_trip")
     except ValueError as err:  # pandas' parser and empty-file errors, undecodable bytes
         raise KitError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None

@@ -21,6 +21,8 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from src.core.errors import KitError
 from src.core.files import write_json
 from src.core.task_kind import KINDS, LABEL, PAUC_PATTERN, TaskKind, kind_scoring
@@ -114,14 +116,19 @@ def rank_key(value, loss, name: str) -> tuple:
     """Return a sort key, lowest best: the metric in its direction, ties to the lower val_loss, NaN last.
 
     Exists so every choice of a best epoch, stage, backbone or trial breaks ties the same way, never
-    simply by order (Keras's EarlyStopping keeps the first of equal values).
+    simply by order (Keras's EarlyStopping keeps the first of equal values). Values are compared at
+    float32's precision, the precision Keras computes and logs them in: an epoch's score read back from
+    a CSV on --resume and an equal one logged live are then equal, whatever digits the text kept.
     """
     def finite(v):
-        return v is not None and not (isinstance(v, float) and math.isnan(v))
+        return v is not None and not math.isnan(float(v))
+
+    def single(v):
+        return float(np.float32(v))
 
     sign = -1.0 if higher_is_better(name) else 1.0
-    return (0 if finite(value) else 1, sign * float(value) if finite(value) else 0.0,
-            float(loss) if finite(loss) else math.inf)
+    return (0 if finite(value) else 1, sign * single(value) if finite(value) else 0.0,
+            single(loss) if finite(loss) else math.inf)
 
 
 def is_better(value, loss, best_value, best_loss, name: str) -> bool:

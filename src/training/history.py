@@ -12,7 +12,7 @@ import json
 import h5py
 import pandas as pd
 
-from src.core.files import write_csv
+from src.core.files import read_log, write_csv
 from src.core.metric_choice import log_name, monitor
 from src.runs.folder import RunFolder
 
@@ -37,7 +37,7 @@ def finished_rows(history_file, backup) -> pd.DataFrame | None:
     """Return the stage's history rows of finished epochs (trimmed to the backup's epoch), or None."""
     if not history_file.is_file() or history_file.stat().st_size == 0:  # a kill before the first epoch's row
         return None
-    rows = pd.read_csv(history_file)
+    rows = read_log(history_file)
     metadata = backup / "training_metadata.json"
     done = json.loads(metadata.read_text())["epoch"] if metadata.is_file() else len(rows)
     rows = rows[rows["epoch"] < done]
@@ -58,7 +58,7 @@ def collect_history(run: RunFolder, stages, metric: str = "accuracy") -> pd.Data
     for stage in stages:
         path = run.stage_history(stage.name)
         if path.is_file():
-            rows = pd.read_csv(path).assign(stage=stage.name)
+            rows = read_log(path).assign(stage=stage.name)
             rows["epoch"] = rows["epoch"] + 1
             heads = [c for c in rows.columns if c.endswith("_accuracy") and c not in columns]
             parts.append(rows.reindex(columns=columns + heads))  # multi-task: accuracy per head too

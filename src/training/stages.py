@@ -11,7 +11,7 @@ import pandas as pd
 import tensorflow as tf
 
 from src.core.errors import KitError, disk_errors
-from src.core.files import write_csv
+from src.core.files import read_log, write_csv
 from src.core.metric_choice import log_name, monitor
 from src.core.plots import plot_curves
 from src.core.task_kind import kind_of
@@ -145,7 +145,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs, callbacks=callbacks, verbose=2,
                       shuffle=False, class_weight=class_weights(data, cfg))
-    history = pd.read_csv(history_file)
+    history = read_log(history_file)
     if clock is not None and clock.stopped and not early_stopped(callbacks) and len(history) < stage.epochs:
         raise OutOfTime(stage.name, len(history), stage.epochs)
     if cfg.full_fit:  # no holdout: the stage's weights are its last epoch's
