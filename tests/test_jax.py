@@ -114,6 +114,9 @@ def jax_jobs(tmp_path_factory):
                                   "--batch-size", 2, "--metric", "auc", "--metadata", "--out", root / "metadata-run"])
     jobs["metadata_submit"] = ("submit", ["--data", root / "isic", "--run", root / "metadata-run", "--tta-views",
                                           "identity", "--out", root / "metadata-subs"])
+    # issue 33: src.auto plans on eight devices: measured, batch per replica cut to fill them, trained, submitted
+    jobs["auto"] = ("auto", ["--data", comp, "--budget", "4m", "--weights", "none", "--backbones", "tiny_resnet",
+                             "--max-epochs", 2, 1, "--max-folds", 0, "--out", root / "auto"])
     return root, comp, run_kit_jobs(jobs, root)
 
 
@@ -324,3 +327,29 @@ def test_a_metadata_run_trains_and_submits_over_eight_devices(jax_jobs):
     frame = pd.read_csv(tmp_path / "metadata-subs" / "submission.csv", dtype={"isic_id": str})
     assert list(frame["isic_id"]) == list(comp.test["id"].astype(str))
     np.testing.assert_allclose(frame["target"], predict_frame(run, comp.test)[:, 1], atol=2e-3)
+
+
+def test_an_auto_run_plans_trains_and_submits_over_eight_devices(jax_jobs):
+    """Issue 33 on JAX: src.auto measures on eight devices, cuts the batch per replica so that the eight fill every
+    batch, trains and submits within its budget; its holdout file is what TensorFlow predicts from its weights."""
+    tmp_path, comp, results = jax_jobs
+    auto = results["auto"]
+    assert auto.returncode == 0, auto.stdout + auto.stderr
+    assert f"accelerator: JAX backend, {DEVICES} CPU device(s)" in auto.stdout
+    assert (f"batch: 2 image(s) per replica, not --batch-size 32: {DEVICES} replica(s) fill every batch and the "
+            "smallest training set planned has") in auto.stdout
+    out = tmp_path / "auto"
+    state = json.loads((out / "auto_state.json").read_text())
+    assert {name: step["status"] for name, step in state["steps"].items()} == {"train": "done", "submit": "done"}
+    run_folder = out / "train-tiny_resnet"
+    hardware = json.loads((run_folder / "state.json").read_text())["hardware"]
+    assert {h["backend"] for h in hardware.values()} == {"jax"} and {h["devices"] for h in hardware.values()} == {DEVICES}
+    run = load_run(run_folder)
+    holdout = pd.read_csv(run_folder / "holdout_predictions.csv")
+    val = holdout_frame(run, load_competition(DataOptions(data=str(comp)), with_test=False))
+    mine = holdout.astype({"id": str}).set_index("id").loc[val["id"].astype(str), [f"prob_{c}" for c in range(3)]]
+    np.testing.assert_allclose(mine.to_numpy(), predict_frame(run, val), atol=2e-3)
+    frame = pd.read_csv(out / "submission.csv", dtype=str)
+    sample = pd.read_csv(comp / "sample-submission.csv", dtype=str)
+    assert list(frame["Id"]) == list(sample["Id"]) and set(frame["Category"]) <= {"0", "1", "2"}
+    assert auto.stdout.strip().splitlines()[-1].startswith(f"submission: {out / 'submission.csv'}")
