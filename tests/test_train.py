@@ -87,6 +87,12 @@ def test_two_stages_write_every_output(comp, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "stage1: best val_accuracy" in out and "stage2: best val_accuracy" in out
     assert f"final weights: {summary['final_stage']} (best val_accuracy per stage: stage1 " in out
+    # the trivial answer's score beside the run's (issue 38), said and kept in state.json
+    assert "reference: the training classes' prior for every image scores accuracy" in out
+    assert "recipe: stage1 at 0.01, stage2 at 0.001 (the rates given; early stopping from 33% of" in out
+    verdict = json.loads((run / "state.json").read_text())["verdict"]
+    assert set(verdict) == {"holdout_score", "reference_score", "reference", "no_better"}
+    assert verdict["holdout_score"] == pytest.approx(summary["holdout_accuracy"])
     # Stage 2 starts from stage 1's best weights, and every checkpoint is its stage's best epoch.
     stage1_best = weights_of(run / "stage1.weights.h5", (16, 16))
     for a, b in zip(snapshot.starts[1], stage1_best):

@@ -35,6 +35,9 @@ class RunState:
     seconds: dict = dataclasses.field(default_factory=dict)        # training seconds per stage, summed over sessions
     hardware: dict = dataclasses.field(default_factory=dict)       # the accelerator each stage finished on
     git_commit: str = ""      # the kit's commit that last finished a stage
+    # the kept weights' holdout --metric beside the trivial answer's (src.inference.reference): holdout_score,
+    # reference_score, reference (what that answer is), no_better (True: the run learned nothing the holdout sees)
+    verdict: dict = dataclasses.field(default_factory=dict)
     others: dict = dataclasses.field(default_factory=dict)         # keys of later kit versions, kept as they were
 
     def record_stage(self, stage: str, best: dict, seconds: float, hardware: dict, commit: str) -> None:

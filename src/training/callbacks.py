@@ -17,94 +17,11 @@ import numpy as np
 
 from src.core.errors import KitError
 from src.core.files import atomic_path
-from src.core.metric_choice import is_better, log_name, monitor, rank_key
+from src.core.metric_choice import log_name
 from src.models.classifier import record_shape
-
-
-def resume_state(rows, metric: str = "accuracy") -> tuple[float | None, float | None, int]:
-    """Return (best metric value, its val_loss, epochs since it) from a stage's finished history rows.
-
-    The best row is chosen as during the fit: the metric in its direction, ties to the lower val_loss.
-    """
-    if rows is None or len(rows) == 0:
-        return None, None, 0
-    column = monitor(metric)
-    if column not in rows:
-        raise KitError(f"--resume: the stage's history has no {column} column: it was trained for another "
-                       "metric; resume with the run's own --metric")
-    values, losses = np.asarray(rows[column], dtype=float), np.asarray(rows["val_loss"], dtype=float)
-    best = min(range(len(values)), key=lambda i: (rank_key(values[i], losses[i], metric), i))
-    return float(values[best]), float(losses[best]), len(values) - 1 - best
-
-
-class Best:
-    """The best (metric value, val_loss) so far and whether a new epoch beats it (src.core.metric_choice.is_better)."""
-
-    def __init__(self, metric: str, value: float | None = None, loss: float | None = None):
-        self.metric, self.monitor = metric, monitor(metric)
-        self.value, self.loss = value, loss
-
-    def offer(self, logs) -> bool:
-        """Return True, and keep the epoch as the best, when its logs beat the best so far."""
-        if self.monitor not in (logs or {}):
-            raise KitError(f"the epoch's logs have no {self.monitor} (they hold {', '.join(sorted(logs or {}))}): "
-                           "the model was compiled without the run's metric")
-        value, loss = float(logs[self.monitor]), logs.get("val_loss")
-        if not is_better(value, loss, self.value, self.loss, self.metric):
-            return False
-        self.value, self.loss = value, None if loss is None else float(loss)
-        return True
-
-
-class ResumableEarlyStopping(keras.callbacks.Callback):
-    """Early stopping on the run's metric (ties to the lower val_loss) that resumes with its best, wait and weights.
-
-    Keras's EarlyStopping keeps the first of equal values: on a rare-positive holdout val_accuracy
-    ties at every epoch, so it would keep epoch 1 whatever val_loss said. Best weights are put
-    back when the fit ends, as Keras does with restore_best_weights.
-    """
-
-    def __init__(self, patience: int, metric: str = "accuracy", best: float | None = None,
-                 best_loss: float | None = None, wait: int = 0, best_weights_file=None):
-        super().__init__()
-        self.patience, self.metric = patience, metric
-        self.resume = (best, best_loss, wait)
-        self.best_weights_file = best_weights_file
-
-    def on_train_begin(self, logs=None):
-        best, loss, self.wait = self.resume
-        self.best, self.stopped_epoch, self.best_weights = Best(self.metric, best, loss), 0, None
-        if best is not None and self.best_weights_file is not None:
-            self.best_weights = weights_of(self.model, self.best_weights_file)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.best.offer(logs):
-            self.wait, self.best_weights = 0, self.model.get_weights()
-            return
-        self.wait += 1
-        if self.wait >= self.patience and epoch > 0:
-            self.stopped_epoch, self.model.stop_training = epoch, True
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
-def weights_of(model, path) -> list:
-    """Return the weights stored in a checkpoint, leaving the model's weights and optimizer state as they were.
-
-    The checkpoint holds the optimizer's state too: loading it would rewind the step counter (and so
-    the learning-rate schedule) to the best epoch. Both are put back.
-    """
-    current = model.get_weights()
-    optimizer = model.optimizer
-    state = [v.numpy() for v in optimizer.variables] if optimizer is not None else []
-    model.load_weights(str(path))
-    found = model.get_weights()
-    model.set_weights(current)
-    for variable, value in zip(optimizer.variables if optimizer is not None else [], state):
-        variable.assign(value)
-    return found
+# re-exported: the stages, screening and the tests import them from here
+from src.training.early_stopping import (STOP_NOT_BEFORE, Best, ResumableEarlyStopping, earliest_stop,  # noqa: F401
+                                         resume_state, stop_state, weights_of)
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -149,9 +66,10 @@ def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple) -> 
     weights through it."""
     if cfg.full_fit:
         return [LastCheckpoint(checkpoint)]
-    best, best_loss, wait = resume
+    best, best_loss, wait, lowest = resume
     return [ResumableEarlyStopping(stage.patience, metric, best, best_loss, wait,
-                                   checkpoint if best is not None else None),
+                                   checkpoint if best is not None else None,
+                                   min_epochs=earliest_stop(stage.epochs, stage.patience), lowest_loss=lowest),
             ResumableCheckpoint(checkpoint, metric, best, best_loss)]
 
 

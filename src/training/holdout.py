@@ -1,6 +1,7 @@
 """A run's holdout_predictions.csv: ids, labels and what the final weights predict, in the task kind's terms.
 
     accuracy = write_predictions(cfg, data, run, probs, heads)   # labels, tags or numbers; returns the score
+    verdict = judge_holdout(cfg, data, run)                     # --metric against the trivial answer's
 
 The file every later job reads back: K-fold's out-of-fold table, the ledger, src.submit's holdout blends.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from src.core.files import write_csv
-from src.inference.metrics import score
+from src.core.files import read_json, write_csv
+from src.inference.identities import identity_file, identity_truth
+from src.inference.metrics import fit_thresholds, score
+from src.inference.reference import compare, identity_reference, reference_answer
 from src.runs.folder import RunFolder
 
 
@@ -48,3 +51,32 @@ def write_number_holdout(cfg, data, run: RunFolder, predicted) -> float:
                           f"prob_{data.class_map.values[0]}": predicted})
     write_csv(run.holdout_file, frame)
     return score(predicted, data.y_val, cfg.metric)
+
+
+def judge_holdout(cfg, data, run: RunFolder) -> dict:
+    """Return the holdout's --metric score with the final weights, the trivial answer's (src.inference.reference)
+    and whether the run is no better, read back from the files the run just wrote.
+
+    Exists so every run ends by saying whether it learned anything the holdout can see: accuracy alone hides a
+    log loss, a QWK or an RMSE no better than the answer that looks at no image.
+    """
+    class_map, metric = data.class_map, cfg.metric
+    if class_map.kind.output == "embedding":  # identities: the threshold's holdout MAP against the most frequent
+        record = read_json(identity_file(run.path), "the run's identity.json")
+        truth = identity_truth(data.val[data.target], class_map, set(data.train[data.target].astype(str)))
+        k = int(metric.split("@")[1]) if "@" in metric else 5
+        value = record.get("holdout")
+        reference = identity_reference(data.y_train, truth, len(class_map.values), k)
+    else:
+        frame = pd.read_csv(run.holdout_file)
+        if class_map.kind.output == "number":
+            value = score(frame["predicted"].to_numpy(float), data.y_val, metric)
+        else:
+            probs = frame[[f"prob_{v}" for v in class_map.values]].to_numpy(float)
+            thresholds = fit_thresholds(probs, data.y_val) if metric == "f2_samples" else None
+            value = score(probs, data.y_val, metric, data.positive, thresholds)
+        reference = reference_answer(metric, data.y_train, data.y_val, len(class_map.values), data.positive,
+                                     number=class_map.kind.output == "number")
+    line, worse = compare(value, reference, metric)
+    return {"holdout_score": None if value is None else float(value), **reference.as_record(),
+            "no_better": worse, "line": line}

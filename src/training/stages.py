@@ -23,11 +23,12 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
-from src.training.holdout import write_predictions
+from src.training.holdout import judge_holdout, write_predictions
 from src.training.history import collect_history, discard_broken_backup, finished_rows
 from src.training.identity_outputs import write_identity_outputs
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
-                                    TargetMetrics, TimeLimit, keep_callbacks, resume_state)
+                                    TargetMetrics, TimeLimit, keep_callbacks, resume_state,
+                                    stop_state)
 from src.training.multitask import loss_weights
 from src.training.recipe_options import (back_off, check_plan, describe_recipe, ema_callbacks,
                                          refuse_on_several_machines, stage_plan)
@@ -110,7 +111,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     history_file = run.stage_history(stage.name)
     discard_broken_backup(run, stage.name)
     rows = finished_rows(history_file, run.backup(stage.name))
-    best, best_loss, wait = resume_state(None if cfg.full_fit else rows, cfg.metric)  # full-fit: no val_* columns
+    resumed = stop_state(None if cfg.full_fit else rows, cfg.metric)  # full-fit: no val_* columns
     checkpoint = run.weights(stage.name)
     keeper = TopEpochs(run.top_epochs(stage.name), cfg.average_top, cfg.metric, rows) if cfg.average_top else None
     aliases = [TargetMetrics(data.target, cfg.metric)] if data.heads else []  # before the callbacks reading them
@@ -119,7 +120,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
     guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
     callbacks = [guard, DiskSpaceGuard(run.path, 3 + cfg.average_top), *aliases, backup, *ema_callbacks(cfg),
-                 *keep_callbacks(cfg, stage, cfg.metric, checkpoint, (best, best_loss, wait)),
+                 *keep_callbacks(cfg, stage, cfg.metric, checkpoint, resumed),
                  *([keeper] if keeper else []), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
     if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
@@ -256,7 +257,7 @@ def class_weights(data: RunData, cfg):
 
 def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator, kept) -> dict:
     """Write history.csv, curves.png and holdout_predictions.csv (with the kept stage's weights); return the
-    holdout accuracy and the stage kept."""
+    holdout accuracy, the stage kept, and the holdout's --metric against the trivial answer's (judge_holdout)."""
     history = collect_history(run, stages, cfg.metric)
     write_csv(run.history_file, history)
     plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
@@ -267,9 +268,10 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     else:
         accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
     shutil.rmtree(run.backup(""), ignore_errors=True)  # every stage's
+    verdict = judge_holdout(cfg, data, run) if len(data.val) else {}  # --metric beside the trivial answer's
     if kind_of(data.class_map).name == "number":  # no accuracy: the holdout's --metric (rmse ...) instead
-        return {"holdout_accuracy": None, "holdout_score": accuracy, "final_stage": kept.name}
-    return {"holdout_accuracy": accuracy, "final_stage": kept.name}
+        return {**verdict, "holdout_accuracy": None, "holdout_score": accuracy, "final_stage": kept.name}
+    return {**verdict, "holdout_accuracy": accuracy, "final_stage": kept.name}
 
 
 def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:

@@ -38,7 +38,8 @@ from src.models.spec import check_drop_path
 from src.pipeline.sampling import sampling_hint
 from src.runs.folder import RunFolder
 from src.runs.state import RunState
-from src.runs.stages import plan_stages
+from src.runs.stages import plan_stages, stage_rates
+from src.training.callbacks import STOP_NOT_BEFORE
 from src.training.full_fit import full_fit_config, full_fit_stages
 from src.training.multitask import loss_weights, task_columns
 from src.training.stages import OutOfTime, RunData, run_stage, write_reports
@@ -67,6 +68,7 @@ def train(cfg, callbacks=()) -> dict:
         state = run.state()
         state.metric = cfg.metric
         stages, previous = plan_stages(cfg), None
+        print(describe_rates(cfg, stages))
         stages = full_fit_stages(cfg, stages) if cfg.full_fit else stages  # each ends at RUN's chosen epoch
         for stage in stages:
             if stage.name in state.finished:
@@ -90,16 +92,28 @@ def train(cfg, callbacks=()) -> dict:
         state.keep(kept.name, by=cfg.final_stage)
         run.save_state(state)
         summary = write_reports(cfg, spec, data, run, stages, accelerator, kept)
+        if "reference_score" in summary:  # said loudly when no better; kept in state.json for the ledger and auto
+            state.verdict = {k: summary[k] for k in ("holdout_score", "reference_score", "reference", "no_better")}
+            run.save_state(state)
     for name, value in state.best.items() if not cfg.full_fit else ():
         print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state.best_val_loss.get(name, float('nan')):.4f}), "
               f"weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
-    if not cfg.full_fit and summary.get("holdout_score") is not None:  # a number: its metric, not accuracy
-        print(f"holdout {cfg.metric} with the final weights: {summary['holdout_score']:.4f} ({run.holdout_file})")
-    elif not cfg.full_fit:
-        print(f"holdout accuracy with the final weights: {summary['holdout_accuracy']:.4f} ({run.holdout_file})")
+    accuracy, value = summary.get("holdout_accuracy"), summary.get("holdout_score")
+    if not cfg.full_fit and accuracy is not None:
+        print(f"holdout accuracy with the final weights: {accuracy:.4f} ({run.holdout_file})")
+    if not cfg.full_fit and value is not None and (accuracy is None or cfg.metric != "accuracy"):
+        print(f"holdout {cfg.metric} with the final weights: {value:.4f} ({run.holdout_file})")
+    if summary.get("line"):
+        print(summary.pop("line"), flush=True)
     return {**summary, "best": dict(state.best), "metric": cfg.metric, "kept": kept.name,
             "hardware": state.hardware, "out": str(run.path)}
+
+
+def describe_rates(cfg, stages) -> str:
+    """Return the recipe: line of src.train: each stage's starting rate and where it came from."""
+    rates = ", ".join(f"{s.name} at {s.lr:g}" for s in stages)
+    return f"recipe: {rates} ({stage_rates(cfg)[2]}; early stopping from {STOP_NOT_BEFORE:.0%} of a stage's epochs on)"
 
 
 def choose_final_stage(state: RunState, stages: list, rule: str, metric: str) -> tuple:

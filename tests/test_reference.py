@@ -1,0 +1,123 @@
+"""The trivial answer's score per task kind, the no-better verdict, and early stopping that a noisy start
+cannot end (issue 38: never below a plain baseline)."""
+from __future__ import annotations
+
+import types
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.core.settings import TrainConfig
+from src.data.class_maps import ClassMap
+from src.inference.reference import Reference, compare, identity_reference, no_better, reference_answer
+from src.runs.folder import RunFolder
+from src.runs.stages import plan_stages, stage_rates
+from src.training.early_stopping import ResumableEarlyStopping, earliest_stop, stop_state
+from src.training.holdout import judge_holdout
+
+
+def test_the_class_prior_scores_each_label_metric_as_by_hand():
+    y_train, y_val = np.array([0, 0, 0, 1]), np.array([0, 1, 0, 0])
+    prior = np.array([0.75, 0.25])
+    expected = -np.mean(np.log([prior[0], prior[1], prior[0], prior[0]]))
+    assert reference_answer("log_loss", y_train, y_val, 2).score == pytest.approx(expected)
+    assert reference_answer("accuracy", y_train, y_val, 2).score == 0.75  # the majority class every time
+    assert reference_answer("auc", y_train, y_val, 2).score == 0.5       # one score for all: no ranking
+    assert reference_answer("qwk", np.array([2, 2, 1]), np.array([0, 1, 2]), 3).score == 0.0
+    # map@2 of the prior: the two most frequent classes, in their order
+    ref = reference_answer("map@2", np.array([2, 2, 2, 0, 0, 1]), np.array([2, 0, 1]), 3)
+    assert ref.score == pytest.approx((1 + 0.5 + 0) / 3) and "prior" in ref.what
+
+
+def test_the_training_mean_is_a_numbers_reference_and_the_median_for_mae():
+    y_train, y_val = np.array([1.0, 2.0, 3.0, 10.0]), np.array([4.0, 0.0])
+    rmse = reference_answer("rmse", y_train, y_val, 1, number=True)
+    assert rmse.score == pytest.approx(np.sqrt(((4 - 4) ** 2 + (0 - 4) ** 2) / 2)) and "mean (4)" in rmse.what
+    mae = reference_answer("mae", y_train, y_val, 1, number=True)
+    assert mae.score == pytest.approx((1.5 + 2.5) / 2) and "median" in mae.what
+
+
+def test_each_tags_rate_with_fitted_thresholds_is_the_tags_reference():
+    y_train = np.array([[1, 0], [1, 0], [1, 1], [1, 0]])
+    y_val = np.array([[1, 0], [1, 1]])
+    ref = reference_answer("f2_samples", y_train, y_val, 2)
+    # both tags for every image (tag 1's threshold fitted down to its 0.25 rate): the best constant answer
+    assert ref.score == pytest.approx((5 * 0.5 * 1 / (4 * 0.5 + 1) + 1.0) / 2) and "thresholds fitted" in ref.what
+
+
+def test_the_most_frequent_identities_with_the_new_answer_where_it_scores_best():
+    train = np.array([0, 0, 0, 1, 1, 2])
+    truth = np.array([3, 3, 0, 3])  # 3 == classes: an identity the training set never shows (new_whale)
+    ref = identity_reference(train, truth, classes=3, k=5)
+    assert ref.score == pytest.approx((1 + 1 + 0.5 + 1) / 4) and "new answer at rank 1" in ref.what
+
+
+def test_a_result_no_better_than_the_trivial_answer_is_said_loudly():
+    reference = Reference(0.6931, "the training classes' prior for every image")
+    line, worse = compare(0.6931, reference, "log_loss")
+    assert worse and line.startswith("WARNING: NO BETTER THAN THE TRIVIAL ANSWER") and "0.6931" in line
+    line, worse = compare(0.31, reference, "log_loss")
+    assert not worse and line.startswith("reference: the training classes' prior") and "lower is better" in line
+    assert no_better(0.5, Reference(0.5, ""), "auc") and not no_better(0.51, Reference(0.5, ""), "auc")
+    assert not no_better(float("nan"), reference, "log_loss")  # no score: no verdict
+
+
+def test_a_run_whose_holdout_is_the_constant_answer_is_judged_no_better(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    class_map = ClassMap("label", ("cat", "dog"))
+    train = pd.DataFrame({"id": [f"t{i}" for i in range(8)], "label": ["cat", "dog"] * 4})
+    val = pd.DataFrame({"id": ["v0", "v1", "v2", "v3"], "label": ["cat", "dog", "dog", "cat"]})
+    pd.DataFrame({"id": val["id"], "label": val["label"], "predicted": "cat", "prob_cat": 0.47,
+                  "prob_dog": 0.53}).to_csv(run.holdout_file, index=False)
+    data = types.SimpleNamespace(class_map=class_map, train=train, val=val, target="label", positive=1,
+                                 y_train=class_map.encode(train["label"]), y_val=class_map.encode(val["label"]))
+    verdict = judge_holdout(types.SimpleNamespace(metric="log_loss"), data, run)
+    assert verdict["no_better"] and verdict["reference_score"] == pytest.approx(np.log(2))
+    assert verdict["holdout_score"] == pytest.approx(-np.log(0.47) / 2 - np.log(0.53) / 2)
+    assert "NO BETTER THAN THE TRIVIAL ANSWER" in verdict["line"]
+
+
+def run_stopper(stopper, logs):
+    """Feed epochs' logs to an early stop; return the 1-based epoch it stopped at (0: it never stopped)."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    for epoch, row in enumerate(logs):
+        stopper.on_epoch_end(epoch, dict(row))
+        if getattr(model, "stop_training", False):
+            return epoch + 1
+    return 0
+
+
+def test_a_near_constant_first_epoch_does_not_end_the_stage_before_a_third_of_its_epochs():
+    # seen from random weights: epoch 1's near-constant answer (0.713) beats the overconfident epochs after it
+    values = [0.713, 0.80, 0.76, 0.75, 0.74, 0.72, 0.73, 0.74, 0.71, 0.70, 0.69, 0.68]
+    logs = [{"val_log_loss": v, "val_loss": v} for v in values]
+    assert run_stopper(ResumableEarlyStopping(patience=4, metric="log_loss"), logs) == 5  # Keras's rule: epoch 5
+    planned = 30
+    assert earliest_stop(planned, 4) == 10
+    stopper = ResumableEarlyStopping(patience=4, metric="log_loss", min_epochs=earliest_stop(planned, 4))
+    assert run_stopper(stopper, logs) == 0 and stopper.best.value == pytest.approx(0.68)  # learnt past epoch 1
+
+
+def test_a_noisy_metric_does_not_stop_a_stage_whose_val_loss_still_falls():
+    qwk = [0.30, 0.64, 0.41, 0.55, 0.50, 0.58, 0.60, 0.62, 0.66]
+    logs = [{"val_qwk": q, "val_loss": 1.0 - 0.05 * i} for i, q in enumerate(qwk)]
+    stopper = ResumableEarlyStopping(patience=3, metric="qwk")
+    assert run_stopper(stopper, logs) == 0 and stopper.best.value == pytest.approx(0.66)
+    flat = [{"val_qwk": q, "val_loss": 0.5} for q in qwk]  # neither moving: patience ends it
+    assert run_stopper(ResumableEarlyStopping(patience=3, metric="qwk"), flat) == 5
+    best, loss, wait, lowest = stop_state(pd.DataFrame(logs[:5]), "qwk")
+    assert (best, wait, lowest) == (0.64, 0, pytest.approx(0.8))  # a resume keeps the loss-backed wait
+
+
+def test_stage_rates_follow_the_weights_unless_given():
+    scratch = TrainConfig(weights="none")
+    assert stage_rates(scratch)[:2] == (3e-3, 1e-3) and "random weights" in stage_rates(scratch)[2]
+    assert [s.lr for s in plan_stages(scratch)] == [3e-3, 1e-3]
+    assert stage_rates(TrainConfig())[:2] == (1e-3, 1e-6)
+    given = TrainConfig(weights="none", stage1_lr=1e-2, stage2_lr=1e-5)
+    assert stage_rates(given) == (1e-2, 1e-5, "the rates given")
