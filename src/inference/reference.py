@@ -18,6 +18,7 @@ import numpy as np
 
 from src.core.metric_choice import higher_is_better, is_better
 from src.inference.metrics import fit_thresholds, score
+from src.runs.auto_state import candidate_score
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,3 +99,28 @@ def compare(value, reference: Reference | None, metric: str, subject: str = "the
                 "that the holdout can see: more epochs, other rates (--stage1-lr), pretrained --weights or a "
                 "larger image size may help"), True
     return f"{said} ({direction} is better)", False
+
+
+def training_answers(group, comp) -> np.ndarray:
+    """Return the encoded training targets the trivial answer is drawn from: the run's training side (a K-fold
+    run: every training image, whose out-of-fold holdout they also are; the reference is then a little kind)."""
+    member = group.members[0]
+    frame = comp.train
+    if not group.is_cv:
+        ids = set(member.split.loc[member.split["split"] == "train", "id"].astype(str))
+        frame = frame[frame["id"].astype(str).isin(ids)]
+    return group.class_map.encode(frame[group.target])
+
+
+def judge_submission(rows: list, group, comp, y, metric: str, positive: int) -> dict:
+    """Return the submission's holdout score (its holdout table rows' kept score, candidate_score) beside the
+    trivial answer's (reference_answer) as NAME.json records it, with the line to print; {} when there is no
+    holdout to score on (full-fit runs)."""
+    value = candidate_score(rows)
+    if value is None or not len(y) or np.isnan(float(value)):
+        return {}
+    class_map = group.class_map
+    number = class_map.kind.output == "number"
+    reference = reference_answer(metric, training_answers(group, comp), y, len(class_map.values), positive, number)
+    line, worse = compare(value, reference, metric, "the submission")
+    return {"holdout_score": float(value), **reference.as_record(), "no_better": worse, "line": line}

@@ -41,6 +41,7 @@ from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import (SubmissionFormat, check_submission, default_metric, detect_format, fill_submission,
                                    positive_index)
 from src.inference.metrics import score
+from src.inference.reference import judge_submission
 from src.inference.references import check_full_fits, run_reference
 from src.inference.tag_thresholds import fit_tag_thresholds, tag_table
 from src.inference.tta_select import select_views
@@ -111,6 +112,9 @@ def submit(cfg: SubmitConfig) -> dict:
         if kind_of(class_map).independent_outputs:
             fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
             scores.append(row)
+        verdict = judge_submission(scores, runs[0], comp, holdout["y"][0], metric, positive)
+        if verdict:  # the trivial answer beside the submission's holdout score; loud when no better
+            print(verdict.pop("line"), flush=True)
         frame = fill_submission(comp.schema, test_probs, class_map, fmt)
         validate_submission(frame, comp.schema, class_map, fmt)
         accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution and not number else None
@@ -123,11 +127,12 @@ def submit(cfg: SubmitConfig) -> dict:
                 {"id": list(comp.test["id"].astype(str)),
                  **{f"prob_{v}": test_probs[:, i] for i, v in enumerate(class_map.values)}}))
             write_report(cfg, stage, runs, weights, report, holdout, ensemble_holdout,
-                         {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record}, fmt)
+                         {"hardware": accelerator.as_record(), "never_predicted": missing, **ensemble.record,
+                          **({"verdict": verdict} if verdict else {})}, fmt)
             write_csv(stage / csv_path.name, frame)
         print(shown_table(report, len(runs)))
         print(f"wrote {csv_path} ({len(frame)} rows)")
-    result = {"path": str(csv_path), "scores": scores, "weights": weights}
+    result = {"path": str(csv_path), "scores": scores, "weights": weights, "no_better": verdict.get("no_better", False)}
     if cfg.solution and number:
         result["test_score"] = tested
         print(f"{metric} against {cfg.solution}: {tested:.4f}")

@@ -114,11 +114,16 @@ class AutoState:
             record["minutes"] = round(before + (time.monotonic() - started) / 60, 3)
             self.save()
 
-    def offer(self, candidate: str, score: float, step: str) -> bool:
+    def offer(self, candidate: str, score: float, step: str, no_better: bool = False) -> bool:
         """Make candidate OUT/submission.csv when it scores better on the holdout than the kept one; return whether.
 
+        A candidate no better than the trivial answer (src.inference.reference) is never kept, whatever else was.
         The copy is atomic: a kill leaves the old file or the new one, never half of one.
         """
+        if no_better:
+            print(f"{candidate}: NOT KEPT: its holdout {self.metric} {score:.4f} is no better than the trivial "
+                  "answer's" + (f"; {self.best['file']} stays" if self.best else "; no submission is kept yet"))
+            return False
         kept = self.best.get("score") if self.best else None
         if not better(score, kept, self.metric):
             print(f"{candidate}: holdout {self.metric} {score:.4f} is not better than the kept {kept:.4f}; "

@@ -12,6 +12,7 @@ auto_state.json (src.runs.auto_state), so a resumed session skips what finished 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from src.core.settings import ScreenConfig, TrainConfig
 from src.core.submit_settings import SubmitConfig
 from src.inference.submission import submit
 from src.pipeline.sampling import sampling_hint
-from src.runs.auto_state import candidate_score
+from src.runs.auto_state import better, candidate_score
 from src.runs.folder import RunFolder
 from src.training.cross_validation import train_folds
 from src.training.embedding_head import fit_embedding_head
@@ -99,8 +100,41 @@ def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, 
         if summary.get("stopped"):
             record["status"] = "cut"
             return salvage(folder, plan.folds)
+        if summary.get("far_folds"):
+            summary = retrain_far_folds(train_cfg, summary, folder, row["minutes"] * 60 / plan.folds, deadline - reserve,
+                                        callbacks)
+            record["retrained_folds"] = summary.get("retrained", [])
         record["score"] = summary.get("cv_mean", summary.get("best", {}).get(summary.get("kept", ""), None))
     return [folder]
+
+
+def retrain_far_folds(train_cfg, summary: dict, folder: Path, fold_seconds: float, until: float, callbacks) -> dict:
+    """Train each fold far below its siblings (cross_validation.far_folds) once more, when the budget left before
+    `until` holds it; keep whichever of its two runs scored better and return the K-fold summary written last.
+
+    The first run moves aside to fold-<i>.first (never deleted while the second trains); the CV is written anew.
+    """
+    retrained, metric = [], summary["metric"]
+    for fold in summary["far_folds"]:
+        if time.monotonic() + fold_seconds > until:
+            print(f"fold {fold}: far below its siblings, but retraining it ({fold_seconds / 60:.1f} min) would pass "
+                  "the budget's end; kept as it is")
+            continue
+        run = RunFolder(folder).fold(fold)
+        first = run.path.with_name(run.path.name + ".first")
+        before = RunFolder(run.path).state().kept_score()
+        run.path.rename(first)
+        print(f"fold {fold}: trained again ({fold_seconds / 60:.1f} min planned); the first run is in {first}", flush=True)
+        summary = train_folds(dataclasses.replace(train_cfg, resume=True), callbacks)
+        after = RunFolder(run.path).state().kept_score()
+        if not better(after, before, metric):  # the second did no better: the first comes back
+            shutil.move(str(run.path), str(run.path.with_name(run.path.name + ".second")))
+            first.rename(run.path)
+            summary = train_folds(dataclasses.replace(train_cfg, resume=True), callbacks)
+        print(f"fold {fold}: {metric} {before:.4f} first, {after:.4f} trained again; "
+              f"{'the second' if better(after, before, metric) else 'the first'} kept", flush=True)
+        retrained.append(fold)
+    return {**summary, "retrained": retrained}
 
 
 def salvage(folder: Path, folds: int) -> list:
@@ -140,10 +174,11 @@ def run_submit(cfg, state, runs: list, speed, counts, folds: int, deadline: floa
                            ensemble_weights="fit" if step == "blend" else "equal")
     with state.step(step, round(seconds / 60, 2)) as record:
         result = submit(sub_cfg)
-        record.update(score=candidate_score(result["scores"]), candidate=result["path"])
+        record.update(score=candidate_score(result["scores"]), candidate=result["path"],
+                      no_better=bool(result.get("no_better")))
         if "test_accuracy" in result:
             record["test_accuracy"] = result["test_accuracy"]
-    state.offer(record["candidate"], record["score"], step)
+    state.offer(record["candidate"], record["score"], step, record.get("no_better", False))
 
 
 def run_second(cfg, state, plan, speeds: list, counts, data, deadline: float, table, callbacks, first: list) -> list:
