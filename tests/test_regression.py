@@ -93,6 +93,47 @@ def test_class_map_json_keeps_the_scale(tmp_path):
     assert load_class_maps(tmp_path / "class_map.json")[1]["Pawpularity"] == comp.class_maps["Pawpularity"]
 
 
+def test_issue_41_5_a_spread_float32_cannot_hold_is_refused_naming_the_column(tmp_path):
+    """About 1e12 plus a small spread: float32 (the network's) keeps steps of ~1e5, so the spread would be lost and
+    the network would learn a constant: refused at reading, naming the column; the same spread near 0 is read."""
+    values = [1e12 + 0.5 * i for i in range(40)]
+    root = grades_competition(tmp_path / "big", values)
+    with pytest.raises(KitError, match=r"column diagnosis: values near 1e\+12 with sd 5\.77.*float32.*spread is lost"
+                                       r".*subtract a constant from the column"):
+        load_competition(DataOptions(data=str(root)), with_test=False)
+    small = grades_competition(tmp_path / "small", [v - 1e12 for v in values])
+    assert load_competition(DataOptions(data=str(small)), with_test=False).class_maps["diagnosis"].scale.sd > 5
+
+
+@pytest.mark.parametrize("cell", ["inf", "nan", "-inf", "NaN"])
+def test_issue_41_17_a_nan_or_inf_cell_among_numbers_is_named_by_row_at_reading(tmp_path, cell):
+    """One inf trained until 'learning rate too high'; one nan made the column classes of one image each."""
+    values = [str(round(30 + i * 0.37, 2)) for i in range(30)]
+    values[7] = cell
+    root = grades_competition(tmp_path / "age", values)
+    with pytest.raises(KitError, match=rf"train.csv: column 'diagnosis', row 9 of the file: cell '{cell}' is not a "
+                                       "finite number, in a column of numbers"):
+        load_competition(DataOptions(data=str(root)), with_test=False)
+    words = grades_competition(tmp_path / "words", ["cat", "dog", "nan", "cat"])  # a word among words: a label
+    assert "nan" in load_competition(DataOptions(data=str(words)), with_test=False).class_maps["diagnosis"].values
+
+
+def test_issue_41_18_task_regression_on_a_constant_target_is_refused_naming_the_column(tmp_path):
+    root = grades_competition(tmp_path / "flat", [7] * 12)
+    with pytest.raises(KitError, match=r"column diagnosis: every training value is 7 \(sd 0\): a number target"):
+        load_competition(parse_config(TrainConfig, ["--data", str(root), "--task", "regression"]), with_test=False)
+
+
+def test_issue_41_19_a_regression_metric_reads_two_values_as_a_number_else_suggests_task_regression(tmp_path):
+    root = grades_competition(tmp_path / "binary", [0, 1] * 6)
+    cmap = load_competition(parse_config(TrainConfig, ["--data", str(root), "--metric", "rmse"]),
+                            with_test=False).class_maps["diagnosis"]
+    assert cmap.scale is not None and cmap.kind.name == "number"
+    with pytest.raises(KitError, match="--metric rmse: the target is one label per image: .*rmse scores a number per "
+                                       "image .regression.: --task regression reads the target as numbers"):
+        check_metric_for("rmse", _kind("label"))
+
+
 # ---------------------------------------------------------------- metrics, losses, head (no training)
 
 
