@@ -316,6 +316,39 @@ def test_classes_notions_are_refused_for_a_number_and_regressors_for_classes(tmp
                                              *flag, "--out", str(tmp_path / "run")]))
 
 
+@pytest.mark.parametrize("head", ["ridge", "svr", "arcface"])
+def test_issue_41_20_a_head_the_task_refuses_writes_nothing_so_the_corrected_command_starts(tmp_path, head):
+    """A refused --head on a label task left config.json, class_map.json and split.csv: the corrected command was
+    then 'already holds a run'. Refused before any file; a K-fold run writes no RUN/config.json either."""
+    from src.runs.folder import RunFolder
+
+    grades = grades_competition(tmp_path / "aptos", [0, 1, 2] * 4)
+    common = ["--data", str(grades), "--backbone", "tiny_resnet", "--weights", "none", "--head", head]
+    for extra in ([], ["--folds", "2"]):
+        with pytest.raises(KitError, match=rf"--head {head}: column diagnosis holds (classes|one label per image); "
+                                           r".*--head auto or dense.*; nothing was written"):
+            train_main([*common, *extra, "--out", str(tmp_path / "run")])
+        assert not (tmp_path / "run").exists()
+    RunFolder(tmp_path / "run").check_start(resume=False)  # the corrected command is not 'already holds a run'
+
+
+def test_issue_41_6_head_ridge_with_folds_fits_a_ridge_per_fold_and_submits(tmp_path):
+    """--head ridge --folds 2 trained networks and fitted no ridge (submit: 'regressor.npz is missing'): each fold
+    is a ridge on the features, out-of-fold scored, and the K-fold run submits."""
+    root = write_number_competition(tmp_path / "paw", train=40, test=4, size=16, seed=3)
+    summary = train_main(["--data", str(root), "--backbone", "tiny_resnet", "--weights", "none", "--head", "ridge",
+                          "--folds", "2", "--stage1-size", "16", "16", "--batch-size", "16",
+                          "--out", str(tmp_path / "kfold")])
+    assert summary["metric"] == "rmse" and np.isfinite(summary["cv_mean"])
+    for fold in range(2):
+        run = tmp_path / "kfold" / f"fold-{fold}"
+        assert (run / "regressor.npz").is_file() and not list(run.glob("history-stage1.csv"))  # no network trained
+    result = submit(parse_config(SubmitConfig, ["--data", str(root), "--run", str(tmp_path / "kfold"),
+                                                "--out", str(tmp_path / "subs"), "--name", "ridge"]))
+    written = pd.read_csv(tmp_path / "subs" / "ridge.csv")
+    assert result and written["Pawpularity"].dtype == float and len(written) == 4
+
+
 def test_eda_says_the_number_and_counts_its_bins(tmp_path, capsys):
     from src.core.settings import EdaConfig
     from src.data.report import run_eda
