@@ -55,6 +55,73 @@ def test_new_label_flag_and_its_training_rows(tmp_path, capsys):
     assert "3 training image(s) labelled 'new_whale' left out" in capsys.readouterr().out
 
 
+def humpback_like(root, placeholders):
+    """Humpback Whale Identification's shape: new_whale a training label like the others; every sample row
+    'new_whale <placeholders> <training ids>', five in all; return root."""
+    root = write_identity_competition(root, identities=12, size=16, seed=2)
+    labels = pd.read_csv(root / "train.csv")
+    labels.loc[:4, "Id"] = "new_whale"
+    labels.to_csv(root / "train.csv", index=False)
+    known = sorted(set(labels["Id"]) - {"new_whale"})[:4 - len(placeholders)]
+    sample = pd.read_csv(root / "sample_submission.csv")
+    sample.assign(Id=" ".join(["new_whale", *placeholders, *known])).to_csv(root / "sample_submission.csv",
+                                                                             index=False)
+    return root
+
+
+def test_issue_38_5_a_sample_of_placeholder_ids_is_top_k_labels_and_the_task_line_says_why(tmp_path, capsys):
+    """Humpback: w_1287fbc and w_98baff9 are ids the training set lacks, placeholders: top-5 labels (new_whale one
+    of them), not an identity task whose new answer is w_1287fbc."""
+    from src.core.task_kind import settle_task
+    from src.data.competition import load_competition
+
+    root = humpback_like(tmp_path / "humpback", ["w_1287fbc", "w_98baff9"])
+    cmap = load_competition(TrainConfig(data=str(root)), with_test=False).class_maps["Id"]
+    assert cmap.new_label == "" and "new_whale" in cmap.values
+    _, kind = settle_task(TrainConfig(data=str(root)), cmap)
+    assert kind.name == "label"
+    assert "(read from the labels; top 5: the sample's 2 ids absent from training are placeholders, not a new " \
+        "answer; --new-label NAME names one)" in capsys.readouterr().out
+    one = humpback_like(tmp_path / "one", ["w_1287fbc"])  # one, not named new
+    cmap = load_competition(TrainConfig(data=str(one)), with_test=False).class_maps["Id"]
+    assert cmap.new_label == "" and "id 'w_1287fbc', absent from training, is a placeholder" in cmap.new_from
+
+
+def test_issue_38_5_a_happywhale_sample_names_its_new_answer(tmp_path, capsys):
+    """Happywhale: training labels are individual ids; every sample row 'new_individual id1 id2 ...' with
+    new_individual absent from training: identities, new answer new_individual."""
+    from src.core.task_kind import settle_task
+    from src.data.competition import load_competition
+    from src.data.identities import says_new
+
+    root = write_identity_competition(tmp_path / "happy", identities=12, size=16, seed=3)
+    cmap = load_competition(TrainConfig(data=str(root)), with_test=False).class_maps["Id"]
+    assert (cmap.new_label, cmap.new_from) == (NEW, "from the sample sample_submission.csv")
+    _, kind = settle_task(TrainConfig(data=str(root)), cmap)
+    assert kind.name == "identity" and f"new answer '{NEW}' (from the sample" in capsys.readouterr().out
+    assert all(map(says_new, ["new_whale", "new_individual", "unknown", "new", "other", "Unknown_fish"]))
+    assert not any(map(says_new, ["w_1287fbc", "newt", "brother", "37c7aba965a5"]))
+
+
+def test_issue_41_7_a_new_label_neither_the_sample_nor_training_holds_is_refused(tmp_path, capsys):
+    """--new-label new_whale where the sample's new answer is new_individual: refused, naming the flag and the
+    sample's value; a value training holds (Humpback's new_whale) or the sample's own is taken."""
+    from src.core.errors import KitError
+    from src.data.competition import load_competition
+
+    root = write_identity_competition(tmp_path / "happy", identities=12, size=16, seed=3)
+    with pytest.raises(KitError, match=f"--new-label new_whale: neither sample_submission.csv nor the training "
+                                       f"labels hold 'new_whale'; the sample's value absent from training is '{NEW}'"
+                                       f".*expected --new-label {NEW}"):
+        load_competition(TrainConfig(data=str(root), new_label="new_whale"), with_test=False)
+    comp = load_competition(TrainConfig(data=str(root), new_label=NEW), with_test=False)
+    assert comp.class_maps["Id"].new_label == NEW
+    humpback = humpback_like(tmp_path / "humpback", ["w_1287fbc", "w_98baff9"])
+    assert load_competition(TrainConfig(data=str(humpback), new_label="new_whale"),
+                            with_test=False).class_maps["Id"].new_label == "new_whale"
+    assert "warning" not in capsys.readouterr().out
+
+
 def test_identity_folds_hold_unseen_identities_out_whole(identity_data):
     from src.data.identities import make_identity_split
 

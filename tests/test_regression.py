@@ -93,6 +93,47 @@ def test_class_map_json_keeps_the_scale(tmp_path):
     assert load_class_maps(tmp_path / "class_map.json")[1]["Pawpularity"] == comp.class_maps["Pawpularity"]
 
 
+def test_issue_41_5_a_spread_float32_cannot_hold_is_refused_naming_the_column(tmp_path):
+    """About 1e12 plus a small spread: float32 (the network's) keeps steps of ~1e5, so the spread would be lost and
+    the network would learn a constant: refused at reading, naming the column; the same spread near 0 is read."""
+    values = [1e12 + 0.5 * i for i in range(40)]
+    root = grades_competition(tmp_path / "big", values)
+    with pytest.raises(KitError, match=r"column diagnosis: values near 1e\+12 with sd 5\.77.*float32.*spread is lost"
+                                       r".*subtract a constant from the column"):
+        load_competition(DataOptions(data=str(root)), with_test=False)
+    small = grades_competition(tmp_path / "small", [v - 1e12 for v in values])
+    assert load_competition(DataOptions(data=str(small)), with_test=False).class_maps["diagnosis"].scale.sd > 5
+
+
+@pytest.mark.parametrize("cell", ["inf", "nan", "-inf", "NaN"])
+def test_issue_41_17_a_nan_or_inf_cell_among_numbers_is_named_by_row_at_reading(tmp_path, cell):
+    """One inf trained until 'learning rate too high'; one nan made the column classes of one image each."""
+    values = [str(round(30 + i * 0.37, 2)) for i in range(30)]
+    values[7] = cell
+    root = grades_competition(tmp_path / "age", values)
+    with pytest.raises(KitError, match=rf"train.csv: column 'diagnosis', row 9 of the file: cell '{cell}' is not a "
+                                       "finite number, in a column of numbers"):
+        load_competition(DataOptions(data=str(root)), with_test=False)
+    words = grades_competition(tmp_path / "words", ["cat", "dog", "nan", "cat"])  # a word among words: a label
+    assert "nan" in load_competition(DataOptions(data=str(words)), with_test=False).class_maps["diagnosis"].values
+
+
+def test_issue_41_18_task_regression_on_a_constant_target_is_refused_naming_the_column(tmp_path):
+    root = grades_competition(tmp_path / "flat", [7] * 12)
+    with pytest.raises(KitError, match=r"column diagnosis: every training value is 7 \(sd 0\): a number target"):
+        load_competition(parse_config(TrainConfig, ["--data", str(root), "--task", "regression"]), with_test=False)
+
+
+def test_issue_41_19_a_regression_metric_reads_two_values_as_a_number_else_suggests_task_regression(tmp_path):
+    root = grades_competition(tmp_path / "binary", [0, 1] * 6)
+    cmap = load_competition(parse_config(TrainConfig, ["--data", str(root), "--metric", "rmse"]),
+                            with_test=False).class_maps["diagnosis"]
+    assert cmap.scale is not None and cmap.kind.name == "number"
+    with pytest.raises(KitError, match="--metric rmse: the target is one label per image: .*rmse scores a number per "
+                                       "image .regression.: --task regression reads the target as numbers"):
+        check_metric_for("rmse", _kind("label"))
+
+
 # ---------------------------------------------------------------- metrics, losses, head (no training)
 
 
@@ -273,6 +314,39 @@ def test_classes_notions_are_refused_for_a_number_and_regressors_for_classes(tmp
                     "--out", str(tmp_path / "run")]) if flag[0] == "--head" else \
             train(parse_config(TrainConfig, ["--data", str(data), "--backbone", "tiny_resnet", "--weights", "none",
                                              *flag, "--out", str(tmp_path / "run")]))
+
+
+@pytest.mark.parametrize("head", ["ridge", "svr", "arcface"])
+def test_issue_41_20_a_head_the_task_refuses_writes_nothing_so_the_corrected_command_starts(tmp_path, head):
+    """A refused --head on a label task left config.json, class_map.json and split.csv: the corrected command was
+    then 'already holds a run'. Refused before any file; a K-fold run writes no RUN/config.json either."""
+    from src.runs.folder import RunFolder
+
+    grades = grades_competition(tmp_path / "aptos", [0, 1, 2] * 4)
+    common = ["--data", str(grades), "--backbone", "tiny_resnet", "--weights", "none", "--head", head]
+    for extra in ([], ["--folds", "2"]):
+        with pytest.raises(KitError, match=rf"--head {head}: column diagnosis holds (classes|one label per image); "
+                                           r".*--head auto or dense.*; nothing was written"):
+            train_main([*common, *extra, "--out", str(tmp_path / "run")])
+        assert not (tmp_path / "run").exists()
+    RunFolder(tmp_path / "run").check_start(resume=False)  # the corrected command is not 'already holds a run'
+
+
+def test_issue_41_6_head_ridge_with_folds_fits_a_ridge_per_fold_and_submits(tmp_path):
+    """--head ridge --folds 2 trained networks and fitted no ridge (submit: 'regressor.npz is missing'): each fold
+    is a ridge on the features, out-of-fold scored, and the K-fold run submits."""
+    root = write_number_competition(tmp_path / "paw", train=40, test=4, size=16, seed=3)
+    summary = train_main(["--data", str(root), "--backbone", "tiny_resnet", "--weights", "none", "--head", "ridge",
+                          "--folds", "2", "--stage1-size", "16", "16", "--batch-size", "16",
+                          "--out", str(tmp_path / "kfold")])
+    assert summary["metric"] == "rmse" and np.isfinite(summary["cv_mean"])
+    for fold in range(2):
+        run = tmp_path / "kfold" / f"fold-{fold}"
+        assert (run / "regressor.npz").is_file() and not list(run.glob("history-stage1.csv"))  # no network trained
+    result = submit(parse_config(SubmitConfig, ["--data", str(root), "--run", str(tmp_path / "kfold"),
+                                                "--out", str(tmp_path / "subs"), "--name", "ridge"]))
+    written = pd.read_csv(tmp_path / "subs" / "ridge.csv")
+    assert result and written["Pawpularity"].dtype == float and len(written) == 4
 
 
 def test_eda_says_the_number_and_counts_its_bins(tmp_path, capsys):

@@ -77,7 +77,10 @@ def check_metric_for(name: str, kind: TaskKind = LABEL) -> str:
     """Return the metric's canonical name when it can score the task's kind of answer (tags: f2_samples ...)."""
     name = check_metric(name)
     if not kind.scores_with(name):
-        raise KitError(f"--metric {name}: the target is {kind.answer}: expected {', '.join(kind.metrics)}")
+        other = kind_scoring(name)
+        hint = f"; {name} scores {other.answer}: --task regression reads the target as numbers" \
+            if other.name == "number" else ""
+        raise KitError(f"--metric {name}: the target is {kind.answer}: expected {', '.join(kind.metrics)}{hint}")
     return name
 
 

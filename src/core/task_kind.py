@@ -118,5 +118,7 @@ def settle_task(cfg, class_map, saved: str = "", counts=None) -> tuple:
         return dataclasses.replace(cfg, task=kind.name), kind
     classes = f"{len(class_map.values)} {'tags' if kind.name == 'tags' else 'classes'}" if kind.name != "number" \
         else class_map.scale.describe()
-    print(f"task: {kind.name}, {kind.answer} in column {class_map.column}, {classes} ({source})", flush=True)
+    note = getattr(class_map, "new_from", "")  # a label task's: why the sample's unknown ids are no new answer
+    print(f"task: {kind.name}, {kind.answer} in column {class_map.column}, {classes} "
+          f"({source}{'; ' + note if note else ''})", flush=True)
     return dataclasses.replace(cfg, task=kind.name), kind

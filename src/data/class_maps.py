@@ -29,7 +29,8 @@ class ClassMap:
     values: tuple
     multi_label: bool = False   # values are tags; a row's label is several of them, space-separated
     new_label: str = ""         # identities: the answer for one never seen in training (new_whale), not a class
-    new_from: str = dataclasses.field(default="", compare=False)  # where new_label was found (said once)
+    # where new_label was found, or (no new_label) why the sample's ids absent from training are none (said once)
+    new_from: str = dataclasses.field(default="", compare=False)
     scale: TargetScale | None = None  # a number target (regression): values is (column,), one output
 
     @property

@@ -84,7 +84,7 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
                   for col in label_columns}
     if getattr(opts, "class_order", ""):  # a training job's --class-order: the target's output order
         class_maps[target] = order_classes(class_maps[target], opts.class_order)
-    if new_label:
+    if new_from:  # an identity's new answer and where it was found, or why the sample's unknown ids are none
         class_maps[target] = dataclasses.replace(class_maps[target], new_label=new_label, new_from=new_from)
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,

@@ -5,12 +5,16 @@
 
 An identity competition has many identities with few images each, and an answer that never appears among
 the training labels: the test image shows an individual never seen (new_whale, new_individual). The sample
-submission names it in (nearly) every row; --new-label names it when the sample does not. Every identity
+submission names it in (nearly) every row, the one value there the training labels lack, named as new
+(new_..., unknown, other); ids the training set lacks otherwise are placeholders (Humpback's sample: top-k
+labels). --new-label names it when the sample does not. Every identity
 is kept: one with a single image trains and sits in the gallery, it just cannot be in the holdout. The
 holdout holds one image of each identity with several, and a share of the identities whole, never in
 training, whose holdout answer is the new one: so the new answer is scored before the test.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -20,26 +24,74 @@ from src.data.class_maps import holds_tags
 
 UNSEEN_SHARE = 0.1   # of the identities with two or more images: held out whole (the test's unseen ones)
 SAMPLE_SHARE = 0.9   # a token the training labels never name, in this share of the sample's rows: the new answer
+# ... when its name says so (new_whale, new_individual, unknown, other): an id the training set lacks is a placeholder
+NEW_NAMES = re.compile(r"(new|unknown|unseen|other|others|none|unk|nomatch|no_match)([_\-. ].*)?|.*[_\-. ](new|unknown|unseen)")
 
 
 def find_new_label(schema, labels: pd.Series, flag: str = "") -> tuple[str, str]:
-    """Return (the new answer, where it was found) or ('', '') when this is no identity competition.
+    """Return (the new answer, where it was found), or ('', why not) when this is no identity competition.
 
-    --new-label decides; else a token that the training labels never name, in nearly every row of a sample
-    whose rows hold several labels (Happywhale's 'new_individual w_... w_...'); never for tags (multi-label).
+    --new-label decides (checked against the sample); else the one value of a sample whose rows hold several
+    labels that the training labels never name, in nearly every row, and whose name says it is new
+    (Happywhale's 'new_individual w_... w_...'). Several such values are the sample's placeholders (Humpback's
+    'new_whale w_1287fbc w_98baff9 ...', new_whale a training label): top-k labels, and the why says so (the
+    task line's words). Never for tags (multi-label).
     """
     if flag:
+        check_new_label_flag(schema, labels, flag)
         return flag, "--new-label"
     if schema is None or schema.sample is None or not len(schema.sample) or holds_tags(labels):
         return "", ""
     rows = schema.sample[schema.target_column].astype(str).str.split()
     if rows.str.len().min() < 2:
         return "", ""
-    known = {t for value in labels.astype(str) for t in value.split()}  # tags (Planet) are known words too
-    counts = pd.Series([t for tokens in rows for t in set(tokens) if t not in known]).value_counts()
-    if counts.empty or counts.iloc[0] < SAMPLE_SHARE * len(rows):
+    counts = absent_values(rows, labels)
+    if counts.empty:
         return "", ""
-    return str(counts.index[0]), f"from the sample {schema.path.name}"
+    name = str(counts.index[0])
+    if len(counts) == 1 and counts.iloc[0] >= SAMPLE_SHARE * len(rows) and says_new(name):
+        return name, f"from the sample {schema.path.name}"
+    return "", placeholder_note(counts, rows)
+
+
+def absent_values(rows: pd.Series, labels: pd.Series) -> pd.Series:
+    """Return the rows (a sample's values split) per value the training labels never name, most first."""
+    known = {t for value in labels.astype(str) for t in value.split()}  # tags (Planet) are known words too
+    return pd.Series([t for tokens in rows for t in set(tokens) if t not in known], dtype=object).value_counts()
+
+
+def says_new(name: str) -> bool:
+    """Return True when a value's name says it is the answer for one never seen: new_whale, unknown, other."""
+    return NEW_NAMES.fullmatch(name.strip().lower()) is not None
+
+
+def placeholder_note(counts: pd.Series, rows: pd.Series) -> str:
+    """Return why a sample's values absent from training are no new answer: the task line's words."""
+    k = int(rows.str.len().max())
+    if len(counts) > 1:
+        return (f"top {k}: the sample's {len(counts)} ids absent from training are placeholders, not a new answer; "
+                "--new-label NAME names one")
+    return (f"top {k}: the sample's id {counts.index[0]!r}, absent from training, is a placeholder, not a new "
+            "answer (its name is not new_..., unknown, other ...; --new-label NAME names one)")
+
+
+def check_new_label_flag(schema, labels: pd.Series, flag: str) -> None:
+    """Refuse --new-label when it names a value neither the sample nor the training labels hold, while the sample
+    holds one of its own that training lacks (new_whale against Happywhale's new_individual): a value the
+    competition never scores."""
+    if schema is None or schema.sample is None or not len(schema.sample) or holds_tags(labels):
+        return
+    rows = schema.sample[schema.target_column].astype(str).str.split()
+    sample_values = {t for tokens in rows for t in tokens}
+    if flag in sample_values or flag in set(labels.astype(str)):
+        return
+    counts = absent_values(rows, labels)
+    if not counts.empty:
+        raise KitError(f"--new-label {flag}: neither {schema.path.name} nor the training labels hold {flag!r}; "
+                       f"the sample's value absent from training is {counts.index[0]!r} (in {int(counts.iloc[0])} "
+                       f"of {len(rows)} rows): expected --new-label {counts.index[0]}, or none")
+    print(f"warning: --new-label {flag}: neither {schema.path.name} nor the training labels hold {flag!r}; the "
+          "submission writes it as the new answer: check that the competition scores this value", flush=True)
 
 
 def drop_new_label_rows(train: pd.DataFrame, target: str, new_label: str) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import pandas as pd
 from src.core.config import DataOptions
 from src.core.errors import KitError
 from src.data.layout import find_images_dir, image_folder_for, resolve_image_paths
+from src.data.numbers import check_number_cells
 from src.data.pixels import pixel_columns, write_pixel_images
 
 ID_COLUMN_NAMES = ("id", "image_id", "imageid", "image", "filename", "file_name", "file", "path",
@@ -70,6 +71,7 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
             raise KitError(f"{path}: empty {what} in column {column!r} at row {row + 2}")
     for column in label_columns:
         check_classifiable(raw[column], column, path)
+        check_number_cells(raw[column], column, path)  # nan, inf among numbers: named by row, never a class
     if not opts.label_column and is_one_hot(raw, label_columns):
         # Plant Pathology 2020: healthy,multiple_diseases,rust,scab as 0/1 columns, one 1 a row -> one label
         print(f"labels: one-hot columns {', '.join(label_columns)} of {path.name} read as one label column")

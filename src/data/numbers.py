@@ -8,7 +8,7 @@ fraction (and 20 or more distinct values), or 30 or more distinct integers when 
 submission writes the column as a decimal ("38.0") or when they cover at least half of their range
 (Pawpularity: 92 of 1-100; not ids scattered over a wide range) and one has a single image (classes
 could not be split). `--task label` reads any of them as classes. Integer grades (APTOS 0-4) stay classes unless --task regression says otherwise; a metric
-for numbers (--metric rmse, or Kaggle's RMSE in kaggle_metric.json) says so too. The sample's
+for numbers (--metric rmse, or Kaggle's RMSE in kaggle_metric.json) says so too, even of two values. The sample's
 constant value never makes it a class.
 """
 from __future__ import annotations
@@ -26,6 +26,8 @@ MANY_FRACTIONS = 20      # distinct values with a fraction: a measurement, not l
 MANY_INTEGERS = 30       # distinct integers that may be a score (Pawpularity 1-100), when also ...
 DENSE = 0.5              # ... and cover at least half the integers of their range (a score, not scattered ids)
 BINS = 10                # quantile bins the split stratifies a number on
+FLOAT32_SHARE = 1e-3     # float32's step at the target's size above this share of its sd: the spread is lost
+MISSING_WORDS = ("nan", "-nan", "na", "n/a", "null", "none", "inf", "-inf", "+inf", "infinity", "-infinity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +55,47 @@ class TargetScale:
 
 
 def as_numbers(values, column: str) -> np.ndarray:
-    """Return the values as float64; a value that is not a number is an error naming the column and the value."""
-    numbers = pd.to_numeric(pd.Series(values).astype(str).str.strip(), errors="coerce")
-    if numbers.isna().any():
-        bad = pd.Series(values)[numbers.isna().to_numpy()].iloc[0]
-        raise KitError(f"column {column}: value {bad!r} is not a number: a number target (regression) needs "
-                       "numbers in every row")
-    return numbers.to_numpy(dtype=np.float64)
+    """Return the values as float64; a value that is not a finite number is an error naming the column, the value
+    and its row (inf would train to a NaN loss, nan to nothing)."""
+    numbers = pd.to_numeric(pd.Series(values).astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise KitError(f"column {column}: value {pd.Series(values).iloc[row]!r} (row {row + 1} of its values) is not a "
+                       "finite number: a number target (regression) needs a finite number in every row")
+    return numbers
+
+
+def check_number_cells(values: pd.Series, column: str, path) -> None:
+    """Raise naming the cell and its row of the file when a column of numbers holds nan, inf or an empty-number word.
+
+    Why: read as text, one 'nan' makes a number column classes of one image each, and one 'inf' trains to a NaN
+    loss; neither is a label. Columns of words ('new_whale', 'NA' among words) are left alone.
+    """
+    text = values.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    if not bad.any() or bad.all() or not (text[bad].str.lower().isin(MISSING_WORDS) | np.isinf(numbers[bad])).all():
+        return
+    row = int(np.argmax(bad))
+    raise KitError(f"{path}: column {column!r}, row {row + 2} of the file: cell {text.iloc[row]!r} is not a finite "
+                   f"number, in a column of numbers ({int(bad.sum())} such cell(s)): fill or drop those rows")
 
 
 def scale_of(values, column: str) -> TargetScale:
-    """Return the TargetScale of a column's training values (sd 1 when they are all equal)."""
+    """Return the TargetScale of a column's training values; refuse values that do not vary, or whose spread
+    float32 (what the network computes in) cannot hold: a network would learn a constant."""
     numbers = as_numbers(values, column)
     sd = float(numbers.std())
-    return TargetScale(float(numbers.min()), float(numbers.max()), float(numbers.mean()), sd if sd > 0 else 1.0)
+    if sd == 0:
+        raise KitError(f"column {column}: every training value is {numbers[0]:g} (sd 0): a number target "
+                       "(regression) needs values that differ; is it the target column? (--label-column names it)")
+    big = float(np.abs(numbers).max())
+    if float(np.spacing(np.float32(big))) > sd * FLOAT32_SHARE:
+        raise KitError(f"column {column}: values near {big:.6g} with sd {sd:.4g}: float32, which the network computes "
+                       f"in, keeps about 7 digits, so their spread is lost (steps of {float(np.spacing(np.float32(big))):g}); "
+                       f"subtract a constant from the column (e.g. {numbers.min():.0f}) and add it back to the submission")
+    return TargetScale(float(numbers.min()), float(numbers.max()), float(numbers.mean()), sd)
 
 
 def number_bins(values, column: str, bins: int = BINS) -> np.ndarray:
@@ -94,10 +123,12 @@ def reads_as_number(values: pd.Series, column: str, task: str = "", metric: str 
         return False, ""
     numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
     distinct = numbers.nunique()
-    if numbers.isna().any() or distinct < 3:
+    if numbers.isna().any() or distinct < 2:
         return False, ""
-    if metric in NUMBER_METRICS:
+    if metric in NUMBER_METRICS:  # two values too (0/1 scored by rmse): the metric says what an answer is
         return True, f"the metric {metric} scores numbers"
+    if distinct < 3:
+        return False, ""
     if (numbers % 1 != 0).any():
         return (True, f"{distinct} distinct values with fractions") if distinct >= MANY_FRACTIONS else (False, "")
     if distinct < MANY_INTEGERS:

@@ -7,7 +7,8 @@
 
 Out-of-fold predictions are what Kaggle competitors weight ensembles and pick TTA views on:
 every image is scored by a model that never trained on it. `python -m src.submit --run RUN`
-averages the folds' test predictions.
+averages the folds' test predictions. With --head ridge|svr each fold is a regressor on the backbone's features
+(src.training.embedding_head), fitted on the fold's training images.
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ from src.inference.formats import default_metric, positive_index
 from src.inference.identities import map_of_answers
 from src.inference.metrics import score
 from src.runs.folder import RunFolder
-from src.training.two_stage import run_folder_for, train
+from src.models.number_head import REGRESSORS
+from src.training.embedding_head import fit_embedding_head
+from src.training.two_stage import check_head, run_folder_for, train
 
 
 def train_folds(cfg, callbacks=()) -> dict:
@@ -41,6 +44,7 @@ def train_folds(cfg, callbacks=()) -> dict:
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
     comp = load_competition(cfg, with_test=False)
     class_map = comp.class_maps[comp.target]
+    check_head(cfg, kind_of(class_map), comp.target)  # before RUN/config.json: a refused head leaves nothing
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map),
                            note="; every fold follows it", classes=len(class_map.values))
     if not folder.is_run():  # first: a run cut after some folds names its config to resume with
@@ -53,7 +57,8 @@ def train_folds(cfg, callbacks=()) -> dict:
         print(f"fold {fold + 1}/{cfg.folds}: {out}", flush=True)
         left = {} if deadline is None else {"time_limit": max(deadline - time.monotonic(), 1e-3) / 3600}
         fold_cfg = dataclasses.replace(cfg, fold=fold, out=str(out), resume=cfg.resume or not out.exists(), **left)
-        summary = train(fold_cfg, callbacks)
+        # --head ridge|svr: a regressor fitted on each fold's training images, scored on its holdout
+        summary = fit_embedding_head(fold_cfg) if cfg.head in REGRESSORS else train(fold_cfg, callbacks)
         if summary.get("stopped"):  # --time-limit: the next session resumes from this fold
             return {**summary, "folds_done": fold}
         summaries.append(summary)

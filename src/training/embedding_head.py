@@ -19,7 +19,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.metric_choice import monitor
 from src.core.provenance import git_commit
@@ -40,10 +39,7 @@ def fit_embedding_head(cfg) -> dict:
     run = run_folder_for(cfg)
     start = time.perf_counter()
     with run.lock():
-        cfg, data = prepare_run(cfg, run)
-        if data.class_map.kind.output != "number":
-            raise KitError(f"--head {cfg.head}: column {data.target} holds classes; a regressor on the features "
-                           "needs a number target (--task regression reads integers as numbers)")
+        cfg, data = prepare_run(cfg, run)  # refuses a target that is no number before writing (check_head)
         accelerator = pick_accelerator(request=cfg.accelerator)
         keras.utils.set_random_seed(cfg.seed)
         size = tuple(cfg.stage1_size)

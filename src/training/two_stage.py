@@ -162,6 +162,7 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
     cfg, kind = settle_task(cfg, data.class_map, saved_task, data.comp.train[data.target].value_counts())
+    check_head(cfg, kind, data.target)  # before any file of the run is written: the corrected command starts clean
     if kind.name == "identity":
         print(describe_identity_split(data.split, data.target, data.class_map.new_label))
         if line := auxiliary_heads(cfg, data.target, heads):
@@ -209,6 +210,18 @@ def auxiliary_heads(cfg, target: str, heads: dict) -> str:
               if column != target]
     return (f"auxiliary heads: {', '.join(others)}: softmax heads on the embedding beside {target}'s margin head "
             f"(loss weight {weights[target]:g}); nearest neighbours answer {target}, the auxiliary heads only train")
+
+
+def check_head(cfg, kind, target: str) -> None:
+    """Refuse a --head the task kind cannot take, naming the flag, the column and the heads that work."""
+    if cfg.head in ("ridge", "svr") and kind.output != "number":
+        what = "classes" if kind.name == "label" else kind.answer
+        raise KitError(f"--head {cfg.head}: column {target} holds {what}; a regressor on the features needs a number "
+                       f"target (--task regression reads integers as numbers); for {kind.answer}: --head auto"
+                       f"{' or arcface' if kind.output == 'embedding' else ' or dense'}; nothing was written")
+    if cfg.head == "arcface" and kind.output != "embedding":
+        raise KitError(f"--head arcface: column {target} holds {kind.answer}; a margin head serves an identity task "
+                       "(a new answer: --new-label NAME); --head auto or dense trains this one; nothing was written")
 
 
 def check_multi_label(cfg, target: str, heads: dict) -> None:
