@@ -143,15 +143,16 @@ def answers(kind: str, n: int, rng) -> list:
     if kind == "grades":
         return list(rng.choice(5, n, p=[0.45, 0.15, 0.2, 0.1, 0.1]))
     if kind == "tags":
-        return [[s for s, p in zip(SHAPES, (0.6, 0.4, 0.3, 0.2, 0.15)) if rng.random() < p] for _ in range(n)]
+        drawn = [[s for s, p in zip(SHAPES, (0.6, 0.4, 0.3, 0.2, 0.15)) if rng.random() < p] for _ in range(n)]
+        return [tags or [str(rng.choice(SHAPES))] for tags in drawn]  # Planet: every image has a tag
     return list(rng.integers(0, 13, n))  # number: discs in the scene
 
 
 def write_matrix_competition(kind: str, root: Path, train: int = 400, test: int = 150, size: int = 32,
                              difficulty: float = 0.5, seed: int = 0) -> tuple:
-    """Write one kind's competition into root/data (solution.csv into root); return (the data folder, its Spec)."""
+    """Write one kind's competition into root/<root name> (solution.csv into root); return (the data folder, its Spec)."""
     rng = np.random.default_rng(seed)
-    data = Path(root) / "data"
+    data = Path(root) / Path(root).name  # named for the competition: the kit keys its saved splits by it
     for part in ("train", "test"):
         (data / part).mkdir(parents=True, exist_ok=True)
     spec = SPECS[kind]
@@ -160,11 +161,13 @@ def write_matrix_competition(kind: str, root: Path, train: int = 400, test: int 
     else:
         frames = write_images(kind, data, train, test, size, difficulty, rng)
     train_frame, solution = frames
-    train_frame.to_csv(data / "train.csv", index=False)
+    if kind != "binary":  # Dogs vs Cats has no labels file: the label is the training file name's first word
+        train_frame.drop(columns="file").to_csv(data / "train.csv", index=False)
+    train_frame.to_csv(Path(root) / "train_answers.csv", index=False)  # the benchmark's baseline reads it
     solution.to_csv(Path(root) / "solution.csv", index=False)
-    sample = {"binary": 0.5, "label": "disc", "grades": 0, "tags": "disc", "number": 50.0,
-              "identity": "new_individual " + " ".join(train_frame[spec.answer].iloc[:4])}[kind]
-    solution.assign(**{spec.answer: sample}).to_csv(data / "sample_submission.csv", index=False)
+    sample = ("new_individual " + " ".join(pd.unique(train_frame[spec.answer].astype(str))[:4]) if kind == "identity" else
+              {"binary": 0.5, "label": "disc", "grades": 0, "tags": "disc", "number": 50.0}[kind])
+    solution[[spec.id_column]].assign(**{spec.answer: sample}).to_csv(data / "sample_submission.csv", index=False)
     (data / "kaggle_metric.json").write_text(json.dumps({"competition": f"matrix-{kind}",
                                                           "evaluation_metric": KAGGLE_METRICS[kind]}))
     return data, spec
@@ -186,13 +189,14 @@ def write_images(kind: str, data: Path, train: int, test: int, size: int, diffic
             image = number_image(int(answer), size, difficulty, rng)
             value = int(np.clip(round(5 + 7.5 * int(answer) + rng.normal(0, 4)), 1, 100))
         part = "train" if i < train else "test"
-        name = f"{value}.{i}" if kind == "binary" and part == "train" else f"{rng.bytes(5).hex()}"
+        if kind == "binary":  # Dogs vs Cats: train/cat.12.jpg, test/1.jpg; the answer is P(dog)
+            name = f"{value}.{i}" if part == "train" else str(i - train + 1)
+            value = int(value == "dog")
+        else:
+            name = rng.bytes(5).hex()
         image.save(data / part / f"{name}.jpg", quality=92)
-        rows.append({spec.id_column: name if kind != "binary" or part == "test" else name, spec.answer: value})
+        rows.append({spec.id_column: name, spec.answer: value, "file": f"{part}/{name}.jpg"})
     frame = pd.DataFrame(rows)
-    if kind == "binary":  # Dogs vs Cats: the label is in the training file names; test ids are numbers
-        frame.loc[:train - 1, spec.answer] = [1 if str(v) == "dog" else 0 for v in frame[spec.answer][:train]]
-        frame.loc[train:, spec.answer] = [1 if str(v) == "dog" else 0 for v in frame[spec.answer][train:]]
     return frame.iloc[:train].reset_index(drop=True), frame.iloc[train:].reset_index(drop=True)
 
 
@@ -205,7 +209,8 @@ def write_identities(data: Path, train: int, test: int, size: int, difficulty: f
         looks[name] = identity_look(rng)
         for _ in range(min(int(rng.integers(1, 7)), train - len(rows))):
             rows.append({"image": f"{rng.bytes(5).hex()}.jpg", "individual_id": name})
-            identity_image(looks[name], size, difficulty, rng).save(data / "train" / rows[-1]["image"], quality=92)
+            rows[-1]["file"] = f"train/{rows[-1]['image']}"
+            identity_image(looks[name], size, difficulty, rng).save(data / rows[-1]["file"], quality=92)
     known = [r["individual_id"] for r in rows]
     solution = []
     for i in range(test):
@@ -216,5 +221,5 @@ def write_identities(data: Path, train: int, test: int, size: int, difficulty: f
         identity_image(look, size, difficulty, rng).save(data / "test" / image, quality=92)
         if answer is None:
             answer = next(n for n, v in looks.items() if v is look)
-        solution.append({"image": image, "individual_id": answer})
+        solution.append({"image": image, "individual_id": answer, "file": f"test/{image}"})
     return pd.DataFrame(rows), pd.DataFrame(solution)
