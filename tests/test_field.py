@@ -1,0 +1,58 @@
+"""The field issue: defects met running the kit as users do, each a sentence now or a job that works.
+
+Numbered as the issue numbers them (0, the read-only ledger of a code competition's kernel, is in
+tests/test_ledger.py: it reuses that module's trained run). One test trains (21: 16 px tiny_resnet, one epoch).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pandas as pd
+import pytest
+
+from src.core.auto_settings import AutoConfig
+from src.core.config import DataOptions, parse_config
+from src.core.errors import KitError, run_cli
+from src.core.settings import TrainConfig
+from src.data.competition import load_competition
+from tests.conftest import COLOURS, make_folder_competition, write_image
+
+
+def auto_args(data, out, *more):
+    return ["--data", str(data), "--budget", "60s", "--weights", "none", "--backbones", "tiny_resnet",
+            "--max-folds", "0", "--batch-size", "4", "--out", str(out), *more]
+
+
+# ---------------------------------------------------------------- 1. --out holding the user's own files
+def test_1_an_out_folder_holding_the_users_files_is_refused_and_left_as_it_was(tmp_path, capsys):
+    from src.auto import main as auto_main
+
+    data, out = make_folder_competition(tmp_path / "comp", per_class=4), tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes\n")
+    (out / "submission.csv").write_text("Id,Category\nmine,1\n")
+    assert run_cli(auto_main, auto_args(data, out)) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {out}: holds files the kit did not write (notes.txt, submission.csv) and no auto_state.json: "
+        "an auto run writes submission.csv, plan.csv and its runs into its own folder: pick a new or empty --out\n")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "submission.csv"]
+    assert (out / "submission.csv").read_text() == "Id,Category\nmine,1\n"
+
+
+# ---------------------------------------------------------------- 14. the same --data spelled another way
+def test_14_a_finished_auto_run_resumes_under_another_spelling_of_its_data_folder(tmp_path, monkeypatch, capsys):
+    from src.runs.auto_state import AutoState
+
+    data = make_folder_competition(tmp_path / "comp", per_class=2)
+    monkeypatch.chdir(tmp_path)
+    first = AutoState.load(tmp_path / "auto", AutoConfig(data=str(data), metric="accuracy"))
+    first.steps["submit"] = {"status": "done"}
+    first.save()
+    for spelling in (f"{data}/", "comp", "./comp/", str(tmp_path / "x" / ".." / "comp")):
+        state = AutoState.load(tmp_path / "auto", AutoConfig(data=spelling, metric="accuracy"))
+        assert state.done("submit") and state.data == str(data)
+    assert capsys.readouterr().out.count("resuming the auto run in") == 4
+    other = make_folder_competition(tmp_path / "other", per_class=2)
+    with pytest.raises(KitError, match="pick another --out$"):
+        AutoState.load(tmp_path / "auto", AutoConfig(data=str(other), metric="accuracy"))
