@@ -40,6 +40,44 @@ def test_1_an_out_folder_holding_the_users_files_is_refused_and_left_as_it_was(t
     assert (out / "submission.csv").read_text() == "Id,Category\nmine,1\n"
 
 
+# ---------------------------------------------------------------- 9. Ctrl-C swallowed while measuring
+def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run(tmp_path, monkeypatch, capsys):
+    """Python reports an exception raised in a garbage-collection callback ("Exception ignored") and goes on: a Ctrl-C
+    landing in JAX's callback while a backbone was measured was lost and the auto run went on to exit code 0."""
+    import gc
+    import signal
+
+    import src.training.autopilot as autopilot
+    from src.auto import main as auto_main
+    from src.training.planning import Speed
+
+    calls = []
+
+    def pressed_during_collection(phase, info):  # the user's Ctrl-C arrives while the callback runs
+        if phase == "start" and not calls:
+            calls.append(phase)
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, raising inside the callback
+
+    def measure(spec, sizes, *args):
+        gc.callbacks.append(pressed_during_collection)
+        try:
+            gc.collect()  # the KeyboardInterrupt raised in the callback is swallowed by Python
+        finally:
+            gc.callbacks.remove(pressed_during_collection)
+        return Speed(spec.name, tuple(sizes), (1e-3, 1e-3), (1e-3, 1e-3))
+
+    swallowed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: swallowed.append(report.exc_type))
+    monkeypatch.setattr(autopilot, "measure", measure)
+    monkeypatch.setattr(autopilot, "make_plan", lambda *args, **kwargs: pytest.fail("the job went on after Ctrl-C"))
+    data, out = make_folder_competition(tmp_path / "comp", per_class=4), tmp_path / "auto"
+    assert run_cli(auto_main, auto_args(data, out)) == 130
+    assert calls == ["start"] and swallowed == [KeyboardInterrupt]  # Python's report of what it swallowed
+    assert capsys.readouterr().err == (f"interrupted: the auto run in {out} keeps its measurements and finished "
+                                       "steps; the same command continues it\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # ---------------------------------------------------------------- 14. the same --data spelled another way
 def test_14_a_finished_auto_run_resumes_under_another_spelling_of_its_data_folder(tmp_path, monkeypatch, capsys):
     from src.runs.auto_state import AutoState
