@@ -40,6 +40,28 @@ def test_1_an_out_folder_holding_the_users_files_is_refused_and_left_as_it_was(t
     assert (out / "submission.csv").read_text() == "Id,Category\nmine,1\n"
 
 
+# ---------------------------------------------------------------- 8. a 0-byte sample submission or labels CSV
+def test_8_an_empty_sample_submission_is_a_kit_error_naming_the_file(tmp_path, capsys):
+    from src.auto import main as auto_main
+
+    data = make_folder_competition(tmp_path / "comp", per_class=4)
+    sample = data / "sample-submission.csv"
+    sample.write_bytes(b"")
+    said = (f"{sample}: an empty file (no header, no rows): expected a CSV with a header line; download or write it "
+            "again")
+    with pytest.raises(KitError) as err:
+        load_competition(DataOptions(data=str(data)))
+    assert str(err.value) == said
+    assert run_cli(auto_main, auto_args(data, tmp_path / "auto")) == 2
+    assert capsys.readouterr().err == f"error: {said}\n"
+
+
+def test_8_an_empty_labels_csv_is_a_kit_error_naming_the_file(csv_comp):
+    (csv_comp / "train.csv").write_bytes(b"")
+    with pytest.raises(KitError, match=f"^{csv_comp / 'train.csv'}: an empty file \\(no header, no rows\\)"):
+        load_competition(DataOptions(data=str(csv_comp)))
+
+
 # ---------------------------------------------------------------- 9. Ctrl-C swallowed while measuring
 def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run(tmp_path, monkeypatch, capsys):
     """Python reports an exception raised in a garbage-collection callback ("Exception ignored") and goes on: a Ctrl-C
