@@ -100,6 +100,26 @@ def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+# ---------------------------------------------------------------- 10. --group-column with fewer groups than folds
+@pytest.mark.parametrize("groups, folds, fix", [(3, ["--folds", "5"], "--folds 3 at most"),
+                                                (1, ["--folds", "5"], "no --group-column: one group cannot be split"),
+                                                (3, [], "--val-fraction 0.33 or more")])
+def test_10_fewer_groups_than_folds_is_refused_naming_the_flag_column_and_counts(csv_comp, groups, folds, fix):
+    from src.data.splits import prepare_split
+
+    table = pd.read_csv(csv_comp / "train.csv", dtype=str)
+    table["patient"] = [f"p{i % groups}" for i in range(len(table))]
+    table.to_csv(csv_comp / "train.csv", index=False)
+    cfg = parse_config(TrainConfig, ["--data", str(csv_comp), "--label-column", "model_id", "--group-column",
+                                     "patient", *folds])
+    spread = "--folds 5 folds" if folds else "the 5 folds a --val-fraction 0.2 holdout is drawn from"
+    with pytest.raises(KitError) as err:
+        prepare_split(cfg)
+    assert str(err.value) == (f"--group-column patient: only {groups} group(s) in column 'patient' to spread over "
+                              f"{spread}: each fold needs whole groups of its own ({fix}, or a column with more "
+                              "groups)")
+
+
 # ---------------------------------------------------------------- 14. the same --data spelled another way
 def test_14_a_finished_auto_run_resumes_under_another_spelling_of_its_data_folder(tmp_path, monkeypatch, capsys):
     from src.runs.auto_state import AutoState
