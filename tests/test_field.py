@@ -136,3 +136,52 @@ def test_14_a_finished_auto_run_resumes_under_another_spelling_of_its_data_folde
     other = make_folder_competition(tmp_path / "other", per_class=2)
     with pytest.raises(KitError, match="pick another --out$"):
         AutoState.load(tmp_path / "auto", AutoConfig(data=str(other), metric="accuracy"))
+
+
+# ---------------------------------------------------------------- 21. WebP under .jpg names, a PDF and a page as .jpg
+def webp_and_impostors(root):
+    """Add WebP images (as .webp, and as .jpg large enough to be decoded at a JPEG scale), a PDF and an HTML page
+    named .jpg; return the impostors' paths."""
+    import numpy as np
+    from PIL import Image
+
+    for i in range(2):
+        write_image(root / "train" / "1" / f"w{i}.webp", colour=COLOURS[1])
+        Image.fromarray(np.full((64, 72, 3), COLOURS[2], np.uint8)).save(root / "train" / "2" / f"wj{i}.jpg",
+                                                                         format="WEBP")
+    pdf, page = root / "train" / "0" / "doc.jpg", root / "train" / "0" / "page.jpg"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    page.write_text("<html><body>404 Not Found</body></html>\n")
+    return pdf, page
+
+
+def test_21_a_webp_named_jpg_decodes_whole_at_a_jpeg_scale(tmp_path):
+    """The JPEG scale (from the name and size) was applied to WebP bytes: a wrongly shaped image, a graph error."""
+    import numpy as np
+    import tensorflow as tf
+
+    from src.core.config import PipelineOptions
+    from src.pipeline.images import load_image
+
+    root = make_folder_competition(tmp_path / "comp", per_class=1)
+    webp_and_impostors(root)
+    image = load_image({"path": tf.constant(str(root / "train" / "2" / "wj0.jpg")), "scale": tf.constant(2)},
+                       PipelineOptions(image_size=(16, 16))).numpy()
+    assert image.shape == (16, 16, 3) and np.abs(image.astype(int) - COLOURS[2]).max() <= 3
+
+
+def test_21_training_over_webp_images_and_files_that_are_no_images_skips_and_names_them(tmp_path, capsys):
+    from src.train import main as train_main
+
+    root = make_folder_competition(tmp_path / "comp", per_class=4)
+    pdf, page = webp_and_impostors(root)
+    run = tmp_path / "run"
+    assert run_cli(train_main, ["--data", str(root), "--backbone", "tiny_resnet", "--weights", "none", "--augment",
+                                "none", "--stages", "1", "--stage1-size", "16", "16", "--stage1-epochs", "1",
+                                "--batch-size", "4", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: skipping 2 file(s): {pdf} (corrupt or truncated image (UnidentifiedImageError" in out
+    assert f"{page} (corrupt or truncated image (UnidentifiedImageError" in out
+    split = pd.read_csv(run / "split.csv")
+    assert split["id"].str.endswith(".webp").sum() == 2 and split["id"].str.contains("/wj").sum() == 2
+    assert (run / "stage1.weights.h5").is_file()
