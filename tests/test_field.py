@@ -185,3 +185,29 @@ def test_21_training_over_webp_images_and_files_that_are_no_images_skips_and_nam
     split = pd.read_csv(run / "split.csv")
     assert split["id"].str.endswith(".webp").sum() == 2 and split["id"].str.contains("/wj").sum() == 2
     assert (run / "stage1.weights.h5").is_file()
+
+
+# ---------------------------------------------------------------- 22. a stale lock whose id names a live non-kit process
+def test_22_a_lock_whose_id_names_a_live_process_that_is_no_kit_job_is_taken_over(tmp_path, monkeypatch, capsys):
+    import src.runs.lock as lock
+    from src.core.processes import host_name, process_program, process_start, ticks_since_boot
+    from src.runs.folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    monkeypatch.setattr(lock, "process_program", lambda pid: "/sbin/init" if pid == 1 else process_program(pid))
+    cases = {  # pid 1's own start and this machine: only its command line tells it is no kit job
+        f"1\n{host_name()} {process_start(1)}\n": "which is no longer running (that id now names /sbin/init, which is "
+                                                  "no kit job)",
+        # a start after this machine's uptime: written before it restarted (/proc hiding pid 1's start and command)
+        f"1\n{host_name()} {ticks_since_boot() + 10 ** 6}\n": "which is no longer running (its start is recorded "
+                                                              "after this machine's uptime: written before the "
+                                                              "machine restarted)"}
+    for i, (written, why) in enumerate(cases.items()):
+        if i == 1:
+            monkeypatch.setattr(lock, "process_start", lambda pid: "")
+            monkeypatch.setattr(lock, "process_program", lambda pid: "")
+        (run.path / ".lock").write_text(written)
+        with run.lock():
+            assert (run.path / ".lock").read_text().split()[0] == str(os.getpid())
+        assert capsys.readouterr().out == f"{run.path}: taking over the lock of process 1, {why}\n"
