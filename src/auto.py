@@ -13,7 +13,7 @@ import sys
 
 from src.core.auto_settings import AutoConfig
 from src.core.config import parse_config
-from src.core.errors import run_cli
+from src.core.errors import Interrupted, run_cli
 
 
 def main(argv=None):
@@ -24,7 +24,19 @@ def main(argv=None):
     cfg = parse_config(AutoConfig, argv, prog="python -m src.auto")
     from src.training.autopilot import run_auto
 
-    return run_auto(cfg)
+    try:
+        return run_auto(cfg)
+    except KeyboardInterrupt:  # Ctrl-C: the folder keeps what finished; say how to go on, not a traceback
+        raise Interrupted(how_to_continue(cfg)) from None
+
+
+def how_to_continue(cfg) -> str:
+    """Return what an interrupted auto run left in its folder and how to continue it."""
+    from src.runs.auto_state import is_auto_folder
+
+    if not is_auto_folder(cfg.out):
+        return f"{cfg.out} holds no auto run yet: run the command again"
+    return f"the auto run in {cfg.out} keeps its measurements and finished steps; the same command continues it"
 
 
 if __name__ == "__main__":

@@ -17,11 +17,13 @@ import pandas as pd
 import pytest
 
 from src.core.config import DataOptions, parse_config
+from src.core.errors import KitError
 from src.data.competition import load_competition
 from src.core.settings import TrainConfig
-from src.core.submit_settings import SubmitConfig
+from src.core.submit_settings import LedgerConfig, SubmitConfig
 from src.core.metric_choice import monitor
 from src.inference.submission import submit
+from src.reports.ledger import write_ledger
 from src.training.two_stage import train
 from tests.conftest import REPO, make_folder_competition
 
@@ -283,3 +285,43 @@ def test_the_plot_carries_the_rank_correlation(tmp_path, capsys, public, rho):
     assert f"(auc: local vs public, Spearman rho {rho} (n=3))" in said
     assert "1 submission(s) scored with another metric left out (d)" in said
     assert (tmp_path / "cv_vs_lb.png").stat().st_size > 0
+
+
+def test_the_submit_kernels_ledger_over_read_only_inputs_goes_to_the_working_folder(made, tmp_path, monkeypatch,
+                                                                                      capsys):
+    """Field issue item 0: in a code competition's kernel the training kernel's output is attached read-only under
+    /kaggle/input; submit.ipynb wrote its submission, then its ledger cell failed the kernel ("cannot write
+    .../runs/runs.csv: the file system is read-only"). The ledger cell runs as the notebook calls it."""
+    import errno
+
+    from src.kaggle.notebooks import cell_source, read_notebook
+
+    _, _, run, subs = made
+    attached = tmp_path / "input" / "me-train-output" / "runs"
+    copy_run(run, attached / "tiny")
+    working = tmp_path / "working"
+    shutil.copytree(subs, working)
+    replace = os.replace
+
+    def read_only(source, target, *args, **kwargs):  # a read-only file system refuses every write under the inputs
+        if str(target).startswith(str(tmp_path / "input")):
+            raise OSError(errno.EROFS, "Read-only file system", str(target))
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    before = sorted(p.relative_to(attached) for p in attached.rglob("*"))
+    cell = next(cell_source(c) for c in read_notebook(REPO / "kernels" / "submit.ipynb")["cells"]
+                if c.get("id") == "ledger")
+    namespace = {"RUNS": [str(attached / "tiny")], "OUT": str(working)}
+    exec(cell, namespace)
+    said = capsys.readouterr().out
+    assert (f"cannot write {attached / 'runs.csv'}: the file system is read-only: write to another folder (--out); "
+            f"the ledger goes to {working} instead\n") in said
+    assert said.rstrip().endswith(f"wrote {working / 'runs.csv'} (1 run(s), 2 submission(s))")
+    table = read_table(working / "runs.csv")
+    assert table[["kind", "name", "status"]].values.tolist()[0] == ["run", str(attached / "tiny"), "finished"]
+    assert sorted(table[table["kind"] == "submission"]["name"]) == ["plain", "tta"]
+    assert len(namespace["ledger"]) == 3  # the notebook's table, shown by its cell
+    assert sorted(p.relative_to(attached) for p in attached.rglob("*")) == before  # nothing left in the inputs
+    with pytest.raises(KitError, match=f"^cannot write {attached / 'runs.csv'}: the file system is read-only"):
+        write_ledger(LedgerConfig(runs=(str(attached),), submissions=str(working), out=str(attached)))  # asked for

@@ -525,7 +525,8 @@ def test_18_a_symlink_loop_lists_each_run_once(tmp_path):
 
 # ---------------------------------------------------------------- 19. two submits of one name; a killed submit's folder
 def test_19_a_second_submit_of_a_name_being_written_is_refused(folder_comp, tmp_path, monkeypatch):
-    import os
+    import subprocess
+    import sys
     import types
 
     import src.inference.submission as submission
@@ -539,12 +540,17 @@ def test_19_a_second_submit_of_a_name_being_written_is_refused(folder_comp, tmp_
     monkeypatch.setattr(submission, "check_full_fits", lambda *args: None)
     subs = tmp_path / "subs"
     subs.mkdir()
-    (subs / ".s.lock").write_text(f"{os.getppid()}\n")  # another src.submit, still running, claimed the name
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another src.submit, running,
+    (subs / ".s.lock").write_text(f"{other.pid}\n")                                  # claimed the name
     cfg = parse_config(SubmitConfig, ["--data", str(folder_comp), "--run", "runs/a", "--out", str(subs), "--name",
                                       "s", "--accelerator", "cpu"])
-    with pytest.raises(KitError) as err:
-        submission.submit(cfg)
-    assert str(err.value) == (f"{subs / 's.csv'} is being written by another src.submit (process {os.getppid()}): "
+    try:
+        with pytest.raises(KitError) as err:
+            submission.submit(cfg)
+    finally:
+        other.kill()
+        other.wait()
+    assert str(err.value) == (f"{subs / 's.csv'} is being written by another src.submit (process {other.pid}): "
                               "wait for it to finish, or pass another --name")
     assert sorted(p.name for p in subs.iterdir()) == [".s.lock"]  # the other job's claim is left to it
 
@@ -603,10 +609,18 @@ def test_21_a_lock_whose_pid_is_now_another_process_is_taken_over_saying_so(tmp_
             assert holder == str(os.getpid()) and machine_and_start == f"{host_name()} {process_start(os.getpid())}"
         pid = written.split()[0]
         assert capsys.readouterr().out == f"{run.path}: taking over the lock of process {pid}, {why}\n"
-    (run.path / ".lock").write_text(f"{parent}\n{host_name()} {process_start(parent)}\n")  # its writer, alive
-    with pytest.raises(KitError, match=f"^{run.path} is in use by process {parent} "):
-        with run.lock():
-            pass
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # its writer, alive: a Python
+    try:
+        (run.path / ".lock").write_text(f"{writer.pid}\n{host_name()} {process_start(writer.pid)}\n")
+        with pytest.raises(KitError, match=f"^{run.path} is in use by process {writer.pid} "):
+            with run.lock():
+                pass
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_15_tta_auto_chooses_no_views_on_a_one_class_holdout(monkeypatch, capsys):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from src.core.backend import choose_keras_backend
@@ -20,6 +22,33 @@ class KitError(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with what the job left behind and how to continue it (run_cli prints it: one line, exit 130)."""
+
+
+@contextlib.contextmanager
+def interrupts_kept():
+    """Within the block, note every Ctrl-C (SIGINT) as it is raised; after it, raise KeyboardInterrupt if one came.
+
+    Why: a KeyboardInterrupt raised while a garbage-collection callback runs (JAX registers one, and measuring a
+    backbone builds and drops models) is printed as "Exception ignored" and swallowed by Python, and the job ran on
+    to exit code 0. Outside the main thread (where signals are not delivered) the block runs as it is.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    pressed = []
+
+    def note(signum, frame):
+        pressed.append(signum)
+        previous(signum, frame)  # Python's own handler raises KeyboardInterrupt here, wherever the code is
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 # The OSErrors a user fixes by choosing another folder or freeing space: each gets one sentence.

@@ -117,6 +117,23 @@ def read_json(path: Path, what: str):
                        "train the run again into another --out") from None
 
 
+def read_user_csv(path: Path, **kwargs):
+    """Return a CSV the user gave (a sample submission, a labels table) read by pandas with kwargs.
+
+    Why: an empty file (0 bytes, a failed download) raised pandas' EmptyDataError, a broken one a ParserError or
+    UnicodeDecodeError, far from the file's name; each is a KitError naming the file and what was expected.
+    """
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise KitError(f"{path}: an empty file (no header, no rows): expected a CSV with a header line; download "
+                       "or write it again") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise KitError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+
+
 def read_log(path: Path):
     """Return a per-epoch CSV log as a frame, None when absent; an unreadable one raises KitError naming it.
 

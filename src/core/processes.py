@@ -30,6 +30,34 @@ def process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""  # the 22nd field: starttime (the first two precede the ")")
 
 
+def ticks_since_boot() -> int | None:
+    """Return how long this machine has been up, in the clock ticks process_start counts in; None elsewhere.
+
+    Why: a lock recording a start later than now was written before the machine (or its container's host)
+    last started, so its writer is gone whatever process holds that id today.
+    """
+    try:
+        seconds = float(Path("/proc/uptime").read_text().split()[0])
+        return int(seconds * os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_program(pid: int) -> str:
+    """Return the program the process runs, its command line's first word (from /proc); '' when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def runs_python(program: str) -> bool:
+    """Return True when the program is a Python interpreter: every kit job runs in one (python -m src.train, a
+    notebook's ipykernel, pytest by its shebang); an init, a shell or a daemon holding a lock's id is no writer."""
+    return any(word in Path(program).name.lower() for word in ("python", "pypy"))
+
+
 def host_name() -> str:
     """Return this machine's name: a lock written on another machine names a process this one cannot see."""
     return socket.gethostname()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
+from src.core.files import read_user_csv
 from src.data.layout import find_images_dir, image_folder_for, resolve_image_paths
 from src.data.numbers import check_number_cells
 from src.data.pixels import pixel_columns, write_pixel_images
@@ -53,7 +54,7 @@ def label_csvs(root: Path, schema) -> list:
 def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[pd.DataFrame, list]:
     """Return (id/path/labels frame, label columns) from a labels CSV; checks columns and files."""
     # As text: '007' stays '007' and a label 'NA' stays a label (pandas would read 7 and a missing value).
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
+    raw = read_user_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
     if pixel_columns(raw.columns):
         return read_pixel_labels(path, raw, opts)
     id_column = opts.id_column or guess_id_column(raw, root, opts.images_dir)

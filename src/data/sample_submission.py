@@ -14,6 +14,7 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
+from src.core.files import read_user_csv
 from src.data.imagefiles import describe_bad, list_folder, scan_images
 from src.data.label_tables import sniff_separator
 from src.data.layout import image_folder_for, resolve_image_paths
@@ -43,7 +44,7 @@ def read_sample_submission(root: Path, need_rows: bool = True) -> SubmissionSche
     if not found:
         return None
     path = found[0]
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_user_csv(path, dtype=str, keep_default_na=False)
     if frame.shape[1] < 2:
         raise KitError(f"{path}: expected an id column and a target column, found {list(frame.columns)}")
     if frame.empty and need_rows:
@@ -98,7 +99,7 @@ def pixel_test_images(root: Path, schema) -> Path | None:
     """
     found = [p for p in sorted(root.glob("*.csv")) if "test" in p.stem.lower() and p != schema.path]
     for path in found:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
+        raw = read_user_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
         if pixel_columns(raw.columns):
             if len(raw) != len(schema.ids):
                 raise KitError(f"{path}: {len(raw)} rows of pixels, but {schema.path} lists {len(schema.ids)} ids")

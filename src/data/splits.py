@@ -148,6 +148,7 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
     groups = train["group"].to_numpy() if "group" in train else None
     if opts.folds > 1 or groups is not None:
         k = opts.folds if opts.folds > 1 else max(2, round(1 / opts.val_fraction))
+        check_group_count(groups, k, opts)
         splitter = (StratifiedGroupKFold(k, shuffle=True, random_state=opts.seed) if groups is not None
                     else StratifiedKFold(k, shuffle=True, random_state=opts.seed))
         for i, (_, val_idx) in enumerate(splitter.split(np.zeros(len(train)), labels, groups)):
@@ -161,6 +162,23 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
         fold[val_idx] = 0
         fold = hold_out_every_class(fold, labels, opts.seed)
     return train.assign(fold=fold)
+
+
+def check_group_count(groups, k: int, opts: DataOptions) -> None:
+    """Raise naming --group-column, its column and its group count when fewer groups than folds (scikit-learn's
+    ValueError otherwise): each fold, or the holdout drawn as one of k, needs a group of its own (src.stack's words)."""
+    count = len(np.unique(groups)) if groups is not None else k
+    if count >= k:
+        return
+    if opts.folds > 1:
+        folds, fix = f"--folds {k} folds", f"--folds {count} at most"
+    else:
+        folds, fix = f"the {k} folds a --val-fraction {opts.val_fraction} holdout is drawn from", \
+            f"--val-fraction {1 / max(count, 1):.2g} or more"
+    fix = fix if count > 1 else "no --group-column: one group cannot be split"
+    raise KitError(f"--group-column {opts.group_column}: only {count} group(s) in column {opts.group_column!r} to "
+                   f"spread over {folds}: each fold needs whole groups of its own ({fix}, or a column with more "
+                   "groups)")
 
 
 def hold_out_every_class(fold: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from src.core.errors import KitError
+from src.core.files import read_user_csv
 from src.data.label_tables import find_labels_csv, sniff_separator
 
 TABLE_FILE = "table_features.json"  # a --metadata run's TableSpec, beside its config.json
@@ -56,7 +57,7 @@ class TableSpec:
 
 def read_csv_text(path: Path) -> pd.DataFrame:
     """Return a CSV as text cells ('' for empty), ids kept as written."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
+    return read_user_csv(path, dtype=str, keep_default_na=False, sep=sniff_separator(path))
 
 
 def read_train_table(root: Path, opts, schema) -> pd.DataFrame:

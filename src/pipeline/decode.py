@@ -13,13 +13,23 @@ JPEG_SCALES = (1, 2, 4, 8)
 
 
 def decode(data: tf.Tensor, scale_index: tf.Tensor | None = None) -> tf.Tensor:
-    """Return an image file's bytes decoded to uint8 RGB (greyscale, CMYK, RGBA and palettes converted)."""
+    """Return an image file's bytes decoded to uint8 RGB (greyscale, CMYK, RGBA and palettes converted).
+
+    scale_index (from the file's name and size) is obeyed for JPEG bytes only: a WebP or PNG named .jpg decoded at
+    a JPEG scale gave tf.data a wrongly shaped image and training a "Graph execution error".
+    """
     branches = [lambda: tf.cond(is_webp(data), lambda: decode_webp(data),
                                 lambda: tf.io.decode_image(data, channels=3, expand_animations=False))]
     branches += [lambda s=s: tf.io.decode_jpeg(data, channels=3, ratio=s) for s in JPEG_SCALES[1:]]
-    image = branches[0]() if scale_index is None else tf.switch_case(scale_index, branches)
+    image = branches[0]() if scale_index is None else tf.switch_case(
+        tf.where(is_jpeg(data), scale_index, tf.zeros_like(scale_index)), branches)
     image.set_shape([None, None, 3])
     return image
+
+
+def is_jpeg(data: tf.Tensor) -> tf.Tensor:
+    """Return True for JPEG bytes (they start with the SOI marker FF D8), whatever the file's name says."""
+    return tf.strings.substr(data, 0, 2) == b"\xff\xd8"
 
 
 def is_webp(data: tf.Tensor) -> tf.Tensor:

@@ -49,12 +49,37 @@ def write_ledger(cfg) -> pd.DataFrame:
     # True/False for runs, empty for submissions, in every pandas (2.2's concat turns the bools into 0.0/1.0)
     table["seconds_estimated"] = [v if isinstance(v, str) or pd.isna(v) else bool(v) for v in table["seconds_estimated"]]
     table["uploads"] = pd.to_numeric(table["uploads"]).astype("Int64")  # 2, not 2.0, beside blanks
-    out = ledger_folder(cfg)
-    write_table(table, out / TABLE)
     print_ledger(runs, submissions, skipped)
+    out = write_where_possible(table, ledger_places(cfg))
     plot_submissions(submissions, out / PLOT)
     print(f"wrote {out / TABLE} ({len(runs)} run(s), {len(submissions)} submission(s))")
     return table
+
+
+def ledger_places(cfg) -> list:
+    """Return the folders runs.csv may go to, in order: --out alone (asked for: a refusal is an error), else beside
+    the runs, then the submissions folder. Why: the runs of a Kaggle kernel's attached output are read-only, and
+    the ledger only reports on them; a kernel's submissions folder is its working folder, which it can write."""
+    first = ledger_folder(cfg)
+    return [first] if cfg.out or Path(cfg.submissions) == first else [first, Path(cfg.submissions)]
+
+
+def write_where_possible(table: pd.DataFrame, places: list) -> Path:
+    """Write runs.csv into the first place that takes it, saying why an earlier one did not; return that folder.
+
+    A refused write (read-only, permissions, full disk) moves on to the next place; the last one's is raised.
+    """
+    *earlier, last = places
+    for out, following in zip(earlier, places[1:]):
+        try:
+            write_table(table, out / TABLE)
+            return out
+        except KitError as err:
+            if getattr(err, "os_error", None) is None:
+                raise
+            print(f"{err}; the ledger goes to {following} instead")
+    write_table(table, last / TABLE)
+    return last
 
 
 def ledger_folder(cfg) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -53,6 +54,26 @@ def better(new: float, old: float | None, metric: str) -> bool:
     return new > old if higher_is_better(metric) else new < old
 
 
+def check_own_folder(out: Path) -> None:
+    """Raise when out, holding no auto run, holds files: the auto run writes submission.csv, plan.csv and its runs
+    there, replacing what has those names, and the user's own files (notes, a submission) are never overwritten."""
+    found = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise KitError(f"--out {out}: holds files the kit did not write ({shown}) and no {STATE}: an auto run "
+                       "writes submission.csv, plan.csv and its runs into its own folder: pick a new or empty --out")
+
+
+def same_folder(kept: str, given: str) -> bool:
+    """Return True when two spellings name one folder (data/demo, data/demo/, ./data/demo, its absolute path)."""
+    if kept == given:
+        return True
+    try:
+        return Path(kept).resolve() == Path(given).resolve() or os.path.samefile(kept, given)
+    except OSError:  # a folder gone or moved: the spellings alone decide
+        return False
+
+
 @dataclasses.dataclass
 class AutoState:
     """What an auto run has measured, planned and kept."""
@@ -71,12 +92,13 @@ class AutoState:
         """Return the state in out (saying what is kept), else a new one; another data folder or metric is refused."""
         path = Path(out) / STATE
         if not path.is_file():
+            check_own_folder(Path(out))
             state = cls(path, cfg.metric, str(cfg.data))
             state.save()
             return state
         values = read_json(path, "the auto run's state")
         state = cls(path, **{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}})
-        if state.metric != cfg.metric or state.data != str(cfg.data):
+        if state.metric != cfg.metric or not same_folder(state.data, str(cfg.data)):
             raise KitError(f"{path}: an auto run of {state.data} by {state.metric}, not of --data {cfg.data} by "
                            f"{cfg.metric}: pick another --out")
         kept = [f"{n} ({s.get('status')})" for n, s in state.steps.items()] or ["the measurements"]

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from src.core.errors import KitError
-from src.core.processes import host_name, process_alive, process_start
+from src.core.processes import host_name, process_alive, process_program, process_start, runs_python, ticks_since_boot
 
 LOCK = ".lock"
 
@@ -62,7 +62,21 @@ def lock_holder(lock: Path) -> tuple:
         return pid, "which is no longer running"
     if start and process_start(pid) and process_start(pid) != start:
         return pid, "which is no longer running (that id now names another process)"
-    return pid, ""
+    return pid, not_the_writer(pid, start)
+
+
+def not_the_writer(pid: int, start: str) -> str:
+    """Return why the live process `pid` cannot be the lock's writer ('' when it may be): the lock's recorded start
+    is later than this machine's uptime (written before it restarted), or the process runs no Python (pid 1, an
+    init or a shell in a copied run: its own start may even match the one recorded)."""
+    uptime = ticks_since_boot()
+    if start.isdigit() and uptime is not None and int(start) > uptime:
+        return "which is no longer running (its start is recorded after this machine's uptime: written before " \
+               "the machine restarted)"
+    program = process_program(pid)
+    if program and not runs_python(program):
+        return f"which is no longer running (that id now names {program}, which is no kit job)"
+    return ""
 
 
 @contextlib.contextmanager

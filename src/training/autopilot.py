@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from src.core.auto_settings import AutoConfig, budget_seconds
-from src.core.errors import KitError
+from src.core.errors import KitError, interrupts_kept
 from src.core.files import check_writable
 from src.core.metric_choice import settle_metric
 from src.core.task_kind import kind_of
@@ -133,8 +133,9 @@ def measured_speeds(cfg, state, comp, class_map, accelerator) -> list:
                                    "predict": tuple(kept["predict"])}))
             print(f"measure {spec.name}: kept from {state.path}")
             continue
-        speed = measure(spec, image_sizes(comp, spec), len(class_map.values), cfg.batch_size, accelerator,
-                        cfg.measure_batches)
+        with interrupts_kept():  # a Ctrl-C swallowed by a garbage-collection callback still ends the job
+            speed = measure(spec, image_sizes(comp, spec), len(class_map.values), cfg.batch_size, accelerator,
+                            cfg.measure_batches)
         print(f"measure {spec.name} at {speed.sizes}: " + (speed.error or ", ".join(
             f"{1000 * t:.2f} ms to train / {1000 * p:.2f} ms to predict an image at {s[0]}x{s[1]}"
             for s, t, p in zip(speed.sizes, speed.train, speed.predict))), flush=True)
