@@ -121,3 +121,31 @@ def test_stage_rates_follow_the_weights_unless_given():
     assert stage_rates(TrainConfig())[:2] == (1e-3, 1e-6)
     given = TrainConfig(weights="none", stage1_lr=1e-2, stage2_lr=1e-5)
     assert stage_rates(given) == (1e-2, 1e-5, "the rates given")
+
+
+def test_a_fold_far_below_its_siblings_is_named_and_ordinary_spread_is_not():
+    from src.training.cross_validation import far_folds
+
+    def table(scores):
+        rows = [{"fold": str(i), "images": 10, "score": s} for i, s in enumerate(scores)]
+        return pd.DataFrame(rows + [{"fold": "mean", "images": 50, "score": np.mean(scores)},
+                                    {"fold": "std", "images": 50, "score": np.std(scores)}])
+
+    found = far_folds(table([0.97, 0.99, 0.64, 0.98, 0.97]), "qwk")  # issue 38's APTOS-like run
+    assert list(found) == [2] and "qwk 0.6400, far below its siblings (median 0.9750" in found[2]
+    assert far_folds(table([0.93, 0.97, 0.91, 0.95, 0.96]), "qwk") == {}
+    assert list(far_folds(table([6.1, 6.3, 9.8, 6.2]), "rmse")) == [2]  # lower is better: the high one
+    assert far_folds(table([0.5, 0.9]), "auc") == {}  # two folds: no siblings to compare with
+
+
+def test_the_autopilot_never_keeps_a_candidate_no_better_than_the_trivial_answer(tmp_path, capsys):
+    from src.runs.auto_state import AutoState
+
+    state = AutoState(tmp_path / "auto_state.json", metric="log_loss")
+    candidate = tmp_path / "candidates" / "auto-a.csv"
+    candidate.parent.mkdir()
+    candidate.write_text("id,label\n1,0.5\n")
+    assert not state.offer(str(candidate), 0.693, "submit", no_better=True)
+    assert not (tmp_path / "submission.csv").exists() and state.best == {}
+    assert "NOT KEPT: its holdout log_loss 0.6930 is no better than the trivial answer's" in capsys.readouterr().out
+    assert state.offer(str(candidate), 0.41, "submit") and (tmp_path / "submission.csv").is_file()

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,6 +81,11 @@ def test_submission_keeps_row_order_and_the_competitions_labels(request, tmp_pat
     for name in ["s.json", "s.holdout.csv", "s.confusion_matrix.png", "s.wrong.png"]:
         assert (tmp_path / "subs" / name).stat().st_size > 0
     assert [row["views"] for row in result["scores"]][:2] == ["identity", "identity+hflip+center_crop_90"]
+    # the submission's holdout score beside the trivial answer's (issue 38), in NAME.json and said
+    verdict = json.loads((tmp_path / "subs" / "s.json").read_text())["verdict"]
+    assert verdict["reference"] == "the training classes' prior for every image" and "no_better" in verdict
+    assert verdict["holdout_score"] == pytest.approx(result["scores"][-1]["score"])
+    assert result["no_better"] == verdict["no_better"]
 
 
 def test_an_ensemble_of_a_run_with_itself_equals_the_run(named, tmp_path):
