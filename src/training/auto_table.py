@@ -17,7 +17,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.stack_settings import StackConfig
-from src.data.table_features import fit_table, guess_group_column, read_test_table, read_train_table
+from src.data.table_features import fit_table, guess_group_column, read_train_table, test_side
 from src.training.stacking import stack
 
 
@@ -41,8 +41,7 @@ def settle_table(cfg, comp, kind) -> tuple:
         return cfg, TableChoice(cfg.group_column)
     group, why = (cfg.group_column, "--group-column") if cfg.group_column else guess_group_column(table, labels)
     try:
-        spec = fit_table(table, exclude=labels, group=group)
-        read_test_table(comp.root, comp.schema, spec, table.attrs["path"])
+        spec, _ = test_side(comp.root, comp.schema, fit_table(table, exclude=labels, group=group), table.attrs["path"])
     except KitError as err:  # no feature column, or no test side to predict with
         if group:
             print(f"group: {group} ({why}): each of its values kept in one fold")

@@ -26,7 +26,7 @@ from src.core.provenance import git_commit, package_versions
 from src.core.run_data import inherit_data_settings
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
-from src.data.table_features import fit_table, read_test_table, read_train_table, table_features
+from src.data.table_features import fit_table, read_train_table, table_features, test_side
 from src.inference.formats import default_metric, detect_format, fill_submission, positive_index
 from src.inference.manifests import manifest_file, now_text
 from src.inference.prediction import load_group, predict_views, runs_metric
@@ -121,9 +121,9 @@ def stack_inputs(cfg, comp, opts, groups, ids, positive_value, positive: int) ->
     if len(absent):
         raise KitError(f"{table.attrs['path']}: no row for training image {absent[0]!r}")
     spec = fit_table(table, exclude=comp.label_columns, group=cfg.group_column)
+    spec, test_table = test_side(comp.root, comp.schema, spec, table.attrs["path"])
     X = table_features(table.loc[ids], spec).reset_index(drop=True)
-    X_test = table_features(read_test_table(comp.root, comp.schema, spec, table.attrs["path"]), spec)
-    X_test = X_test.reset_index(drop=True)
+    X_test = table_features(test_table, spec).reset_index(drop=True)
     run_columns = []
     for number, group in enumerate(groups):
         column = f"run{number}_{Path(group.folder).name}"
