@@ -69,6 +69,37 @@ def stack_args(root, out, *more) -> list:
             "--solution", str(root / "solution.csv"), *more]
 
 
+# ---------------------------------------------------------------- flags the stack refuses at the start
+
+
+def test_the_stack_refuses_one_fold_and_a_metric_it_cannot_score_at_the_flags(tmp_path):
+    from src.stack import main as stack_command
+
+    with pytest.raises(KitError, match=r"--folds: expected 2 or more \(each fold's rows are scored by a model "
+                                       r"fitted on the other folds\), got 1"):
+        stack_command(["--data", str(tmp_path), "--folds", "1"])
+    with pytest.raises(KitError, match=r"--metric: expected one of auc, pauc@R \(pauc@0.8 \.\.\.\), log_loss, accuracy, "
+                                       r"f1_macro, qwk: the stack scores one yes/no probability, which map@5 cannot "
+                                       r"score, got 'map@5'"):
+        stack_command(["--data", str(tmp_path), "--metric", "map@5"])
+    with pytest.raises(KitError, match="--metric: expected one of auc, pauc@R"):
+        stack_command(["--data", str(tmp_path), "--metric", "rmse"])
+
+
+def test_a_fold_of_a_k_fold_run_is_refused_naming_the_k_fold_run_to_pass(tmp_path):
+    from src.stack import main as stack_command
+
+    run = tmp_path / "cnn"
+    for part in (run, run / "fold-0", run / "fold-1"):
+        part.mkdir()
+        (part / "config.json").write_text(json.dumps({"data": "d"}))
+    (run / "oof_predictions.csv").write_text("id,label,prob_0,prob_1\na,1,0.2,0.8\n")
+    with pytest.raises(KitError, match=rf"--runs {run}/fold-0: one fold of the K-fold run {run}, whose "
+                                       rf"oof_predictions.csv holds every training image predicted out of fold: "
+                                       rf"pass --runs {run}$"):
+        stack_command(["--data", str(tmp_path), "--runs", f"{run}/fold-0", "--out", str(tmp_path / "subs")])
+
+
 # ---------------------------------------------------------------- the metadata table's field probes (issue 41)
 
 

@@ -211,7 +211,7 @@ def test_the_stack_over_the_runs_out_of_fold_predictions_writes_a_checked_submis
     written = pd.read_csv(root / "subs" / "stacked.csv")
     assert written.columns.tolist() == ["isic_id", "target"] and written["target"].between(0, 1).all()
     assert (root / "subs" / "stacked.importance.png").is_file() and (root / "subs" / "stacked.json").is_file()
-    with pytest.raises(KitError, match="no oof_predictions.csv"):
+    with pytest.raises(KitError, match=rf"one fold of the K-fold run {root / 'run'}.*pass --runs {root / 'run'}$"):
         stack_command(["--data", str(isic24), "--runs", str(root / "run" / "fold-0"), "--out", str(root / "subs")])
 
 

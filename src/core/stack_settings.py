@@ -7,7 +7,33 @@ from __future__ import annotations
 import dataclasses
 
 from src.core.config import file_name, opt, positive
-from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
+from src.core.errors import KitError
+from src.core.metric_choice import check_metric, metric_flag
+
+# what scores one yes/no probability: map@K and the tag and number metrics do not
+STACK_METRICS = ("auc", "pauc@R", "log_loss", "accuracy", "f1_macro", "qwk")
+STACK_KNOWN = "auc, pauc@R (pauc@0.8 ...), log_loss, accuracy, f1_macro, qwk"
+
+
+def stack_metric_flag(value: str):
+    """Return what --metric expects when value is set and not a metric the stack can score, else None."""
+    if metric_flag(value):
+        return f"one of {STACK_KNOWN} (the stack scores one yes/no probability), or empty"
+    if value and not (check_metric(value) in STACK_METRICS or check_metric(value).startswith("pauc@")):
+        return f"one of {STACK_KNOWN}: the stack scores one yes/no probability, which {value} cannot score"
+    return None
+
+
+def check_stack_metric(name: str, where: str) -> str:
+    """Return name when the stack can score it; else raise naming where it came from (the runs', Kaggle's)."""
+    expected = stack_metric_flag(name)
+    if expected:
+        raise KitError(f"--metric {name} ({where}): expected {expected}; pass --metric")
+    return name
+
+
+def two_or_more(value):
+    return None if value >= 2 else "2 or more (each fold's rows are scored by a model fitted on the other folds)"
 
 
 @dataclasses.dataclass
@@ -17,8 +43,8 @@ class StackConfig:
     data: str = opt("data/demo", "competition data folder (the training table and test-metadata.csv beside it)")
     runs: str = opt("", "K-fold run folders, comma separated, whose out-of-fold predictions are features; empty: "
                         "the table alone")
-    metric: str = opt("", f"metric: {', '.join(METRIC_NAMES)}; empty: the runs' (config.json), else Kaggle's, else "
-                          "the format's; early stopping follows it", check=metric_flag)
+    metric: str = opt("", f"metric: {STACK_KNOWN}; empty: the runs' (config.json), else Kaggle's, else the "
+                          "format's; early stopping follows it", check=stack_metric_flag)
     group_column: str = opt("", "column whose equal values stay in one fold (patient_id) and whose groups give the "
                                 "within-group features; empty: the runs'")
     labels_csv: str = opt("", "the training table; empty: the runs', else guessed")
@@ -28,7 +54,7 @@ class StackConfig:
     test_dir: str = opt("", "test images folder; empty: the runs', else guessed")
     name: str = opt("stack", "file name (without .csv) in --out", check=file_name)
     out: str = opt("submissions", "folder for the submission, its scores and feature importance")
-    folds: int = opt(5, "folds of the stack (grouped by --group-column, stratified by the target)", check=positive)
+    folds: int = opt(5, "folds of the stack (grouped by --group-column, stratified by the target)", check=two_or_more)
     seeds: int = opt(1, "seeds of folds and trees, averaged (test) and each scored out of fold", check=positive)
     rounds: int = opt(2000, "most boosting rounds; early stopping on each fold's held-out part by the metric",
                       check=positive)

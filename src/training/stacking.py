@@ -24,6 +24,7 @@ from src.core.metric_choice import settle_metric
 from src.core.plots import plot_importance
 from src.core.provenance import git_commit, package_versions
 from src.core.run_data import inherit_data_settings
+from src.core.stack_settings import check_stack_metric
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.data.table_features import fit_table, read_train_table, table_features, test_side
@@ -55,7 +56,8 @@ def stack(cfg) -> dict:
     if len(class_map.values) != 2 or not kind_of(class_map).one_class:
         raise KitError(f"python -m src.stack: column {comp.target} has {len(class_map.values)} classes; the stack "
                        "fits a binary target (ISIC's lesion is malignant or not)")
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(groups))
+    cfg, choice = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(groups))
+    check_stack_metric(cfg.metric, {"run": "the runs'", "kaggle": "Kaggle's"}.get(choice.source, "the format's"))
     fmt = detect_format(comp.schema, class_map, "", cfg.metric)
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     ids = comp.train["id"].astype(str).to_numpy()
@@ -77,9 +79,13 @@ def check_stackable(folder: str, listed: list) -> None:
     stacked is refused before any network is built.
     """
     run = RunFolder(folder)
-    values = run.config_values()  # no config.json: a KitError naming the folder
     others = [f for f in listed if f != folder]
     without = f"; or stack the others without it (--runs {','.join(others)})" if others else ""
+    kfold = RunFolder(run.path.parent)
+    if run.path.name.startswith(FOLD_PREFIX) and kfold.oof_file.is_file():
+        raise KitError(f"--runs {folder}: one fold of the K-fold run {kfold}, whose {kfold.oof_file.name} holds every "
+                       f"training image predicted out of fold: pass --runs {kfold}{without}")
+    values = run.config_values()  # no config.json: a KitError naming the folder
     if values.get("full_fit"):
         ref = RunFolder(values["full_fit"])
         kfold = RunFolder(ref.path.parent)
