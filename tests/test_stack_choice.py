@@ -69,6 +69,73 @@ def stack_args(root, out, *more) -> list:
             "--solution", str(root / "solution.csv"), *more]
 
 
+# ---------------------------------------------------------------- the second stage chosen out of fold
+
+
+def test_the_stack_keeps_the_logistic_regression_when_a_linear_signal_wins_out_of_fold(linear, tmp_path, capsys,
+                                                                                       monkeypatch):
+    """A weak images input and a table whose signal is a sum: the logistic regression beats LightGBM and their
+    blend out of fold and is kept; each candidate's score is one line; the choice is in NAME.json and
+    NAME.scores.csv; the kept score is no lower than any input's; the training-only column is left out, said."""
+    from src.stack import main as stack_command
+
+    y = pd.read_csv(linear / "train-metadata.csv")["target"].to_numpy()
+    rng = np.random.default_rng(1)
+    oof = 1 / (1 + np.exp(-(1.0 * y + rng.normal(0, 1.0, len(y)) - 2)))
+    run = fake_kfold_run(tmp_path / "cnn", linear, oof, rng.random(75), monkeypatch)
+    result = stack_command(stack_args(linear, tmp_path / "subs", "--runs", run, "--metric", "auc"))
+    said = capsys.readouterr().out
+    scores = pd.read_csv(tmp_path / "subs" / "stack.scores.csv")
+    assert result["kept"]["model"] == "logistic" and result["kept"]["features"] == "stack", said
+    assert scores[["features", "model"]].values.tolist() == [
+        ["images", "mean"], ["table", "lightgbm"], ["stack", "lightgbm"], ["stack", "logistic"], ["stack", "blend"]]
+    assert scores.loc[scores["kept"], "model"].tolist() == ["logistic"]
+    assert result["kept"]["score"] == scores["score"].max() >= scores.loc[scores["features"] == "images", "score"].max()
+    lines = said.splitlines()
+    for row in scores.itertuples():
+        assert sum(f"{row.score:.4f}" in line for line in lines) >= 1
+    assert any("stack: table and runs, logistic regression (5-fold CV)" in line and line.endswith("<- kept")
+               for line in lines)
+    assert "kept: stack: table and runs, logistic regression (5-fold CV): out-of-fold auc" in said
+    assert "table: left out mel_thick_mm: not in test-metadata.csv (training-only columns)" in said
+    manifest = json.loads((tmp_path / "subs" / "stack.json").read_text())
+    assert manifest["second_stage"]["model"] == "logistic"
+    assert manifest["holdout"][-1]["run"].startswith("ensemble: kept, stack: table and runs, logistic")
+    importance = pd.read_csv(tmp_path / "subs" / "stack.importance.csv")
+    assert {"feature", "gain", "logistic_coef"} <= set(importance.columns) and "mel_thick_mm" not in set(
+        importance["feature"])
+
+
+def test_the_stack_keeps_the_runs_alone_when_no_second_stage_beats_them(linear, tmp_path, capsys, monkeypatch):
+    """Images whose out-of-fold probabilities already order every lesion right: no second stage can beat them,
+    so the runs' own prediction is the submission, and the stack says so."""
+    from src.stack import main as stack_command
+
+    y = pd.read_csv(linear / "train-metadata.csv")["target"].to_numpy()
+    rng = np.random.default_rng(2)
+    oof = 0.1 + 0.8 * y + rng.uniform(0, 0.05, len(y))
+    test = rng.random(75)
+    run = fake_kfold_run(tmp_path / "cnn", linear, oof, test, monkeypatch)
+    result = stack_command(stack_args(linear, tmp_path / "subs", "--runs", run, "--metric", "pauc@0.8"))
+    said = capsys.readouterr().out
+    assert result["kept"] == {"features": "images", "model": "mean", "score": pytest.approx(0.2)}, said
+    assert "kept: the images alone (mean): no second stage beat their out-of-fold pauc@0.8 (0.2000)" in said
+    written = pd.read_csv(tmp_path / "subs" / "stack.csv")
+    assert written["target"].to_numpy() == pytest.approx(test)
+    assert all(r["score"] <= result["kept"]["score"] for r in result["scores"])
+
+
+def test_the_blend_is_a_mean_rank_for_ranking_metrics_and_a_mean_probability_else():
+    from src.training.second_stage import blend, choose
+
+    oof, test = blend([np.array([0.1, 0.9, 0.5]), np.array([0.3, 0.2, 0.1])], [np.array([1.0, 0.0])] * 2, "auc")
+    assert oof == pytest.approx([(1 / 3 + 1) / 2, (1 + 2 / 3) / 2, (2 / 3 + 1 / 3) / 2]) and test == pytest.approx(
+        [1.0, 0.5])
+    assert blend([np.array([0.2]), np.array([0.4])], [np.array([0.0])] * 2, "log_loss")[0] == pytest.approx([0.3])
+    assert choose([0.5, 0.7, 0.7], "auc") == 1 and choose([0.5, 0.3, float("nan")], "log_loss") == 1
+    assert choose([0.7, 0.7], "pauc@0.8") == 0  # an input listed first is kept on a tie
+
+
 # ---------------------------------------------------------------- flags the stack refuses at the start
 
 

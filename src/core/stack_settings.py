@@ -1,4 +1,4 @@
-"""The config dataclass of python -m src.stack: gradient-boosted trees over runs' out-of-fold predictions and the table.
+"""The config dataclass of python -m src.stack: a second stage over runs' out-of-fold predictions and the table.
 
 Its fields are the command's flags (src.core.config makes them); defaults are the stack's recipe.
 """
@@ -38,13 +38,14 @@ def two_or_more(value):
 
 @dataclasses.dataclass
 class StackConfig:
-    """A second stage: LightGBM on K-fold runs' out-of-fold predictions plus the metadata table's features."""
+    """A second stage on K-fold runs' out-of-fold predictions plus the metadata table's features: LightGBM, a logistic
+    regression or their blend, whichever scores best out of fold (or the runs alone when they beat all three)."""
 
     data: str = opt("data/demo", "competition data folder (the training table and test-metadata.csv beside it)")
     runs: str = opt("", "K-fold run folders, comma separated, whose out-of-fold predictions are features; empty: "
                         "the table alone")
     metric: str = opt("", f"metric: {STACK_KNOWN}; empty: the runs' (config.json), else Kaggle's, else the "
-                          "format's; early stopping follows it", check=stack_metric_flag)
+                          "format's; early stopping and the second stage's choice follow it", check=stack_metric_flag)
     group_column: str = opt("", "column whose equal values stay in one fold (patient_id) and whose groups give the "
                                 "within-group features; empty: the runs'")
     labels_csv: str = opt("", "the training table; empty: the runs', else guessed")

@@ -1,7 +1,7 @@
 """The auto run with a table beside the images (ISIC 2024): its group column, the metadata branch, the stack.
 
     cfg, table = settle_table(cfg, comp, kind)     # said in one line; cfg.group_column set when one was found
-    run_stack(cfg, state, run, plan, deadline)     # LightGBM over the folds' out-of-fold predictions, offered
+    run_stack(cfg, state, run, plan, deadline)     # the stack over the folds' out-of-fold predictions, offered
 
 A person would pass --group-column patient_id, --metadata and then run src.stack over the K-fold run; src.auto
 reads the same from the data: the metadata columns the labels CSV holds beside the target (src.data.
@@ -71,6 +71,5 @@ def run_stack(cfg, state, run: Path, plan, deadline: float) -> None:
                             overwrite=True)
     with state.step("stack", row["minutes"]) as record:
         result = stack(stack_cfg)
-        record.update(score=next(r["score"] for r in result["scores"] if r["features"] == "stack"),
-                      candidate=result["path"])
+        record.update(score=result["kept"]["score"], candidate=result["path"])
     state.offer(record["candidate"], record["score"], "stack")
