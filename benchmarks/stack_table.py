@@ -5,8 +5,9 @@
 Writes the competition (src.data.demo_table: the image's brightness holds one part of the risk, a colour
 relative to the patient's other lesions another), trains two K-fold runs with only --metric pauc@0.8,
 --sampling balanced and --group-column patient_id (plain images; the same with --metadata), submits the
---metadata run, then runs src.stack over the plain run. Prints out-of-fold and test pAUC (above 80% TPR,
-Kaggle's 0-0.2 scale) and AUC of each; the last line is one JSON object.
+--metadata run, then runs src.stack over the plain run (LightGBM, the logistic regression and their blend,
+the best out of fold kept). Prints out-of-fold and test pAUC (above 80% TPR, Kaggle's 0-0.2 scale) of each,
+the stack's candidates each and the one it kept; the last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -67,23 +68,21 @@ def main() -> dict:
                         "test": both(test["target"], solution["target"])}
     stacked = stack_command(["--data", str(data), "--runs", str(work / "runs" / "images"), "--out", str(work / "subs"),
                              "--name", "stack", "--solution", str(data / "solution.csv"), "--seeds", "3"])
-    oofs = {"images": None, "table": None, "stack": None}
     stack_oof = pd.read_csv(work / "subs" / "stack.oof.csv", dtype={"id": str})
     y = truth.loc[stack_oof["id"]].to_numpy()
-    images_oof = pd.read_csv(work / "runs" / "images" / "oof_predictions.csv", dtype={"id": str}).set_index("id")
-    oofs["images"] = images_oof.loc[stack_oof["id"], "prob_1"].to_numpy()
-    oofs["stack"] = stack_oof["oof_probability"].to_numpy()
-    for name in ("images", "table", "stack"):
-        found = next(r for r in stacked["scores"] if r["features"] == name)
+    for found in stacked["scores"]:
+        name = found["features"] if found["features"] in ("images", "table") else f"stack {found['model']}"
         rows[name] = {"oof": {"pauc": round(found["score"], 4)}, "test": {"pauc": round(found["test_score"], 4)}}
-        if oofs[name] is not None:
-            rows[name]["oof"]["auc"] = both(oofs[name], y)["auc"]
+    kept = next(r for r in stacked["scores"] if r["kept"])
+    rows["stack kept"] = {"oof": {"pauc": round(kept["score"], 4), "auc": both(stack_oof["oof_probability"], y)["auc"]},
+                          "test": {"pauc": round(kept["test_score"], 4)}, "kept": f"{kept['features']} {kept['model']}"}
     print(f"\nISIC-2024-like: {made['train']} training lesions ({made['positives']:.1%} positive), {made['test']} test "
           f"lesions of new patients; {args.folds} folds grouped by patient; pAUC above 80% TPR (0-0.2), "
           f"{time.time() - start:.0f} s")
-    print(f"{'features':<12}{'oof pAUC':>10}{'test pAUC':>11}")
-    for name in ("images", "table", "metadata", "stack"):
-        print(f"{name:<12}{rows[name]['oof']['pauc']:>10.4f}{rows[name]['test']['pauc']:>11.4f}")
+    print(f"{'features':<16}{'oof pAUC':>10}{'test pAUC':>11}")
+    for name in ("images", "table", "metadata", "stack lightgbm", "stack logistic", "stack blend", "stack kept"):
+        print(f"{name:<16}{rows[name]['oof']['pauc']:>10.4f}{rows[name]['test']['pauc']:>11.4f}"
+              + (f"  ({rows[name]['kept']})" if name == "stack kept" else ""))
     result = {"benchmark": "stack_table", "data": made, "folds": args.folds, "epochs": args.epochs, "scores": rows}
     print(json.dumps(result))
     return result

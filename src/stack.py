@@ -1,11 +1,12 @@
-"""python -m src.stack: gradient-boosted trees over K-fold runs' out-of-fold predictions and the metadata table.
+"""python -m src.stack: a second stage over runs' out-of-fold predictions and the table, best out of fold.
 
     python -m src.stack --data data/isic24 --runs runs/cnn,runs/cnn2 --metric pauc@0.8 \
         --group-column patient_id --name stack --seeds 3
 
-Prints the out-of-fold score of the images alone, the table alone and the stack side by side; writes
-submissions/NAME.csv (checked against the sample), its scores, feature importance (CSV and PNG) and
-NAME.json (python -m src.ledger lists it).
+Fits LightGBM, a logistic regression and their blend on K-fold runs' out-of-fold predictions plus the
+metadata table; prints each one's out-of-fold score (and the images alone, the table alone) in one line,
+keeps the best (the runs alone when nothing beats them); writes submissions/NAME.csv (checked against the
+sample), its scores, feature importance (CSV and PNG) and NAME.json (the choice; python -m src.ledger lists it).
 """
 from __future__ import annotations
 

@@ -207,11 +207,13 @@ def test_the_stack_over_the_runs_out_of_fold_predictions_writes_a_checked_submis
                             str(root / "subs"), "--name", "stacked", "--learning-rate", "0.2", "--patience", "10"])
     said = capsys.readouterr().out
     assert "data settings from the run's config: --group-column patient_id" in said and "metric: pauc@0.8" in said
-    assert [r["features"] for r in result["scores"]] == ["images", "table", "stack"]
+    assert [(r["features"], r["model"]) for r in result["scores"]] == [
+        ("images", "mean"), ("table", "lightgbm"), ("stack", "lightgbm"), ("stack", "logistic"), ("stack", "blend")]
+    assert result["kept"]["score"] >= result["scores"][0]["score"]  # never below the images alone out of fold
     written = pd.read_csv(root / "subs" / "stacked.csv")
     assert written.columns.tolist() == ["isic_id", "target"] and written["target"].between(0, 1).all()
     assert (root / "subs" / "stacked.importance.png").is_file() and (root / "subs" / "stacked.json").is_file()
-    with pytest.raises(KitError, match="no oof_predictions.csv"):
+    with pytest.raises(KitError, match=rf"one fold of the K-fold run {root / 'run'}.*pass --runs {root / 'run'}$"):
         stack_command(["--data", str(isic24), "--runs", str(root / "run" / "fold-0"), "--out", str(root / "subs")])
 
 

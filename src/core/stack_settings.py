@@ -1,4 +1,4 @@
-"""The config dataclass of python -m src.stack: gradient-boosted trees over runs' out-of-fold predictions and the table.
+"""The config dataclass of python -m src.stack: a second stage over runs' out-of-fold predictions and the table.
 
 Its fields are the command's flags (src.core.config makes them); defaults are the stack's recipe.
 """
@@ -7,18 +7,45 @@ from __future__ import annotations
 import dataclasses
 
 from src.core.config import file_name, opt, positive
-from src.core.metric_choice import NAMES as METRIC_NAMES, metric_flag
+from src.core.errors import KitError
+from src.core.metric_choice import check_metric, metric_flag
+
+# what scores one yes/no probability: map@K and the tag and number metrics do not
+STACK_METRICS = ("auc", "pauc@R", "log_loss", "accuracy", "f1_macro", "qwk")
+STACK_KNOWN = "auc, pauc@R (pauc@0.8 ...), log_loss, accuracy, f1_macro, qwk"
+
+
+def stack_metric_flag(value: str):
+    """Return what --metric expects when value is set and not a metric the stack can score, else None."""
+    if metric_flag(value):
+        return f"one of {STACK_KNOWN} (the stack scores one yes/no probability), or empty"
+    if value and not (check_metric(value) in STACK_METRICS or check_metric(value).startswith("pauc@")):
+        return f"one of {STACK_KNOWN}: the stack scores one yes/no probability, which {value} cannot score"
+    return None
+
+
+def check_stack_metric(name: str, where: str) -> str:
+    """Return name when the stack can score it; else raise naming where it came from (the runs', Kaggle's)."""
+    expected = stack_metric_flag(name)
+    if expected:
+        raise KitError(f"--metric {name} ({where}): expected {expected}; pass --metric")
+    return name
+
+
+def two_or_more(value):
+    return None if value >= 2 else "2 or more (each fold's rows are scored by a model fitted on the other folds)"
 
 
 @dataclasses.dataclass
 class StackConfig:
-    """A second stage: LightGBM on K-fold runs' out-of-fold predictions plus the metadata table's features."""
+    """A second stage on K-fold runs' out-of-fold predictions plus the metadata table's features: LightGBM, a logistic
+    regression or their blend, whichever scores best out of fold (or the runs alone when they beat all three)."""
 
     data: str = opt("data/demo", "competition data folder (the training table and test-metadata.csv beside it)")
     runs: str = opt("", "K-fold run folders, comma separated, whose out-of-fold predictions are features; empty: "
                         "the table alone")
-    metric: str = opt("", f"metric: {', '.join(METRIC_NAMES)}; empty: the runs' (config.json), else Kaggle's, else "
-                          "the format's; early stopping follows it", check=metric_flag)
+    metric: str = opt("", f"metric: {STACK_KNOWN}; empty: the runs' (config.json), else Kaggle's, else the "
+                          "format's; early stopping and the second stage's choice follow it", check=stack_metric_flag)
     group_column: str = opt("", "column whose equal values stay in one fold (patient_id) and whose groups give the "
                                 "within-group features; empty: the runs'")
     labels_csv: str = opt("", "the training table; empty: the runs', else guessed")
@@ -28,7 +55,7 @@ class StackConfig:
     test_dir: str = opt("", "test images folder; empty: the runs', else guessed")
     name: str = opt("stack", "file name (without .csv) in --out", check=file_name)
     out: str = opt("submissions", "folder for the submission, its scores and feature importance")
-    folds: int = opt(5, "folds of the stack (grouped by --group-column, stratified by the target)", check=positive)
+    folds: int = opt(5, "folds of the stack (grouped by --group-column, stratified by the target)", check=two_or_more)
     seeds: int = opt(1, "seeds of folds and trees, averaged (test) and each scored out of fold", check=positive)
     rounds: int = opt(2000, "most boosting rounds; early stopping on each fold's held-out part by the metric",
                       check=positive)

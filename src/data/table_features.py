@@ -6,13 +6,18 @@
     X_test = table_features(read_test_table(root, schema, spec), spec)
 
 Numbers are standardised (training mean and spread), missing cells 0 with a `<col>_missing` indicator;
+a number column's inf cells and its few text tokens ("unknown", at most MISSING_TOKENS of them, under
+half the filled cells) are missing cells too, each said in one line naming the column; a column left
+out (one value, or too many text levels) is said with why;
 categories are one-hot, levels under 1% (at least 5 rows) grouped as `<col>=other`, empty cells as
 `<col>=missing`. With a group column (ISIC 2024's patient_id) each number also gets its z-score,
 rank (0..1) and ratio to the mean within its group, and each row its group's size: a lesion unlike
 its patient's others (the "ugly duckling") stands out though the raw column, spread over patients,
 does not. Group features come from the rows given, so the test side's groups are the test table's.
-The test side is test-metadata.csv (or any other CSV holding the sample's ids); a column the features
-need and it lacks is an error naming it.
+The test side is test-metadata.csv (or any other CSV holding the sample's ids); a training-only column
+it lacks (ISIC 2024's mel_thick_mm, iddx_1 ...) is left out of a fresh fit and said (test_side), and is an
+error naming it when a saved spec needs it. An id listed twice in the training table with different
+cells is an error naming the file, the column and the id.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from src.data.label_tables import find_labels_csv, sniff_separator
 TABLE_FILE = "table_features.json"  # a --metadata run's TableSpec, beside its config.json
 MAX_LEVELS = 50      # a text column with more levels is an id or free text, not a category
 RARE_SHARE = 0.01
+MISSING_TOKENS = 3   # a number column may spell missing cells in up to this many words: unknown, NA, ?
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,19 +67,33 @@ def read_csv_text(path: Path) -> pd.DataFrame:
 
 
 def read_train_table(root: Path, opts, schema) -> pd.DataFrame:
-    """Return the training labels CSV with every column, indexed by its id column (as text)."""
+    """Return the training labels CSV with every column, indexed by its id column (as text).
+
+    An id repeated with the same cells is kept once (the labels loader said it); with different cells it is
+    an error naming the file, the id column, the id and a column where the rows differ.
+    """
     path = find_labels_csv(root, opts.labels_csv, schema, opts.label_column)
     frame = read_csv_text(path)
     id_column = opts.id_column or (schema.id_column if schema is not None and schema.id_column in frame else
                                    frame.columns[0])
+    frame = frame.drop_duplicates()
+    repeated = frame[id_column].duplicated(keep=False)
+    if repeated.any():
+        twice = frame[frame[id_column] == frame.loc[repeated, id_column].iloc[0]]
+        differ = next(c for c in twice.columns if twice[c].nunique() > 1)
+        raise KitError(f"{path}: id {twice[id_column].iloc[0]!r} (column {id_column}) is listed {len(twice)} times "
+                       f"with different cells (column {differ}: {' / '.join(twice[differ])}): expected one row per "
+                       "image; remove or merge the repeats")
     frame.attrs["path"], frame.attrs["id_column"] = str(path), id_column
     return frame.set_index(id_column, drop=False)
 
 
-def read_test_table(root: Path, schema, spec: TableSpec, train_path: str = "") -> pd.DataFrame:
+def read_test_table(root: Path, schema, spec: TableSpec, train_path: str = "", leave_out: bool = False) -> pd.DataFrame:
     """Return the test side's table in the sample's order: test-metadata.csv, or another CSV with the sample's ids.
 
-    A column the features need and the table lacks is an error naming the column and the file.
+    A column the features need and the table lacks is an error naming the column and the file; with leave_out
+    (a spec fitted just now, not a run's saved one) it is listed in attrs["lacks"] instead (test_side drops it).
+    The group column is always needed: the test rows' within-group features come from it.
     """
     skip = {str(schema.path), train_path}
     csvs = [p for p in sorted(root.glob("*.csv")) if str(p) not in skip and "solution" not in p.stem.lower()]
@@ -85,7 +105,7 @@ def read_test_table(root: Path, schema, spec: TableSpec, train_path: str = "") -
         frame = read_csv_text(path)
         if spec.id_column not in frame or frame[spec.id_column].isin(wanted).sum() * 2 <= len(wanted):
             continue
-        missing = [c for c in spec.columns if c not in frame]
+        missing = [c for c in spec.columns if c not in frame and (not leave_out or c == spec.group)]
         if missing:
             raise KitError(f"{path}: no column {missing[0]!r} for the test side's table features: the training "
                            f"table has it; expected the columns {', '.join(spec.columns)}")
@@ -93,10 +113,29 @@ def read_test_table(root: Path, schema, spec: TableSpec, train_path: str = "") -
         absent = wanted.difference(frame.index)
         if len(absent):
             raise KitError(f"{path}: no row for test id {absent[0]!r} of {schema.path.name}")
-        frame.attrs["path"] = str(path)
-        return frame.loc[wanted]
+        frame = frame.loc[wanted]
+        frame.attrs["path"], frame.attrs["lacks"] = str(path), [c for c in spec.columns if c not in frame]
+        return frame
     raise KitError(f"{root}: no CSV holds the test ids of {schema.path.name} in a column {spec.id_column!r}: "
                    "expected test-metadata.csv (the training table's columns, without the target)")
+
+
+def test_side(root: Path, schema, spec: TableSpec, train_path: str) -> tuple:
+    """Return (the spec without the training-only columns the test table lacks, the test table); say what was left
+    out in one line. Why: ISIC 2024's train-metadata.csv holds diagnoses (iddx_1, mel_thick_mm ...) that
+    test-metadata.csv does not; features the test rows cannot have are useless to a model that predicts them."""
+    frame = read_test_table(root, schema, spec, train_path, leave_out=True)
+    lacks = frame.attrs["lacks"]
+    for line in (line for n in spec.numbers if n[0] not in lacks for line in number_notes(frame, n[0])[1]):
+        print(line)
+    if lacks:
+        print(f"table: left out {', '.join(lacks)}: not in {Path(frame.attrs['path']).name} (training-only columns)")
+        spec = dataclasses.replace(spec, numbers=tuple(n for n in spec.numbers if n[0] not in lacks),
+                                   categories=tuple(c for c in spec.categories if c[0] not in lacks))
+        if not spec.numbers and not spec.categories:
+            raise KitError(f"{frame.attrs['path']}: no column of the training table's features ({', '.join(lacks)}):"
+                           " the test rows have no metadata to use")
+    return spec, frame
 
 
 GROUP_NAMES = r"patient|subject|individual|person|owner|user|group|study|case|site_id|^id_|_id$"
@@ -117,31 +156,66 @@ def guess_group_column(table: pd.DataFrame, exclude=()) -> tuple:
 
 
 def as_numbers(values: pd.Series) -> pd.Series:
-    """Return the column as floats (empty or unreadable cells NaN)."""
-    return pd.to_numeric(values.replace("", np.nan), errors="coerce")
+    """Return the column as floats (empty, unreadable or infinite cells NaN)."""
+    return pd.to_numeric(values.replace("", np.nan), errors="coerce").replace([np.inf, -np.inf], np.nan)
+
+
+def number_notes(table: pd.DataFrame, column: str) -> tuple:
+    """Return (whether the column is a number column, the lines saying which of its cells were read as missing).
+
+    A number column: every filled cell a number but for at most 5%, or but for at most MISSING_TOKENS distinct
+    words filling under half of them (age_approx's "unknown"). Why said: a cell read as missing changes what
+    the model sees (a 0 after standardising, and a <col>_missing indicator).
+    """
+    text = table[column].astype(str).str.strip()
+    filled = text[text != ""]
+    raw = pd.to_numeric(filled, errors="coerce")
+    words = filled[raw.isna()]
+    share = len(words) / max(len(filled), 1)
+    if not len(filled) or not (share <= 0.05 or (share < 0.5 and words.nunique() <= MISSING_TOKENS)):
+        return False, []
+    where, lines = table.attrs.get("path", "the table"), []
+    if len(words):
+        kinds = words.value_counts().index
+        tokens = ", ".join(repr(w) for w in kinds[:MISSING_TOKENS]) + (" ..." if len(kinds) > MISSING_TOKENS else "")
+        lines.append(f"table: {where}: column {column}: {len(words)} cell(s) {tokens} read as missing (a number "
+                     "column)")
+    infinite = raw[np.isinf(raw)]
+    if len(infinite):
+        lines.append(f"table: {where}: column {column}: {len(infinite)} infinite cell(s) (first: row "
+                     f"{infinite.index[0]}) read as missing")
+    return True, lines
 
 
 def fit_table(table: pd.DataFrame, exclude=(), group: str = "") -> TableSpec:
     """Return the TableSpec of the training table: which columns are numbers, which categories (and levels).
 
-    exclude: the id is left out always; the targets and anything else named here too.
+    exclude: the id is left out always; the targets and anything else named here too. Says the cells read as
+    missing and the columns left out (one line, with why): a column that silently vanishes looks like a bug.
     """
     id_column = table.attrs.get("id_column", table.index.name or table.columns[0])
     if group and group not in table:
         raise KitError(f"--group-column {group}: no such column in {table.attrs.get('path', 'the table')}")
-    numbers, categories = [], []
+    numbers, categories, dropped = [], [], []
     for column in (c for c in table.columns if c not in (id_column, group, *exclude)):
-        text = table[column].astype(str)
-        filled = text[text.str.strip() != ""]
-        values = as_numbers(text)
-        if len(filled) and values.notna().sum() >= 0.95 * len(filled):
+        is_number, lines = number_notes(table, column)
+        if is_number:
+            for line in lines:
+                print(line)
+            values = as_numbers(table[column].astype(str))
             mean, std = float(values.mean()), float(values.std(ddof=0))
             numbers.append((column, mean, std if std > 0 else 1.0, bool(values.isna().any())))
             continue
-        counts = filled.value_counts()
+        text = table[column].astype(str)
+        counts = text[text.str.strip() != ""].value_counts()
         if 1 < len(counts) <= MAX_LEVELS:
             kept = counts[counts >= max(5, RARE_SHARE * len(text))].index
             categories.append((column, tuple(sorted(map(str, kept)))))
+        else:
+            why = {0: "empty", 1: "one value"}.get(len(counts), f"{len(counts)} text levels: an id or free text")
+            dropped.append(f"{column} ({why})")
+    if dropped:
+        print(f"table: left out of the features: {', '.join(dropped)}")
     if not numbers and not categories:
         raise KitError(f"{table.attrs.get('path', 'the table')}: no metadata column to use as features "
                        f"(numbers, or text of {MAX_LEVELS} levels or fewer) besides {id_column} and the target")
@@ -193,15 +267,19 @@ def features_by_id(root: Path, opts, schema, label_columns, record: dict | None 
     table = read_train_table(Path(root), opts, schema)
     spec = TableSpec.from_record(record) if record else fit_table(table, exclude=label_columns,
                                                                    group=opts.group_column)
-    parts, found = [table_features(table, spec)], []
+    found = []
     if schema is not None and schema.ids:
         try:
-            found.append(read_test_table(Path(root), schema, spec, table.attrs["path"]))
-            parts.append(table_features(found[0], spec))
+            if record:  # a run's saved spec: the test table must hold every column it reads
+                found.append(read_test_table(Path(root), schema, spec, table.attrs["path"]))
+            else:
+                spec, test = test_side(Path(root), schema, spec, table.attrs["path"])
+                found.append(test)
         except KitError as err:
             if "no column" in str(err):
                 raise
             print(f"note: no test table for the metadata branch ({err})")
+    parts = [table_features(part, spec) for part in (table, *found)]
     frame = pd.concat(parts)
     frame.index = frame.index.astype(str)
     frame = frame[~frame.index.duplicated()].copy()

@@ -1,7 +1,7 @@
 """The auto run with a table beside the images (ISIC 2024): its group column, the metadata branch, the stack.
 
     cfg, table = settle_table(cfg, comp, kind)     # said in one line; cfg.group_column set when one was found
-    run_stack(cfg, state, run, plan, deadline)     # LightGBM over the folds' out-of-fold predictions, offered
+    run_stack(cfg, state, run, plan, deadline)     # the stack over the folds' out-of-fold predictions, offered
 
 A person would pass --group-column patient_id, --metadata and then run src.stack over the K-fold run; src.auto
 reads the same from the data: the metadata columns the labels CSV holds beside the target (src.data.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from src.core.errors import KitError
 from src.core.stack_settings import StackConfig
-from src.data.table_features import fit_table, guess_group_column, read_test_table, read_train_table
+from src.data.table_features import fit_table, guess_group_column, read_train_table, test_side
 from src.training.stacking import stack
 
 
@@ -41,8 +41,7 @@ def settle_table(cfg, comp, kind) -> tuple:
         return cfg, TableChoice(cfg.group_column)
     group, why = (cfg.group_column, "--group-column") if cfg.group_column else guess_group_column(table, labels)
     try:
-        spec = fit_table(table, exclude=labels, group=group)
-        read_test_table(comp.root, comp.schema, spec, table.attrs["path"])
+        spec, _ = test_side(comp.root, comp.schema, fit_table(table, exclude=labels, group=group), table.attrs["path"])
     except KitError as err:  # no feature column, or no test side to predict with
         if group:
             print(f"group: {group} ({why}): each of its values kept in one fold")
@@ -72,6 +71,5 @@ def run_stack(cfg, state, run: Path, plan, deadline: float) -> None:
                             overwrite=True)
     with state.step("stack", row["minutes"]) as record:
         result = stack(stack_cfg)
-        record.update(score=next(r["score"] for r in result["scores"] if r["features"] == "stack"),
-                      candidate=result["path"])
+        record.update(score=result["kept"]["score"], candidate=result["path"])
     state.offer(record["candidate"], record["score"], "stack")

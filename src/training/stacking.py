@@ -1,11 +1,14 @@
-"""The stack: LightGBM over K-fold runs' out-of-fold predictions and the table's features (behind src.stack).
+"""The stack: a second stage over K-fold runs' out-of-fold predictions and the table's features (behind src.stack).
 
     result = stack(StackConfig(data="data/isic24", runs="runs/cnn", group_column="patient_id", name="stack"))
 
-Three feature sets scored out of fold side by side, under the same folds (grouped by --group-column,
-stratified by the target): the images alone (the runs' out-of-fold probabilities, their mean), the table
-alone (trees on its features) and the stack (trees on both). Writes OUT/NAME.csv (checked against the
-sample like every submission), NAME.json (the ledger's row), NAME.scores.csv, NAME.oof.csv and
+Scored out of fold side by side, under the same folds (grouped by --group-column, stratified by the
+target): the images alone (the runs' out-of-fold probabilities, their mean, and each run when several),
+the table alone (LightGBM on its features), and three second stages on both: LightGBM, a logistic
+regression and their blend (src.training.second_stage). The best by the metric is kept, an input
+included, so the kept result never scores below its best input out of fold; each is said in one line
+and the choice recorded. Writes OUT/NAME.csv (checked against the sample like every submission),
+NAME.json (the ledger's row, with second_stage), NAME.scores.csv (kept marked), NAME.oof.csv and
 NAME.importance.csv / .png. A run must be a K-fold run with oof_predictions.csv: a full-fit run has
 no out-of-fold predictions and is refused; --pseudo-labels and --soft-labels runs are used and said.
 """
@@ -24,19 +27,22 @@ from src.core.metric_choice import settle_metric
 from src.core.plots import plot_importance
 from src.core.provenance import git_commit, package_versions
 from src.core.run_data import inherit_data_settings
+from src.core.stack_settings import check_stack_metric
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
-from src.data.table_features import fit_table, read_test_table, read_train_table, table_features
+from src.data.table_features import fit_table, read_train_table, table_features, test_side
 from src.inference.formats import default_metric, detect_format, fill_submission, positive_index
 from src.inference.manifests import manifest_file, now_text
 from src.inference.prediction import load_group, predict_views, runs_metric
 from src.inference.submission import validate_submission
 from src.runs.folder import FOLD_PREFIX, RunFolder
-from src.training.boosting import fit_boosted, group_folds, score_positive
+from src.training.boosting import fit_boosted, group_folds
+from src.training.second_stage import blend, fit_logistic, say_scores, score_table
 
 
 def stack(cfg) -> dict:
-    """Fit and score the three feature sets, write the stack's submission and reports; return the scores."""
+    """Fit and score every candidate out of fold, keep the best, write its submission and the reports; return the
+    scores and the kept candidate."""
     csv_path = Path(cfg.out) / f"{cfg.name}.csv"
     if csv_path.exists() and not cfg.overwrite:
         raise KitError(f"{csv_path} exists: pass --overwrite to replace it, or another --name")
@@ -55,18 +61,21 @@ def stack(cfg) -> dict:
     if len(class_map.values) != 2 or not kind_of(class_map).one_class:
         raise KitError(f"python -m src.stack: column {comp.target} has {len(class_map.values)} classes; the stack "
                        "fits a binary target (ISIC's lesion is malignant or not)")
-    cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(groups))
+    cfg, choice = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(groups))
+    check_stack_metric(cfg.metric, {"run": "the runs'", "kaggle": "Kaggle's"}.get(choice.source, "the format's"))
     fmt = detect_format(comp.schema, class_map, "", cfg.metric)
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     ids = comp.train["id"].astype(str).to_numpy()
     y = (class_map.encode(comp.train[comp.target]) == positive).astype(int)
     inputs = stack_inputs(cfg, comp, opts, groups, ids, class_map.values[positive], positive)
     fits = fit_sets(cfg, y, inputs)
-    scores = score_table(cfg, groups, y, inputs, fits)
+    scores = score_table(cfg, groups, y, fits)
+    say_scores(cfg, scores)
     write_outputs(cfg, csv_path, comp, class_map, fmt, positive, ids, fits, scores, inputs["features"])
-    print(scores.to_string(index=False))
     print(f"wrote {csv_path} ({len(comp.schema.ids)} rows)")
-    return {"path": str(csv_path), "metric": cfg.metric, "scores": scores.to_dict(orient="records")}
+    kept = scores[scores["kept"]].iloc[0]
+    return {"path": str(csv_path), "metric": cfg.metric, "scores": scores.to_dict(orient="records"),
+            "kept": {"features": kept["features"], "model": kept["model"], "score": float(kept["score"])}}
 
 
 def check_stackable(folder: str, listed: list) -> None:
@@ -77,9 +86,13 @@ def check_stackable(folder: str, listed: list) -> None:
     stacked is refused before any network is built.
     """
     run = RunFolder(folder)
-    values = run.config_values()  # no config.json: a KitError naming the folder
     others = [f for f in listed if f != folder]
     without = f"; or stack the others without it (--runs {','.join(others)})" if others else ""
+    kfold = RunFolder(run.path.parent)
+    if run.path.name.startswith(FOLD_PREFIX) and kfold.oof_file.is_file():
+        raise KitError(f"--runs {folder}: one fold of the K-fold run {kfold}, whose {kfold.oof_file.name} holds every "
+                       f"training image predicted out of fold: pass --runs {kfold}{without}")
+    values = run.config_values()  # no config.json: a KitError naming the folder
     if values.get("full_fit"):
         ref = RunFolder(values["full_fit"])
         kfold = RunFolder(ref.path.parent)
@@ -121,9 +134,9 @@ def stack_inputs(cfg, comp, opts, groups, ids, positive_value, positive: int) ->
     if len(absent):
         raise KitError(f"{table.attrs['path']}: no row for training image {absent[0]!r}")
     spec = fit_table(table, exclude=comp.label_columns, group=cfg.group_column)
+    spec, test_table = test_side(comp.root, comp.schema, spec, table.attrs["path"])
     X = table_features(table.loc[ids], spec).reset_index(drop=True)
-    X_test = table_features(read_test_table(comp.root, comp.schema, spec, table.attrs["path"]), spec)
-    X_test = X_test.reset_index(drop=True)
+    X_test = table_features(test_table, spec).reset_index(drop=True)
     run_columns = []
     for number, group in enumerate(groups):
         column = f"run{number}_{Path(group.folder).name}"
@@ -157,67 +170,70 @@ def run_test(group, comp, positive: int) -> np.ndarray:
 
 
 def fit_sets(cfg, y, inputs) -> dict:
-    """Return, per feature set (table, stack), out-of-fold and test probabilities averaged over the seeds."""
+    """Return {(features, model): out-of-fold and test probabilities} averaged over the seeds, inputs first.
+
+    The images alone (the runs' mean, and each run when several) come first: an input is kept on a tie. The
+    table alone gets LightGBM (a comparison when runs are given); the final features (table and runs, or the
+    table alone) get LightGBM, the logistic regression and their blend.
+    """
     X, X_test, runs = inputs["X"], inputs["X_test"], inputs["runs"]
+    final = "stack" if runs else "table"
     sets = {"table": [c for c in X.columns if c not in runs]} | ({"stack": list(X.columns)} if runs else {})
-    fits = {name: {"oof": 0.0, "test": 0.0, "importance": 0.0, "rounds": []} for name in sets}
+    fits = {}
+    if runs:
+        fits[("images", "mean")] = {"oof": X[runs].mean(axis=1).to_numpy(),
+                                    "test": X_test[runs].mean(axis=1).to_numpy()}
+        for column in runs if len(runs) > 1 else ():
+            fits[("images", column)] = {"oof": X[column].to_numpy(), "test": X_test[column].to_numpy()}
     for seed in range(cfg.seeds):
         folds = group_folds(y, inputs["groups"], cfg.folds, seed)
         for name, columns in sets.items():
-            fit = fit_boosted(X[columns], y, X_test[columns], folds, cfg.metric, seed, cfg.rounds,
-                              cfg.learning_rate, cfg.patience)
-            found = fits[name]
-            found["oof"] = found["oof"] + fit.oof / cfg.seeds
-            found["test"] = found["test"] + fit.test / cfg.seeds
-            found["importance"] = found["importance"] + fit.importance
-            found["rounds"] += fit.rounds
-    if runs:
-        fits["images"] = {"oof": X[runs].mean(axis=1).to_numpy(), "test": X_test[runs].mean(axis=1).to_numpy()}
+            add_fit(fits, (name, "lightgbm"), cfg.seeds, fit_boosted(X[columns], y, X_test[columns], folds, cfg.metric,
+                                                                     seed, cfg.rounds, cfg.learning_rate, cfg.patience))
+        add_fit(fits, (final, "logistic"), cfg.seeds,
+                fit_logistic(X[sets[final]], y, X_test[sets[final]], folds, runs))
+    trees, linear = fits[(final, "lightgbm")], fits[(final, "logistic")]
+    oof, test = blend([trees["oof"], linear["oof"]], [trees["test"], linear["test"]], cfg.metric)
+    fits[(final, "blend")] = {"oof": oof, "test": test}
     return fits
 
 
-def score_table(cfg, groups, y, inputs, fits) -> pd.DataFrame:
-    """Return one row per feature set: out-of-fold score (and test score against --solution)."""
-    truth = read_solution(cfg.solution) if cfg.solution else None
-    names = {"images": f"images: {' + '.join(str(g.folder) for g in groups)} (their K-fold CV)",
-             "table": f"table: LightGBM ({cfg.folds}-fold CV)",
-             "stack": f"ensemble: stack, LightGBM on both ({cfg.folds}-fold CV)"}
-    rows = []
-    for name in ("images", "table", "stack"):
-        if name not in fits:
-            continue
-        row = {"features": name, "run": names[name] if name != "table" or "stack" in fits else
-               f"ensemble: {names['table']}", "score": score_positive(fits[name]["oof"], y, cfg.metric)}
-        if truth is not None:
-            row["test_score"] = score_positive(fits[name]["test"], truth, cfg.metric)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def read_solution(path) -> np.ndarray:
-    """Return the 0/1 test labels of a solution CSV (id, target), in its row order (the sample's)."""
-    frame = pd.read_csv(path)
-    return frame.iloc[:, 1].astype(int).to_numpy()
+def add_fit(fits: dict, key: tuple, seeds: int, fit) -> None:
+    """Add one seed's fit to fits[key]: probabilities averaged, importance summed, kept rounds listed."""
+    found = fits.setdefault(key, {"oof": 0.0, "test": 0.0, "importance": 0.0, "rounds": []})
+    found["oof"] = found["oof"] + fit.oof / seeds
+    found["test"] = found["test"] + fit.test / seeds
+    found["importance"] = found["importance"] + fit.importance
+    found["rounds"] += fit.rounds
 
 
 def write_outputs(cfg, csv_path, comp, class_map, fmt, positive, ids, fits, scores, spec) -> None:
-    """Write the submission (checked), NAME.json, the scores, the stack's out-of-fold rows and its importance."""
-    final = fits.get("stack", fits["table"])
+    """Write the submission (the kept candidate's, checked), NAME.json (the choice recorded), the scores, the kept
+    candidate's out-of-fold rows and the importance (LightGBM's gain and the logistic regression's |coefficient|)."""
+    kept = scores[scores["kept"]].iloc[0]
+    final = fits[(kept["features"], kept["model"])]
     probs = np.zeros((len(comp.schema.ids), 2))
     probs[:, positive], probs[:, 1 - positive] = final["test"], 1 - final["test"]
     frame = fill_submission(comp.schema, probs, class_map, fmt)
     validate_submission(frame, comp.schema, class_map, fmt)
     out = Path(cfg.out)
     check_writable(out)
-    importance = final["importance"].sort_values(ascending=False)
+    stage = "stack" if ("stack", "lightgbm") in fits else "table"
+    trees, linear = fits[(stage, "lightgbm")], fits[(stage, "logistic")]
+    importance = pd.DataFrame({"gain": trees["importance"], "logistic_coef": linear["importance"]})
+    shown = importance["logistic_coef" if kept["model"] == "logistic" else "gain"].sort_values(ascending=False)
+    holdout = scores.sort_values("kept", kind="stable")[["run", "score"]]  # the kept row last: the ledger's
     manifest = {"runs": [f"stack of {cfg.runs or 'no run'} + table"], "views": [], "metric": cfg.metric,
-                "holdout": scores[["run", "score"]].to_dict(orient="records"), "stack": dataclasses.asdict(cfg),
-                "table_features": spec.as_record(), "rounds": final["rounds"], "versions": package_versions(),
+                "holdout": holdout.to_dict(orient="records"), "stack": dataclasses.asdict(cfg),
+                "second_stage": {"features": kept["features"], "model": kept["model"], "score": float(kept["score"])},
+                "table_features": spec.as_record(), "rounds": trees["rounds"], "versions": package_versions(),
                 "git_commit": git_commit(), "date": now_text()}
-    with staged_files(out, cfg.name) as stage:
-        write_csv(stage / f"{cfg.name}.scores.csv", scores)
-        write_csv(stage / f"{cfg.name}.oof.csv", pd.DataFrame({"id": ids, "oof_probability": final["oof"]}))
-        write_csv(stage / f"{cfg.name}.importance.csv", importance.rename_axis("feature").reset_index(name="gain"))
-        plot_importance(importance, stage / f"{cfg.name}.importance.png", f"{cfg.name}: feature importance")
-        write_json(manifest_file(stage, cfg.name), manifest)
-        write_csv(stage / csv_path.name, frame)
+    title = f"{cfg.name}: feature importance ({'logistic |coef|' if shown.name != 'gain' else 'LightGBM gain'})"
+    with staged_files(out, cfg.name) as stage_dir:
+        write_csv(stage_dir / f"{cfg.name}.scores.csv", scores)
+        write_csv(stage_dir / f"{cfg.name}.oof.csv", pd.DataFrame({"id": ids, "oof_probability": final["oof"]}))
+        write_csv(stage_dir / f"{cfg.name}.importance.csv",
+                  importance.sort_values("gain", ascending=False).rename_axis("feature").reset_index())
+        plot_importance(shown, stage_dir / f"{cfg.name}.importance.png", title)
+        write_json(manifest_file(stage_dir, cfg.name), manifest)
+        write_csv(stage_dir / csv_path.name, frame)
