@@ -71,5 +71,5 @@ def run_stack(cfg, state, run: Path, plan, deadline: float) -> None:
                             overwrite=True)
     with state.step("stack", row["minutes"]) as record:
         result = stack(stack_cfg)
-        record.update(score=result["kept"]["score"], candidate=result["path"])
-    state.offer(record["candidate"], record["score"], "stack")
+        record.update(score=result["kept"]["score"], candidate=result["path"], no_better=result["no_better"])
+    state.offer(record["candidate"], record["score"], "stack", record.get("no_better", False))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from src.inference.reference import compare, reference_answer
 from src.core.metric_choice import is_ranking, rank_key
 from src.training.boosting import BoostedFit, score_positive
 
@@ -111,8 +112,9 @@ def score_table(cfg, groups, y, fits) -> pd.DataFrame:
     return frame
 
 
-def say_scores(cfg, scores: pd.DataFrame) -> None:
-    """Print each candidate's out-of-fold score in one line, the kept one marked, then why it was kept."""
+def say_scores(cfg, scores: pd.DataFrame, y: np.ndarray) -> bool:
+    """Print each candidate's out-of-fold score in one line, the kept one marked, why it was kept, and the kept
+    score beside the trivial answer's (the positive rate for every row); return True when it is no better."""
     print(f"out-of-fold {cfg.metric}" + (" (test: --solution)" if "test_score" in scores else "") + ":")
     for row in scores.itertuples():
         test = f"  test {row.test_score:.4f}" if "test_score" in scores else ""
@@ -125,6 +127,9 @@ def say_scores(cfg, scores: pd.DataFrame) -> None:
     else:
         print(f"kept: {kept['run'].removeprefix('ensemble: kept, ')}: out-of-fold {cfg.metric} {kept['score']:.4f}, "
               "the best of the candidates above; the submission is its test prediction")
+    line, worse = compare(kept["score"], reference_answer(cfg.metric, y, y, 2), cfg.metric, "the stack")
+    print(line, flush=True)
+    return worse
 
 
 def read_solution(path) -> np.ndarray:

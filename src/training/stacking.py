@@ -70,12 +70,13 @@ def stack(cfg) -> dict:
     inputs = stack_inputs(cfg, comp, opts, groups, ids, class_map.values[positive], positive)
     fits = fit_sets(cfg, y, inputs)
     scores = score_table(cfg, groups, y, fits)
-    say_scores(cfg, scores)
+    no_better = say_scores(cfg, scores, y)
     write_outputs(cfg, csv_path, comp, class_map, fmt, positive, ids, fits, scores, inputs["features"])
     print(f"wrote {csv_path} ({len(comp.schema.ids)} rows)")
     kept = scores[scores["kept"]].iloc[0]
     return {"path": str(csv_path), "metric": cfg.metric, "scores": scores.to_dict(orient="records"),
-            "kept": {"features": kept["features"], "model": kept["model"], "score": float(kept["score"])}}
+            "kept": {"features": kept["features"], "model": kept["model"], "score": float(kept["score"])},
+            "no_better": no_better}
 
 
 def check_stackable(folder: str, listed: list) -> None:
