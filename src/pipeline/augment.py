@@ -6,7 +6,7 @@
 Policies: `none`; `light` (horizontal flip, small scale/shift/rotation, brightness/contrast,
 each with p=0.5 as in albumentations: the reference recipe's light augmentation); `strong` (RandAugment-like: flip, then 2 random
 ops from 12 at a fixed magnitude). Per-image tf ops inside tf.data measured about 7x faster
-here than Keras augmentation layers on batches (DESIGN.md), hence functions, not layers.
+here than Keras augmentation layers on batches (docs/pipeline.md, benchmarks/pipeline.py), hence functions, not layers.
 
 `albumentations:FILE`: a Compose the user saved with albumentations' A.save, applied per image
 (src.pipeline.albumentations_policy).

@@ -4,7 +4,7 @@
 
 Each step is planned from seconds measured on this hardware (src.training.planning) and re-planned from
 the times measured so far; each composes a kit job (screen, train / train_folds, submit). OUT holds
-auto_state.json (src.training.auto_state): the same command after a kill continues from it, the finished
+auto_state.json (src.runs.auto_state): the same command after a kill continues from it, the finished
 steps kept. A submission replaces OUT/submission.csv only when it scores better on the holdout (out of
 fold for K-fold runs); the last line printed names the file.
 """
@@ -33,7 +33,7 @@ from src.training.auto_jobs import run_blend, run_head, run_screen, run_second, 
 from src.training.auto_table import run_stack, settle_table
 
 PRETRAINED = "efficientnet_b0,resnet50,mobilenetv3_large"
-FROM_SCRATCH = "small_resnet"  # keras.applications networks from random weights sit at chance (DESIGN.md)
+FROM_SCRATCH = "small_resnet"  # keras.applications networks from random weights sit at chance (docs/backbones.md: small_resnet)
 
 
 def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
