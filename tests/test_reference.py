@@ -116,8 +116,8 @@ def test_a_noisy_metric_does_not_stop_a_stage_whose_val_loss_still_falls():
 
 def test_stage_rates_follow_the_weights_unless_given():
     scratch = TrainConfig(weights="none")
-    assert stage_rates(scratch)[:2] == (3e-3, 1e-3) and "random weights" in stage_rates(scratch)[2]
-    assert [s.lr for s in plan_stages(scratch)] == [3e-3, 1e-3]
+    assert stage_rates(scratch)[:2] == (1e-3, 3e-4) and "random weights" in stage_rates(scratch)[2]
+    assert [s.lr for s in plan_stages(scratch)] == [1e-3, 3e-4]
     assert stage_rates(TrainConfig())[:2] == (1e-3, 1e-6)
     given = TrainConfig(weights="none", stage1_lr=1e-2, stage2_lr=1e-5)
     assert stage_rates(given) == (1e-2, 1e-5, "the rates given")
@@ -149,3 +149,40 @@ def test_the_autopilot_never_keeps_a_candidate_no_better_than_the_trivial_answer
     assert not (tmp_path / "submission.csv").exists() and state.best == {}
     assert "NOT KEPT: its holdout log_loss 0.6930 is no better than the trivial answer's" in capsys.readouterr().out
     assert state.offer(str(candidate), 0.41, "submit") and (tmp_path / "submission.csv").is_file()
+
+
+def fake_fold(path, score):
+    """Write a finished fold run folder whose state.json holds its holdout score."""
+    import json
+
+    path.mkdir(parents=True)
+    (path / "state.json").write_text(json.dumps({"finished": ["stage1"], "best": {"stage1": score},
+                                                 "verdict": {"holdout_score": score}}))
+
+
+@pytest.mark.parametrize("second, kept", [(0.95, 0.95), (0.5, 0.64)])
+def test_the_autopilot_trains_a_far_fold_again_and_keeps_the_better(tmp_path, monkeypatch, second, kept):
+    import json
+    import time
+
+    from src.training import auto_jobs
+
+    folder = tmp_path / "train"
+    for fold, score in enumerate((0.97, 0.98, 0.2)):  # fold 2: a second run half-trained when a session was cut,
+        fake_fold(folder / f"fold-{fold}", score)
+    fake_fold(folder / "fold-2.first", 0.64)        # beside the first run it moved aside: the first comes back
+    calls = []
+
+    def train_folds(cfg, callbacks=()):
+        calls.append(cfg.time_limit)
+        if not (folder / "fold-2").exists():
+            fake_fold(folder / "fold-2", second)
+        return {"metric": "qwk", "far_folds": []}
+
+    monkeypatch.setattr(auto_jobs, "train_folds", train_folds)
+    summary = auto_jobs.retrain_far_folds(TrainConfig(time_limit=1.0), {"metric": "qwk", "far_folds": [2]}, folder,
+                                          fold_seconds=1.0, until=time.monotonic() + 600, callbacks=())
+    state = json.loads((folder / "fold-2" / "state.json").read_text())
+    assert state["verdict"]["holdout_score"] == kept and summary["retrained"] == [2]
+    assert not (folder / "fold-2.first").exists()
+    assert 0 < calls[0] <= 600 / 3600  # the retrain is bounded by what the auto run has left, not its first hours

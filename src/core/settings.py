@@ -51,14 +51,14 @@ class TrainConfig(DataOptions, PipelineOptions):
     stage1_epochs: int = opt(30, "most epochs of stage 1 (early stopping usually ends it sooner)", check=positive,
                              role="length")
     stage1_lr: float = opt(0.0, "stage 1 initial learning rate (where --schedule starts; cosine: after the warm-up); "
-                                "0: the recipe's for the weights, 1e-3 for pretrained, 3e-3 for random (--weights none)",
+                                "0: the recipe's for the weights, 1e-3 for pretrained and for random (--weights none)",
                            check=non_negative, role="recipe")
     stage1_patience: int = opt(4, "stage 1 early-stopping patience, in epochs without a better --metric", check=positive,
                                role="holdout")
     stage2_size: tuple[int, int] = opt((440, 610), "stage 2 image height and width", check=image_side, role="model")
     stage2_epochs: int = opt(10, "most epochs of stage 2", check=positive, role="length")
     stage2_lr: float = opt(0.0, "stage 2 initial learning rate (where --schedule starts); 0: the recipe's for the "
-                                "weights, 1e-6 for pretrained (fine-tuning), 1e-3 for random (still learning)",
+                                "weights, 1e-6 for pretrained (fine-tuning), 3e-4 for random (still learning)",
                            check=non_negative, role="recipe")
     stage2_patience: int = opt(5, "stage 2 early-stopping patience", check=positive, role="holdout")
     decay_steps: int = opt(1000, "ExponentialDecay decay_steps (--schedule exponential)", check=positive, role="recipe")

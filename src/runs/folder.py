@@ -28,7 +28,7 @@ from src.core.roles import names_where
 from src.core.settings import TrainConfig
 from src.data.class_maps import load_class_maps, save_class_maps
 from src.runs.lock import LOCK, take_lock
-from src.runs.stages import Stage, plan_stages
+from src.runs.stages import Stage, effective, plan_stages
 from src.runs.state import RunState, read_state, write_state
 
 FOLD_PREFIX = "fold-"
@@ -267,7 +267,7 @@ class RunFolder:
         fixed = names_where(type(cfg), lambda role: not role.on_resume)
         changed = [f.name for f in dataclasses.fields(cfg)
                    if f.name in fixed and f.name not in getattr(cfg, "CLI_HIDDEN", ())
-                   and getattr(cfg, f.name) != getattr(saved, f.name)]
+                   and effective(cfg, f.name) != effective(saved, f.name)]
         if changed:
             name = changed[0]
             raise KitError(f"--resume: --{name.replace('_', '-')} is {getattr(cfg, name)!r} but {self.path} was "
@@ -297,4 +297,3 @@ class RunFolder:
     def holds_files(self) -> bool:
         """Return True when the folder holds anything besides the lock."""
         return self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
-

@@ -110,31 +110,52 @@ def run_training(cfg, state, plan, speed: Speed, counts, data, deadline: float, 
 
 def retrain_far_folds(train_cfg, summary: dict, folder: Path, fold_seconds: float, until: float, callbacks) -> dict:
     """Train each fold far below its siblings (cross_validation.far_folds) once more, when the budget left before
-    `until` holds it; keep whichever of its two runs scored better and return the K-fold summary written last.
+    `until` holds it; keep whichever of its two runs scored better on its holdout and return the K-fold summary
+    written last.
 
-    The first run moves aside to fold-<i>.first (never deleted while the second trains); the CV is written anew.
+    The first run moves aside to fold-<i>.first (never deleted while the second trains); a session cut during the
+    second finds it there and puts it back before trying again.
     """
     retrained, metric = [], summary["metric"]
     for fold in summary["far_folds"]:
-        if time.monotonic() + fold_seconds > until:
-            print(f"fold {fold}: far below its siblings, but retraining it ({fold_seconds / 60:.1f} min) would pass "
-                  "the budget's end; kept as it is")
-            continue
         run = RunFolder(folder).fold(fold)
         first = run.path.with_name(run.path.name + ".first")
-        before = RunFolder(run.path).state().kept_score()
+        if first.is_dir():  # a cut retrain: the first run comes back, the half-trained second goes
+            shutil.rmtree(run.path, ignore_errors=True)
+            first.rename(run.path)
+        if time.monotonic() + fold_seconds > until:
+            print(f"fold {fold}: far below its siblings, but training it again ({fold_seconds / 60:.1f} min) would "
+                  "pass the budget's end; kept as it is")
+            continue
+        before = holdout_score(run)
         run.path.rename(first)
         print(f"fold {fold}: trained again ({fold_seconds / 60:.1f} min planned); the first run is in {first}", flush=True)
-        summary = train_folds(dataclasses.replace(train_cfg, resume=True), callbacks)
-        after = RunFolder(run.path).state().kept_score()
-        if not better(after, before, metric):  # the second did no better: the first comes back
-            shutil.move(str(run.path), str(run.path.with_name(run.path.name + ".second")))
+        again = train_folds(dataclasses.replace(train_cfg, resume=True,
+                                                time_limit=max(until - time.monotonic(), 1.0) / 3600), callbacks)
+        after = None if again.get("stopped") else holdout_score(run)
+        if after is None or not better(after, before, metric):  # the second did no better: the first comes back
+            shutil.rmtree(run.path, ignore_errors=True)
             first.rename(run.path)
-            summary = train_folds(dataclasses.replace(train_cfg, resume=True), callbacks)
-        print(f"fold {fold}: {metric} {before:.4f} first, {after:.4f} trained again; "
-              f"{'the second' if better(after, before, metric) else 'the first'} kept", flush=True)
+            again = train_folds(dataclasses.replace(train_cfg, resume=True), callbacks)  # the CV of the first again
+        else:
+            shutil.rmtree(first, ignore_errors=True)
+        print(f"fold {fold}: {metric} {shown(before)} first, {shown(after)} trained again"
+              f"{' (cut by the budget)' if after is None else ''}; the "
+              f"{'second' if after is not None and better(after, before, metric) else 'first'} kept", flush=True)
+        summary = again if not again.get("stopped") else summary
         retrained.append(fold)
     return {**summary, "retrained": retrained}
+
+
+def shown(value) -> str:
+    return "?" if value is None else f"{value:.4f}"
+
+
+def holdout_score(run: RunFolder):
+    """Return a finished run's holdout --metric with its final weights (state.json's verdict), else None."""
+    if not run.state_file.is_file():
+        return None
+    return run.state().verdict.get("holdout_score")
 
 
 def salvage(folder: Path, folds: int) -> list:

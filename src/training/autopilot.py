@@ -152,6 +152,10 @@ def finish(state, out: Path, started: float) -> dict:
         print(f"{name}: {step.get('status')}, planned {step.get('planned_minutes', float('nan')):.2f} min, actual "
               f"{step.get('minutes', float('nan')):.2f} min, score {step.get('score')}")
     if not state.best:
-        raise KitError(f"no submission: no model finished within the budget ({state.path})")
+        refused = [s.get("candidate") for s in state.steps.values() if s.get("no_better")]
+        raise KitError(f"no submission: every candidate ({', '.join(map(str, refused))}) scored no better on the "
+                       "holdout than the trivial answer, so none was kept; more --budget, pretrained --weights or "
+                       f"another backbone may help ({state.path})" if refused else
+                       f"no submission: no model finished within the budget ({state.path})")
     print(f"submission: {state.best['file']} (holdout {state.metric} {state.best['score']:.4f})")
     return {"file": state.best["file"], "score": state.best["score"], "steps": state.steps}
