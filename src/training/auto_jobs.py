@@ -22,6 +22,7 @@ from src.inference.submission import submit
 from src.pipeline.sampling import sampling_hint
 from src.runs.auto_state import better, candidate_score
 from src.runs.folder import RunFolder
+from src.runs.stages import stage_rates
 from src.training.cross_validation import train_folds
 from src.training.embedding_head import fit_embedding_head
 from src.training.planning import Speed, fold_epochs, head_seconds, plan_row, predict_seconds
@@ -61,9 +62,9 @@ def recipe(cfg, data, epochs: tuple, table) -> dict:
     if min(epochs[0], epochs[1] if epochs[1] else epochs[0]) >= 3:
         options["lr_warmup_epochs"] = 1.0
         why[0] = "cosine with a warm-up epoch: the schedule sized to the planned epochs"
-    if cfg.weights == "none":  # from scratch: the demo's rates (the reference 1e-6 is for pretrained weights)
-        options.update(stage1_lr=3e-3, stage2_lr=1e-3)
-        why.append("rates for random weights")
+    if cfg.weights == "none":  # from scratch: src.runs.stages.RATES (the reference 1e-6 is for pretrained weights)
+        first, second, _ = stage_rates(dataclasses.replace(TrainConfig(), weights="none"))
+        why.append(f"rates for random weights ({first:g}, {second:g})")
     probe = dataclasses.replace(TrainConfig(), sampling="natural")
     if sampling_hint(probe, data.comp.train[data.target], data.class_map, cfg.metric):
         options["sampling"] = "balanced"
