@@ -175,3 +175,17 @@ def pytest_collection_modifyitems(items):
         return SLOW_FILES_FIRST.index(name) if name in SLOW_FILES_FIRST else len(SLOW_FILES_FIRST)
 
     items.sort(key=rank)  # stable: the rest keep their collection order
+
+
+@pytest.fixture
+def live_python():
+    """Yield a live Python process (a sleeping interpreter): a lock holder that is alive and could be a kit job."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()

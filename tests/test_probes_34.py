@@ -590,7 +590,7 @@ def test_20_predict_and_prune_name_a_kfold_runs_folds(tmp_path, capsys, command)
 
 
 # ---------------------------------------------------------------- 21. a lock whose id now names another process
-def test_21_a_lock_whose_pid_is_now_another_process_is_taken_over_saying_so(tmp_path, capsys):
+def test_21_a_lock_whose_pid_is_now_another_process_is_taken_over_saying_so(tmp_path, capsys, live_python):
     import os
 
     from src.core.processes import host_name, process_start
@@ -609,18 +609,11 @@ def test_21_a_lock_whose_pid_is_now_another_process_is_taken_over_saying_so(tmp_
             assert holder == str(os.getpid()) and machine_and_start == f"{host_name()} {process_start(os.getpid())}"
         pid = written.split()[0]
         assert capsys.readouterr().out == f"{run.path}: taking over the lock of process {pid}, {why}\n"
-    import subprocess
-    import sys
-
-    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # its writer, alive: a Python
-    try:
-        (run.path / ".lock").write_text(f"{writer.pid}\n{host_name()} {process_start(writer.pid)}\n")
-        with pytest.raises(KitError, match=f"^{run.path} is in use by process {writer.pid} "):
-            with run.lock():
-                pass
-    finally:
-        writer.kill()
-        writer.wait()
+    writer = live_python  # its writer, alive: a Python
+    (run.path / ".lock").write_text(f"{writer.pid}\n{host_name()} {process_start(writer.pid)}\n")
+    with pytest.raises(KitError, match=f"^{run.path} is in use by process {writer.pid} "):
+        with run.lock():
+            pass
 
 
 def test_15_tta_auto_chooses_no_views_on_a_one_class_holdout(monkeypatch, capsys):

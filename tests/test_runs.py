@@ -106,19 +106,14 @@ def test_the_run_state_is_typed_and_reads_earlier_files(tmp_path):
         run.state()
 
 
-def test_a_live_lock_refuses_a_second_writer(tmp_path):
+def test_a_live_lock_refuses_a_second_writer(tmp_path, live_python):
     """issue 12 #2: two src.train --out R started together both wrote into R."""
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        run = RunFolder(tmp_path / "run")
-        run.path.mkdir()
-        (run.path / ".lock").write_text(f"{holder.pid}\n")
-        with pytest.raises(KitError, match=f"in use by process {holder.pid}"):
-            with run.lock():
-                pass
-    finally:
-        holder.kill()
-        holder.wait()
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / ".lock").write_text(f"{live_python.pid}\n")
+    with pytest.raises(KitError, match=f"in use by process {live_python.pid}"):
+        with run.lock():
+            pass
 
 
 def test_a_stale_lock_is_taken_over_saying_so(tmp_path, capsys):
