@@ -402,3 +402,17 @@ def test_the_task_kind_is_read_from_the_labels_said_and_checked_against_the_flag
     with pytest.raises(KitError, match="--task: expected one of label, tags"):
         parse_config(TrainConfig, ["--task", "segmentation"])  # (number is a kind since issue 31)
     assert check_metric_for("qwk", KINDS["label"]) == "qwk" and not KINDS["tags"].scores_with("map@5")
+
+
+def test_a_partial_auc_on_more_than_two_classes_is_refused_naming_what_to_use(tmp_path):
+    """Issue 41 probe 4: --metric pauc@0.8 on 3 classes scored one class (the second sorted) against the rest."""
+    import dataclasses
+
+    from src.core.metric_choice import settle_metric
+    from src.core.settings import TrainConfig
+
+    cfg = dataclasses.replace(TrainConfig(), data=str(tmp_path), metric="pauc@0.8")
+    with pytest.raises(KitError, match=r"^metric pauc@0.8 \(.*\): a partial AUC scores one class against the rest "
+                                       r".* the target has 3 classes; use --metric auc"):
+        settle_metric(cfg, ("accuracy", "the format's"), classes=3)
+    assert settle_metric(cfg, ("accuracy", "the format's"), classes=2)[0].metric == "pauc@0.8"

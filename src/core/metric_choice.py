@@ -232,6 +232,10 @@ def settle_metric(cfg, fallback: tuple, kind: TaskKind = LABEL, run_metric: str 
     """
     data_dir = cfg.data if data_dir is None else data_dir
     choice = resolve_metric(cfg.metric, data_dir, *fallback, kind, run_metric, run_where)
+    if choice.name.startswith("pauc@") and classes > 2:  # one class against the rest would be an arbitrary class
+        raise KitError(f"metric {choice.name} ({choice.line.removeprefix('metric: ')}): a partial AUC scores one "
+                       f"class against the rest (ISIC 2024: malignant or not), and the target has {classes} classes; "
+                       "use --metric auc (the mean of each class's one-vs-rest AUC), or a two-class target")
     print(choice.line + note, flush=True)
     if how_scored(choice.name, classes):
         print(how_scored(choice.name, classes), flush=True)
