@@ -12,7 +12,8 @@ else, then `src.submit --data D --run R --tta auto`; scored on the held-back sol
   training images (softmax; sigmoid tags at 0.3; a linear output on the standardised number; softmax over the
   known individuals, new_individual inserted first below a probability of 0.5).
 Rows run one by one and land in OUT/matrix.csv as they finish (a rerun skips finished rows; ROWS: comma-separated
-names to run again). docs/benchmarks.md's matrix table is written from matrix.csv. The last line is one JSON object:
+names to run again; --baseline-only measures the baseline and the trivial answer again beside the kept kit
+submissions). docs/benchmarks.md's matrix table is written from matrix.csv. The last line is one JSON object:
 per row the kit's, the baseline's and the trivial answer's test scores, and whether the kit is no worse.
 """
 from __future__ import annotations
@@ -67,15 +68,22 @@ def run_kit(data: Path, work: Path, sizes: tuple, epochs: tuple) -> tuple:
     return pd.read_csv(result["path"]), (time.monotonic() - started) / 60
 
 
-def measure(name: str, out: Path) -> dict:
-    """Generate one row's competition, run the kit and the baseline on it; return the row's scores."""
+def measure(name: str, out: Path, baseline_only: bool = False, kit_minutes: float = float("nan")) -> dict:
+    """Generate one row's competition, run the kit and the baseline on it; return the row's scores.
+
+    baseline_only: the competition and the kit's submission are kept from an earlier run; the baseline and the
+    trivial answer are measured again (the baseline changed)."""
     kind, train, sizes, difficulty, seed, epochs = ROWS[name]
     work = out / name
-    shutil.rmtree(work, ignore_errors=True)
-    data, spec = write_matrix_competition(kind, work, train=train, test=TEST_IMAGES, size=sizes[1],
-                                          difficulty=difficulty, seed=seed)
+    if baseline_only:
+        data, spec = work / name, SPECS[kind]
+        kit, minutes = pd.read_csv(work / "subs" / "kit.csv"), kit_minutes
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        data, spec = write_matrix_competition(kind, work, train=train, test=TEST_IMAGES, size=sizes[1],
+                                              difficulty=difficulty, seed=seed)
+        kit, minutes = run_kit(data, work, sizes, epochs)
     solution = pd.read_csv(work / "solution.csv")
-    kit, minutes = run_kit(data, work, sizes, epochs)
     started = time.monotonic()
     baseline = baseline_answers(kind, data, spec, solution, sizes[1], sum(epochs), seed)
     baseline_minutes = (time.monotonic() - started) / 60
@@ -106,16 +114,20 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
 
 def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
+    baseline_only = "--baseline-only" in argv
+    argv = [a for a in argv if a != "--baseline-only"]
     out = Path(argv[0] if argv else "runs/matrix")
     again = set(argv[1].split(",")) if len(argv) > 1 else set()
     out.mkdir(parents=True, exist_ok=True)
     table_file = out / "matrix.csv"
     table = pd.read_csv(table_file) if table_file.is_file() else pd.DataFrame()
     for name in ROWS:
-        if len(table) and name in set(table["row"]) and name not in again:
+        done = len(table) and name in set(table["row"])
+        if (done and name not in again and not baseline_only) or (baseline_only and not done):
             continue
         print(f"== {name}", flush=True)
-        row = measure(name, out)
+        minutes = float(table.set_index("row").loc[name, "kit_minutes"]) if baseline_only else float("nan")
+        row = measure(name, out, baseline_only, minutes)
         table = pd.concat([table[table["row"] != name] if len(table) else table, pd.DataFrame([row])],
                           ignore_index=True)
         table = table.set_index("row").loc[[n for n in ROWS if n in set(table["row"])]].reset_index()
