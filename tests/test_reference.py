@@ -186,3 +186,27 @@ def test_the_autopilot_trains_a_far_fold_again_and_keeps_the_better(tmp_path, mo
     assert state["verdict"]["holdout_score"] == kept and summary["retrained"] == [2]
     assert not (folder / "fold-2.first").exists()
     assert 0 < calls[0] <= 600 / 3600  # the retrain is bounded by what the auto run has left, not its first hours
+
+
+def test_patience_counts_only_once_an_epoch_beats_the_trivial_answer():
+    # seen on a generated number competition: epoch 1's near-constant answer (RMSE 31.5, the training mean's is
+    # 26.9) stayed best while BatchNorm settled, and patience 4 ended stage 1 at epoch 5 of 12, keeping epoch 1
+    rmse = [31.46, 55.60, 61.77, 49.10, 33.79, 25.02, 16.37, 14.38, 12.66, 12.91, 12.32, 14.27]
+    logs = [{"val_rmse": v, "val_loss": (v / 27.0) ** 2 + 1.0 * (i == 0) * -0.5} for i, v in enumerate(rmse)]
+    assert run_stopper(ResumableEarlyStopping(patience=4, metric="rmse", min_epochs=earliest_stop(12, 4)), logs) == 5
+    stopper = ResumableEarlyStopping(patience=4, metric="rmse", min_epochs=earliest_stop(12, 4), floor=26.89)
+    assert run_stopper(stopper, logs) == 0 and stopper.best.value == pytest.approx(12.32)
+    learnt = [{"val_rmse": v, "val_loss": 1.0} for v in (20.0, 30.0, 31.0, 32.0, 33.0, 34.0)]
+    assert run_stopper(ResumableEarlyStopping(patience=4, metric="rmse", floor=26.89), learnt) == 5  # it had learnt
+
+
+def test_the_epoch_floor_is_the_trivial_answer_as_the_epoch_metric_scores_it():
+    from src.training.holdout import epoch_floor
+
+    class_map = ClassMap("label", ("cat", "dog"))
+    data = types.SimpleNamespace(class_map=class_map, val=[0] * 4, positive=1, y_train=np.array([0, 0, 0, 1]),
+                                 y_val=np.array([0, 1, 0, 0]))
+    cfg = types.SimpleNamespace(metric="accuracy", full_fit="")
+    assert epoch_floor(cfg, data) == 0.75
+    assert epoch_floor(types.SimpleNamespace(metric="auc", full_fit=""), data) == 0.5
+    assert epoch_floor(types.SimpleNamespace(metric="auc", full_fit="runs/ref"), data) is None  # no holdout

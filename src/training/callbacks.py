@@ -60,7 +60,7 @@ class LastCheckpoint(keras.callbacks.Callback):
             record_shape(temp, self.model)
 
 
-def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple) -> list:
+def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple, floor: float | None = None) -> list:
     """Return what keeps a stage's weights: early stopping and the best checkpoint on the holdout metric, or for a
     full-fit (no holdout) the last epoch's weights written every epoch. Every stage of every run keeps its
     weights through it."""
@@ -69,7 +69,8 @@ def keep_callbacks(cfg, stage, metric: str, checkpoint: Path, resume: tuple) -> 
     best, best_loss, wait, lowest = resume
     return [ResumableEarlyStopping(stage.patience, metric, best, best_loss, wait,
                                    checkpoint if best is not None else None,
-                                   min_epochs=earliest_stop(stage.epochs, stage.patience), lowest_loss=lowest),
+                                   min_epochs=earliest_stop(stage.epochs, stage.patience), lowest_loss=lowest,
+                                   floor=floor),
             ResumableCheckpoint(checkpoint, metric, best, best_loss)]
 
 

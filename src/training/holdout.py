@@ -13,7 +13,7 @@ import pandas as pd
 from src.core.files import read_json, write_csv
 from src.inference.identities import identity_file, identity_truth
 from src.inference.metrics import fit_thresholds, score
-from src.inference.reference import compare, identity_reference, reference_answer
+from src.inference.reference import compare, identity_reference, prior_answer, reference_answer
 from src.runs.folder import RunFolder
 
 
@@ -80,3 +80,18 @@ def judge_holdout(cfg, data, run: RunFolder) -> dict:
     line, worse = compare(value, reference, metric)
     return {"holdout_score": None if value is None else float(value), **reference.as_record(),
             "no_better": worse, "line": line}
+
+
+def epoch_floor(cfg, data) -> float | None:
+    """Return the trivial answer's score as the per-epoch metric computes it on the holdout (tags at 0.5), the
+    floor under which early stopping does not count its patience; None where no epoch metric is comparable
+    (identities, a full-fit without a holdout, a holdout of one class)."""
+    output = data.class_map.kind.output
+    if cfg.full_fit or not len(data.val) or output == "embedding":
+        return None
+    if output == "number":
+        value = reference_answer(cfg.metric, data.y_train, data.y_val, 1, number=True).score
+    else:
+        probs = prior_answer(data.y_train, len(data.val), len(data.class_map.values))
+        value = score(probs, data.y_val, cfg.metric, data.positive)
+    return None if value is None or not np.isfinite(value) else float(value)

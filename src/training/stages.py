@@ -23,7 +23,7 @@ from src.models.classifier import HeadSpec, build_classifier, load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
-from src.training.holdout import judge_holdout, write_predictions
+from src.training.holdout import epoch_floor, judge_holdout, write_predictions
 from src.training.history import collect_history, discard_broken_backup, finished_rows
 from src.training.identity_outputs import write_identity_outputs
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
@@ -120,7 +120,7 @@ def fit_stage(stage, cfg, spec, data: RunData, run: RunFolder, init_weights, acc
     backup = keras.callbacks.BackupAndRestore(str(run.backup(stage.name)), delete_checkpoint=False)
     guard = StopOnNonFiniteLoss(stage.name, stage.lr, accelerator.policy, accelerator.replicas)
     callbacks = [guard, DiskSpaceGuard(run.path, 3 + cfg.average_top), *aliases, backup, *ema_callbacks(cfg),
-                 *keep_callbacks(cfg, stage, cfg.metric, checkpoint, resumed),
+                 *keep_callbacks(cfg, stage, cfg.metric, checkpoint, resumed, epoch_floor(cfg, data)),
                  *([keeper] if keeper else []), LearningRateLogger(),
                  keras.callbacks.CSVLogger(str(history_file), append=True), *extra]
     if cfg.tensorboard:  # Keras's own logs: scalars per epoch and the graph, one folder per stage
