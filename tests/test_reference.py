@@ -210,3 +210,20 @@ def test_the_epoch_floor_is_the_trivial_answer_as_the_epoch_metric_scores_it():
     assert epoch_floor(cfg, data) == 0.75
     assert epoch_floor(types.SimpleNamespace(metric="auc", full_fit=""), data) == 0.5
     assert epoch_floor(types.SimpleNamespace(metric="auc", full_fit="runs/ref"), data) is None  # no holdout
+
+
+def test_auto_calibration_softens_but_never_sharpens_on_the_holdout_that_chose_the_epoch(capsys):
+    from src.inference.combine import calibrate
+    from src.inference.metrics import score
+
+    y = np.array([0] * 9 + [1] * 9 + [0, 1])
+    right = np.where(y[:, None] == np.arange(2), 0.7, 0.3)
+    soft = np.vstack([right[:18], [[0.45, 0.55], [0.55, 0.45]]])  # too timid: a sharpening temperature fits
+    scorer = lambda p, t: score(p, t, "log_loss")  # noqa: E731
+    holdout, test, record = calibrate(soft, soft, y, scorer, out_of_fold=False)
+    assert record["fitted"] < 1.0 and record["temperature"] == 1.0
+    np.testing.assert_array_equal(test, soft)
+    assert "would sharpen the probabilities on the holdout" in capsys.readouterr().out
+    sure = np.vstack([np.where(y[:18, None] == np.arange(2), 0.99, 0.01), [[0.02, 0.98], [0.98, 0.02]]])
+    _, softened, record = calibrate(sure, sure, y, scorer, out_of_fold=False)  # overconfident: softened
+    assert record["temperature"] > 1.0 and softened[0, 0] < 0.99
