@@ -334,7 +334,11 @@ def test_an_auto_run_plans_trains_and_submits_over_eight_devices(jax_jobs):
     batch, trains and submits within its budget; its holdout file is what TensorFlow predicts from its weights."""
     tmp_path, comp, results = jax_jobs
     auto = results["auto"]
-    assert auto.returncode == 0, auto.stdout + auto.stderr
+    # 21 training images and 2+1 epochs may learn nothing the holdout sees: then src.auto keeps no candidate (issue
+    # 38: never below the trivial answer) and says so; the run, its candidate and the devices are checked either way
+    refused = "NOT KEPT: its holdout accuracy" in auto.stdout
+    assert auto.returncode == 0 or refused and "no submission: every candidate" in auto.stdout + auto.stderr, \
+        auto.stdout + auto.stderr
     assert f"accelerator: JAX backend, {DEVICES} CPU device(s)" in auto.stdout
     assert (f"batch: 2 image(s) per replica, not --batch-size 32: {DEVICES} replica(s) fill every batch and the "
             "smallest training set planned has") in auto.stdout
@@ -349,7 +353,9 @@ def test_an_auto_run_plans_trains_and_submits_over_eight_devices(jax_jobs):
     val = holdout_frame(run, load_competition(DataOptions(data=str(comp)), with_test=False))
     mine = holdout.astype({"id": str}).set_index("id").loc[val["id"].astype(str), [f"prob_{c}" for c in range(3)]]
     np.testing.assert_allclose(mine.to_numpy(), predict_frame(run, val), atol=2e-3)
-    frame = pd.read_csv(out / "submission.csv", dtype=str)
+    frame = pd.read_csv(state["steps"]["submit"]["candidate"], dtype=str)
     sample = pd.read_csv(comp / "sample-submission.csv", dtype=str)
     assert list(frame["Id"]) == list(sample["Id"]) and set(frame["Category"]) <= {"0", "1", "2"}
-    assert auto.stdout.strip().splitlines()[-1].startswith(f"submission: {out / 'submission.csv'}")
+    assert (out / "submission.csv").is_file() != refused
+    if not refused:
+        assert auto.stdout.strip().splitlines()[-1].startswith(f"submission: {out / 'submission.csv'}")
