@@ -63,7 +63,8 @@ def test_8_an_empty_labels_csv_is_a_kit_error_naming_the_file(csv_comp):
 
 
 # ---------------------------------------------------------------- 9. Ctrl-C swallowed while measuring
-def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run(tmp_path, monkeypatch, capsys):
+def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run(tmp_path, monkeypatch, capsys,
+                                                                                 request):
     """Python reports an exception raised in a garbage-collection callback ("Exception ignored") and goes on: a Ctrl-C
     landing in JAX's callback while a backbone was measured was lost and the auto run went on to exit code 0."""
     import gc
@@ -73,6 +74,9 @@ def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run
     from src.auto import main as auto_main
     from src.training.planning import Speed
 
+    # Python's own Ctrl-C handler, as in a terminal: a test worker process may have been started ignoring SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     calls = []
 
     def pressed_during_collection(phase, info):  # the user's Ctrl-C arrives while the callback runs
