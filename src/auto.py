@@ -22,7 +22,7 @@ def main(argv=None):
     The library is imported after parsing: `--help` and a bad flag never load TensorFlow.
     """
     cfg = parse_config(AutoConfig, argv, prog="python -m src.auto")
-    from src.training.autopilot import run_auto
+    from src.autopilot.autopilot import run_auto
 
     try:
         return run_auto(cfg)

@@ -16,7 +16,7 @@ from src.core.errors import KitError
 from src.core.submit_settings import LedgerConfig
 from src.core.task_kind import KINDS
 from src.runs.auto_state import AutoState
-from src.training.planning import KIND_STEPS, Counts, Speed, kind_steps, make_plan
+from src.autopilot.planning import KIND_STEPS, Counts, Speed, kind_steps, make_plan
 from tests.conftest import make_folder_competition
 
 COUNTS = Counts(train=1000, val=250, test=400)
@@ -136,7 +136,7 @@ BUDGET = 50
 def auto_run(tmp_path_factory):
     """One tiny auto run: killed at a random stage-1 epoch, then the same command resumed within a 50 s budget that
     cuts stage 2; returns (its folder, the resumed session's printed text, its seconds, the chosen kill epoch)."""
-    from src.training.autopilot import run_auto
+    from src.autopilot.autopilot import run_auto
 
     root = tmp_path_factory.mktemp("auto")
     data = make_folder_competition(root / "comp", per_class=8, n_test=6)
@@ -148,7 +148,7 @@ def auto_run(tmp_path_factory):
     import contextlib
     import io
 
-    from src.training import auto_jobs
+    from src.autopilot import auto_jobs
 
     real, submit = time.monotonic, auto_jobs.submit
     with pytest.MonkeyPatch.context() as patch:
@@ -201,7 +201,7 @@ def test_a_table_beside_the_images_gives_its_group_the_metadata_branch_and_the_s
     from src.data.competition import load_competition
     from src.data.demo_table import write_table_competition
     from src.core.task_kind import kind_of
-    from src.training.auto_table import settle_table
+    from src.autopilot.auto_table import settle_table
 
     write_table_competition(tmp_path / "isic", patients=12, test_patients=4, seed=1, size=8)
     cfg = parse_config(AutoConfig, ["--data", str(tmp_path / "isic")])
@@ -225,7 +225,7 @@ def test_a_cut_k_fold_runs_finished_folds_are_scored_by_their_own_holdouts():
 
 
 def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(capsys):
-    from src.training.autopilot import fit_batch
+    from src.autopilot.autopilot import fit_batch
 
     cfg = parse_config(AutoConfig, ["--batch-size", "4", "--max-folds", "0"])
     assert fit_batch(cfg, Counts(train=19, val=5, test=6), replicas=1).batch_size == 4  # one device: as asked
@@ -239,7 +239,7 @@ def test_the_batch_per_replica_is_cut_to_what_the_smallest_training_set_fills(ca
 
 def test_the_screens_runner_up_is_trained_only_when_the_time_left_holds_it_and_every_finished_run_blended(
         tmp_path, capsys, monkeypatch):
-    from src.training import auto_jobs
+    from src.autopilot import auto_jobs
 
     done = []
     monkeypatch.setattr(auto_jobs, "run_training", lambda *a, **k: done.append(k["step"]) or [tmp_path / "b"])

@@ -70,9 +70,9 @@ def test_9_a_ctrl_c_swallowed_by_a_gc_callback_while_measuring_ends_the_auto_run
     import gc
     import signal
 
-    import src.training.autopilot as autopilot
+    import src.autopilot.autopilot as autopilot
     from src.auto import main as auto_main
-    from src.training.planning import Speed
+    from src.autopilot.planning import Speed
 
     # Python's own Ctrl-C handler, as in a terminal: a test worker process may have been started ignoring SIGINT
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)

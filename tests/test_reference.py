@@ -165,7 +165,7 @@ def test_the_autopilot_trains_a_far_fold_again_and_keeps_the_better(tmp_path, mo
     import json
     import time
 
-    from src.training import auto_jobs
+    from src.autopilot import auto_jobs
 
     folder = tmp_path / "train"
     for fold, score in enumerate((0.97, 0.98, 0.2)):  # fold 2: a second run half-trained when a session was cut,

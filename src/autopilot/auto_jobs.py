@@ -6,7 +6,7 @@
     more = run_head(...) + run_second(...)                          # a number's ridge, the screen's runner-up
     run_blend(cfg, state, runs, more, speed, counts, folds, deadline)    # every finished run, selected and weighted
 
-Each step is one of src.training's jobs given the plan's numbers (src.training.planning) and recorded in
+Each step is one of src.training's jobs given the plan's numbers (src.autopilot.planning) and recorded in
 auto_state.json (src.runs.auto_state), so a resumed session skips what finished and resumes what did not.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from src.runs.auto_state import better, candidate_score
 from src.runs.folder import RunFolder
 from src.training.cross_validation import train_folds
 from src.training.embedding_head import fit_embedding_head
-from src.training.planning import Speed, fold_epochs, head_seconds, plan_row, predict_seconds
+from src.autopilot.planning import Speed, fold_epochs, head_seconds, plan_row, predict_seconds
 from src.training.screening import screen
 from src.training.two_stage import train
 

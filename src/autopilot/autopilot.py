@@ -2,7 +2,7 @@
 
     run_auto(AutoConfig(data="data/demo", budget="6m", weights="none"))
 
-Each step is planned from seconds measured on this hardware (src.training.planning) and re-planned from
+Each step is planned from seconds measured on this hardware (src.autopilot.planning) and re-planned from
 the times measured so far; each composes a kit job (screen, train / train_folds, submit). OUT holds
 auto_state.json (src.runs.auto_state): the same command after a kill continues from it, the finished
 steps kept. A submission replaces OUT/submission.csv only when it scores better on the holdout (out of
@@ -27,10 +27,10 @@ from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric
 from src.models.backbones import parse_backbones
 from src.runs.auto_state import AutoState
-from src.training.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure,
+from src.autopilot.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure,
                                    write_plan)
-from src.training.auto_jobs import run_blend, run_head, run_screen, run_second, run_submit, run_training
-from src.training.auto_table import run_stack, settle_table
+from src.autopilot.auto_jobs import run_blend, run_head, run_screen, run_second, run_submit, run_training
+from src.autopilot.auto_table import run_stack, settle_table
 
 PRETRAINED = "efficientnet_b0,resnet50,mobilenetv3_large"
 FROM_SCRATCH = "small_resnet"  # keras.applications networks from random weights sit at chance (docs/backbones.md: small_resnet)
