@@ -276,18 +276,19 @@ def test_epoch_metrics_match_the_kits_own_scores():
 def test_the_better_stage_is_kept_and_named(tmp_path, capsys):
     from src.runs.folder import RunFolder
     from src.runs.stages import plan_stages
-    from src.runs.state import RunState
+    from src.runs.state import RunState, StageRecord
     from src.training.two_stage import choose_final_stage
 
     cfg = parse_config(TrainConfig, ["--metric", "log_loss", "--out", str(tmp_path / "r")])
     stages = plan_stages(cfg)
-    state = RunState(best={"stage1": 0.386, "stage2": 0.9}, best_val_loss={"stage1": 0.4, "stage2": 0.9})
+    state = RunState(stages={"stage1": StageRecord(best=0.386, best_val_loss=0.4),
+                             "stage2": StageRecord(best=0.9, best_val_loss=0.9)})
     kept, why = choose_final_stage(state, stages, "best", "log_loss")
     assert kept.name == "stage1" and why == ("best val_log_loss per stage: stage1 0.3860, stage2 0.9000; stage1 "
                                              "scored better than stage2 (--final-stage best; last keeps the recipe's)")
     kept, why = choose_final_stage(state, stages, "last", "log_loss")
     assert kept.name == "stage2" and "stage1 scored better: --final-stage best would keep it" in why
-    tie = RunState(best={"stage1": 0.9, "stage2": 0.9}, best_val_loss={"stage1": 0.3, "stage2": 0.3})
+    tie = RunState(stages={name: StageRecord(best=0.9, best_val_loss=0.3) for name in ("stage1", "stage2")})
     assert choose_final_stage(tie, stages, "best", "auc")[0].name == "stage2"  # a full tie keeps the recipe
     run = RunFolder(tmp_path / "r")
     save_config(cfg, run.path)
@@ -297,7 +298,8 @@ def test_the_better_stage_is_kept_and_named(tmp_path, capsys):
     state.keep("stage1", by="best")
     run.save_state(state)
     assert run.final_stage().name == "stage1"  # what src.submit and src.predict load
-    record = {"finished": ["stage1", "stage2"], "best": state.best}  # a run from before the choice: the last stage
+    # a run from before the choice: the last stage
+    record = {"finished": ["stage1", "stage2"], "best": state.by_stage("best")}
     run.state_file.write_text(json.dumps(record))
     assert run.final_stage().name == "stage2"
 

@@ -13,7 +13,7 @@ from src.core.errors import KitError
 from src.core.settings import TrainConfig
 from src.runs.folder import RunFolder
 from src.runs.stages import plan_stages
-from src.runs.state import RunState
+from src.runs.state import RunState, StageRecord, read_state, write_state
 
 
 def saved_run(tmp_path, argv=(), finished=("stage1", "stage2"), weights=("stage1", "stage2")) -> RunFolder:
@@ -93,7 +93,8 @@ def test_the_run_state_is_typed_and_reads_earlier_files(tmp_path):
     run = saved_run(tmp_path)
     run.state_file.write_text(json.dumps({"finished": ["stage1"], "best": {"stage1": 0.7}, "future": {"x": 1}}))
     state = run.state()
-    assert (state.finished, state.kept, state.seconds, state.kept_score()) == (["stage1"], "", {}, None)
+    assert (state.finished, state.kept, state.kept_score()) == (["stage1"], "", None)
+    assert state.stages == {"stage1": StageRecord(best=0.7)}  # no seconds, epoch, hardware: None
     assert run.kept_stage(plan_stages(run.load_config())) == "stage2"  # no choice recorded: the last planned
     state.record_stage("stage2", {"score": 0.8, "val_loss": 0.4, "epoch": 3}, 12.34, {"kind": "cpu"}, "abc1234")
     state.keep("stage2", by="best")
@@ -104,6 +105,32 @@ def test_the_run_state_is_typed_and_reads_earlier_files(tmp_path):
     run.state_file.write_text(json.dumps({"finished": ["stage1"], "best": [0.7]}))
     with pytest.raises(KitError, match=r"state.json: damaged \('best' is not what python -m src.train writes"):
         run.state()
+
+
+def test_the_stage_records_read_and_write_state_json_as_it_was(tmp_path):
+    """One StageRecord per stage in memory, one map per field on disk (best, best_val_loss, epochs, average_top,
+    seconds, hardware), as every kit version wrote it: a file reads and writes back unchanged, key order too,
+    a full-fit's null best and an earlier version's missing val_loss included."""
+    written = {"finished": ["stage1", "stage2"], "best": {"stage1": 0.7, "stage2": None},
+               "best_val_loss": {"stage2": None}, "metric": "auc", "kept": "stage2", "kept_by": "last",
+               "epochs": {"stage1": 4, "stage2": 2}, "average_top": {"stage1": {"epochs": [3, 4], "kept": True}},
+               "seconds": {"stage2": 8.5}, "hardware": {"stage2": {"kind": "cpu"}}, "git_commit": "abc1234",
+               "verdict": {"holdout_score": 0.7}}
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(written))
+    state = read_state(path)
+    assert state.stages["stage1"] == StageRecord(best=0.7, epoch=4, average_top={"epochs": [3, 4], "kept": True})
+    assert (state.stages["stage2"].best, state.stages["stage2"].seconds, state.kept_score()) == (None, 8.5, None)
+    write_state(path, state)
+    assert json.loads(path.read_text()) == written and list(json.loads(path.read_text())) == list(written)
+    fresh = RunState()
+    fresh.record_stage("stage1", {"score": 0.6, "val_loss": 0.5, "epoch": 2, "average": {"kept": False}}, 3.04,
+                       {"kind": "cpu"}, "c")
+    fresh.record_stage("stage1", {"score": 0.8, "val_loss": None, "epoch": 3}, 2.0, {"kind": "gpu"}, "d")
+    assert fresh.as_record() == {"finished": ["stage1"], "best": {"stage1": 0.8}, "best_val_loss": {"stage1": None},
+                                 "epochs": {"stage1": 3}, "average_top": {"stage1": {"kept": False}},
+                                 "seconds": {"stage1": 5.0}, "hardware": {"stage1": {"kind": "gpu"}},
+                                 "git_commit": "d"}
 
 
 def test_a_live_lock_refuses_a_second_writer(tmp_path, live_python):

@@ -213,8 +213,9 @@ def training_seconds(run: RunFolder, state: RunState) -> tuple:
     Runs trained before state.json kept seconds: from config.json (written at the start) to
     history.csv (written at the end), which counts any pause of a resumed run too.
     """
-    if state.seconds:
-        return float(sum(state.seconds.values())), False
+    seconds = [stage.seconds for stage in state.stages.values() if stage.seconds is not None]
+    if seconds:
+        return float(sum(seconds)), False
     if run.config_file.is_file() and run.history_file.is_file():
         return run.history_file.stat().st_mtime - run.config_file.stat().st_mtime, True
     return np.nan, False

@@ -1,7 +1,8 @@
-"""A training run's state.json, typed: which stages finished, their best scores, the stage kept, provenance.
+"""A training run's state.json, typed: which stages finished, each one's record, the stage kept, provenance.
 
     state = read_state(run.state_file)        # a RunState; no file yet: nothing finished
     state.record_stage("stage1", best, seconds, hardware, commit)
+    state.stages["stage1"].best               # a StageRecord: best, best_val_loss, epoch, average_top, seconds ...
     state.keep("stage2", by="best")
     write_state(run.state_file, state)
 
@@ -10,6 +11,11 @@ ledger, full-fit, submit's reference score and prediction read it through RunFol
 written by earlier kit versions read too: a key they lack takes its default (no kept stage: the last
 planned one is final), and a key this version does not know is kept as it was when the file is
 written again.
+
+On disk a stage's record is spread over one map per field, keyed by stage name ("best": {"stage1": 0.8},
+"epochs": {"stage1": 3} ...), as every kit version wrote it: read_state gathers them into one StageRecord per
+stage and write_state spreads them back, each map holding the stages it held (an earlier version's file may
+lack best_val_loss or seconds for a stage; a full-fit's best is null).
 """
 from __future__ import annotations
 
@@ -19,21 +25,36 @@ from pathlib import Path
 from src.core.errors import KitError
 from src.core.files import read_json, write_json
 
+# StageRecord field -> the state.json map that holds it, in the file's order
+STAGE_MAPS = {"best": "best", "best_val_loss": "best_val_loss", "epoch": "epochs", "average_top": "average_top",
+              "seconds": "seconds", "hardware": "hardware"}
+# state.json's keys in the order the file has always had them (the stage maps among RunState's own fields)
+FILE_ORDER = ("finished", "best", "best_val_loss", "metric", "kept", "kept_by", "epochs", "average_top", "seconds",
+              "hardware", "git_commit", "verdict")
+
+
+@dataclasses.dataclass
+class StageRecord:
+    """One finished stage: what record_stage notes (None: state.json holds nothing for it, as in earlier versions)."""
+
+    best: float | None = None             # the best epoch's metric value (None: full-fit, no holdout)
+    best_val_loss: float | None = None    # that epoch's val_loss
+    epoch: int | None = None              # the best epoch (1-based); full-fit: the last
+    average_top: dict | None = None       # --average-top: the epochs, both scores, choice
+    seconds: float | None = None          # training seconds, summed over sessions
+    hardware: dict | None = None          # the accelerator the stage finished on
+    nulls: frozenset = dataclasses.field(default=frozenset(), repr=False)  # fields state.json holds as null
+
 
 @dataclasses.dataclass
 class RunState:
-    """What state.json holds; each mapping is keyed by stage name (stage1, stage2, warmup)."""
+    """What state.json holds; stages is keyed by stage name (stage1, stage2, warmup)."""
 
     finished: list = dataclasses.field(default_factory=list)       # stages whose weights are final, in order
-    best: dict = dataclasses.field(default_factory=dict)           # the best epoch's metric value (None: full-fit)
-    best_val_loss: dict = dataclasses.field(default_factory=dict)  # that epoch's val_loss
+    stages: dict = dataclasses.field(default_factory=dict)         # {stage: StageRecord}
     metric: str = ""          # the metric the epochs were chosen by ("" in runs from before --metric: accuracy)
     kept: str = ""            # the stage whose weights are final, set when training ends ("": the last planned)
     kept_by: str = ""         # the --final-stage rule that chose it (best, last)
-    epochs: dict = dataclasses.field(default_factory=dict)         # the best epoch (1-based); full-fit: the last
-    average_top: dict = dataclasses.field(default_factory=dict)    # --average-top: the epochs, both scores, choice
-    seconds: dict = dataclasses.field(default_factory=dict)        # training seconds per stage, summed over sessions
-    hardware: dict = dataclasses.field(default_factory=dict)       # the accelerator each stage finished on
     git_commit: str = ""      # the kit's commit that last finished a stage
     # the kept weights' holdout --metric beside the trivial answer's (src.inference.reference): holdout_score,
     # reference_score, reference (what that answer is), no_better (True: the run learned nothing the holdout sees)
@@ -42,12 +63,14 @@ class RunState:
 
     def record_stage(self, stage: str, best: dict, seconds: float, hardware: dict, commit: str) -> None:
         """Note a finished stage: its best epoch (best_row's score, val_loss, epoch, average), time and machine."""
-        self.best[stage], self.best_val_loss[stage] = best["score"], best["val_loss"]
-        if "average" in best:
-            self.average_top[stage] = best["average"]
-        self.epochs[stage] = best["epoch"]
-        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 1)
-        self.hardware[stage] = hardware  # a resumed run may finish its stages on other machines
+        before = self.stages.get(stage, StageRecord())
+        noted = {"best": best["score"], "best_val_loss": best["val_loss"], "epoch": best["epoch"],
+                 "seconds": round((before.seconds or 0.0) + seconds, 1),
+                 "hardware": hardware}  # a resumed run may finish its stages on other machines
+        if "average" in best:  # else the stage's earlier average, if any, stays
+            noted["average_top"] = best["average"]
+        nulls = (before.nulls - noted.keys()) | {k for k, v in noted.items() if v is None}
+        self.stages[stage] = dataclasses.replace(before, **noted, nulls=frozenset(nulls))
         self.git_commit = commit
         if stage not in self.finished:
             self.finished.append(stage)
@@ -58,12 +81,18 @@ class RunState:
 
     def kept_score(self):
         """Return the kept stage's best metric value, or None when no stage is kept or it has no score."""
-        return self.best.get(self.kept) if self.kept else None
+        return self.stages[self.kept].best if self.kept in self.stages else None
+
+    def by_stage(self, field: str) -> dict:
+        """Return one StageRecord field as state.json's map holds it: {stage: value} (field: best, epoch ...)."""
+        return {name: getattr(record, field) for name, record in self.stages.items()
+                if getattr(record, field) is not None or field in record.nulls}
 
     def as_record(self) -> dict:
         """Return the JSON object state.json holds (empty optional fields left out, as earlier versions wrote)."""
-        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "others"}
-        record = {k: v for k, v in record.items() if k in ("finished", "best") or v not in ("", {}, [])}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("others", "stages")}
+        fields.update({key: self.by_stage(field) for field, key in STAGE_MAPS.items()})
+        record = {k: fields[k] for k in FILE_ORDER if k in ("finished", "best") or fields[k] not in ("", {}, [])}
         return {**self.others, **record}
 
 
@@ -72,19 +101,23 @@ def state_from_record(record, path: Path) -> RunState:
     if not isinstance(record, dict) or not isinstance(record.get("finished", []), list):
         raise KitError(f"{path}: damaged (expected the finished stages): restore it from a copy, or train the run "
                        "again into another --out")
-    names = {f.name for f in dataclasses.fields(RunState)} - {"others"}
-    known = {k: v for k, v in record.items() if k in names and v is not None}  # None: the default
-    try:
-        state = RunState(**known, others={k: v for k, v in record.items() if k not in names})
-        expected = {f.name: type(f.default_factory()) if f.default_factory is not dataclasses.MISSING
-                    else type(f.default) for f in dataclasses.fields(RunState)}
-        wrong = next((k for k, v in known.items() if v is not None and not isinstance(v, expected[k])), None)
-    except TypeError:
-        wrong = "?"
+    known = {k: v for k, v in record.items() if k in FILE_ORDER and v is not None}  # None: the default
+    expected = {k: str if k in ("metric", "kept", "kept_by", "git_commit") else list if k == "finished" else dict
+                for k in FILE_ORDER}
+    wrong = next((k for k, v in known.items() if not isinstance(v, expected[k])), None)
     if wrong:
         raise KitError(f"{path}: damaged ({wrong!r} is not what python -m src.train writes there): restore it from "
                        "a copy, or train the run again into another --out")
-    return state
+    maps = {field: known.get(key, {}) for field, key in STAGE_MAPS.items()}
+    stages = {}
+    for field, values in maps.items():
+        for name, value in values.items():
+            stage = stages.setdefault(name, StageRecord())
+            setattr(stage, field, value)
+            if value is None:
+                stage.nulls |= {field}
+    own = {k: v for k, v in known.items() if k not in STAGE_MAPS.values()}
+    return RunState(**own, stages=stages, others={k: v for k, v in record.items() if k not in FILE_ORDER})
 
 
 def read_state(path: Path) -> RunState:

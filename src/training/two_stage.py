@@ -37,7 +37,7 @@ from src.models.backbones import get_spec
 from src.models.spec import check_drop_path
 from src.pipeline.sampling import sampling_hint
 from src.runs.folder import RunFolder
-from src.runs.state import RunState
+from src.runs.state import RunState, StageRecord
 from src.runs.stages import plan_stages, stage_rates
 from src.training.callbacks import STOP_NOT_BEFORE
 from src.training.full_fit import full_fit_config, full_fit_stages
@@ -95,9 +95,10 @@ def train(cfg, callbacks=()) -> dict:
         if "reference_score" in summary:  # said loudly when no better; kept in state.json for the ledger and auto
             state.verdict = {k: summary[k] for k in ("holdout_score", "reference_score", "reference", "no_better")}
             run.save_state(state)
-    for name, value in state.best.items() if not cfg.full_fit else ():
-        print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {state.best_val_loss.get(name, float('nan')):.4f}), "
-              f"weights {run.weights(name)}")
+    for name, value in state.by_stage("best").items() if not cfg.full_fit else ():
+        loss = state.stages[name].best_val_loss
+        loss = float("nan") if loss is None else loss
+        print(f"{name}: best {monitor(cfg.metric)} {value:.4f} (val_loss {loss:.4f}), weights {run.weights(name)}")
     print(f"final weights: {kept.name} ({why})")
     accuracy, value = summary.get("holdout_accuracy"), summary.get("holdout_score")
     if not cfg.full_fit and accuracy is not None:
@@ -106,8 +107,8 @@ def train(cfg, callbacks=()) -> dict:
         print(f"holdout {cfg.metric} with the final weights: {value:.4f} ({run.holdout_file})")
     if summary.get("line"):
         print(summary.pop("line"), flush=True)
-    return {**summary, "best": dict(state.best), "metric": cfg.metric, "kept": kept.name,
-            "hardware": state.hardware, "out": str(run.path)}
+    return {**summary, "best": state.by_stage("best"), "metric": cfg.metric, "kept": kept.name,
+            "hardware": state.by_stage("hardware"), "out": str(run.path)}
 
 
 def describe_rates(cfg, stages) -> str:
@@ -124,7 +125,8 @@ def choose_final_stage(state: RunState, stages: list, rule: str, metric: str) ->
     column = monitor(metric)
     # The head-only warm-up is a step of stage 1, not a candidate: the recipe's choice is stage 1 or stage 2.
     stages = [s for s in stages if s.train_backbone] or stages
-    scores = {s.name: (state.best.get(s.name), state.best_val_loss.get(s.name)) for s in stages}
+    records = {s.name: state.stages.get(s.name, StageRecord()) for s in stages}
+    scores = {name: (record.best, record.best_val_loss) for name, record in records.items()}
     listed = ", ".join(f"{name} {value:.4f}" for name, (value, _) in scores.items() if value is not None)
     ranked = sorted(reversed(stages), key=lambda s: rank_key(*scores[s.name], metric))  # stable: later wins ties
     best, last = ranked[0], stages[-1]
