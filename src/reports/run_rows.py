@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from src.core.errors import KitError
-from src.core.files import read_json
 from src.core.metric_choice import check_metric, higher_is_better, monitor
 from src.core.roles import names_where
 from src.core.settings import TrainConfig
 from src.data.sample_submission import read_sample_submission
 from src.inference.formats import implied_metric
-from src.runs.auto_state import STATE as AUTO_STATE, is_auto_folder
+from src.runs.auto_state import AutoState, is_auto_folder
 from src.runs.folder import RunFolder
 from src.runs.lock import LOCK, lock_holder
 from src.runs.state import RunState
@@ -52,17 +51,16 @@ def run_row(run: RunFolder, name: str) -> dict:
 def auto_row(run: RunFolder, name: str) -> dict:
     """Return the row of an auto run (kind auto): its kept submission's holdout score, and its steps with planned
     and actual minutes and each step's score in the options column."""
-    state = read_json(run.path / AUTO_STATE, "the auto run's state")
-    steps = state.get("steps", {})
+    state = AutoState.read(run.path)
     shown = [f"{step} {s.get('status', '')} {s.get('planned_minutes', float('nan')):.1f}/"
              f"{s.get('minutes', float('nan')):.1f} min" + (f" {s['score']:.4f}" if s.get("score") is not None else "")
-             for step, s in steps.items()]
-    best = state.get("best") or {}
-    trained = steps.get("train", {}).get("run", "")
+             for step, s in state.steps.items()]
+    best = state.best
+    trained = state.steps.get("train", {}).get("run", "")
     return {"kind": "auto", "name": name, "status": "written" if best else "no submission yet",
-            "metric": state.get("metric", ""), "score": best.get("score"), "scored_on": "holdout" if best else "",
+            "metric": state.metric, "score": best.get("score"), "scored_on": "holdout" if best else "",
             "backbone": Path(trained).name.removeprefix("train-") if trained else "",
-            "seconds": state.get("seconds"), "seconds_estimated": False,
+            "seconds": state.seconds, "seconds_estimated": False,
             "options": "steps (planned/actual): " + "; ".join(shown), "runs": trained, "folder": str(run.path)}
 
 

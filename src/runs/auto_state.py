@@ -5,7 +5,7 @@
     state.offer(csv, score, "submit")         # becomes OUT/submission.csv only when better on the holdout
 
 Written atomically after every change, so a kill loses at most the step under way; the ledger reads it
-for the auto run's row (src.reports.run_rows).
+(AutoState.read) for the auto run's row (src.reports.run_rows).
 """
 from __future__ import annotations
 
@@ -96,8 +96,7 @@ class AutoState:
             state = cls(path, cfg.metric, str(cfg.data))
             state.save()
             return state
-        values = read_json(path, "the auto run's state")
-        state = cls(path, **{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}})
+        state = cls.read(out)
         if state.metric != cfg.metric or not same_folder(state.data, str(cfg.data)):
             raise KitError(f"{path}: an auto run of {state.data} by {state.metric}, not of --data {cfg.data} by "
                            f"{cfg.metric}: pick another --out")
@@ -105,6 +104,18 @@ class AutoState:
         print(f"resuming the auto run in {path.parent}: kept {', '.join(kept)}" +
               (f"; the submission {state.best['file']} ({state.best['score']:.4f})" if state.best else ""))
         return state
+
+    @classmethod
+    def read(cls, out: Path) -> "AutoState":
+        """Return the state in out as its file holds it, checking and saying nothing (the ledger's auto row reads it);
+        a key it lacks, or holds as null, takes its default."""
+        path = Path(out) / STATE
+        values = read_json(path, "the auto run's state")
+        if not isinstance(values, dict):
+            raise KitError(f"{path}: damaged (expected the auto run's steps): restore it from a copy, or run src.auto "
+                           "again into another --out")
+        names = {f.name for f in dataclasses.fields(cls)} - {"path"}
+        return cls(path, **{k: v for k, v in values.items() if k in names and v is not None})
 
     def save(self) -> None:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "path"}
