@@ -3,7 +3,7 @@
 A shard folder holds train-f<fold>-<nnn>-<count>.tfrec and test-<nnn>-<count>.tfrec, index.csv
 (one row per record: shard, record, id, labels, original path, size, EXIF orientation), the
 sample submission and tfrecords.json. Every job given `--data DIR` of shards reads images
-from them (src.pipeline.sources) and labels from the index, with the split fixed by the shards.
+from them (src.data.sources) and labels from the index, with the split fixed by the shards.
 """
 from __future__ import annotations
 

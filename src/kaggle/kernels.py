@@ -4,7 +4,7 @@ commands of `python -m src.kaggle_api`).
 A kernel imports the kit from a private dataset holding src/ and requirements.txt, so it runs
 with the internet off; `push` writes the notebook with its parameters set and its
 kernel-metadata.json into runs/kernels/<slug>/ and pushes that folder. The client itself is
-reached through src.kaggle_api.connect(), the one place that imports it.
+reached through src.kaggle.client.connect(), the one place that imports it.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 One backbone, one softmax head per label column (CompCars: make and model; Stanford Cars:
 model, make and type). The submission's column must be among them: early stopping, the best
-checkpoint and the submission follow its head. The heads are built by src.model.multi_heads.
+checkpoint and the submission follow its head. The heads are built by src.models.classifier.multi_heads.
 """
 from __future__ import annotations
 
