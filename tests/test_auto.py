@@ -14,9 +14,9 @@ from src.core.auto_settings import AutoConfig, budget_seconds
 from src.core.config import parse_config
 from src.core.errors import KitError
 from src.core.submit_settings import LedgerConfig
-from src.core.task_kind import KINDS
+from src.core.task_kind import registered
 from src.runs.auto_state import AutoState
-from src.autopilot.planning import KIND_STEPS, Counts, Speed, kind_steps, make_plan
+from src.autopilot.planning import Counts, Speed, make_plan
 from tests.conftest import make_folder_competition
 
 COUNTS = Counts(train=1000, val=250, test=400)
@@ -61,14 +61,12 @@ def test_a_budget_too_short_for_any_model_names_the_shortest_that_would_do():
     assert make_plan(shortest, 10, COUNTS, [SLOW], max_folds=5, margin=0.1, startup=20).folds == 0
 
 
-def test_each_task_kind_of_the_kit_has_steps_and_another_is_refused_up_front():
-    assert set(KIND_STEPS) == set(KINDS)  # a kind added to KINDS must be planned for here too
-    assert all("train" in kind_steps(kind) and "submit" in kind_steps(kind) for kind in KINDS)
-    assert "stack" not in kind_steps("label") and kind_steps("number")[-1] == "head"  # the stack: with a table
-    assert kind_steps("label", stackable=True) == ("screen", "train", "submit", "stack")
-    assert "screen" not in kind_steps("identity")  # screening ranks softmax heads, not embeddings
-    with pytest.raises(KitError, match="the kit plans no steps for task kind video yet"):
-        kind_steps("video")
+def test_each_task_kind_of_the_kit_has_steps():
+    kinds = registered()  # each kind answers auto_steps (tests/test_layout.py: every method of the interface)
+    assert all("train" in k.auto_steps(False) and "submit" in k.auto_steps(False) for k in kinds.values())
+    assert "stack" not in kinds["label"].auto_steps(False) and kinds["number"].auto_steps(False)[-1] == "head"
+    assert kinds["label"].auto_steps(True) == ("screen", "train", "submit", "stack")  # the stack: with a table
+    assert "screen" not in kinds["identity"].auto_steps(False)  # screening ranks softmax heads, not embeddings
 
 
 def test_the_stack_is_planned_after_k_folds_and_said_why_not_after_one_holdout():

@@ -19,7 +19,7 @@ def identity_data(tmp_path_factory):
 
 def test_identity_found_in_the_sample_and_every_identity_kept(identity_data, capsys):
     from src.core.task_kind import settle_task
-    from src.data.identities import unseen_identities
+    from src.kinds.identity.reading import unseen_identities
     from src.data.splits import prepare_split
 
     data = prepare_split(TrainConfig(data=str(identity_data)))
@@ -29,7 +29,7 @@ def test_identity_found_in_the_sample_and_every_identity_kept(identity_data, cap
     _, kind = settle_task(TrainConfig(data=str(identity_data)), data.class_map, "",
                           data.comp.train[data.target].value_counts())
     singles = set(labels["Id"].value_counts().loc[lambda c: c == 1].index)
-    assert kind.name == "identity" and kind.output == "embedding"
+    assert kind.name == "identity"
     said = capsys.readouterr().out
     assert f"task: identity, 30 identities in column Id ({len(singles)} with one image), new answer '{NEW}'" in said
     val = data.split[data.split["split"] == "val"]
@@ -92,7 +92,7 @@ def test_issue_38_5_a_happywhale_sample_names_its_new_answer(tmp_path, capsys):
     new_individual absent from training: identities, new answer new_individual."""
     from src.core.task_kind import settle_task
     from src.data.competition import load_competition
-    from src.data.identities import says_new
+    from src.kinds.identity.reading import says_new
 
     root = write_identity_competition(tmp_path / "happy", identities=12, size=16, seed=3)
     cmap = load_competition(TrainConfig(data=str(root)), with_test=False).class_maps["Id"]
@@ -123,7 +123,7 @@ def test_issue_41_7_a_new_label_neither_the_sample_nor_training_holds_is_refused
 
 
 def test_identity_folds_hold_unseen_identities_out_whole(identity_data):
-    from src.data.identities import make_identity_split
+    from src.kinds.identity.reading import make_identity_split
 
     labels = pd.read_csv(identity_data / "train.csv")
     fold = make_identity_split(labels, "Id", 3, 0.2, seed=0)
@@ -154,14 +154,14 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     import numpy as np
 
     from src.core.config import parse_config
-    from src.core.task_kind import KINDS
+    from src.core.task_kind import kind_named
     from src.models.backbones import get_spec
     from src.models.classifier import HeadSpec, build_classifier
-    from src.inference.identities import head_scores
+    from src.kinds.identity.neighbours import head_scores
     from src.models.embedding import ArcMarginHead, GeM, embedding_model, margin_centres
 
     cfg = parse_config(TrainConfig, ["--head", "arcface", "--subcenters", "2", "--embedding-dim", "24"])
-    model = build_classifier(get_spec("tiny_resnet"), (32, 32), 7, "none", HeadSpec.from_config(cfg, KINDS["identity"]))
+    model = build_classifier(get_spec("tiny_resnet"), (32, 32), 7, "none", HeadSpec.from_config(cfg, kind_named("identity")))
     assert isinstance(model.get_layer("gem"), GeM) and isinstance(model.get_layer("head"), ArcMarginHead)
     assert tuple(model.get_layer("head").centers.shape) == (24, 14)
     logits = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
@@ -174,7 +174,7 @@ def test_identity_network_gem_embedding_subcenters_and_its_cut(identity_data):
     assert 30.0 * head_scores(cut.predict(images, verbose=0), centres, np.ones(7, bool)) == pytest.approx(
         model.predict(images, verbose=0), abs=1e-3)
     with pytest.raises(Exception, match="--head arcface"):
-        HeadSpec.from_config(cfg, KINDS["label"])
+        HeadSpec.from_config(cfg, kind_named("label"))
 
 
 def test_the_threshold_moves_the_new_answer_and_is_chosen_by_map():
@@ -182,7 +182,7 @@ def test_the_threshold_moves_the_new_answer_and_is_chosen_by_map():
     the same MAP@5 that ranking with it scores."""
     import numpy as np
 
-    from src.inference.identities import GRID, choose_threshold, map_at_k, map_by_threshold, rank_with_new
+    from src.kinds.identity.neighbours import GRID, choose_threshold, map_at_k, map_by_threshold, rank_with_new
 
     scores = np.array([[0.9, 0.2, 0.1], [0.3, 0.35, 0.2]], np.float32)
     assert (rank_with_new(scores, 0.95, 3)[:, 0] == 3).all()          # above every identity: first
@@ -204,7 +204,7 @@ def test_joined_embeddings_average_the_models_cosines():
     """Runs and folds join by concatenating normalised embeddings: the cosine is the mean of each model's."""
     import numpy as np
 
-    from src.inference.identities import identity_scores, joined, normalise
+    from src.kinds.identity.neighbours import identity_scores, joined, normalise
 
     rng = np.random.default_rng(1)
     a_query, a_gallery, b_query, b_gallery = (rng.normal(size=(n, d)) for n, d in ((3, 4), (5, 4), (3, 6), (5, 6)))
@@ -248,7 +248,7 @@ def test_identity_run_trains_the_margin_head_and_keeps_the_gallery(identity_run,
 
     import numpy as np
 
-    from src.inference.identities import embeddings_file, identity_file
+    from src.kinds.identity.neighbours import embeddings_file, identity_file
 
     run, said = identity_run
     config = json.loads((run / "config.json").read_text())
@@ -340,7 +340,7 @@ def test_identity_blend_mixes_the_margin_head_into_the_ranking():
 
     from src.core.errors import KitError
     from src.inference.combine import check_combination
-    from src.inference.identities import (MISSING, blend_scores, choose_threshold, mean_head_scores,
+    from src.kinds.identity.neighbours import (MISSING, blend_scores, choose_threshold, mean_head_scores,
                                           rank_with_new)
 
     nearest = np.array([[0.9, 0.8, 0.7, MISSING]], np.float32)   # identities A, B, C, D (D: no gallery photo)
@@ -370,7 +370,7 @@ def test_a_run_cut_before_it_wrote_its_gallery_is_submitted_with_the_gallery_emb
 
     from src.core.config import parse_config
     from src.core.submit_settings import SubmitConfig
-    from src.inference.identities import embeddings_file
+    from src.kinds.identity.neighbours import embeddings_file
     from src.inference.submission import submit
 
     run, _ = identity_run

@@ -15,8 +15,8 @@ from tests.conftest import REPO
 
 SRC = REPO / "src"
 # Lower layers first: a package imports only from itself and the packages before it.
-LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training", "autopilot",
-          "reports"]
+LAYERS = ["core", "data", "pipeline", "models", "hardware", "runs", "kaggle", "inference", "training", "kinds",
+          "autopilot", "reports"]
 MAX_LINES = 300  # a module past it holds two concerns; split it where they part
 COMMANDS = ["auto", "backbones", "demo", "eda", "kaggle_api", "ledger", "predict", "prune", "screen_backbones", "stack",
             "submit", "tfrecords", "train", "tune"]
@@ -119,11 +119,87 @@ def test_the_length_check_finds_a_long_module(tmp_path, monkeypatch):
         test_no_module_is_over_300_lines()
 
 
-# The task kind has one home (src.core.task_kind): a number, an identity or tags are told by the class map's raw
-# fields (scale, new_label, multi_label) only there, in the class map's own methods and where the labels are read
-# and the new answer is found and stored. Everywhere else asks the kind (kind_of(class_map), class_map.kind) and
-# reads its fields.
-KIND_HOMES = {"src/core/task_kind.py", "src/data/class_maps.py", "src/data/competition.py", "src/data/identities.py"}
+# A task kind is a home: the interface (src/core/task_kind.py) and one folder per kind (src/kinds/<name>/). A
+# number, an identity or tags are told by the class map's raw fields (scale, new_label, multi_label) only there and
+# in the class map's own methods (src/data/class_maps.py, which the kinds' readers fill); no layer branches on a
+# kind's name or fields: each asks the kind (kind_of(class_map).read_format(...), class_map.kind.datasets(...)).
+KIND_HOMES = {"src/core/task_kind.py", "src/data/class_maps.py"}
+KIND_FOLDERS = "src/kinds/"
+# What a layer once branched on: the kind's name and the fields that told the layers what to do (they are gone
+# from the interface; a kind keeps what it needs in its own folder).
+KIND_FIELDS = {"name", "output", "split", "activation", "one_class", "independent_outputs", "extra_labels"}
+
+
+def is_kind_home(path: str) -> bool:
+    """Return True for the interface's module, the class map's and every file in a kind's folder."""
+    return path in KIND_HOMES or path.startswith(KIND_FOLDERS)
+
+
+def kind_field_reads(source: str) -> list:
+    """Return (line, expression) where code reads a task kind's name or one of KIND_FIELDS: `kind.name`,
+    `class_map.kind.output`, `kind_of(m).split`, `kind_named(n).activation` ..."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Attribute) and node.attr in KIND_FIELDS and isinstance(node.ctx, ast.Load)):
+            continue
+        owner = node.value
+        if (isinstance(owner, ast.Name) and owner.id == "kind") or (isinstance(owner, ast.Attribute)
+                                                                    and owner.attr == "kind") \
+                or (isinstance(owner, ast.Call) and ast.unparse(owner.func) in ("kind_of", "kind_named")):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_no_layer_branches_on_a_task_kind():
+    """Outside the kinds' homes no line reads a kind's name or fields (issue 39 counted 55 in 22 modules): a layer
+    asks the kind a question its interface answers, so a new kind is its folder and its line in src/kinds."""
+    read = {str(p.relative_to(REPO)): lines for p in sorted(SRC.rglob("*.py"))
+            if not is_kind_home(str(p.relative_to(REPO))) and (lines := kind_field_reads(p.read_text()))}
+    assert not read, f"a layer reads a task kind's name or fields instead of asking the kind: {read}"
+
+
+@pytest.mark.parametrize("code", ["if kind.name == 'tags':\n    pass", "x = class_map.kind.output == 'number'",
+                                  "rows = kind_of(data.class_map).independent_outputs",
+                                  "if not comp.class_maps[comp.target].kind.one_class:\n    pass",
+                                  "drawn = kind_of(m).split", "a = kind_named('tags').activation"])
+def test_the_kind_branch_check_finds_a_read(code):
+    """The check above must be able to fail: each way of reading a kind's name or fields is found."""
+    assert kind_field_reads(code)
+
+
+def test_a_kind_branch_planted_in_a_layer_fails_and_in_a_kind_folder_does_not(tmp_path, monkeypatch):
+    """Planted in a layer, `if kind.name == "tags"` fails the check, naming the module and line; in a kind's folder
+    it is that kind's own business."""
+    for name in ("inference/planted.py", "kinds/tags/planted.py"):
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_text("def fmt(kind):\n    return 'x' if kind.name == 'tags' else ''\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "src")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    with pytest.raises(AssertionError, match=r"\{'src/inference/planted.py': \[\(2, 'kind.name'\)\]\}"):
+        test_no_layer_branches_on_a_task_kind()
+
+
+def test_every_registered_kind_answers_every_question_of_the_interface():
+    """Each kind of the kit implements every method of TaskKind (an abstract one left out cannot be made), and a
+    kind that leaves one out is refused when it is made, naming the method."""
+    from src.core.task_kind import TaskKind, registered
+
+    questions = TaskKind.__abstractmethods__
+    assert len(questions) >= 30 and set(registered()) >= {"label", "tags", "number", "identity"}
+    for kind in registered().values():
+        assert not type(kind).__abstractmethods__, type(kind).__name__
+        assert all(getattr(type(kind), q) is not getattr(TaskKind, q) for q in questions), type(kind).__name__
+
+    class HalfKind(TaskKind):
+        name = "half"
+
+        def read_target(self, train, target, opts, schema):
+            return None
+
+    with pytest.raises(TypeError, match="abstract method"):
+        HalfKind()
+
+
 NOT_A_CLASS_MAP = {"converter", "cfg"}  # scales of their own: src.models.hub's preprocessing, ArcFace's --scale
 
 
@@ -173,7 +249,7 @@ def test_the_task_kind_is_asked_not_told_by_raw_fields():
     (tags) outside the kind's home were a branch per layer: each place asks the kind (kind.output, kind.split,
     kind.extra_labels, kind.one_class, kind.independent_outputs, kind.name ...) instead."""
     told = {str(p.relative_to(REPO)): lines for p in sorted(SRC.rglob("*.py"))
-            if str(p.relative_to(REPO)) not in KIND_HOMES and (lines := raw_kind_tests(p.read_text()))}
+            if not is_kind_home(str(p.relative_to(REPO))) and (lines := raw_kind_tests(p.read_text()))}
     assert not told, f"task kind told by class map fields, not asked of kind_of(class_map) / class_map.kind: {told}"
 
 
@@ -239,7 +315,7 @@ def test_the_layout_page_lists_every_module():
     for line in (REPO / "docs" / "layout.md").read_text().splitlines():
         if found := re.match(r"  (\w+)/\s", line):
             package = found.group(1)
-        elif found := re.match(r"    (\w+\.py)\s", line):
+        elif found := re.match(r"    ((?:\w+/)?\w+\.py)\s", line):  # a kind's folder: kinds/<kind>/<module>
             listed.add(f"src/{package}/{found.group(1)}")
         elif found := re.match(r"  (\w+\.py)\s", line):
             listed.add(f"src/{found.group(1)}")

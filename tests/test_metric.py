@@ -327,11 +327,13 @@ def test_sampling_draws_the_classes_as_asked_over_an_epoch(tmp_path, sampling, s
 
 
 def test_sampling_is_refused_for_tags_by_name(tmp_path):
-    from src.training.two_stage import check_multi_label
+    from types import SimpleNamespace
+
+    from src.core.task_kind import kind_named
 
     cfg = parse_config(TrainConfig, ["--sampling", "balanced"])
     with pytest.raises(KitError, match=r"--sampling balanced \(per-class weights\): column tags holds tags"):
-        check_multi_label(cfg, "tags", {})
+        kind_named("tags").check_settings(cfg, SimpleNamespace(target="tags"), {})
 
 
 def test_a_multi_task_run_scores_the_submissions_head():
@@ -387,13 +389,13 @@ def test_screening_ranks_by_the_metric_in_its_direction(tmp_path, capsys):
 def test_the_task_kind_is_read_from_the_labels_said_and_checked_against_the_flag(capsys):
     """The task kind's one home (src.core.task_kind): read from the target column, said in one line, recorded in
     the config; the metrics it allows and the network's output follow from it."""
-    from src.core.task_kind import KINDS, settle_task
+    from src.core.task_kind import kind_named, settle_task
     from src.data.class_maps import ClassMap
     from src.models.classifier import HeadSpec
 
     grades = ClassMap("grade", (0, 1, 2))
     cfg, kind = settle_task(TrainConfig(), grades)
-    assert (cfg.task, kind.activation) == ("label", "softmax")
+    assert (cfg.task, HeadSpec.from_config(cfg, kind).activation) == ("label", "softmax")
     assert "task: label, one label per image in column grade, 3 classes (read from the labels)" in capsys.readouterr().out
     tags = ClassMap("tags", ("clear", "road", "water"), multi_label=True)
     cfg, kind = settle_task(parse_config(TrainConfig, ["--task", "tags"]), tags)
@@ -403,7 +405,7 @@ def test_the_task_kind_is_read_from_the_labels_said_and_checked_against_the_flag
         settle_task(parse_config(TrainConfig, ["--task", "tags"]), grades)
     with pytest.raises(KitError, match="--task: expected one of label, tags"):
         parse_config(TrainConfig, ["--task", "segmentation"])  # (number is a kind since issue 31)
-    assert check_metric_for("qwk", KINDS["label"]) == "qwk" and not KINDS["tags"].scores_with("map@5")
+    assert check_metric_for("qwk", kind_named("label")) == "qwk" and not kind_named("tags").scores_with("map@5")
 
 
 def test_a_partial_auc_on_more_than_two_classes_is_refused_naming_what_to_use(tmp_path):

@@ -253,6 +253,7 @@ def test_10_one_run_without_tta_prints_its_row_once_and_no_ensemble_row(monkeypa
     import pandas as pd
 
     import src.inference.submission as submission
+    import src.kinds.label.kind as label_kind
     from src.core.submit_settings import SubmitConfig
     from src.inference.combine import combine_runs
 
@@ -530,6 +531,7 @@ def test_19_a_second_submit_of_a_name_being_written_is_refused(folder_comp, tmp_
     import types
 
     import src.inference.submission as submission
+    import src.kinds.label.kind as label_kind
     from src.core.submit_settings import SubmitConfig
     from src.data.class_maps import ClassMap
 
@@ -537,7 +539,7 @@ def test_19_a_second_submit_of_a_name_being_written_is_refused(folder_comp, tmp_
     group = types.SimpleNamespace(class_map=ClassMap("Category", (0, 1, 2)), folder="runs/a", members=[member])
     monkeypatch.setattr(submission, "load_group", lambda folder: group)
     monkeypatch.setattr(submission, "runs_metric", lambda runs: ("accuracy", "runs/a/config.json"))
-    monkeypatch.setattr(submission, "check_full_fits", lambda *args: None)
+    monkeypatch.setattr(label_kind, "check_full_fits", lambda *args: None)  # the label kind's check_submit
     subs = tmp_path / "subs"
     subs.mkdir()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another src.submit, running,
@@ -624,6 +626,7 @@ def test_15_tta_auto_chooses_no_views_on_a_one_class_holdout(monkeypatch, capsys
     import pandas as pd
 
     import src.inference.submission as submission
+    import src.kinds.label.kind as label_kind
     from src.core.submit_settings import SubmitConfig
     from src.data.class_maps import ClassMap
 

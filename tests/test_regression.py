@@ -292,9 +292,9 @@ def test_ridge_run_blended_with_the_network_never_worse_than_the_better(paw, tmp
 
 
 def _kind(name):
-    from src.core.task_kind import KINDS
+    from src.core.task_kind import kind_named
 
-    return KINDS[name]
+    return kind_named(name)
 
 
 def _number_map(column="Pawpularity", values=None):

@@ -32,7 +32,7 @@ class TableChoice:
 
 def settle_table(cfg, comp, kind) -> tuple:
     """Return (cfg with its group column, the TableChoice) after saying it in one line; no table: TableChoice()."""
-    if kind.name != "label" or comp.schema is None:
+    if "stack" not in kind.auto_steps(True) or comp.schema is None:  # a kind the stack cannot serve: no table
         return cfg, TableChoice(cfg.group_column)
     labels = list(comp.class_maps)
     try:

@@ -27,7 +27,7 @@ from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric
 from src.models.backbones import parse_backbones
 from src.runs.auto_state import AutoState
-from src.autopilot.planning import (Counts, Speed, describe_plan, kind_steps, make_plan, measure,
+from src.autopilot.planning import (Counts, Speed, describe_plan, make_plan, measure,
                                    write_plan)
 from src.autopilot.auto_jobs import run_blend, run_head, run_screen, run_second, run_submit, run_training
 from src.autopilot.auto_table import run_stack, settle_table
@@ -46,10 +46,10 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
         raise KitError(f"{comp.root}: no sample submission and test images: src.auto needs both")
     class_map = comp.class_maps[comp.target]
     kind = kind_of(class_map)
-    kind_steps(kind.name)  # a kind without steps is refused before anything is measured
+    kind.auto_steps(False)  # a kind without steps is refused before anything is measured
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind)
     cfg, table = settle_table(cfg, comp, kind)
-    steps = kind_steps(kind.name, table.stack)
+    steps = kind.auto_steps(table.stack)
     cfg = dataclasses.replace(cfg, split_file=cfg.split_file or str(out / "split.csv"))
     state = AutoState.load(out, cfg)
     data = prepare_split(cfg)

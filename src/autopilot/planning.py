@@ -1,6 +1,6 @@
 """The auto run's plan: times measured on this hardware, then the budget split between its steps.
 
-    kind_steps(kind.name)                        # the steps a task kind is planned with (KIND_STEPS), or a KitError
+    kind.auto_steps(stack)                       # the steps a task kind is planned with (src.kinds), or a KitError
     m = measure(spec, size, classes, cfg, acc)   # seconds per image to train and to predict, a few timed batches
     plan = make_plan(budget, counts, speeds, cfg)  # the steps with their minutes, the candidates dropped and why
     write_plan(plan, out)                        # plan.csv and plan.png
@@ -26,16 +26,6 @@ from src.core.plots import plot_plan
 from src.models.classifier import HeadSpec, build_classifier
 from src.models.recipe import make_optimizer
 
-# Each task kind's steps, in order; a kind without an entry is refused up front. "stack" (LightGBM over the
-# out-of-fold predictions and the metadata table, src.training.stacking) is planned only for a binary label
-# with a table beside the images, and only when the budget allows K folds (a holdout has no out-of-fold
-# predictions). Identities are not screened: screening ranks softmax heads on frozen features, not embeddings.
-KIND_STEPS = {
-    "label": ("screen", "train", "submit", "stack"),
-    "tags": ("screen", "train", "submit"),
-    "number": ("screen", "train", "submit", "head"),  # head: a ridge on the features, blended (holdout runs)
-    "identity": ("train", "submit"),
-}
 MIN_EPOCHS = (3, 1)        # the shortest run worth a submission: stage 1, stage 2
 MAX_EPOCHS = (30, 10)      # the recipe's own (TrainConfig's stage1_epochs, stage2_epochs)
 FOLD_EPOCHS = 8            # K folds only when each fold still gets this many stage-1 epochs
@@ -47,15 +37,6 @@ TTA_KEPT = 3               # views assumed kept for the test images
 EPOCH_OVERHEAD = 1.0       # seconds an epoch spends besides its batches (validation set-up, callbacks, checkpoint)
 STACK_FOLDS = 5            # the stack's own folds (src.core.stack_settings.StackConfig.folds)
 STACK_ROW_SECONDS = 2e-3   # LightGBM's seconds per training row and fold (0.6 s for 616 rows x 5 folds here)
-
-
-def kind_steps(kind: str, stackable: bool = False) -> tuple:
-    """Return the steps planned for a task kind ("stack" only when stackable: a binary target with a table), or
-    raise saying the kit plans none for it."""
-    if kind not in KIND_STEPS:
-        raise KitError(f"the kit plans no steps for task kind {kind} yet (planned: {', '.join(KIND_STEPS)}); "
-                       "run its jobs by hand (python -m src.train, src.submit)")
-    return tuple(step for step in KIND_STEPS[kind] if step != "stack" or stackable)
 
 
 @dataclasses.dataclass

@@ -25,15 +25,13 @@ import numpy as np
 
 from src.core.errors import KitError
 from src.core.files import write_json
-from src.core.task_kind import KINDS, LABEL, PAUC_PATTERN, TaskKind, kind_scoring
+from src.core.task_kind import PAUC_PATTERN, TaskKind, kind_named, kind_scoring
 
 KAGGLE_FILE = "kaggle_metric.json"
-# The kit's metrics, the one list, in the order of the task kinds that score them (src.core.task_kind):
-# map@K stands for map@1, map@5 ...; pauc@R for pauc@0.8 ...; f2_samples scores tags (multi-label).
-NAMES = tuple(dict.fromkeys(m for kind in KINDS.values() for m in kind.metrics))
+# The kit's metrics, the one list (each task kind, src.kinds, names those that score it): map@K stands for map@1,
+# map@5 ...; pauc@R for pauc@0.8 ...; f2_samples scores tags (multi-label); rmse, mae and r2 a number.
+NAMES = ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K", "pauc@R", "f2_samples", "rmse", "mae", "r2")
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
-KNOWN = ", ".join(n.replace("map@K", "map@K (map@5 ...)").replace("pauc@R", "pauc@R (pauc@0.8 ...)")
-                  + ("" if LABEL.scores_with(n) else f" ({kind_scoring(n).name})") for n in NAMES)
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
     "area under receiver operating characteristic curve": "auc", "auc": "auc", "roc auc": "auc",
@@ -52,6 +50,13 @@ KAGGLE_NAMES = {
 RANKING = ("auc",)  # metrics of one class's probability order alone; pauc@R too (is_ranking)
 
 
+def known_metrics() -> str:
+    """Return the metrics as an error lists them: each with the kind it scores when that is not one label."""
+    label = kind_named("label")
+    return ", ".join(n.replace("map@K", "map@K (map@5 ...)").replace("pauc@R", "pauc@R (pauc@0.8 ...)")
+                     + ("" if label.scores_with(n) else f" ({kind_scoring(n).name})") for n in NAMES)
+
+
 def check_metric(name: str) -> str:
     """Return the metric's canonical name; an unknown one is an error listing the known ones."""
     if name == "logloss":
@@ -60,7 +65,7 @@ def check_metric(name: str) -> str:
         return name
     if re.fullmatch(PAUC_PATTERN, name):
         return f"pauc@{float(name.split('@')[1]):g}"  # one spelling: pauc@.80 is pauc@0.8
-    raise KitError(f"--metric {name}: expected one of {KNOWN}")
+    raise KitError(f"--metric {name}: expected one of {known_metrics()}")
 
 
 def metric_flag(value: str):
@@ -70,16 +75,15 @@ def metric_flag(value: str):
             check_metric(value)
         return None
     except KitError:
-        return f"one of {KNOWN}, or empty (the run's, Kaggle's or the submission format's)"
+        return f"one of {known_metrics()}, or empty (the run's, Kaggle's or the submission format's)"
 
 
-def check_metric_for(name: str, kind: TaskKind = LABEL) -> str:
+def check_metric_for(name: str, kind: TaskKind | None = None) -> str:
     """Return the metric's canonical name when it can score the task's kind of answer (tags: f2_samples ...)."""
-    name = check_metric(name)
+    name, kind = check_metric(name), kind or kind_named("label")
     if not kind.scores_with(name):
         other = kind_scoring(name)
-        hint = f"; {name} scores {other.answer}: --task regression reads the target as numbers" \
-            if other.name == "number" else ""
+        hint = f"; {name} scores {other.answer}: {other.misfit_hint}" if other.misfit_hint else ""
         raise KitError(f"--metric {name}: the target is {kind.answer}: expected {', '.join(kind.metrics)}{hint}")
     return name
 
@@ -193,13 +197,14 @@ class MetricChoice:
     line: str
 
 
-def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, kind: TaskKind = LABEL,
+def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, kind: TaskKind | None = None,
                    run_metric: str = "", run_where: str = "") -> MetricChoice:
     """Return the metric by the kit's order: flag > the run's config > kaggle_metric.json > fallback.
 
     fallback is the submission format's default and fallback_why says whose (e.g. "the label format's").
     A flag that does not fit the target is an error; a run's or Kaggle's that does not fit is said and passed.
     """
+    kind = kind or kind_named("label")
     if flag:
         name = check_metric_for(flag, kind)
         differs = f"; the run(s) trained for {run_metric} ({run_where}): their epochs and stages were chosen by " \
@@ -222,7 +227,7 @@ def resolve_metric(flag: str, data_dir, fallback: str, fallback_why: str, kind: 
     return MetricChoice(fallback, "format", f"metric: {fallback} ({fallback_why} default; --metric sets it)")
 
 
-def settle_metric(cfg, fallback: tuple, kind: TaskKind = LABEL, run_metric: str = "", run_where: str = "",
+def settle_metric(cfg, fallback: tuple, kind: TaskKind | None = None, run_metric: str = "", run_where: str = "",
                   note: str = "", data_dir=None, classes: int = 0):
     """Return (cfg with its metric resolved, the MetricChoice) after printing the choice's line (and note).
 

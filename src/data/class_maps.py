@@ -32,10 +32,12 @@ class ClassMap:
     # where new_label was found, or (no new_label) why the sample's ids absent from training are none (said once)
     new_from: str = dataclasses.field(default="", compare=False)
     scale: TargetScale | None = None  # a number target (regression): values is (column,), one output
+    # the task kind that read the column (src.kinds); "" in class maps of older kits: the kind that claims it
+    task: str = dataclasses.field(default="", compare=False)
 
     @property
     def kind(self) -> TaskKind:
-        """Return the task kind these labels show (src.core.task_kind.kind_of): what every later step asks."""
+        """Return the task kind that read these labels (src.core.task_kind.kind_of): what every later step asks."""
         return kind_of(self)
 
     def encode(self, labels) -> np.ndarray:
@@ -83,14 +85,15 @@ class ClassMap:
     def to_json(self) -> dict:
         return {"column": self.column, "values": list(self.values), **({"multi_label": True} if self.multi_label else {}),
                 **({"new_label": self.new_label, "new_from": self.new_from} if self.new_label else {}),
-                **({"number": self.scale.to_json()} if self.scale is not None else {})}
+                **({"number": self.scale.to_json()} if self.scale is not None else {}),
+                **({"task": self.task} if self.task else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "ClassMap":
         scale = TargetScale.from_json(data["number"]) if data.get("number") else None
         return cls(column=data["column"], values=tuple(data["values"]), multi_label=bool(data.get("multi_label")),
                    new_label=str(data.get("new_label") or ""), new_from=str(data.get("new_from") or ""),
-                   scale=scale)
+                   scale=scale, task=str(data.get("task") or ""))
 
 
 def save_class_maps(path: str | Path, target: str, maps: dict) -> Path:
@@ -162,7 +165,7 @@ def grade_order(metric: str, cmap: ClassMap, order: str) -> str:
 
     Numbers (0..4, as strings or ints) sort as grades; text grades need --class-order.
     """
-    if metric != "qwk" or cmap.kind.name == "tags":
+    if metric != "qwk" or not cmap.kind.scores_with(metric):
         return ""
     if order:
         return f"qwk: classes weighed in the order {' < '.join(map(str, cmap.values))} (--class-order)"

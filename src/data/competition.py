@@ -23,14 +23,11 @@ import pandas as pd
 
 from src.core.config import DataOptions
 from src.core.errors import KitError
-from src.core.metric_choice import kit_name, read_kaggle_metric
-from src.data.class_maps import (ClassMap, holds_tags, load_class_maps, make_class_map, make_number_map,
-                                 order_classes, save_class_maps)
-from src.data.identities import drop_new_label_rows, find_new_label
+from src.core.task_kind import reading_order, registered
+from src.data.class_maps import ClassMap, load_class_maps, make_class_map, order_classes, save_class_maps
 from src.data.imagefiles import describe_bad, scan_images
 from src.data.label_tables import find_labels_csv, label_csvs, read_labels_csv
 from src.data.layout import find_class_folders, read_class_folders, read_named_files
-from src.data.numbers import reads_as_number
 from src.data.sample_submission import SubmissionSchema, find_test_images, read_sample_submission
 from src.data.shards import is_shard_folder, read_shard_index
 
@@ -73,35 +70,26 @@ def load_competition(opts: DataOptions, with_test: bool = True) -> Competition:
     layout, train, label_columns = read_training_labels(root, opts, schema)
     train, skipped = check_training_images(train, opts.strict_images)
     target = pick_target(label_columns, schema)
-    number = number_target(train, target, opts, schema)
-    new_label, new_from = ("", "") if number else find_new_label(schema, train[target], opts.new_label)
-    if new_label:  # an identity competition: the new answer is no identity of its own
-        train = drop_new_label_rows(train, target, new_label)
-    if not number and not holds_tags(train[target]):  # tags and numbers are not classes: nothing to drop or count
-        train = drop_sparse_classes(train, target, opts.min_class_count)
-        check_learnable(train, target, opts.min_class_count)
-    class_maps = {col: make_number_map(train[col], col) if number and col == target else make_class_map(train[col], col)
-                  for col in label_columns}
+    train, target_map = read_target(train, target, opts, schema)
+    class_maps = {col: target_map if col == target else make_class_map(train[col], col) for col in label_columns}
     if getattr(opts, "class_order", ""):  # a training job's --class-order: the target's output order
         class_maps[target] = order_classes(class_maps[target], opts.class_order)
-    if new_from:  # an identity's new answer and where it was found, or why the sample's unknown ids are none
-        class_maps[target] = dataclasses.replace(class_maps[target], new_label=new_label, new_from=new_from)
     test = find_test_images(root, opts, schema) if with_test else None
     return Competition(root, layout, train.reset_index(drop=True), label_columns, target,
                        class_maps, test, schema, skipped)
 
 
-def number_target(train: pd.DataFrame, target: str, opts, schema) -> bool:
-    """Return True when the target column is a number (regression), by src.data.numbers' rules; said once.
+def read_target(train: pd.DataFrame, target: str, opts, schema) -> tuple:
+    """Return (training rows, the target's ClassMap) as the first task kind that claims the column reads them.
 
-    Reads --task and --metric when the job has them, else Kaggle's metric from kaggle_metric.json.
+    Each kind (src.kinds) reads its own answers: a number, an identity with its new answer, tags, one label;
+    the rows a kind cannot learn from (an identity's new-answer rows, a class below --min-class-count) dropped.
     """
-    metric = getattr(opts, "metric", "") or kit_name(read_kaggle_metric(opts.data))
-    number, why = reads_as_number(train[target], target, getattr(opts, "task", ""), metric, schema)
-    if number:
-        print(f"labels: column {target} holds numbers ({why}): a number per image (regression)"
-              f"{'' if getattr(opts, 'task', '') else '; --task label reads them as classes'}")
-    return number
+    for kind in reading_order():
+        found = kind.read_target(train, target, opts, schema)
+        if found is not None:
+            return found
+    raise KitError(f"column {target}: no task kind reads its values ({', '.join(registered())})")
 
 
 def load_shard_competition(root: Path, opts: DataOptions, with_test: bool = True) -> Competition:

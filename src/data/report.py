@@ -27,20 +27,17 @@ def run_eda(cfg: EdaConfig) -> dict:
     comp = load_competition(cfg)
     save_config(cfg, out)
     split = load_or_make_split(comp, cfg)
-    if comp.class_maps[comp.target].kind.output == "number":  # a number: its bins stand for classes below
-        print(f"target: column {comp.target} holds a number per image: {comp.class_maps[comp.target].scale.describe()}"
-              f"; counted below in {BINS} quantile bins of its values")
-        comp, split = binned(comp, split)
-    multi_label = comp.class_maps[comp.target].kind.name == "tags"
-    counts = label_counts(comp, multi_label)
-    what = "tag frequencies" if multi_label else comp.target
+    kind = comp.class_maps[comp.target].kind
+    # the target as the kind counts it (a number: its bins); several: an answer lists several of them (tags)
+    comp, split, what, several = kind.report_counts(comp, split)
+    counts = label_counts(comp, several)
     plot_class_distribution(counts, out / "class_distribution.png",
                             f"{comp.root.name}: {what}, {len(comp.train)} training images")
-    plot_samples(pick_samples(comp, cfg), out / "samples.png", cfg.samples_per_class)
+    plot_samples(pick_samples(comp, cfg, several), out / "samples.png", cfg.samples_per_class)
     sizes = image_sizes(comp)
     sizes.to_csv(out / "image_sizes.csv", index=False)
     plot_image_sizes(sizes, out / "image_sizes.png")
-    report = split_report(split, comp.target, multi_label)
+    report = split_report(split, comp.target, several)
     report.to_csv(out / "split_report.csv")
     summary = summarize(comp, counts, sizes)
     print_summary(comp, counts, summary, report, out)
@@ -68,22 +65,23 @@ def label_counts(comp: Competition, multi_label: bool) -> pd.Series:
     return (labels.astype(str).str.split().explode() if multi_label else labels).value_counts()
 
 
-def holds_label(comp: Competition, label) -> pd.Series:
-    """Return which training rows carry `label`: equal to it, or (multi-label) holding it among their tags."""
+def holds_label(comp: Competition, label, several: bool) -> pd.Series:
+    """Return which training rows carry `label`: equal to it, or (several: multi-label) holding it among their
+    tags."""
     labels = comp.train[comp.target]
-    if comp.class_maps[comp.target].kind.name == "tags":
+    if several:
         return labels.astype(str).str.split().map(lambda tags: label in tags)
     return labels == label
 
 
-def pick_samples(comp: Competition, cfg: EdaConfig) -> list:
+def pick_samples(comp: Competition, cfg: EdaConfig, several: bool) -> list:
     """Return (label, upright PIL image) pairs: the first images of the most common classes (or tags)."""
     from PIL import Image, ImageOps
 
     samples = []
-    counts = label_counts(comp, comp.class_maps[comp.target].kind.name == "tags")
+    counts = label_counts(comp, several)
     for label in counts.index[: cfg.max_classes_shown]:
-        rows = comp.train[holds_label(comp, label)].head(cfg.samples_per_class)
+        rows = comp.train[holds_label(comp, label, several)].head(cfg.samples_per_class)
         for path in rows["path"]:
             with Image.open(path) as img:
                 samples.append((label, ImageOps.exif_transpose(img).convert("RGB")))
@@ -112,7 +110,7 @@ def summarize(comp: Competition, counts: pd.Series, sizes: pd.DataFrame) -> dict
 def print_summary(comp: Competition, counts: pd.Series, summary: dict, report: pd.DataFrame, out: Path):
     """Print the class counts, the headline numbers and the split report."""
     print(f"{comp.root}: {comp.layout} layout, target column {comp.target!r}")
-    noun, nouns = ("tag", "tags") if comp.class_maps[comp.target].kind.name == "tags" else ("class", "classes")
+    noun, nouns = comp.class_maps[comp.target].kind.nouns
     print(f"{noun} counts ({summary['classes']} {nouns if summary['classes'] != 1 else noun}):")
     print(counts.to_string())
     print(f"imbalance (largest / smallest class): {summary['imbalance']:.2f}")

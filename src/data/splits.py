@@ -23,7 +23,6 @@ from src.core.errors import KitError
 from src.core.files import write_csv
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
-from src.data.identities import make_identity_split
 from src.data.numbers import BINS, number_bins
 
 SPLITS_ROOT = Path("runs") / "splits"
@@ -75,7 +74,7 @@ def check_both_sides(split: pd.DataFrame, comp, opts: DataOptions) -> None:
     0.0000 every epoch and exit code 0.
     """
     target, class_map = comp.target, comp.class_maps[comp.target]
-    if not class_map.kind.one_class or len(class_map.values) < 2:  # tags, numbers: no one class per image
+    if len(class_map.kind.exclusive_classes(class_map)) < 2:  # tags, numbers: no one class per image
         return
     for side in ("val", "train"):
         held = split.loc[split["split"] == side, target]
@@ -99,9 +98,8 @@ def split_file_for(comp, opts: DataOptions) -> Path:
         return Path(opts.split_file)
     settings = (f"{opts.val_fraction}-{opts.folds}-{opts.group_column}-{opts.min_class_count}-"
                 f"{opts.labels_csv}-{opts.label_column}")
-    drawn = kind_of(comp.class_maps.get(comp.target)).split  # another split: identities held out whole, bins
-    settings += f"-identity-{comp.class_maps[comp.target].new_label}" if drawn == "identities whole" else ""
-    settings += "-number" if drawn == "quantile bins" else ""
+    target = comp.class_maps.get(comp.target)  # another kind draws another split: identities whole, bins
+    settings += kind_of(target).split_settings(target)
     digest = hashlib.sha1(settings.encode()).hexdigest()[:8]
     return SPLITS_ROOT / f"{comp.root.resolve().name}-seed{opts.seed}-{digest}.csv"
 
@@ -130,20 +128,14 @@ def make_split(train: pd.DataFrame, target: str, opts: DataOptions, class_map=No
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
 
-    drawn = kind_of(class_map).split
-    if drawn == "identities whole":  # identities: every one kept, some held out whole
-        return train.assign(fold=make_identity_split(train, target, opts.folds, opts.val_fraction, opts.seed))
     needed = opts.folds if opts.folds > 1 else 2
-    # tags by each image's rarest tag; a number (regression) by its quantile bin, so every side sees its range
-    if drawn == "quantile bins":  # fewer bins where the holdout (or a fold) is small
-        held = math.ceil(opts.val_fraction * len(train)) if opts.folds <= 1 else len(train) // opts.folds
-        bins = min(BINS, held, len(train) - held) if opts.folds <= 1 else min(BINS, held)
-        labels = pool_rare_keys(number_bins(train[target], target, bins), needed)
-    elif drawn == "rarest tag":
-        labels = pool_rare_keys(class_map.stratify_key(train[target]), needed)
-    else:
-        labels = train[target].astype(str).to_numpy()
-        check_stratifiable(train, target, needed)
+    # the strata the task kind draws by: classes, each image's rarest tag, a number's quantile bin; or the folds
+    # themselves (identities: every one kept, some held out whole)
+    kind = kind_of(class_map)
+    folds = kind.draw_folds(train, target, opts, class_map)
+    if folds is not None:
+        return train.assign(fold=folds)
+    labels = kind.strata(train, target, opts, class_map, needed)
     fold = np.full(len(train), 1 if opts.folds <= 1 else -1, dtype=int)
     groups = train["group"].to_numpy() if "group" in train else None
     if opts.folds > 1 or groups is not None:
@@ -213,6 +205,25 @@ def check_holdout_size(images: int, classes: int, fraction: float) -> None:
         "pass --min-class-count to drop the rarest classes"
     raise KitError(f"--val-fraction {fraction:g}: holds out {held_out} of {images} images, but a stratified split "
                    f"needs one image of each of the {classes} classes on both sides: {works}")
+
+
+def label_strata(train: pd.DataFrame, target: str, needed: int) -> np.ndarray:
+    """Return one label per image as the strata of its split, after checking each class can reach every side."""
+    check_stratifiable(train, target, needed)
+    return train[target].astype(str).to_numpy()
+
+
+def rarest_tag_strata(train: pd.DataFrame, target: str, class_map, needed: int) -> np.ndarray:
+    """Return each image's rarest tag as the strata (rare keys pooled), so rare tags reach every side."""
+    return pool_rare_keys(class_map.stratify_key(train[target]), needed)
+
+
+def number_strata(train: pd.DataFrame, target: str, opts: DataOptions, needed: int) -> np.ndarray:
+    """Return each image's quantile bin of the number as the strata, fewer bins where the holdout (or a fold) is
+    small, so every side sees the number's range."""
+    held = math.ceil(opts.val_fraction * len(train)) if opts.folds <= 1 else len(train) // opts.folds
+    bins = min(BINS, held, len(train) - held) if opts.folds <= 1 else min(BINS, held)
+    return pool_rare_keys(number_bins(train[target], target, bins), needed)
 
 
 def pool_rare_keys(keys: np.ndarray, needed: int) -> np.ndarray:

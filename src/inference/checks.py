@@ -20,7 +20,7 @@ def never_predicted(comp, class_map) -> list:
     A run trained on fewer classes (--min-class-count, an older data folder) still writes a valid file.
     """
     known = comp.class_maps.get(comp.target)
-    if known is None or not class_map.kind.one_class:  # tags, numbers
+    if known is None or not class_map.kind.exclusive_classes(class_map):  # tags, numbers: no classes to miss
         return []
     missing = [v for v in known.values if v not in set(class_map.values)]
     if missing:

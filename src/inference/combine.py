@@ -37,7 +37,7 @@ def same_holdout(a, b) -> bool:
 
 def check_combination(cfg, runs, metric: str) -> None:
     """Raise naming the flag when --blend, --select-runs or --identity-blend cannot work with this metric or these
-    runs (this is no identity submission: src.inference.identity_submission checks its own)."""
+    runs (this is no identity submission: src.kinds.identity.submission checks its own)."""
     if cfg.identity_blend:
         raise KitError(f"--identity-blend {cfg.identity_blend:g}: mixes an identity run's nearest neighbours with its "
                        f"margin head; column {runs[0].class_map.column} is no identity (no new answer): leave it out")

@@ -100,17 +100,16 @@ def detect_format(schema, class_map, override: str = "", metric: str = "") -> Su
 
 
 def default_metric(schema, class_map) -> tuple[str, str]:
-    """Return (the metric the submission format implies, whose default it is): the kit's metric of last resort.
+    """Return (the metric the submission format implies, whose default it is): the kit's metric of last resort,
+    the task kind's answer (src.kinds: a label's sample format, tags' f2_samples, a number's rmse)."""
+    return kind_of(class_map).default_metric(schema, class_map)
 
-    No sample submission: the task kind's own (accuracy; f2_samples for tags).
-    """
-    kind = kind_of(class_map)
-    if kind.name == "tags":  # one format only: the tags' metric
-        return kind.fallback, "the multi-label format's"
-    if kind.name == "number":  # one format only: numbers, rmse unless told
-        return kind.fallback, "the number format's"
+
+def format_metric(schema, class_map) -> tuple[str, str]:
+    """Return (metric, whose) for a kind whose sample's values decide its format: the format's metric; no sample
+    submission: the kind's own fallback."""
     if schema is None or schema.sample is None or not len(schema.sample):
-        return kind.fallback, "no sample submission: the kit's"
+        return kind_of(class_map).fallback, "no sample submission: the kit's"
     fmt = read_format(schema, class_map)
     return fmt.metric, f"the {fmt.name} format's"
 
@@ -121,23 +120,24 @@ def positive_index(class_map) -> int:
 
 
 def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
-    """Return the format the sample's values (or `override`) show, checked against the classes."""
+    """Return the format the sample's values (or `override`) show, checked against the classes: the task kind's
+    answer (src.kinds)."""
+    return kind_of(class_map).read_format(schema, class_map, override)
+
+
+def class_format(schema, class_map, override: str = "") -> SubmissionFormat:
+    """Return the format of classes the sample's values (or `override`) show: label, probability,
+    class-probabilities or top-k; a number or tags format asked of classes is refused."""
     sample = schema.sample
     others = [c for c in sample.columns if c != schema.id_column]
     classes = [str(v) for v in class_map.values]
     per_class = [c for c in others if str(c) in classes]
-    if kind_of(class_map).output == "number" or override == "number":
-        return number_format(schema, class_map, override)
-    if kind_of(class_map).name == "tags":
-        if override not in ("", "multi-label"):
-            raise KitError(f"--submission-format {override}: column {class_map.column} holds tags (multi-label); "
-                           "expected multi-label")
-        return SubmissionFormat("multi-label", (schema.target_column,))
+    if override == "number":
+        raise KitError(f"--submission-format number: column {class_map.column} holds classes, not a number per "
+                       "image (--task regression reads integers as numbers)")
     if override == "multi-label":
         raise KitError(f"--submission-format multi-label: column {class_map.column} holds one label per image, "
                        "not space-separated tags")
-    if kind_of(class_map).output == "embedding" and override in ("", "top-k"):  # identities: the sample's top-k rows
-        override = "top-k"
     name = override or guess_format(sample, schema.target_column, per_class, classes)
     if name == "class-probabilities":
         missing = sorted(set(classes) - set(map(str, others)))
@@ -156,17 +156,6 @@ def read_format(schema, class_map, override: str = "") -> SubmissionFormat:
             raise KitError(f"{schema.path}: top-{k} needs at least {k} classes, {class_map.column} has {len(classes)}")
         return SubmissionFormat(name, (schema.target_column,), k=k)
     return SubmissionFormat("label", (schema.target_column,))
-
-
-def number_format(schema, class_map, override: str) -> SubmissionFormat:
-    """Return the number format of a number target; another format, or numbers asked of classes, is an error."""
-    if kind_of(class_map).output != "number":
-        raise KitError(f"--submission-format number: column {class_map.column} holds classes, not a number per "
-                       "image (--task regression reads integers as numbers)")
-    if override not in ("", "number"):
-        raise KitError(f"--submission-format {override}: column {class_map.column} holds a number per image; "
-                       "expected number")
-    return SubmissionFormat("number", (schema.target_column,))
 
 
 def guess_format(sample: pd.DataFrame, target: str, per_class: list, classes: list) -> str:
@@ -274,8 +263,8 @@ def check_submission(frame: pd.DataFrame, schema, class_map, fmt: SubmissionForm
         if len(bad):
             raise KitError(f"{where}: row {bad[0] + 2} holds {frame[fmt.columns[0]].iloc[bad[0]]!r}: expected a number")
         return
-    known = {str(v) for v in written_labels(schema, class_map, fmt)} | ({class_map.new_label} if kind_of(
-        class_map).output == "embedding" else set())  # identities: the answer for one never seen
+    # and what the kind answers beyond its classes (an identity's answer for one never seen)
+    known = {str(v) for v in written_labels(schema, class_map, fmt)} | kind_of(class_map).known_answers(class_map)
     for row, value in enumerate(frame[fmt.columns[0]].astype(str)):
         tokens = value.split() if fmt.name in ("top-k", "multi-label") else [value]
         if fmt.name == "top-k" and (len(tokens) != fmt.k or len(set(tokens)) != fmt.k):

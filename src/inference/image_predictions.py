@@ -62,18 +62,26 @@ def print_predictions(cfg) -> list:
     views = tuple(v.strip() for v in cfg.tta_views.split(",") if v.strip()) or (DEFAULT_VIEWS if cfg.tta else ("identity",))
     views = with_scales(views, cfg.tta_scales)
     probs = predict_frame(run, frame, views, batch_size=cfg.batch_size)
-    if kind_of(run.class_map).output == "number":  # a number per image: the number, clipped to the training range
-        numbers = run.class_map.scale.clip(probs.reshape(-1))
-        for path, value in zip(cfg.images, numbers):
-            print(f"{path}\n  {run.class_map.column} {value:.4g}")
-        return [(path, [(run.class_map.column, float(value))]) for path, value in zip(cfg.images, numbers)]
-    result = list(zip(cfg.images, top_classes(probs, run.class_map, cfg.top)))
-    # multi-label: the tags at 0.5 (src.submit fits a threshold per tag), then the likeliest tags' probabilities
-    tags = run.class_map.decode_tags(probs >= 0.5) if kind_of(run.class_map).name == "tags" else [None] * len(result)
-    for (path, best), chosen in zip(result, tags):
+    return kind_of(run.class_map).show_predictions(run, list(cfg.images), probs, cfg.top)  # in the kind's terms
+
+
+def show_numbers(run, paths: list, probs) -> list:
+    """Print a number per image (clipped to the training range); return [(path, [(column, number)])]."""
+    numbers = run.class_map.scale.clip(probs.reshape(-1))
+    for path, value in zip(paths, numbers):
+        print(f"{path}\n  {run.class_map.column} {value:.4g}")
+    return [(path, [(run.class_map.column, float(value))]) for path, value in zip(paths, numbers)]
+
+
+def show_classes(run, paths: list, probs, top: int, tags: bool) -> list:
+    """Print the likeliest classes per image (tags: first the tags at 0.5, as src.submit fits a threshold per
+    tag); return [(path, [(label, probability) ...])]."""
+    result = list(zip(paths, top_classes(probs, run.class_map, top)))
+    chosen = run.class_map.decode_tags(probs >= 0.5) if tags else [None] * len(result)
+    for (path, best), picked in zip(result, chosen):
         print(path)
-        if chosen is not None:
-            print(f"  tags at 0.5: {chosen or '(none)'}")
+        if picked is not None:
+            print(f"  tags at 0.5: {picked or '(none)'}")
         for label, probability in best:
             print(f"  {probability:7.2%}  {label}")
     return result

@@ -120,7 +120,6 @@ def judge_submission(rows: list, group, comp, y, metric: str, positive: int) -> 
     if value is None or not len(y) or np.isnan(float(value)):
         return {}
     class_map = group.class_map
-    number = class_map.kind.output == "number"
-    reference = reference_answer(metric, training_answers(group, comp), y, len(class_map.values), positive, number)
+    reference = class_map.kind.reference(metric, training_answers(group, comp), y, len(class_map.values), positive)
     line, worse = compare(value, reference, metric, "the submission")
     return {"holdout_score": float(value), **reference.as_record(), "no_better": worse, "line": line}

@@ -35,15 +35,14 @@ from src.data.sources import image_source
 from src.inference.combine import check_combination, combine_runs, same_holdout
 from src.inference.prediction import (build_run_model, holdout_frame, load_group, predict_views,
                                       runs_metric)
-from src.inference.identity_submission import write_identity_submission
-from src.inference.checks import check_solution, never_predicted, score_against, score_numbers_against
+from src.inference.checks import check_solution, never_predicted
 from src.inference.manifests import manifest_file, now_text
 from src.inference.formats import (SubmissionFormat, check_submission, default_metric, detect_format, fill_submission,
                                    positive_index)
 from src.inference.metrics import score
 from src.inference.reference import judge_submission
-from src.inference.references import check_full_fits, run_reference
-from src.inference.tag_thresholds import fit_tag_thresholds, tag_table
+from src.inference.references import run_reference
+from src.inference.tag_thresholds import tag_table
 from src.inference.tta_select import select_views
 from src.inference.views import combine_views, with_scales
 from src.hardware.accelerator import pick_accelerator
@@ -78,25 +77,20 @@ def submit(cfg: SubmitConfig) -> dict:
                            classes=len(class_map.values))
     metric = cfg.metric
     fmt = detect_format(comp.schema, class_map, cfg.submission_format, metric)
-    if kind_of(class_map).independent_outputs and cfg.tta_mean == "geometric":
-        raise KitError("--tta-mean geometric: multi-label probabilities are one per tag, not a distribution to "
-                       "renormalise; use arithmetic")
-    if kind_of(class_map).output == "embedding":  # identities: nearest neighbours and the new answer
-        result = write_identity_submission(cfg, runs, comp, fmt, chosen_views(cfg), validate_submission,
-                                           {"hardware": accelerator.as_record(), "never_predicted": missing})
+    kind = kind_of(class_map)
+    # identities: nearest neighbours and the new answer (the kind's own submission); the others: the class path
+    result = kind.write_submission(cfg, runs, comp, fmt, chosen_views(cfg), validate_submission,
+                                   {"hardware": accelerator.as_record(), "never_predicted": missing})
+    if result is not None:
         return {**result, **({"kaggle": submit_file(SubmitFileConfig(cfg.competition, result["path"], cfg.message,
                                                                       cfg.wait))} if cfg.upload else {})}
-    number = kind_of(class_map).output == "number"  # views and runs average numbers, clipped to range
-    if number and (cfg.tta_mean == "geometric" or cfg.blend == "rank"):
-        raise KitError(f"{'--tta-mean geometric' if cfg.tta_mean == 'geometric' else '--blend rank'}: the target is "
-                       "a number per image, not probabilities: use --tta-mean arithmetic and --blend mean")
+    kind.check_submit(cfg, runs)  # what the kind's answers cannot be averaged or fitted with, refused
     positive = class_map.values.index(fmt.positive) if fmt.positive is not None else positive_index(class_map)
     check_combination(cfg, runs, metric)
-    check_full_fits(cfg, runs, kind_of(class_map).independent_outputs)  # tags: a threshold per output
     print(f"submission: {fmt.describe()}; holdout metric: {metric}")
 
     def scorer(probs, y):
-        return score(class_map.scale.clip(probs) if number else probs, y, metric, positive)
+        return score(kind.answers(class_map, probs), y, metric, positive)  # a number: clipped to its range
 
     check_writable(out)  # a read-only --out fails now, not after predicting every image
     # the name is claimed until its files are written: two jobs without --overwrite never both write it
@@ -109,16 +103,16 @@ def submit(cfg: SubmitConfig) -> dict:
         ensemble = combine_runs(runs, holdout, test, cfg, metric, scorer, positive)
         weights, ensemble_holdout, test_probs = ensemble.weights, ensemble.holdout, ensemble.test
         scores += ensemble.rows
-        if kind_of(class_map).independent_outputs:
-            fmt, row = fit_tag_thresholds(fmt, ensemble_holdout, holdout["y"][0], metric)
+        fmt, row = kind.fit_answers(fmt, ensemble_holdout, holdout["y"][0], metric)  # tags: a threshold per tag
+        if row is not None:
             scores.append(row)
         verdict = judge_submission(scores, runs[0], comp, holdout["y"][0], metric, positive)
         if verdict:  # the trivial answer beside the submission's holdout score; loud when no better
             print(verdict.pop("line"), flush=True)
         frame = fill_submission(comp.schema, test_probs, class_map, fmt)
         validate_submission(frame, comp.schema, class_map, fmt)
-        accuracy = score_against(frame, cfg.solution, comp.schema) if cfg.solution and not number else None
-        tested = score_numbers_against(frame, cfg.solution, comp.schema, metric) if cfg.solution and number else None
+        accuracy, tested = kind.score_solution(frame, cfg.solution, comp.schema, metric) if cfg.solution else \
+            (None, None)
         cfg = dataclasses.replace(cfg, submission_format=fmt.name)  # what the report names
         report = pd.DataFrame(scores)
         with staged_files(out, cfg.name) as stage:  # the whole set or none of it (a full disk, a kill)
@@ -133,10 +127,10 @@ def submit(cfg: SubmitConfig) -> dict:
         print(shown_table(report, len(runs)))
         print(f"wrote {csv_path} ({len(frame)} rows)")
     result = {"path": str(csv_path), "scores": scores, "weights": weights, "no_better": verdict.get("no_better", False)}
-    if cfg.solution and number:
+    if tested is not None:  # a number: --metric against the solution; classes: accuracy
         result["test_score"] = tested
         print(f"{metric} against {cfg.solution}: {tested:.4f}")
-    elif cfg.solution:
+    elif accuracy is not None:
         result["test_accuracy"] = accuracy
         print(f"accuracy against {cfg.solution}: {accuracy:.4f}")
     if cfg.upload:
@@ -293,7 +287,7 @@ def write_report(cfg, out: Path, runs, weights, report, holdout, ensemble_holdou
         plot_tags(tags, out / f"{cfg.name}.tags.png", f"{cfg.name}: holdout per tag")
         return
     write_json(manifest_file(out, cfg.name), manifest)
-    if not len(y) or kind_of(runs[0].class_map).output == "number":  # full-fit: no holdout; numbers: no classes
+    if not len(y) or not kind_of(runs[0].class_map).exclusive_classes(runs[0].class_map):  # no holdout; no classes
         return
     plot_confusion(y, ensemble_holdout.argmax(axis=1), labels, out / f"{cfg.name}.confusion_matrix.png")
     plot_wrong(lambda rows: image_source(frame.iloc[rows]).open_for_figures(), y, ensemble_holdout, labels,

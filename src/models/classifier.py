@@ -15,9 +15,9 @@ import re
 import keras
 
 from src.core.errors import KitError
-from src.core.task_kind import LABEL, TaskKind, kind_of
+from src.core.task_kind import TaskKind, kind_named, kind_of
 from src.models.embedding import embedding_layers, feature_map_backbone, identity_head, identity_output
-from src.models.number_head import EmbeddingRegressor, Rescale, number_output
+from src.models.number_head import EmbeddingRegressor, Rescale
 
 MODES = ("caffe", "tf", "torch", "builtin", "unit")
 
@@ -66,31 +66,21 @@ class HeadSpec:
     target: str = ""     # an identity task: its column, the margin head's among --targets' heads (the others: softmax)
 
     @classmethod
-    def from_config(cls, cfg, kind: TaskKind = LABEL) -> HeadSpec:
-        """Return the head a TrainConfig asks for, its output the task kind's (tags: sigmoid, else softmax;
-        an identity: an embedding with a margin head, src.models.embedding)."""
-        head = getattr(cfg, "head", "auto")
-        if kind.output != "embedding":
-            if head == "arcface":
-                raise KitError(f"--head arcface: the target is {kind.answer}; a margin head serves an identity "
-                               "task (a new answer: --new-label NAME)")
-            return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation)
-        return cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2, kind.activation,
-                   getattr(cfg, "embedding_dim", 512), head != "dense", getattr(cfg, "subcenters", 1),
-                   getattr(cfg, "scale", 30.0))
+    def from_config(cls, cfg, kind: TaskKind | None = None) -> HeadSpec:
+        """Return the head a TrainConfig asks for, its output the task kind's (src.kinds; no kind: one label per
+        image): softmax, a sigmoid per tag, an identity's embedding with a margin head, a number's output)."""
+        return cls.made(cfg, kind or kind_named("label"), None)
 
     @classmethod
     def for_target(cls, cfg, class_map) -> HeadSpec:
         """Return from_config's head for the target's class map: a number's output and scale from --loss and
-        its TargetScale (linear on the standardised target, or sigmoid on the 0-1 one)."""
-        kind = kind_of(class_map)
-        head = cls.from_config(cfg, kind)
-        if head.embedding_dim:  # an identity: which of several heads (--targets) is the margin head's
-            return dataclasses.replace(head, target=class_map.column)
-        if kind.output != "number":
-            return head
-        activation, offset, span = number_output(cfg.loss, class_map.scale)
-        return dataclasses.replace(head, activation=activation, rescale=(offset, span))
+        its TargetScale (linear on the standardised target, or sigmoid on the 0-1 one), an identity's column."""
+        return cls.made(cfg, kind_of(class_map), class_map)
+
+    @classmethod
+    def made(cls, cfg, kind: TaskKind, class_map) -> HeadSpec:
+        """Return the flags' head as the task kind makes it (kind.head_spec)."""
+        return kind.head_spec(cfg, cls(cfg.dropout, cfg.head_layers, cfg.head_units, cfg.head_l2), class_map)
 
 
 def build_classifier(spec, image_size, num_classes, weights: str = "none", head: HeadSpec | float = 0.2,

@@ -10,7 +10,7 @@ norm, and a (sub-center) ArcFace head (Deng et al. 2019): cosines between the L2
 one (or K, the best kept) normalised weight vector per identity, scaled by s; training adds the angular
 margin m to the true identity's angle. Here the head outputs s * cos and the loss adds the margin from the
 one-hot target, so the datasets stay (image, one-hot) as for every other head. Prediction drops the head:
-nearest neighbours of the embedding (src.inference.identities). Layers use keras.ops: TensorFlow and JAX.
+nearest neighbours of the embedding (src.kinds.identity.neighbours). Layers use keras.ops: TensorFlow and JAX.
 """
 from __future__ import annotations
 

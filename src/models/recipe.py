@@ -15,10 +15,8 @@ import math
 import keras
 
 from src.core.errors import KitError
-from src.core.task_kind import LABEL, TaskKind
-from src.models.embedding import margin_loss
+from src.core.task_kind import TaskKind, kind_named
 from src.models.epoch_metrics import epoch_metric
-from src.models.number_head import check_class_loss, number_loss
 
 
 def freeze_batchnorm(model, spec) -> None:
@@ -54,20 +52,21 @@ def unfreeze_top(model, spec) -> int:
     return cut
 
 
-def make_loss(cfg, reduction: str = "sum_over_batch_size", kind: TaskKind = LABEL, scale=None):
-    """Return the training loss: cross-entropy, or focal loss (--loss focal), both with label smoothing.
+def make_loss(cfg, reduction: str = "sum_over_batch_size", kind: TaskKind | None = None, scale=None):
+    """Return the training loss the task kind trains with (src.kinds; no kind: one label per image): a class
+    loss (class_loss), an identity's ArcFace margin, a number's mse, huber or bce-scaled (scale: its TargetScale,
+    src.models.number_head)."""
+    return (kind or kind_named("label")).loss(cfg, reduction, scale)
+
+
+def class_loss(cfg, reduction: str = "sum_over_batch_size", independent: bool = False):
+    """Return a class loss: cross-entropy, or focal loss (--loss focal), both with label smoothing.
 
     Focal loss (Lin et al. 2017) scales each example by alpha * (1 - p)^gamma: with gamma 0 and
     alpha 1 it is the cross-entropy; gamma > 0 shrinks the loss of images already classified well.
-    A kind with independent outputs (tags: sigmoid): the binary forms, one yes/no per output.
-    A number (regression; scale: its TargetScale): mse, huber or bce-scaled (src.models.number_head).
+    independent (tags: a sigmoid per output): the binary forms, one yes/no per output.
     """
-    if kind.output == "embedding" and getattr(cfg, "head", "auto") != "dense":  # the ArcFace margin, in the loss
-        return margin_loss(cfg)
-    if kind.name == "number":
-        return number_loss(cfg.loss, scale, reduction)
-    check_class_loss(cfg.loss, kind.answer)
-    if kind.independent_outputs:
+    if independent:
         if cfg.loss == "focal":
             return keras.losses.BinaryFocalCrossentropy(alpha=min(cfg.focal_alpha, 1.0), gamma=cfg.focal_gamma,
                                                         apply_class_balancing=cfg.focal_alpha < 1,
@@ -205,7 +204,7 @@ class CompileOptions:
     heads: dict | None = None        # multi-task: {label column: ClassMap}
     loss_weights: list | None = None  # one per head (--loss-weights); None: 1 each
     target: str | None = None        # the head the submission scores
-    kind: TaskKind = LABEL           # what one answer is: tags get binary losses and per-tag accuracy
+    kind: TaskKind | None = None     # what one answer is: tags get binary losses and per-tag accuracy
     weighted: bool = False           # metrics honour sample weights (JAX's padded batches weigh 0)
     plan: StagePlan | None = None    # the stage's batches, epochs and --accumulate (make_schedule)
     warmup: bool = True              # --lr-warmup-epochs applies (not to the head-only warm-up)
@@ -254,12 +253,10 @@ def build_optimizer(model) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
-def accuracy_metric(kind: TaskKind = LABEL):
-    """Return the metric logged as accuracy: Keras's own choice, or per-output binary accuracy at 0.5 (tags).
+def accuracy_metric(kind: TaskKind | None = None):
+    """Return the metric logged as accuracy, the task kind's (no kind: one label per image): Keras's own choice,
+    or per-output binary accuracy at 0.5 (tags); None for a kind without one (a number: its --metric instead).
 
-    Named accuracy either way, so early stopping, checkpoints and reports read val_accuracy. A number
-    (regression) has none: None.
+    Named accuracy either way, so early stopping, checkpoints and reports read val_accuracy.
     """
-    if kind.name == "number":
-        return None
-    return keras.metrics.BinaryAccuracy(name="accuracy") if kind.independent_outputs else "accuracy"
+    return (kind or kind_named("label")).accuracy_metric()

@@ -28,7 +28,7 @@ def sampling_hint(cfg, labels, class_map, metric: str) -> str:
     is a ranking one (auc, log_loss): ISIC 2020's 2% melanomas go unseen for most of a natural epoch.
     """
     ranking = metric in RANKING_METRICS or (bool(metric) and is_ranking(metric))  # pauc@R ranks too
-    if cfg.sampling != "natural" or not ranking or not kind_of(class_map).one_class or not len(labels):
+    if cfg.sampling != "natural" or not ranking or not kind_of(class_map).exclusive_classes(class_map) or not len(labels):
         return ""
     counts = np.bincount(class_map.encode(labels), minlength=len(class_map.values))
     rarest = int(counts.argmin())

@@ -27,12 +27,11 @@ from src.core.metric_choice import higher_is_better, settle_metric
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.inference.formats import default_metric, positive_index
-from src.inference.identities import map_of_answers
 from src.inference.metrics import score
 from src.runs.folder import RunFolder
 from src.models.number_head import REGRESSORS
 from src.training.embedding_head import fit_embedding_head
-from src.training.two_stage import check_head, run_folder_for, train
+from src.training.two_stage import run_folder_for, train
 
 
 def train_folds(cfg, callbacks=()) -> dict:
@@ -44,7 +43,7 @@ def train_folds(cfg, callbacks=()) -> dict:
         raise KitError(f"{root} holds files but no K-fold run: choose another --out; nothing was changed")
     comp = load_competition(cfg, with_test=False)
     class_map = comp.class_maps[comp.target]
-    check_head(cfg, kind_of(class_map), comp.target)  # before RUN/config.json: a refused head leaves nothing
+    class_map.kind.check_head(cfg, comp.target)  # before RUN/config.json: a refused head leaves nothing
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map),
                            note="; every fold follows it", classes=len(class_map.values))
     if not folder.is_run():  # first: a run cut after some folds names its config to resume with
@@ -113,19 +112,20 @@ def collect_oof(root: Path, folds: int) -> pd.DataFrame:
     return oof
 
 
+def class_fold_score(part: pd.DataFrame, class_map, metric: str, positive: int) -> float:
+    """Return --metric of one fold's out-of-fold probabilities (prob_<class> columns) against its labels."""
+    y = class_map.encode(part["label"].map(typed(class_map)))
+    return score(part[[f"prob_{v}" for v in class_map.values]].to_numpy(float), y, metric, positive)
+
+
 def cv_table(cfg, oof: pd.DataFrame, comp) -> tuple[pd.DataFrame, str]:
     """Return (fold, score) rows plus mean and std in the run's metric (cfg.metric, resolved), and its name."""
     class_map = comp.class_maps[comp.target]
     metric, positive = cfg.metric, positive_index(class_map)
-    columns = [f"prob_{v}" for v in class_map.values]
     rows = []
     for fold, part in oof.groupby("fold"):
-        if "top" in part and kind_of(class_map).output == "embedding":  # identities: each fold's written answers
-            rows.append({"fold": str(fold), "images": len(part), "score": map_of_answers(part["top"], part["label"])})
-            continue
-        y = class_map.encode(part["label"].map(typed(class_map)))
         rows.append({"fold": str(fold), "images": len(part),
-                     "score": score(part[columns].to_numpy(float), y, metric, positive)})
+                     "score": class_map.kind.fold_score(part, class_map, metric, positive)})  # the kind's answers
     scores = np.array([r["score"] for r in rows])
     rows += [{"fold": "mean", "images": len(oof), "score": float(scores.mean())},
              {"fold": "std", "images": len(oof), "score": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0}]

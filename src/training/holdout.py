@@ -10,25 +10,31 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from src.core.files import read_json, write_csv
-from src.inference.identities import identity_file, identity_truth
+from src.core.files import write_csv
 from src.inference.metrics import fit_thresholds, score
-from src.inference.reference import compare, identity_reference, prior_answer, reference_answer
+from src.inference.reference import compare, prior_answer, reference_answer
 from src.runs.folder import RunFolder
 
 
 def write_predictions(cfg, data, run: RunFolder, probs, heads: dict) -> float:
-    """Write the holdout's predictions (a number, tags at 0.5, or a label with every class's probability and each
-    multi-task head's answer); return the holdout accuracy (per-tag for tags; a number: --metric)."""
+    """Write the holdout's predictions in the task kind's terms (src.kinds: a label with every class's probability
+    and each multi-task head's answer, tags at 0.5, a number); return its score (accuracy, per-tag, --metric)."""
+    return data.class_map.kind.write_predictions(cfg, data, run, probs, heads)
+
+
+def write_tags_holdout(data, run: RunFolder, probs) -> float:
+    """Write a tags holdout at 0.5 (src.submit fits a threshold per tag for its metric); return per-tag accuracy."""
+    frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.val[data.target].to_numpy(),
+                          "predicted": data.class_map.decode_tags(probs >= 0.5)})
+    frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))
+    write_csv(run.holdout_file, frame)
+    return float(((probs >= 0.5) == (data.y_val > 0.5)).mean())  # per-tag accuracy, as val_accuracy
+
+
+def write_class_holdout(cfg, data, run: RunFolder, probs, heads: dict) -> float:
+    """Write a label's holdout: the label, the predicted class, every class's probability and each multi-task
+    head's answer; return the holdout accuracy."""
     y_val = data.y_val
-    if data.class_map.kind.output == "number":  # a number: written clipped to the training range, scored by --metric
-        return write_number_holdout(cfg, data, run, probs)
-    if data.class_map.kind.name == "tags":  # tags at 0.5 here; src.submit fits a threshold per tag for its metric
-        frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.val[data.target].to_numpy(),
-                              "predicted": data.class_map.decode_tags(probs >= 0.5)})
-        frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))
-        write_csv(run.holdout_file, frame)
-        return float(((probs >= 0.5) == (y_val > 0.5)).mean())  # per-tag accuracy, as val_accuracy
     frame = pd.DataFrame({"id": data.val["id"].to_numpy(), "label": data.class_map.decode(y_val),
                           "predicted": data.class_map.decode(probs.argmax(axis=1))})
     for column, head_probs in heads.items():  # every head's answer, so its accuracy can be checked
@@ -40,6 +46,7 @@ def write_predictions(cfg, data, run: RunFolder, probs, heads: dict) -> float:
     frame = frame.join(pd.DataFrame(probs, columns=[f"prob_{v}" for v in data.class_map.values]))  # one block
     write_csv(run.holdout_file, frame)
     return float((probs.argmax(axis=1) == y_val).mean())
+
 
 def write_number_holdout(cfg, data, run: RunFolder, predicted) -> float:
     """Write a number target's holdout (id, label, predicted, prob_<column> as K-fold reads it); return --metric.
@@ -55,43 +62,50 @@ def write_number_holdout(cfg, data, run: RunFolder, predicted) -> float:
 
 def judge_holdout(cfg, data, run: RunFolder) -> dict:
     """Return the holdout's --metric score with the final weights, the trivial answer's (src.inference.reference)
-    and whether the run is no better, read back from the files the run just wrote.
+    and whether the run is no better, read back from the files the run just wrote (the task kind's score).
 
     Exists so every run ends by saying whether it learned anything the holdout can see: accuracy alone hides a
     log loss, a QWK or an RMSE no better than the answer that looks at no image.
     """
-    class_map, metric = data.class_map, cfg.metric
-    if class_map.kind.output == "embedding":  # identities: the threshold's holdout MAP against the most frequent
-        record = read_json(identity_file(run.path), "the run's identity.json")
-        truth = identity_truth(data.val[data.target], class_map, set(data.train[data.target].astype(str)))
-        k = int(metric.split("@")[1]) if "@" in metric else 5
-        value = record.get("holdout")
-        reference = identity_reference(data.y_train, truth, len(class_map.values), k)
-    else:
-        frame = pd.read_csv(run.holdout_file)
-        if class_map.kind.output == "number":
-            value = score(frame["predicted"].to_numpy(float), data.y_val, metric)
-        else:
-            probs = frame[[f"prob_{v}" for v in class_map.values]].to_numpy(float)
-            thresholds = fit_thresholds(probs, data.y_val) if metric == "f2_samples" else None
-            value = score(probs, data.y_val, metric, data.positive, thresholds)
-        reference = reference_answer(metric, data.y_train, data.y_val, len(class_map.values), data.positive,
-                                     number=class_map.kind.output == "number")
-    line, worse = compare(value, reference, metric)
+    value, reference = data.class_map.kind.holdout_score(cfg, data, run)
+    line, worse = compare(value, reference, cfg.metric)
     return {"holdout_score": None if value is None else float(value), **reference.as_record(),
             "no_better": worse, "line": line}
+
+
+def class_holdout_score(cfg, data, run: RunFolder) -> tuple:
+    """Return (a label's or tags' holdout --metric from holdout_predictions.csv, the prior's Reference); tags
+    scored with thresholds fitted as src.submit fits them."""
+    frame, metric = pd.read_csv(run.holdout_file), cfg.metric
+    probs = frame[[f"prob_{v}" for v in data.class_map.values]].to_numpy(float)
+    thresholds = fit_thresholds(probs, data.y_val) if metric == "f2_samples" else None
+    value = score(probs, data.y_val, metric, data.positive, thresholds)
+    return value, reference_answer(metric, data.y_train, data.y_val, len(data.class_map.values), data.positive)
+
+
+def number_holdout_score(cfg, data, run: RunFolder) -> tuple:
+    """Return (a number's holdout --metric from holdout_predictions.csv, the training mean's Reference)."""
+    frame = pd.read_csv(run.holdout_file)
+    value = score(frame["predicted"].to_numpy(float), data.y_val, cfg.metric)
+    return value, reference_answer(cfg.metric, data.y_train, data.y_val, 1, data.positive, number=True)
 
 
 def epoch_floor(cfg, data) -> float | None:
     """Return the trivial answer's score as the per-epoch metric computes it on the holdout (tags at 0.5), the
     floor under which early stopping does not count its patience; None where no epoch metric is comparable
-    (identities, a full-fit without a holdout, a holdout of one class)."""
-    output = data.class_map.kind.output
-    if cfg.full_fit or not len(data.val) or output == "embedding":
+    (a full-fit without a holdout, a kind whose epoch metric no trivial answer matches, a holdout of one class)."""
+    if cfg.full_fit or not len(data.val):
         return None
-    if output == "number":
-        value = reference_answer(cfg.metric, data.y_train, data.y_val, 1, number=True).score
-    else:
-        probs = prior_answer(data.y_train, len(data.val), len(data.class_map.values))
-        value = score(probs, data.y_val, cfg.metric, data.positive)
+    value = data.class_map.kind.epoch_floor(cfg, data)
     return None if value is None or not np.isfinite(value) else float(value)
+
+
+def prior_floor(cfg, data) -> float | None:
+    """Return the training prior's per-epoch --metric on the holdout (a label's classes, tags' rates)."""
+    probs = prior_answer(data.y_train, len(data.val), len(data.class_map.values))
+    return score(probs, data.y_val, cfg.metric, data.positive)
+
+
+def number_floor(cfg, data) -> float | None:
+    """Return the training mean's --metric on the holdout (a number)."""
+    return reference_answer(cfg.metric, data.y_train, data.y_val, 1, number=True).score

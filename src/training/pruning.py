@@ -37,9 +37,7 @@ from src.pipeline.images import make_train_dataset
 def prune(cfg: PruneConfig) -> pd.DataFrame:
     """Run every sparsity level; return the table (sparsity, zeroed share, accuracy before/after fine-tuning)."""
     run = load_run(cfg.run)
-    if kind_of(run.class_map).name == "tags":
-        raise KitError(f"--run {cfg.run}: its target {run.target} holds tags (multi-label); pruning fine-tunes and "
-                       "scores one label per image")
+    kind_of(run.class_map).check_job("prune", f"--run {cfg.run}: its target {run.target}")
     if run.config.targets:
         raise KitError(f"--run {cfg.run}: a multi-task run (--targets); pruning supports one-head runs")
     if run.config.full_fit:

@@ -35,7 +35,6 @@ from src.inference.formats import default_metric, positive_index
 from src.models.backbones import parse_backbones
 from src.models.classifier import HeadSpec, build_classifier, build_head
 from src.models.epoch_metrics import epoch_metric
-from src.models.number_head import number_loss
 from src.models.recipe import accuracy_metric, build_optimizer, make_optimizer
 from src.models.features import extract_features
 from src.pipeline.images import batch_for_devices, fixed_tuning, make_eval_dataset, make_train_dataset
@@ -131,10 +130,7 @@ def train_on_features(spec, cfg: ScreenConfig, data: SplitData, accelerator):
 def screen_head(cfg: ScreenConfig, data: SplitData) -> HeadSpec:
     """Return the fresh head every backbone gets: --dropout, softmax (sigmoid for multi-label tags; a number:
     linear in the target's units, as src.train's default --loss mse)."""
-    if kind_of(data.class_map).output == "number":
-        return HeadSpec(dropout=cfg.dropout, activation="linear", rescale=(data.class_map.scale.mean,
-                                                                           data.class_map.scale.sd))
-    return HeadSpec(dropout=cfg.dropout, activation=kind_of(data.class_map).activation)
+    return data.class_map.kind.screen_head(cfg, data.class_map)
 
 
 def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> None:
@@ -146,9 +142,7 @@ def compile_screen(model, cfg: ScreenConfig, accelerator, data: SplitData) -> No
     extra = epoch_metric(cfg.metric, data.num_classes, positive_index(data.class_map))
     metrics = {"weighted_metrics" if accelerator.batch_multiple > 1 else "metrics":
                [m for m in (accuracy_metric(kind), extra) if m is not None]}
-    loss = "binary_crossentropy" if kind.independent_outputs else "sparse_categorical_crossentropy"
-    if kind.name == "number":  # ranked by the metric on the numbers: mse on the standardised target
-        loss = number_loss("mse", data.class_map.scale)
+    loss = kind.screen_loss(data.class_map)  # on sparse targets (tags: 0/1 rows; a number: mse, standardised)
     model.compile(optimizer=make_optimizer("adam", cfg.learning_rate), loss=loss, **metrics)
     build_optimizer(model)
 

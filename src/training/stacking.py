@@ -58,9 +58,7 @@ def stack(cfg) -> dict:
     if comp.schema is None:
         raise KitError(f"{comp.root}: no sample submission: the stack writes a submission in its format")
     class_map = comp.class_maps[comp.target]
-    if len(class_map.values) != 2 or not kind_of(class_map).one_class:
-        raise KitError(f"python -m src.stack: column {comp.target} has {len(class_map.values)} classes; the stack "
-                       "fits a binary target (ISIC's lesion is malignant or not)")
+    kind_of(class_map).check_stack(class_map, comp.target)  # a binary label only
     cfg, choice = settle_metric(cfg, default_metric(comp.schema, class_map), kind_of(class_map), *runs_metric(groups))
     check_stack_metric(cfg.metric, {"run": "the runs'", "kaggle": "Kaggle's"}.get(choice.source, "the format's"))
     fmt = detect_format(comp.schema, class_map, "", cfg.metric)

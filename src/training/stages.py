@@ -25,7 +25,6 @@ from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
 from src.training.holdout import epoch_floor, judge_holdout, write_predictions
 from src.training.history import collect_history, discard_broken_backup, finished_rows
-from src.training.identity_outputs import write_identity_outputs
 from src.training.callbacks import (DiskSpaceGuard, LearningRateLogger, ResumableEarlyStopping, StopOnNonFiniteLoss,
                                     TargetMetrics, TimeLimit, keep_callbacks, resume_state,
                                     stop_state)
@@ -208,7 +207,6 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
     """
     fixed_batches, multiple = accelerator.fixed_batches, accelerator.batch_multiple
     opts = dataclasses.replace(cfg, image_size=tuple(stage.size), batch_size=global_batch)
-    k = len(data.class_map.values)
     if data.heads:  # {column: indices} -> {column: one-hot}
         ks = {c: len(m.values) for c, m in data.heads.items()}
 
@@ -221,9 +219,13 @@ def stage_datasets(stage, cfg, data: RunData, global_batch: int, accelerator):
                                 table=data.table_rows(data.val)) \
             if len(data.val) else None  # a full-fit has no holdout
         return train.map(one_hot), None if val is None else val.map(one_hot)
-    if kind_of(data.class_map).name == "number":  # the numbers as they are (MixUp mixes them as it mixes rows)
-        return number_datasets(cfg, data, opts, fixed_batches, multiple)
-    rows = kind_of(data.class_map).independent_outputs  # tags: a 0/1 row per image, no class index
+    return data.class_map.kind.datasets(cfg, data, opts, fixed_batches, multiple)  # the kind's targets (src.kinds)
+
+
+def class_datasets(cfg, data: RunData, opts, fixed_batches: bool, multiple: int, rows: bool):
+    """Return (training, validation) datasets of classes: one-hot rows (soft targets and MixUp's are rows
+    already), or with rows (tags) the 0/1 row per image as it is."""
+    k = len(data.class_map.values)
     targets = None if rows else soft_targets(data.train, data.class_map, data.target)
     train = make_train_dataset(data.train, data.y_train if targets is None else targets, opts, seed=cfg.seed,
                                num_classes=k, drop_remainder=fixed_batches, sampling=cfg.sampling,
@@ -262,16 +264,10 @@ def write_reports(cfg, spec, data: RunData, run: RunFolder, stages, accelerator,
     write_csv(run.history_file, history)
     plot_curves(history, run.curves_file, f"{spec.name}: {', '.join(s.name for s in stages)}",
                 log_name(cfg.metric))
-    if kind_of(data.class_map).output == "embedding":  # identities: embeddings, nearest neighbours, the threshold
-        model = build_stage_model(kept, cfg, spec, data, run.weights(kept.name), accelerator)
-        accuracy = write_identity_outputs(cfg, data, run, kept, accelerator, model)
-    else:
-        accuracy = write_holdout(cfg, spec, data, run, kept, accelerator) if len(data.val) else None  # full-fit: none
+    holdout = data.class_map.kind.write_holdout(cfg, spec, data, run, kept, accelerator)  # full-fit: None
     shutil.rmtree(run.backup(""), ignore_errors=True)  # every stage's
     verdict = judge_holdout(cfg, data, run) if len(data.val) else {}  # --metric beside the trivial answer's
-    if kind_of(data.class_map).name == "number":  # no accuracy: the holdout's --metric (rmse ...) instead
-        return {**verdict, "holdout_accuracy": None, "holdout_score": accuracy, "final_stage": kept.name}
-    return {**verdict, "holdout_accuracy": accuracy, "final_stage": kept.name}
+    return {**verdict, **holdout, "final_stage": kept.name}
 
 
 def write_holdout(cfg, spec, data: RunData, run: RunFolder, stage, accelerator) -> float:

@@ -67,9 +67,7 @@ def cached_features(cfg: TuneConfig):
     data = prepare_split(cfg)
     if data.val.empty:
         raise KitError("the split holds no validation images: Hyperband needs a holdout to compare heads")
-    if kind_of(data.class_map).name == "tags":
-        raise KitError(f"python -m src.tune: column {data.target} holds tags (multi-label); the head search "
-                       "trains one label per image")
+    kind_of(data.class_map).check_job("tune", f"python -m src.tune: column {data.target}")
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map),
                            classes=len(data.class_map.values))
     frames = {"train": data.train, "val": data.val}

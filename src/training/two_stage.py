@@ -26,7 +26,6 @@ from src.core.metric_choice import monitor, rank_key, settle_metric
 from src.core.task_kind import settle_task
 from src.data.class_maps import grade_order
 from src.data.extra_data import add_extra_data
-from src.data.identities import describe_identity_split
 from src.data.pseudo_labels import add_pseudo_labels
 from src.data.soft_labels import add_soft_labels
 from src.data.splits import prepare_split
@@ -41,7 +40,7 @@ from src.runs.state import RunState, StageRecord
 from src.runs.stages import plan_stages, stage_rates
 from src.training.callbacks import STOP_NOT_BEFORE
 from src.training.full_fit import full_fit_config, full_fit_stages
-from src.training.multitask import loss_weights, task_columns
+from src.training.multitask import task_columns
 from src.training.stages import OutOfTime, RunData, run_stage, write_reports
 
 
@@ -164,15 +163,9 @@ def prepare_run(cfg, run: RunFolder) -> tuple:
         check_same_split(run, data.split)
     heads = {column: data.comp.class_maps[column] for column in task_columns(cfg, data.comp)}
     cfg, kind = settle_task(cfg, data.class_map, saved_task, data.comp.train[data.target].value_counts())
-    check_head(cfg, kind, data.target)  # before any file of the run is written: the corrected command starts clean
-    if kind.name == "identity":
-        print(describe_identity_split(data.split, data.target, data.class_map.new_label))
-        if line := auxiliary_heads(cfg, data.target, heads):
-            print(line)
-    if kind.name == "tags":
-        check_multi_label(cfg, data.target, heads)
-    if kind.name == "number":
-        check_number(cfg, data.target, heads)
+    # the flags the kind cannot take refused, its own lines said: before any file of the run is written, so the
+    # corrected command starts clean
+    kind.check_settings(cfg, data, heads)
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind, saved, str(run.config_file),
                            classes=len(data.class_map.values))
     if line := grade_order(cfg.metric, data.class_map, cfg.class_order):
@@ -199,61 +192,10 @@ def metadata_table(cfg, run: RunFolder, comp):
     return features
 
 
-def auxiliary_heads(cfg, target: str, heads: dict) -> str:
-    """Return the line saying an identity's auxiliary heads (--targets Id,species), '' without any; refuse
-    --head-scheme chained (the heads sit side by side on the embedding, src.models.classifier.identity_outputs)."""
-    if len(heads) < 2:
-        return ""
-    if cfg.head_scheme == "chained":
-        raise KitError(f"--head-scheme chained: column {target} is an identity, whose auxiliary heads sit side by "
-                       "side on its embedding; leave --head-scheme out (parallel)")
-    weights = dict(zip(heads, loss_weights(cfg, list(heads))))
-    others = [f"{column} ({len(m.values)} classes, loss weight {weights[column]:g})" for column, m in heads.items()
-              if column != target]
-    return (f"auxiliary heads: {', '.join(others)}: softmax heads on the embedding beside {target}'s margin head "
-            f"(loss weight {weights[target]:g}); nearest neighbours answer {target}, the auxiliary heads only train")
-
-
-def check_head(cfg, kind, target: str) -> None:
-    """Refuse a --head the task kind cannot take, naming the flag, the column and the heads that work."""
-    if cfg.head in ("ridge", "svr") and kind.output != "number":
-        what = "classes" if kind.name == "label" else kind.answer
-        raise KitError(f"--head {cfg.head}: column {target} holds {what}; a regressor on the features needs a number "
-                       f"target (--task regression reads integers as numbers); for {kind.answer}: --head auto"
-                       f"{' or arcface' if kind.output == 'embedding' else ' or dense'}; nothing was written")
-    if cfg.head == "arcface" and kind.output != "embedding":
-        raise KitError(f"--head arcface: column {target} holds {kind.answer}; a margin head serves an identity task "
-                       "(a new answer: --new-label NAME); --head auto or dense trains this one; nothing was written")
-
-
-def check_multi_label(cfg, target: str, heads: dict) -> None:
-    """Refuse the settings a multi-label target (tags) cannot take, naming the flag."""
-    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1,
-               f"--sampling {cfg.sampling} (per-class weights)": cfg.sampling != "natural"}
-    for flag, given in refused.items():
-        if given:
-            raise KitError(f"{flag}: column {target} holds tags (multi-label), which {flag.split()[0]} does not "
-                           "support; leave it out")
-
-
-def check_number(cfg, target: str, heads: dict) -> None:
-    """Refuse the settings a number target (regression) cannot take, naming the flag: classes' notions."""
-    refused = {"--class-weights": cfg.class_weights, "--targets (multi-task heads)": len(heads) > 1,
-               f"--sampling {cfg.sampling} (per-class weights)": cfg.sampling != "natural"}
-    for flag, given in refused.items():  # --extra-data, --pseudo-labels, --soft-labels: add_training_only
-        if given:
-            raise KitError(f"{flag}: column {target} holds a number per image (regression), which "
-                           f"{flag.split()[0]} does not support; leave it out")
-
-
 def add_training_only(split, comp, cfg):
     """Return the split with --extra-data and --pseudo-labels images added to training (never to the holdout),
     every image on the training side for --full-fit, and --soft-labels' targets."""
-    kind = comp.class_maps[comp.target].kind
-    if not kind.extra_labels and (cfg.extra_data or cfg.pseudo_labels or cfg.soft_labels):
-        flag = "--extra-data" if cfg.extra_data else "--pseudo-labels" if cfg.pseudo_labels else "--soft-labels"
-        raise KitError(f"{flag}: column {comp.target} holds {kind.answer}, which {flag} does not support yet; "
-                       "leave it out")
+    comp.class_maps[comp.target].kind.check_added_images(cfg, comp.target)
     if cfg.extra_data:
         split = add_extra_data(split, comp, cfg)
     if cfg.pseudo_labels:

@@ -5,7 +5,7 @@
 Each run's network is cut at its embedding. The holdout (out of fold for a K-fold run) is searched against
 the training side's embeddings, the test against every labelled image's (training and holdout: the gallery
 grows at submit). Several runs and folds are joined: their normalised embeddings concatenated, so a cosine
-is the mean of theirs (src.inference.identities.joined). --identity-blend W mixes each identity's score with
+is the mean of theirs (src.kinds.identity.neighbours.joined). --identity-blend W mixes each identity's score with
 the margin head's cosine to its centre (each run's, folds' averaged) before the new answer's threshold is chosen
 on the joined holdout for the metric, and said.
 """
@@ -20,7 +20,7 @@ from src.core.errors import KitError
 from src.core.files import staged_files, write_csv, write_json
 from src.core.provenance import git_commit, package_versions
 from src.inference.manifests import manifest_file, now_text
-from src.inference.identities import (answer_texts, blend_scores, choose_threshold, embeddings_file, head_scores,
+from src.kinds.identity.neighbours import (answer_texts, blend_scores, choose_threshold, embeddings_file, head_scores,
                                       identity_scores, identity_truth, joined, map_at_k, mean_head_scores, rank_with_new)
 from src.inference.prediction import build_run_model, holdout_frame, predict_views
 from src.models.embedding import embedding_model, margin_centres
@@ -65,7 +65,7 @@ def member_embeddings(member, comp, views, blend: float = 0.0) -> dict:
 
 
 def head_of(got: dict, embeddings: np.ndarray):
-    """Return a member's margin-head scores of these embeddings (src.inference.identities.head_scores), None unblended."""
+    """Return a member's margin-head scores of these embeddings (src.kinds.identity.neighbours.head_scores), None unblended."""
     return None if got["centres"] is None else head_scores(embeddings, got["centres"], got["trained"])
 
 

@@ -1,7 +1,8 @@
 """What an identity run keeps when it ends: every labelled image's embedding, the holdout by nearest
 neighbours and the new answer's threshold chosen there (RUN/embeddings.npz, RUN/identity.json).
 
-    accuracy = write_identity_outputs(cfg, data, run, stage, accelerator, model)
+    accuracy = write_identity_holdout(cfg, spec, data, run, kept, accelerator)  # the kept stage's weights
+    value, reference = identity_holdout_score(cfg, data, run)                  # MAP@k beside the trivial answer's
 
 The embeddings are the gallery src.submit searches (the holdout's images join it there); the threshold is
 what the run's own holdout, which holds identities never trained on, says for the metric. Auxiliary heads
@@ -15,13 +16,17 @@ import keras
 import numpy as np
 import pandas as pd
 
-from src.core.files import write_csv, write_json
+from src.core.errors import KitError
+from src.core.files import read_json, write_csv, write_json
 from src.hardware.distributed import predict_locally
-from src.inference.identities import (answer_texts, choose_threshold, embeddings_file, identity_file, identity_scores,
+from src.inference.reference import identity_reference
+from src.kinds.identity.neighbours import (answer_texts, choose_threshold, embeddings_file, identity_file, identity_scores,
                                       identity_truth, rank_with_new)
 from src.models.classifier import layer_name
 from src.models.embedding import embedding_model
 from src.pipeline.images import make_eval_dataset
+from src.training.multitask import loss_weights
+from src.training.stages import build_stage_model
 
 def embed(model, frame: pd.DataFrame, cfg, size, accelerator, auxiliary=()) -> tuple:
     """Return (the embedding of each row's image, {auxiliary column: its head's probabilities}), frame order.
@@ -76,3 +81,38 @@ def write_identity_outputs(cfg, data, run, stage, accelerator, model) -> float |
                                          "unseen_images": int((truth == len(class_map.values)).sum()),
                                          "auxiliary_accuracy": accuracies})
     return float((ranked[:, 0] == truth).mean())
+
+
+def write_identity_holdout(cfg, spec, data, run, kept, accelerator) -> float | None:
+    """Build the kept stage's network and write the run's identity outputs; return write_identity_outputs'."""
+    model = build_stage_model(kept, cfg, spec, data, run.weights(kept.name), accelerator)
+    return write_identity_outputs(cfg, data, run, kept, accelerator, model)
+
+
+def identity_holdout_score(cfg, data, run) -> tuple:
+    """Return (the threshold's holdout MAP@k from RUN/identity.json, the most frequent identities' Reference)."""
+    record = read_json(identity_file(run.path), "the run's identity.json")
+    truth = identity_truth(data.val[data.target], data.class_map, set(data.train[data.target].astype(str)))
+    k = int(cfg.metric.split("@")[1]) if "@" in cfg.metric else 5
+    return record.get("holdout"), identity_reference(data.y_train, truth, len(data.class_map.values), k)
+
+
+def identity_floor(cfg, data) -> None:
+    """Return None: the per-epoch metric (the margin head's MAP on known identities) compares with no trivial
+    answer the holdout's nearest neighbours are judged by."""
+    return None
+
+
+def auxiliary_heads(cfg, target: str, heads: dict) -> str:
+    """Return the line saying an identity's auxiliary heads (--targets Id,species), '' without any; refuse
+    --head-scheme chained (the heads sit side by side on the embedding, src.models.classifier.identity_outputs)."""
+    if len(heads) < 2:
+        return ""
+    if cfg.head_scheme == "chained":
+        raise KitError(f"--head-scheme chained: column {target} is an identity, whose auxiliary heads sit side by "
+                       "side on its embedding; leave --head-scheme out (parallel)")
+    weights = dict(zip(heads, loss_weights(cfg, list(heads))))
+    others = [f"{column} ({len(m.values)} classes, loss weight {weights[column]:g})" for column, m in heads.items()
+              if column != target]
+    return (f"auxiliary heads: {', '.join(others)}: softmax heads on the embedding beside {target}'s margin head "
+            f"(loss weight {weights[target]:g}); nearest neighbours answer {target}, the auxiliary heads only train")

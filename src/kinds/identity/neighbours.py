@@ -8,7 +8,7 @@
 Why nearest neighbours and not the softmax: an identity with one photo, or one added at submit (the
 holdout's images join the gallery), is found by its photos' embeddings without retraining, and an image
 far from every known photo is the new answer. The new answer ranks above every identity whose best cosine
-is below the threshold; the threshold is chosen on a holdout that holds unseen identities (src.data.identities).
+is below the threshold; the threshold is chosen on a holdout that holds unseen identities (src.kinds.identity.reading).
 src.submit --identity-blend W mixes in the margin head's own cosine to each identity's centre, the softmax's
 view of the same embedding, before the threshold is chosen.
 """
