@@ -1,0 +1,1 @@
+"""The task kinds, one folder each."""
