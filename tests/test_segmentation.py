@@ -3,10 +3,13 @@ from __future__ import annotations
 
 
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from src.core.errors import KitError
 from src.kinds.segmentation import rle
+from src.kinds.segmentation.masks import read_masks
 
 
 def random_masks(count: int, shape, seed: int = 0) -> list:
@@ -58,3 +61,127 @@ def test_bad_strings_name_where_and_what(text, expected):
 def test_an_unknown_order_is_refused():
     with pytest.raises(KitError, match="order 'fortran': expected column .* or row"):
         rle.encode(np.ones((2, 2)), "fortran")
+
+
+# --- labels CSVs and mask files ---
+
+def write_png(path, size, value=(90, 120, 200)):
+    """Write an RGB image of size (height, width); return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("order", ["column", "row"])
+def test_one_row_per_image_round_trip(tmp_path, order):
+    masks = {f"img{i}": m for i, m in enumerate(random_masks(4, (6, 9), seed=1))}
+    for image_id in masks:
+        write_png(tmp_path / "train" / f"{image_id}.png", (6, 9))
+    rows = [(image_id, rle.encode(mask, order)) for image_id, mask in masks.items()]
+    pd.DataFrame(rows, columns=["id", "rle"]).to_csv(tmp_path / "train.csv", index=False)
+    table = read_masks(tmp_path / "train.csv", tmp_path / "train", order=order)
+    assert table.layout == "image" and table.ids == list(masks) and table.classes == ["mask"]
+    for image_id, mask in masks.items():
+        assert np.array_equal(table.mask(image_id), mask[..., None])
+    assert table.describe() == f"train.csv: one row per image (id, rle): 4 images, 1 class (mask), {order}-major runs"
+
+
+@pytest.mark.parametrize("order", ["column", "row"])
+def test_one_row_per_image_and_class_round_trip(tmp_path, order):
+    """UW-Madison's layout: every (id, class) row, empty cells for absent classes; sizes from `size`."""
+    classes = ["large_bowel", "small_bowel", "stomach"]
+    masks = {f"case1_day2_slice_{i:04d}": np.stack(random_masks(3, (8, 6), seed=i), -1)[..., ::-1] for i in range(3)}
+    rows = [(image_id, name, rle.encode(mask[..., c], order))
+            for image_id, mask in masks.items() for c, name in enumerate(classes)]
+    pd.DataFrame(rows, columns=["id", "class", "segmentation"]).to_csv(tmp_path / "train.csv", index=False)
+    table = read_masks(tmp_path / "train.csv", size=(8, 6), order=order)
+    assert table.layout == "image_class" and table.classes == classes and table.ids == list(masks)
+    for image_id, mask in masks.items():
+        assert np.array_equal(table.mask(image_id), mask)
+    auto = read_masks(tmp_path / "train.csv", size=lambda image_id: (8, 6))
+    assert auto.order == "row" and "row-major runs (UW-Madison's layout)" in auto.describe()
+
+
+def test_severstal_lists_only_masks_and_the_other_images_are_empty(tmp_path):
+    """ImageId,ClassId,EncodedPixels with only the pairs that have a mask: unlisted images are empty."""
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        write_png(tmp_path / "train_images" / name, (4, 8))
+    first, second = np.zeros((4, 8), np.uint8), np.zeros((4, 8), np.uint8)
+    first[1:3, 2:5], second[0, :] = 1, 1
+    frame = pd.DataFrame({"ImageId": ["a.jpg", "b.jpg"], "ClassId": [3, 1],
+                          "EncodedPixels": [rle.encode(first), rle.encode(second)]})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    table = read_masks(tmp_path / "train.csv", tmp_path / "train_images")
+    assert table.classes == ["1", "3"] and table.ids == ["a.jpg", "b.jpg", "c.jpg"]
+    assert np.array_equal(table.mask("a.jpg")[..., 1], first) and table.mask("a.jpg")[..., 0].sum() == 0
+    assert np.array_equal(table.mask("b.jpg")[..., 0], second) and table.mask("c.jpg").shape == (4, 8, 2)
+    assert table.mask("c.jpg").sum() == 0
+    assert table.describe() == ("train.csv: one row per image and class (ImageId, ClassId, EncodedPixels): 3 images, "
+                                "2 classes (1, 3), column-major runs, 1 image without rows taken as empty masks")
+    frame["ImageId_ClassId"] = frame.ImageId + "_" + frame.ClassId.astype(str)  # Severstal's first release
+    frame[["ImageId_ClassId", "EncodedPixels"]].to_csv(tmp_path / "old.csv", index=False)
+    old = read_masks(tmp_path / "old.csv", tmp_path / "train_images")
+    assert old.classes == ["1", "3"] and np.array_equal(old.mask("a.jpg"), table.mask("a.jpg"))
+
+
+def test_hubmap_sizes_from_columns_and_airbus_rows_merged(tmp_path):
+    mask = np.zeros((5, 7), np.uint8)
+    mask[1:4, 2:6] = 1
+    pd.DataFrame({"id": ["10044", "2"], "organ": ["kidney", "lung"], "img_height": ["5", "3"],
+                  "img_width": ["7", "3"], "rle": [rle.encode(mask), ""]}).to_csv(tmp_path / "hub.csv", index=False)
+    table = read_masks(tmp_path / "hub.csv")
+    assert np.array_equal(table.mask("10044")[..., 0], mask) and table.mask("2").shape == (3, 3, 1)
+    assert "(id, rle, img_height, img_width)" in table.describe()
+    ship, other = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
+    ship[0, 0], other[3, 1:3] = 1, 1
+    pd.DataFrame({"ImageId": ["s.jpg", "s.jpg", "t.jpg"], "EncodedPixels": [rle.encode(ship), rle.encode(other), ""]}
+                 ).to_csv(tmp_path / "ships.csv", index=False)
+    ships = read_masks(tmp_path / "ships.csv", size=(4, 4))
+    assert ships.ids == ["s.jpg", "t.jpg"] and np.array_equal(ships.mask("s.jpg")[..., 0], ship | other)
+
+
+def test_bad_cells_name_the_file_and_row(tmp_path):
+    write_png(tmp_path / "imgs" / "a.png", (4, 3))
+    pd.DataFrame({"id": ["a", "b"], "rle": ["1 2", "1 2 3"]}).to_csv(tmp_path / "t.csv", index=False)
+    table = read_masks(tmp_path / "t.csv", tmp_path / "imgs", size=None)
+    with pytest.raises(KitError, match=r"t.csv: row 3 \(id 'b'\): no mask size: expected img_height and img_width"):
+        table.mask("b")
+    table.size = (4, 3)
+    with pytest.raises(KitError, match=r"t.csv: row 3 \(id 'b'\): 3 numbers in the run-length string"):
+        table.mask("b")
+    with pytest.raises(KitError, match=r"t.csv: no image 'c' among its 2 images"):
+        table.mask("c")
+    pd.DataFrame({"id": ["a"], "height": ["5"], "width": ["3"], "rle": ["1 2"]}).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(KitError, match=r"s.csv: row 2 \(id 'a'\) gives the mask size 5x3 .* but .*a.png is 4x3"):
+        read_masks(tmp_path / "s.csv", tmp_path / "imgs").mask("a")
+    pd.DataFrame({"id": ["a"], "height": ["x"], "width": ["3"], "rle": ["1 2"]}).to_csv(tmp_path / "h.csv", index=False)
+    with pytest.raises(KitError, match=r"h.csv: row 2 \(id 'a'\), column height: 'x': expected the image's side"):
+        read_masks(tmp_path / "h.csv")
+    pd.DataFrame({"id": ["a"], "label": ["x"]}).to_csv(tmp_path / "n.csv", index=False)
+    with pytest.raises(KitError, match=r"n.csv: no run-length column among id, label: expected one of rle"):
+        read_masks(tmp_path / "n.csv")
+
+
+def test_mask_files_beside_the_images(tmp_path):
+    """Carvana's train_masks/NAME_mask.gif (a 0/1 palette) and a 0/255 PNG of the same stem; a wrong size."""
+    car = np.zeros((6, 10), np.uint8)
+    car[2:5, 3:8] = 1
+    write_png(tmp_path / "train" / "car_01.jpg", (6, 10))
+    write_png(tmp_path / "train" / "car_02.jpg", (6, 10))
+    gif = Image.fromarray(car, "P")
+    gif.putpalette([0, 0, 0, 255, 255, 255])
+    (tmp_path / "train_masks").mkdir()
+    gif.save(tmp_path / "train_masks" / "car_01_mask.gif")
+    Image.fromarray(car[::-1] * 255).save(tmp_path / "train_masks" / "car_02.png")
+    table = read_masks(tmp_path / "train_masks", tmp_path / "train")
+    assert table.layout == "files" and table.ids == ["car_01.jpg", "car_02.jpg"]
+    assert np.array_equal(table.mask("car_01.jpg")[..., 0], car)
+    assert np.array_equal(table.mask("car_02.jpg")[..., 0], car[::-1])
+    assert table.describe() == "train_masks: mask files beside the images: 2 images, 1 class (mask)"
+    Image.fromarray(car[:5] * 255).save(tmp_path / "train_masks" / "car_02.png")
+    with pytest.raises(KitError, match=r"car_02.png: the mask is 5x10 \(height x width\), but its image .*car_02.jpg "
+                                       "is 6x10"):
+        table.mask("car_02.jpg")
+    write_png(tmp_path / "train" / "car_03.jpg", (6, 10))
+    with pytest.raises(KitError, match="no mask for image car_03.jpg: expected car_03_mask.png or .gif"):
+        read_masks(tmp_path / "train_masks", tmp_path / "train")
