@@ -1,7 +1,9 @@
 """The segmentation kind's foundations (src.kinds.segmentation) on tiny generated masks and images."""
 from __future__ import annotations
 
+import math
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from PIL import Image
 from src.core.errors import KitError
 from src.kinds.segmentation import rle
 from src.kinds.segmentation.masks import read_masks
+from src.kinds.segmentation.metrics import BceDice, DiceMetric, dice, iou, mean_score, pair_scores
 
 
 def random_masks(count: int, shape, seed: int = 0) -> list:
@@ -185,3 +188,36 @@ def test_mask_files_beside_the_images(tmp_path):
     write_png(tmp_path / "train" / "car_03.jpg", (6, 10))
     with pytest.raises(KitError, match="no mask for image car_03.jpg: expected car_03_mask.png or .gif"):
         read_masks(tmp_path / "train_masks", tmp_path / "train")
+
+
+# --- scores ---
+
+def test_dice_and_iou_by_hand():
+    truth, answer, empty = np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 4))
+    truth[0, :4], answer[0, :2] = 1, 1
+    assert dice(truth, answer) == pytest.approx(2 * 2 / 6) and iou(truth, answer) == pytest.approx(0.5)
+    assert dice(empty, empty) == 1 and iou(empty, empty) == 1
+    assert dice(empty, answer) == 0 and iou(empty, answer) == 0 and dice(truth, empty) == 0
+    truths = [np.stack([truth, empty], -1), np.stack([empty, empty], -1)]
+    answers = [np.stack([answer, answer], -1), np.stack([empty, empty], -1)]
+    assert pair_scores(truths, answers).ravel().tolist() == pytest.approx([2 / 3, 0, 1, 1])
+    assert mean_score(truths, answers) == pytest.approx((2 / 3 + 0 + 1 + 1) / 4)  # over (image, class) pairs
+    assert mean_score(truths, answers, per_class=False) == pytest.approx((2 * 2 / 8 + 1) / 2)  # over images
+    assert mean_score(truths, answers, per_class=False, score="iou") == pytest.approx((2 / 6 + 1) / 2)
+
+
+def test_the_keras_dice_metric_matches_numpy_and_the_loss_is_finite():
+    rng = np.random.default_rng(3)
+    truth = (rng.random((3, 8, 8, 2)) < 0.3).astype("float32")
+    truth[0, ..., 1] = 0  # an empty pair answered empty below: scores 1
+    probs = np.clip(truth * 0.6 + rng.random(truth.shape) * 0.5, 0, 1).astype("float32")
+    probs[0, ..., 1] = 0.1
+    metric = DiceMetric()
+    metric.update_state(truth[:2], probs[:2])
+    metric.update_state(truth[2:], probs[2:])
+    assert float(metric.result()) == pytest.approx(mean_score(list(truth), list(probs > 0.5)), abs=1e-5)
+    assert DiceMetric.from_config(metric.get_config()).threshold == 0.5
+    loss = BceDice()
+    value = float(loss(truth, probs))
+    assert math.isfinite(value) and value > float(loss(truth, truth * 0.98 + 0.01))
+    assert BceDice.from_config(loss.get_config()).dice_weight == 1.0
