@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from src.core.errors import KitError
-from src.kinds.segmentation import rle
+from src.core.submit_settings import DIHEDRAL_VIEWS
+from src.kinds.segmentation import rle, tiles
 from src.kinds.segmentation.masks import read_masks
 from src.kinds.segmentation.metrics import BceDice, DiceMetric, dice, iou, mean_score, pair_scores
 
@@ -221,3 +222,51 @@ def test_the_keras_dice_metric_matches_numpy_and_the_loss_is_finite():
     value = float(loss(truth, probs))
     assert math.isfinite(value) and value > float(loss(truth, truth * 0.98 + 0.01))
     assert BceDice.from_config(loss.get_config()).dice_weight == 1.0
+
+
+# --- views, sizes, tiles ---
+
+def test_every_view_undone_gives_back_the_plain_prediction():
+    image = np.random.default_rng(4).random((2, 6, 10, 3)).astype("float32")
+
+    def predict(batch):  # per pixel, so a view's answer undone must be the plain answer exactly
+        return np.stack([batch[..., 0] * batch[..., 1], batch.mean(-1)], -1)
+
+    assert tuple(tiles.VIEWS) == DIHEDRAL_VIEWS
+    for name in DIHEDRAL_VIEWS:
+        assert np.array_equal(tiles.undo_view(tiles.make_view(image, name), name), image), name
+        assert np.allclose(tiles.predict_views(predict, image, (name,)), predict(image)), name
+    assert tiles.make_view(image, "rot90").shape == (2, 10, 6, 3)
+    assert np.allclose(tiles.predict_views(predict, image, DIHEDRAL_VIEWS), predict(image))
+    with pytest.raises(KitError, match="view 'center_crop_80': expected one of identity, hflip"):
+        tiles.make_view(image, "center_crop_80")
+
+
+def test_resize_back_to_the_original_size():
+    mask = np.kron(random_masks(3, (4, 6), seed=5)[2], np.ones((3, 3), np.uint8))[..., None]  # 12x18, 3x3 blocks
+    small = tiles.resize(mask, (4, 6), "nearest")
+    assert small.dtype == np.uint8 and np.array_equal(tiles.resize(small, (12, 18), "nearest"), mask)
+    probs = np.random.default_rng(6).random((5, 7, 2)).astype("float32")
+    expected = keras.ops.convert_to_numpy(keras.ops.image.resize(probs, (15, 21), "bilinear"))
+    assert np.allclose(tiles.resize(probs, (15, 21)), expected, atol=1e-5)  # half-pixel centres, as Keras
+    assert np.array_equal(tiles.resize(probs, (5, 7)), probs)
+
+
+def test_tile_stitching_equals_the_whole_image_prediction():
+    """Two 3x3 convolutions reach 2 pixels: with overlap 8 (a zero margin of 8 // 4) tiles equal the whole."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                              keras.layers.Conv2D(2, 3, padding="same", activation="sigmoid")])
+    image = np.random.default_rng(7).random((50, 70, 3)).astype("float32")
+
+    def predict(batch):
+        return keras.ops.convert_to_numpy(model(batch))
+
+    whole = predict(image[None])[0]
+    stitched = tiles.predict_tiled(predict, image, tile=24, overlap=8, batch_size=5)
+    assert stitched.shape == (50, 70, 2) and np.allclose(stitched, whole, atol=1e-5)
+    assert tiles.tile_starts(50, 24, 8) == [0, 16, 26] and tiles.tile_starts(20, 24, 8) == [0]
+    small = tiles.predict_tiled(lambda batch: batch[..., :1], image[:10, :13], tile=16, overlap=4)
+    assert np.array_equal(small, image[:10, :13, :1])  # smaller than a tile: padded, cropped back
+    padded, size = tiles.pad_to_multiple(image, 32)
+    assert padded.shape == (64, 96, 3) and size == (50, 70)
