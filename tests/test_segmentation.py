@@ -14,6 +14,7 @@ from src.core.submit_settings import DIHEDRAL_VIEWS
 from src.kinds.segmentation import rle, tiles
 from src.kinds.segmentation.masks import read_masks
 from src.kinds.segmentation.metrics import BceDice, DiceMetric, dice, iou, mean_score, pair_scores
+from src.kinds.segmentation.postprocess import ClassRule, choose_postprocess
 
 
 def random_masks(count: int, shape, seed: int = 0) -> list:
@@ -270,3 +271,28 @@ def test_tile_stitching_equals_the_whole_image_prediction():
     assert np.array_equal(small, image[:10, :13, :1])  # smaller than a tile: padded, cropped back
     padded, size = tiles.pad_to_multiple(image, 32)
     assert padded.shape == (64, 96, 3) and size == (50, 70)
+
+
+# --- postprocessing ---
+
+def test_the_chosen_rules_improve_the_dice_on_noisy_probabilities():
+    rng = np.random.default_rng(8)
+    truths, probs = [], []
+    for index in range(16):
+        truth = np.zeros((32, 32, 1), np.uint8)
+        if index % 2:
+            top, left = rng.integers(2, 18, 2)
+            truth[top:top + 12, left:left + 12] = 1
+        prob = 0.25 + 0.45 * truth + rng.normal(0, 0.12, truth.shape)
+        speckles = rng.random(truth.shape) < 0.01  # single pixels as sure as the objects: no threshold drops them
+        prob[speckles] = rng.uniform(0.7, 1.0, speckles.sum())
+        truths.append(truth)
+        probs.append(np.clip(prob, 0, 1).astype("float32"))
+    chosen = choose_postprocess(probs, truths, classes=["mask"])
+    rule = chosen.rules[0]
+    assert chosen.after > chosen.before + 0.2 and rule.min_size > 1
+    assert chosen.after == pytest.approx(mean_score(truths, [chosen.apply(p) for p in probs]))
+    assert chosen.describe().startswith(f"mean Dice {chosen.before:.4f} -> {chosen.after:.4f} out of fold: mask "
+                                        f"threshold {rule.threshold:.2f}, min size {rule.min_size} px")
+    sure = np.full((4, 4), 0.9, "float32")
+    assert ClassRule(0.5, 0, 0.95).apply(sure).sum() == 0 and ClassRule(0.5, 0, 0.85).apply(sure).sum() == 16
