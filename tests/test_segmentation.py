@@ -15,6 +15,7 @@ from src.kinds.segmentation import rle, tiles
 from src.kinds.segmentation.masks import read_masks
 from src.kinds.segmentation.metrics import BceDice, DiceMetric, dice, iou, mean_score, pair_scores
 from src.kinds.segmentation.postprocess import ClassRule, choose_postprocess
+from src.kinds.segmentation.unet import TAPS, build_encoder, build_unet, check_input_shape, size_multiple
 
 
 def random_masks(count: int, shape, seed: int = 0) -> list:
@@ -296,3 +297,33 @@ def test_the_chosen_rules_improve_the_dice_on_noisy_probabilities():
                                         f"threshold {rule.threshold:.2f}, min size {rule.min_size} px")
     sure = np.full((4, 4), 0.9, "float32")
     assert ClassRule(0.5, 0, 0.95).apply(sure).sum() == 0 and ClassRule(0.5, 0, 0.85).apply(sure).sum() == 16
+
+
+# --- the U-Net ---
+
+def test_unet_on_small_resnet_trains_a_step_and_is_fully_convolutional():
+    keras.utils.set_random_seed(1)
+    assert build_unet("small_resnet", classes=2, input_shape=(32, 32, 3)).output_shape == (None, 32, 32, 2)
+    model = build_unet("small_resnet", classes=2)  # (None, None, 3)
+    model.compile(optimizer="adam", loss=BceDice(), metrics=[DiceMetric()])
+    images = np.random.default_rng(9).random((2, 32, 32, 3)).astype("float32") * 255
+    masks = (np.random.default_rng(10).random((2, 32, 32, 2)) < 0.3).astype("float32")
+    logs = model.train_on_batch(images, masks, return_dict=True)
+    assert math.isfinite(logs["loss"]) and 0 <= logs["dice"] <= 1
+    assert model.predict(images[:1, :24, :20], verbose=0).shape == (1, 24, 20, 2)  # another size, same weights
+
+
+def test_unet_on_a_keras_application_taps_strides_2_to_32():
+    encoder = build_encoder("mobilenetv3_small", (64, 64, 3))
+    assert [tuple(o.shape[1:3]) for o in encoder.outputs] == [(64 // s, 64 // s) for _, s in TAPS["mobilenetv3_small"]]
+    model = build_unet("mobilenetv3_small", classes=3, input_shape=(64, 64, 3), exclusive=True)
+    answer = model.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    assert answer.shape == (1, 64, 64, 3) and np.allclose(answer.sum(-1), 1, atol=1e-5)  # softmax over classes
+
+
+def test_unet_refuses_a_backbone_without_taps_and_a_bad_size():
+    with pytest.raises(KitError, match="--backbone xception: no U-Net feature taps are declared .* small_resnet"):
+        build_unet("xception")
+    assert size_multiple("resnet50") == 32 and size_multiple("small_resnet") == 4
+    with pytest.raises(KitError, match="U-Net input 48x64: on resnet50 each side must be a multiple of 32"):
+        check_input_shape((48, 64, 3), "resnet50")
