@@ -308,10 +308,14 @@ def test_every_training_setting_declares_its_role():
 
 
 def test_the_layout_page_lists_every_module():
-    """docs/layout.md is the map a newcomer reads: each module under src/ has its line there, none that is gone."""
+    """docs/layout.md is the map a newcomer reads: each module under src/ has its line there, none that is gone.
+
+    A package's folder (kinds/segmentation/) is a line of its own, indented under the package, its modules
+    indented under it.
+    """
     import re
 
-    listed, package = set(), None
+    listed, package, folder = set(), None, None
     for line in (REPO / "docs" / "layout.md").read_text().splitlines():
         if found := re.match(r"  (\w+)/\s", line):
             package = found.group(1)
