@@ -123,7 +123,9 @@ def embedding_layers(x, head, pooled: bool = False):
         x = GeM(name="gem")(x)
     x = keras.layers.Dropout(head.dropout, name="neck_dropout")(x)
     x = keras.layers.Dense(head.embedding_dim, name="neck")(x)
-    return keras.layers.BatchNormalization(name=EMBEDDING)(x)
+    # momentum 0.9, not Keras's 0.99: over the few hundred steps of a small competition the neck's moving
+    # statistics lagged its weights, and every embedding the gallery and the queries got was shifted alike
+    return keras.layers.BatchNormalization(momentum=0.9, name=EMBEDDING)(x)
 
 
 def identity_output(embedding, num_classes: int, head):
