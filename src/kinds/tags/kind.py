@@ -37,6 +37,9 @@ class TagsKind(LabelKind):
     reads_last = False
     activation = "sigmoid"  # a yes/no per tag
 
+    def read_labels(self, root, opts, schema):
+        return None  # read as one label's are (the catch-all); read_target tells the tags
+
     def read_target(self, train, target: str, opts, schema):
         if not holds_tags(train[target]):
             return None
