@@ -403,8 +403,8 @@ def test_the_task_kind_is_read_from_the_labels_said_and_checked_against_the_flag
     assert "task: tags, tags (multi-label) in column tags, 3 tags (--task)" in capsys.readouterr().out
     with pytest.raises(KitError, match="--task tags: column grade holds one label per image, read from its values"):
         settle_task(parse_config(TrainConfig, ["--task", "tags"]), grades)
-    with pytest.raises(KitError, match="--task: expected one of label, tags"):
-        parse_config(TrainConfig, ["--task", "segmentation"])  # (number is a kind since issue 31)
+    with pytest.raises(KitError, match="--task: expected one of label, segmentation, tags"):
+        parse_config(TrainConfig, ["--task", "detection"])  # (number is a kind since issue 31, segmentation 40)
     assert check_metric_for("qwk", kind_named("label")) == "qwk" and not kind_named("tags").scores_with("map@5")
 
 
