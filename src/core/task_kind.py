@@ -137,7 +137,7 @@ class TaskKind(abc.ABC):
 
     @abc.abstractmethod
     def check_job(self, job: str, subject: str) -> None:
-        """Refuse a job (tune, prune) the kind cannot serve, the subject (flag and column) named."""
+        """Refuse a job (tune, prune, predict) the kind cannot serve, the subject (flag and column) named."""
 
     @abc.abstractmethod
     def datasets(self, cfg, data, opts, fixed_batches: bool, multiple: int):

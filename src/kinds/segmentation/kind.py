@@ -136,6 +136,9 @@ class SegmentationKind(TaskKind):
         refuse_added_images(cfg, target, self.answer)
 
     def check_job(self, job: str, subject: str) -> None:
+        if job == "predict":
+            raise KitError(f"python -m src.predict prints classes; {subject} holds masks (segmentation): python -m "
+                           "src.submit --run RUN writes them as the sample's run-length rows")
         raise KitError(f"{subject} holds masks (segmentation); {job} serves classifiers, {CANNOT}")
 
     def datasets(self, cfg, data, opts, fixed_batches: bool, multiple: int):

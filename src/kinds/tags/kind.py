@@ -117,6 +117,8 @@ class TagsKind(LabelKind):
         return show_classes(run, paths, probs, top, tags=True)
 
     def check_job(self, job: str, subject: str) -> None:
+        if job == "predict":
+            return None  # src.predict shows the tags at 0.5 and the likeliest ones
         why = {"tune": "the head search trains one label per image",
                "prune": "pruning fine-tunes and scores one label per image"}.get(job, f"{job} serves one label per image")
         raise KitError(f"{subject} holds tags (multi-label); {why}")
