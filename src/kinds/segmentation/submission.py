@@ -148,9 +148,8 @@ def fill_masks(schema, masks: dict, classes, order: str) -> pd.DataFrame:
         raise KitError(f"{schema.path}: a row per image, but the run's masks have {len(classes)} classes "
                        f"({', '.join(map(str, classes))}): expected a class column (ClassId) beside {target}")
     channel = {str(name): index for index, name in enumerate(classes)}
-    texts = []
-    for row, (image_id, name) in enumerate(zip(sample[schema.id_column].astype(str),
-                                               sample[class_column].astype(str) if class_column else [None] * len(sample))):
+    texts, names = [], sample[class_column].astype(str) if class_column else [None] * len(sample)
+    for row, (image_id, name) in enumerate(zip(sample[schema.id_column].astype(str), names)):
         index = 0 if name is None else channel.get(name.strip())
         if index is None:
             raise KitError(f"{schema.path}: row {row + 2} asks for class {name!r}, which the run never learned "

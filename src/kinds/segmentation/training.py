@@ -26,7 +26,8 @@ KEPT = 4  # sizes of arrays kept (stage 1, stage 2, the holdout's, the test's)
 
 
 def unet_size(spec, size) -> tuple:
-    """Return the U-Net's (height, width) for a stage's size on a backbone (a spec or a registry name): each side rounded up to the deepest stride's multiple."""
+    """Return the U-Net's (height, width) for a stage's size on a backbone (a spec or a registry name): each side
+    rounded up to a multiple of the deepest stride."""
     multiple = size_multiple(spec)
     return tuple(max(multiple, -(-int(side) // multiple) * multiple) for side in size)
 
