@@ -29,7 +29,7 @@ from src.kinds.segmentation.rle import is_empty, parse_runs
 TABLES: dict = {}  # resolved data folder -> the MaskTable its labels were read into, in this process
 MASK_FOLDERS = ("train_masks", "masks", "train_mask")
 RUNS = r"\d+ \d+( \d+ \d+)*"  # a run-length string: pairs of start and length
-NO_MASK = "(no mask)"  # how the counts and the split name an image whose mask is empty
+NO_MASK = "(empty)"  # how the counts and the split name an image whose mask is empty (one word: counted as a tag)
 
 
 def asks_for_masks(schema) -> bool:
