@@ -57,9 +57,16 @@ def classes_in(mask: np.ndarray, classes) -> str:
 def write_mask_holdout(cfg, spec, data, run, kept, accelerator) -> dict:
     """Predict the holdout with the kept stage's weights and write the run's outputs; return the holdout's Dice
     (None for a full-fit, which has no holdout: the default post-processing is kept)."""
-    if not len(data.val):
-        write_settings(run.path, PostProcess(tuple(map(str, data.class_map.values)),
-                                             tuple(ClassRule() for _ in data.class_map.values)), None, 0, "column")
+    if not len(data.val):  # a full-fit: its reference run's choice, chosen on that run's holdout (else defaults)
+        reference = settings_file(cfg.full_fit) if getattr(cfg, "full_fit", "") else None
+        if reference is not None and reference.is_file():
+            write_json(settings_file(run.path), {**read_json(reference, "the reference run's segmentation.json"),
+                                                 "from_reference": str(cfg.full_fit)})
+            print(f"post-processing: the reference run's, chosen on its holdout ({reference})")
+        else:
+            write_settings(run.path, PostProcess(tuple(map(str, data.class_map.values)),
+                                                 tuple(ClassRule() for _ in data.class_map.values)), None, 0,
+                           mask_table(data.comp.root).order)
         return {"holdout_accuracy": None, "holdout_score": None}
     model = build_stage_model(kept, cfg, spec, data, run.weights(kept.name), accelerator)
     images, _ = stage_arrays(data.val, mask_table(data.comp.root), unet_size(spec, kept.size))  # as validated
