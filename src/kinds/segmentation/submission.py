@@ -96,7 +96,7 @@ def mean_of(total: dict) -> dict:
     return {image_id: value / count for image_id, (value, count) in total.items()}
 
 
-def predict_runs(runs, comp, views, cfg) -> tuple:
+def predict_runs(runs, comp, views) -> tuple:
     """Return ({test id: probabilities}, [{holdout id: probabilities} per run]) averaged over members and views."""
     table = mask_table(comp.root)
     test_ids = comp.test["id"].astype(str).tolist()
@@ -186,7 +186,7 @@ def write_mask_submission(cfg, runs, comp, fmt, views, record: dict) -> dict:
     rules, order = settings["postprocess"], settings.get("order", "column")
     print(f"post-processing: {rules.describe()} ({settings_file(first.folder.path)}"
           + (", the first run's, applied to the runs' average)" if len(runs) > 1 or runs[0].is_cv else ")"))
-    test, holdouts = predict_runs(runs, comp, views, cfg)
+    test, holdouts = predict_runs(runs, comp, views)
     masks = {image_id: rules.apply(p) for image_id, p in test.items()}
     classes = tuple(map(str, runs[0].class_map.values))
     frame = fill_masks(comp.schema, masks, classes, order)
