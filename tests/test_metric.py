@@ -220,19 +220,23 @@ def test_the_metric_comes_from_the_flag_the_run_kaggle_then_the_format(tmp_path)
     assert choice.line == "metric: qwk (from the run's config, runs/a/config.json)"
     choice = resolve_metric("map@5", data, *fmt, run_metric="qwk", run_where="runs/a/config.json")
     assert choice.name == "map@5" and "(--metric); the run(s) trained for qwk (runs/a/config.json)" in choice.line
-    (data / "kaggle_metric.json").write_text(json.dumps({"competition": "c", "evaluation_metric": "Dice Coefficient"}))
+    (data / "kaggle_metric.json").write_text(json.dumps({"competition": "c", "evaluation_metric": "Hamming Loss"}))
     choice = resolve_metric("", data, *fmt)
-    assert choice.name == "accuracy" and "'Dice Coefficient'" in choice.line and "does not know" in choice.line
+    assert choice.name == "accuracy" and "'Hamming Loss'" in choice.line and "does not know" in choice.line
+    (data / "kaggle_metric.json").write_text(json.dumps({"competition": "c", "evaluation_metric": "Dice Coefficient"}))
+    choice = resolve_metric("", data, *fmt)  # masks' metric since issue 40: said for a label target, not used
+    assert choice.name == "accuracy" and "maps to dice, a metric for a mask per image (segmentation)" in choice.line
     (data / "kaggle_metric.json").write_text(json.dumps({"competition": "c", "evaluation_metric": "Mean F2"}))
     choice = resolve_metric("", data, *fmt)  # a multi-label metric for a one-label target: said, not used
     assert choice.name == "accuracy" and "maps to f2_samples, a metric for tags" in choice.line
     assert [kit_name(n, "map@5") for n in ("AUC", "Multiclass Loss", "Categorization Accuracy",
-                                           "Quadratic Weighted Kappa", "MAP@{K}", "MAP@3", "Macro F1", "MAE", "Dice")] == \
-        ["auc", "log_loss", "accuracy", "qwk", "map@5", "map@3", "f1_macro", "mae", ""]  # MAE: issue 31
+                                           "Quadratic Weighted Kappa", "MAP@{K}", "MAP@3", "Macro F1", "MAE", "Dice",
+                                           "IoU")] == \
+        ["auc", "log_loss", "accuracy", "qwk", "map@5", "map@3", "f1_macro", "mae", "dice", ""]  # MAE: 31, Dice: 40
     with pytest.raises(KitError, match="--metric f2_samples: the target is one label per image"):
         resolve_metric("f2_samples", data, *fmt)
     with pytest.raises(KitError, match="--metric: expected one of accuracy"):
-        parse_config(TrainConfig, ["--metric", "dice"])
+        parse_config(TrainConfig, ["--metric", "hamming"])  # dice is masks' metric since issue 40
 
 
 def test_the_format_follows_the_metric(tmp_path):
@@ -403,8 +407,8 @@ def test_the_task_kind_is_read_from_the_labels_said_and_checked_against_the_flag
     assert "task: tags, tags (multi-label) in column tags, 3 tags (--task)" in capsys.readouterr().out
     with pytest.raises(KitError, match="--task tags: column grade holds one label per image, read from its values"):
         settle_task(parse_config(TrainConfig, ["--task", "tags"]), grades)
-    with pytest.raises(KitError, match="--task: expected one of label, tags"):
-        parse_config(TrainConfig, ["--task", "segmentation"])  # (number is a kind since issue 31)
+    with pytest.raises(KitError, match="--task: expected one of label, segmentation, tags"):
+        parse_config(TrainConfig, ["--task", "detection"])  # (number is a kind since issue 31, segmentation 40)
     assert check_metric_for("qwk", kind_named("label")) == "qwk" and not kind_named("tags").scores_with("map@5")
 
 

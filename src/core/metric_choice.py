@@ -29,8 +29,10 @@ from src.core.task_kind import PAUC_PATTERN, TaskKind, kind_named, kind_scoring
 
 KAGGLE_FILE = "kaggle_metric.json"
 # The kit's metrics, the one list (each task kind, src.kinds, names those that score it): map@K stands for map@1,
-# map@5 ...; pauc@R for pauc@0.8 ...; f2_samples scores tags (multi-label); rmse, mae and r2 a number.
-NAMES = ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K", "pauc@R", "f2_samples", "rmse", "mae", "r2")
+# map@5 ...; pauc@R for pauc@0.8 ...; f2_samples scores tags (multi-label); rmse, mae and r2 a number; dice masks
+# (segmentation: the mean Dice of (image, class) pairs, src.kinds.segmentation.metrics).
+NAMES = ("accuracy", "f1_macro", "log_loss", "auc", "qwk", "map@K", "pauc@R", "f2_samples", "rmse", "mae", "r2",
+         "dice")
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
 # Kaggle's names (lower case) -> the kit's; small on purpose: only names whose meaning is unambiguous.
 KAGGLE_NAMES = {
@@ -46,6 +48,9 @@ KAGGLE_NAMES = {
     "root mean squared error": "rmse", "root mean square error": "rmse", "rmse": "rmse",
     "mean absolute error": "mae", "mae": "mae", "r2": "r2", "r2 score": "r2", "r squared": "r2",
     "coefficient of determination": "r2",
+    # masks (segmentation): HuBMAP's and Severstal's mean Dice coefficient
+    "dice": "dice", "dice coefficient": "dice", "mean dice": "dice", "mean dice coefficient": "dice",
+    "dice score": "dice", "sorensen dice": "dice", "sørensen–dice": "dice",
 }
 RANKING = ("auc",)  # metrics of one class's probability order alone; pauc@R too (is_ranking)
 

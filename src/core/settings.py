@@ -258,7 +258,11 @@ class EdaConfig(DataOptions):
 class DemoConfig:
     """Build the demo competition from scikit-learn's digits."""
 
-    out: str = opt("data/demo", "folder to write the demo competition into")
+    out: str = opt("data/demo", "folder to write the demo competition into (--task segmentation: "
+                                "data/demo-segmentation unless given)")
+    task: str = opt("label", "label: the digits as classes (folders, Id,Category); segmentation: each digit's strokes "
+                             "as its mask (HuBMAP's layout: train.csv id,img_height,img_width,rle; sample id,rle)",
+                    ("label", "segmentation"))
     seed: int = opt(0, "seed for sizes, colours and the train/test split")
     test_fraction: float = opt(0.2, "share of digits that become test images", check=fraction)
     force: bool = opt(False, "rebuild even when the folder already holds this demo")

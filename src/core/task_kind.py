@@ -35,7 +35,7 @@ class TaskKind(abc.ABC):
     (one label per image takes whatever no other kind claims).
     """
 
-    name: str = ""         # label, tags, identity, number: the --task value and config.json's task
+    name: str = ""         # label, tags, identity, number, segmentation: the --task value and config.json's task
     answer: str = ""       # what one answer is, in the words every line uses
     metrics: tuple = ()    # the kit's metrics that can score it (map@K: map@1, map@5 ...; pauc@R: pauc@0.8 ...)
     fallback: str = ""     # the metric when no sample submission implies one
@@ -48,7 +48,17 @@ class TaskKind(abc.ABC):
         return metric in self.metrics or ("map@K" in self.metrics and re.fullmatch(r"map@[1-9]\d*", metric) is not None) \
             or ("pauc@R" in self.metrics and re.fullmatch(PAUC_PATTERN, metric) is not None)
 
-    # -- data: the target column, the holdout, the report
+    # -- data: the labels, the target column, the holdout, the report
+    @abc.abstractmethod
+    def read_labels(self, root, opts, schema):
+        """Return (layout, frame of id/path/labels, label columns) when this kind reads the folder's training labels
+        in a layout of its own (masks), else None; one label, the catch-all, reads class folders, names, a CSV."""
+
+    @abc.abstractmethod
+    def repeated_ids(self, sample) -> str:
+        """Return what a sample submission listing an image on several rows means to this kind (a row per image
+        and class), '' when each id must be listed once."""
+
     @abc.abstractmethod
     def read_target(self, train, target: str, opts, schema):
         """Return (training rows, the target's ClassMap) when the column holds this kind's answers, else None."""
@@ -88,6 +98,15 @@ class TaskKind(abc.ABC):
         """Return the HeadSpec `head` (from the flags) made this kind's: its activation, an embedding, a scale."""
 
     @abc.abstractmethod
+    def build_network(self, cfg, spec, size, class_map, outputs, weights: str, train_backbone: bool,
+                      table_width: int = 0):
+        """Return the network a stage trains at `size` (height, width): the backbone and this kind's output."""
+
+    @abc.abstractmethod
+    def epoch_metric(self, metric: str, outputs: int, positive: int):
+        """Return the Keras metric logging val_<metric> every epoch (None: accuracy, which Keras logs already)."""
+
+    @abc.abstractmethod
     def screen_head(self, cfg, class_map):
         """Return the fresh head a frozen backbone gets in screening."""
 
@@ -118,7 +137,7 @@ class TaskKind(abc.ABC):
 
     @abc.abstractmethod
     def check_job(self, job: str, subject: str) -> None:
-        """Refuse a job (tune, prune) the kind cannot serve, the subject (flag and column) named."""
+        """Refuse a job (tune, prune, predict) the kind cannot serve, the subject (flag and column) named."""
 
     @abc.abstractmethod
     def datasets(self, cfg, data, opts, fixed_batches: bool, multiple: int):

@@ -105,7 +105,18 @@ def load_shard_competition(root: Path, opts: DataOptions, with_test: bool = True
 
 
 def read_training_labels(root: Path, opts: DataOptions, schema) -> tuple[str, pd.DataFrame, list]:
-    """Return (layout, frame of id/path/labels, label columns) from class folders or a labels CSV."""
+    """Return (layout, frame of id/path/labels, label columns) as the first task kind that reads them returns them:
+    a kind with a layout of its own (masks: src.kinds.segmentation), else one label's, the catch-all's
+    (read_label_files: class folders, labels in file names, a labels CSV)."""
+    for kind in reading_order():
+        found = kind.read_labels(root, opts, schema)
+        if found is not None:
+            return found
+    raise KitError(f"{root}: no task kind reads its training labels ({', '.join(registered())})")
+
+
+def read_label_files(root: Path, opts: DataOptions, schema) -> tuple[str, pd.DataFrame, list]:
+    """Return (layout, frame of id/path/labels, label columns) from class folders, file names or a labels CSV."""
     if not (opts.labels_csv or opts.label_column):
         folder = find_class_folders(root, opts.images_dir)
         if folder is not None:

@@ -20,10 +20,14 @@ from src.core.settings import DemoConfig
 MANIFEST = "demo.json"
 
 
-def build_demo(cfg: DemoConfig) -> Path:
-    """Write the demo competition into cfg.out (unless it is already there) and return the folder."""
+def build_demo(cfg: DemoConfig, write_files=None, task: str = "") -> Path:
+    """Write the demo competition into cfg.out (unless it is already there) and return the folder.
+
+    write_files(folder, cfg) writes another demo's files (the segmentation demo's, src.kinds.segmentation.demo),
+    its task recorded in demo.json so one demo folder is never taken for the other.
+    """
     out = Path(cfg.out)
-    wanted = {"seed": cfg.seed, "test_fraction": cfg.test_fraction, "version": 1}
+    wanted = {"seed": cfg.seed, "test_fraction": cfg.test_fraction, "version": 1, **({"task": task} if task else {})}
     if out.exists():
         manifest = out / MANIFEST
         if not manifest.is_file():
@@ -34,7 +38,7 @@ def build_demo(cfg: DemoConfig) -> Path:
             return out
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    write_demo_files(staging, cfg)
+    (write_files or write_demo_files)(staging, cfg)
     (staging / MANIFEST).write_text(json.dumps(wanted) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)  # only a finished demo ever appears under the real name

@@ -64,6 +64,8 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
             raise KitError(f"{path}: no column {column!r}: expected one of {', '.join(map(str, raw.columns))}")
     if not label_columns:
         raise KitError(f"{path}: no label column besides the id column {id_column!r}")
+    for column in label_columns:  # masks and boxes named first: their empty cells are empty masks, not a fault
+        check_classifiable(raw[column], column, path)
     for column in [id_column, *label_columns]:
         empty = raw[column].str.strip() == ""
         if empty.any():
@@ -71,7 +73,6 @@ def read_labels_csv(path: Path, root: Path, opts: DataOptions, schema) -> tuple[
             what = "id" if column == id_column else "label"
             raise KitError(f"{path}: empty {what} in column {column!r} at row {row + 2}")
     for column in label_columns:
-        check_classifiable(raw[column], column, path)
         check_number_cells(raw[column], column, path)  # nan, inf among numbers: named by row, never a class
     if not opts.label_column and is_one_hot(raw, label_columns):
         # Plant Pathology 2020: healthy,multiple_diseases,rust,scab as 0/1 columns, one 1 a row -> one label
@@ -197,9 +198,11 @@ def check_classifiable(values: pd.Series, column: str, path: Path) -> None:
         what = "bounding boxes (detection)"
     # continuous values are a number target (regression): src.data.numbers reads them
     if what:
+        masks = "; masks are read as segmentation when the sample submission asks for run-length strings (its " \
+                "target column rle, EncodedPixels ...) or with --task segmentation" if "segmentation" in what else ""
         raise KitError(f"{path}: column {column!r} holds {what}; the kit classifies images: it supports one label, "
                        "a class probability, per-class probabilities, top-k labels or space-separated tags per "
-                       "image, or a number (--label-column names the column)")
+                       f"image, or a number (--label-column names the column){masks}")
 
 
 def is_one_hot(raw: pd.DataFrame, columns: list) -> bool:

@@ -15,6 +15,7 @@ import pandas as pd
 from src.core.config import DataOptions
 from src.core.errors import KitError
 from src.core.files import read_user_csv
+from src.core.task_kind import reading_order
 from src.data.imagefiles import describe_bad, list_folder, scan_images
 from src.data.label_tables import sniff_separator
 from src.data.layout import image_folder_for, resolve_image_paths
@@ -30,8 +31,9 @@ class SubmissionSchema:
     path: Path
     id_column: str
     target_column: str
-    ids: tuple          # ids exactly as the sample writes them, in its row order
+    ids: tuple          # ids exactly as the sample writes them, in its row order (each image once)
     sample: pd.DataFrame = dataclasses.field(repr=False, compare=False, default=None)  # the file, as text
+    rows: str = ""      # why an id repeats (a row per image and class), the kind's words; "": a row per id
 
 
 def read_sample_submission(root: Path, need_rows: bool = True) -> SubmissionSchema | None:
@@ -50,13 +52,16 @@ def read_sample_submission(root: Path, need_rows: bool = True) -> SubmissionSche
     if frame.empty and need_rows:
         raise KitError(f"{path}: only a header, no rows: expected one row per test image")
     id_column, target_column = frame.columns[0], frame.columns[1]
+    rows = ""
     dup = frame[id_column].duplicated()
-    if dup.any():
+    if dup.any():  # a kind may ask for several rows per image (a row per image and class): the kinds are asked
+        rows = next((why for kind in reading_order() if (why := kind.repeated_ids(frame))), "")
+    if dup.any() and not rows:
         row = int(np.argmax(dup.to_numpy()))
         raise KitError(f"{path}: duplicate id {frame[id_column].iloc[row]!r} in column {id_column} "
                        f"(row {row + 2} of the file): expected each id once")
-    ids = tuple(frame[id_column])
-    return SubmissionSchema(path, id_column, target_column, ids, frame)
+    ids = tuple(dict.fromkeys(frame[id_column]))  # each image once, in the sample's order
+    return SubmissionSchema(path, id_column, target_column, ids, frame, rows)
 
 
 def find_test_images(root: Path, opts: DataOptions, schema) -> pd.DataFrame | None:

@@ -49,6 +49,7 @@ def rows_by_file(run, frame: pd.DataFrame) -> pd.DataFrame:
 def print_predictions(cfg) -> list:
     """Print the top classes (multi-label: the tags too) of each image; return them as (path, [(label, probability)])."""
     run = load_run(cfg.run)
+    kind_of(run.class_map).check_job("predict", f"--run {cfg.run}: its target {run.target}")  # masks: src.submit
     if run.config.metric:  # what the run was chosen by (its epochs, its stage): said, as every job says it
         print(resolve_metric("", run.config.data, run.config.metric, "", kind_of(run.class_map), run.config.metric,
                              f"{run.folder.config_file}; weights of {run.stage}").line)

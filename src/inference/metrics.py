@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from src.core.errors import KitError
 # the names, their direction and their log columns live in src.core.metric_choice (one home for every job)
 from src.core.metric_choice import check_metric, pauc_rate
 
+MASK_SCORES = ("dice",)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
@@ -29,6 +31,9 @@ def score(probs: np.ndarray, y: np.ndarray, name: str, positive_index: int = 1, 
     from sklearn.metrics import cohen_kappa_score, f1_score, log_loss, roc_auc_score
 
     name = check_metric(name)
+    if name in MASK_SCORES:  # masks are scored at each image's size by their kind (src.kinds.segmentation.metrics)
+        raise KitError(f"metric {name} scores masks, not class probabilities: a segmentation run's holdout is scored "
+                       "by its kind (RUN/segmentation.json)")
     if len(y) == 0:
         return float("nan")
     if name in NUMBER_SCORES:

@@ -24,6 +24,7 @@ from src.core.config import MAX_SIDE, PipelineOptions
 from src.core.console import quiet_retracing_warnings
 from src.core.errors import KitError
 from src.core.files import read_json
+from src.core.task_kind import kind_of
 from src.data.sample_submission import read_sample_submission
 from src.data.table_features import TABLE_FILE, features_by_id, rows_for
 from src.hardware.accelerator import active_batch_multiple
@@ -165,12 +166,14 @@ def build_run_network(run: Run, size):
     spec = get_spec(run.config.backbone)
     columns = [c.strip() for c in run.config.targets.split(",") if c.strip()]
     classes = {c: len(run.heads[c].values) for c in columns} or len(run.class_map.values)
-    head = HeadSpec.for_target(run.config, run.class_map)
-    if getattr(run.config, "head", "auto") in REGRESSORS:  # --head ridge|svr: its regressor.npz, no trained head
-        head = dataclasses.replace(head, regressor=read_regressor(run.folder.path / REGRESSOR_FILE))
+    width = 0 if run.table is None else run.table.shape[1]
+    if getattr(run.config, "head", "auto") not in REGRESSORS:  # the network its kind trained (a U-Net for masks)
+        return kind_of(run.class_map).build_network(run.config, spec, tuple(size), run.class_map, classes, "none",
+                                                    False, width)  # its dropout idle here
+    head = dataclasses.replace(HeadSpec.for_target(run.config, run.class_map),  # --head ridge|svr: regressor.npz
+                               regressor=read_regressor(run.folder.path / REGRESSOR_FILE))
     return build_classifier(spec, tuple(size), classes, "none", head, scheme=run.config.head_scheme,
-                            drop_path=run.config.drop_path,  # the trained network (its dropout idle here)
-                            table_width=0 if run.table is None else run.table.shape[1])
+                            drop_path=run.config.drop_path, table_width=width)
 
 
 def check_trained_shape(run: Run, model) -> None:

@@ -117,6 +117,14 @@ def build_classifier(spec, image_size, num_classes, weights: str = "none", head:
     return keras.Model(inputs, outputs, name=f"{spec.layer_name}_classifier")
 
 
+def classifier_network(cfg, spec, size, class_map, outputs, weights: str = "none", train_backbone: bool = False,
+                       table_width: int = 0) -> keras.Model:
+    """Return build_classifier's network for a run's flags, its head made the target's kind's (HeadSpec.for_target):
+    what the kinds with a head on pooled features (a label, tags, a number, an identity) build per stage."""
+    return build_classifier(spec, size, outputs, weights, HeadSpec.for_target(cfg, class_map), train_backbone,
+                            cfg.head_scheme, cfg.drop_path, table_width=table_width)
+
+
 def table_branch(table, units: int = 32):
     """Return the metadata branch's features: Dense + Dropout, Dense, on standardised table features.
 

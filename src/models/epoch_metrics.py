@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from src.core.errors import KitError
 from src.core.metric_choice import check_metric, log_name, pauc_rate
 
 AUC_THRESHOLDS = 1000
@@ -31,6 +32,8 @@ def epoch_metric(name: str, num_classes: int, positive_index: int = 1):
     logged = log_name(name)
     if name == "accuracy":
         return None
+    if name == "dice":  # masks: their kind's metric (src.kinds.segmentation.metrics.DiceMetric), asked of it
+        raise KitError("metric dice scores masks: a segmentation run logs val_dice through its kind")
     if name == "auc" and num_classes > 2:  # each class against the rest, averaged (macro), as metrics.score
         return MacroAUC(num_classes, name=logged)
     if name == "rmse":  # numbers (regression): the model outputs the number itself (src.models.classifier)

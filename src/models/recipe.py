@@ -16,7 +16,6 @@ import keras
 
 from src.core.errors import KitError
 from src.core.task_kind import TaskKind, kind_named
-from src.models.epoch_metrics import epoch_metric
 
 
 def freeze_batchnorm(model, spec) -> None:
@@ -223,17 +222,18 @@ def compile_classifier(model, cfg, options: CompileOptions) -> None:
     optimizer = make_optimizer(cfg.optimizer, make_schedule(cfg, o.lr, o.plan, o.warmup),
                                o.plan.accumulate if o.plan else 1, cfg.ema, cfg.backbone_lr_scale, backbone)
     key = "weighted_metrics" if o.weighted else "metrics"
+    kind = o.kind or kind_named("label")  # its per-epoch metric: the kit's by name (epoch_metrics), Dice on masks
     if o.heads:
         columns = list(o.heads)
-        scored = {c: [m for m in ["accuracy", c == o.target and epoch_metric(o.metric, len(o.heads[c].values),
-                                                                               o.positive)] if m] for c in columns}
+        scored = {c: [m for m in ["accuracy", c == o.target and kind.epoch_metric(o.metric, len(o.heads[c].values),
+                                                                                    o.positive)] if m] for c in columns}
         # the target's loss is its kind's (an identity: the ArcFace margin); every other head's a class loss
         model.compile(optimizer=optimizer, loss={c: make_loss(cfg, kind=o.kind) if c == o.target else make_loss(cfg)
                                                  for c in columns},
                       loss_weights=dict(zip(columns, o.loss_weights or [1.0] * len(columns))),
                       steps_per_execution=o.steps_per_execution, **{key: scored})
     else:
-        extra = epoch_metric(o.metric, int(model.outputs[0].shape[-1]), o.positive)
+        extra = kind.epoch_metric(o.metric, int(model.outputs[0].shape[-1]), o.positive)
         model.compile(optimizer=optimizer, loss=make_loss(cfg, kind=o.kind, scale=o.scale),
                       steps_per_execution=o.steps_per_execution,
                       **{key: [m for m in (accuracy_metric(o.kind), extra) if m is not None]})

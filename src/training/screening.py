@@ -51,6 +51,7 @@ def screen(cfg: ScreenConfig) -> pd.DataFrame:
     mode = resolve_mode(cfg)
     out = Path(cfg.out)
     data = prepare_data(cfg, out)
+    screen_head(cfg, data)  # a kind with no head to screen (masks) refuses here, not once per backbone
     cfg, _ = settle_metric(cfg, default_metric(data.comp.schema, data.class_map), kind_of(data.class_map),
                            classes=len(data.class_map.values))
     save_config(cfg, out)

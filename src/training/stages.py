@@ -19,7 +19,7 @@ from src.data.soft_labels import soft_targets
 from src.data.splits import SplitData
 from src.data.table_features import rows_for
 from src.hardware.distributed import fit_multi_worker, predict_locally
-from src.models.classifier import HeadSpec, build_classifier, load_checked
+from src.models.classifier import load_checked
 from src.models.recipe import CompileOptions, compile_classifier, freeze_batchnorm, make_loss, unfreeze_top
 from src.pipeline.images import make_eval_dataset, make_train_dataset
 from src.runs.folder import RunFolder
@@ -181,9 +181,8 @@ def build_stage_model(stage, cfg, spec, data: RunData, init_weights, accelerator
     num_classes = {c: len(m.values) for c, m in data.heads.items()} or len(data.class_map.values)
     with accelerator.strategy.scope():
         weights = "none" if init_weights is not None else cfg.weights
-        model = build_classifier(spec, stage.size, num_classes, weights,
-                                 HeadSpec.for_target(cfg, data.class_map), stage.train_backbone,
-                                 cfg.head_scheme, cfg.drop_path, table_width=data.table_width)
+        model = kind_of(data.class_map).build_network(cfg, spec, stage.size, data.class_map, num_classes, weights,
+                                                      stage.train_backbone, data.table_width)  # the kind's network
         if init_weights is not None:
             load_checked(model, init_weights)
         if stage.train_backbone and cfg.unfreeze == "top":

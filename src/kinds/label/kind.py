@@ -12,7 +12,7 @@ import dataclasses
 from src.core.errors import KitError
 from src.core.task_kind import TaskKind
 from src.data.class_maps import make_class_map
-from src.data.competition import check_learnable, drop_sparse_classes
+from src.data.competition import check_learnable, drop_sparse_classes, read_label_files
 from src.kinds.identity.reading import find_new_label
 from src.data.splits import label_strata
 from src.inference.checks import score_against
@@ -20,7 +20,8 @@ from src.inference.formats import class_format, format_metric
 from src.inference.image_predictions import show_classes
 from src.inference.reference import reference_answer
 from src.inference.references import check_full_fits
-from src.models.classifier import HeadSpec
+from src.models.classifier import HeadSpec, classifier_network
+from src.models.epoch_metrics import epoch_metric
 from src.models.number_head import check_class_loss
 from src.models.recipe import class_loss
 from src.training.cross_validation import class_fold_score
@@ -41,6 +42,12 @@ class LabelKind(TaskKind):
     activation = "softmax"  # the network's output: one distribution over the classes
 
     # -- data
+    def read_labels(self, root, opts, schema):
+        return read_label_files(root, opts, schema)  # the catch-all: class folders, names in files, a labels CSV
+
+    def repeated_ids(self, sample) -> str:
+        return ""  # one answer per image: each id once
+
     def read_target(self, train, target: str, opts, schema):
         _, new_from = find_new_label(schema, train[target], getattr(opts, "new_label", ""))  # why no identity
         train = drop_sparse_classes(train, target, opts.min_class_count)
@@ -75,6 +82,13 @@ class LabelKind(TaskKind):
     def head_spec(self, cfg, head, class_map):
         refuse_margin_head(cfg, self.answer)
         return dataclasses.replace(head, activation=self.activation)
+
+    def build_network(self, cfg, spec, size, class_map, outputs, weights: str, train_backbone: bool,
+                      table_width: int = 0):
+        return classifier_network(cfg, spec, size, class_map, outputs, weights, train_backbone, table_width)
+
+    def epoch_metric(self, metric: str, outputs: int, positive: int):
+        return epoch_metric(metric, outputs, positive)
 
     def screen_head(self, cfg, class_map):
         return HeadSpec(dropout=cfg.dropout, activation=self.activation)

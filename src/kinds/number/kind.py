@@ -25,7 +25,8 @@ from src.inference.reference import number_reference
 from src.inference.references import check_full_fits
 from src.kinds.label.kind import refuse_margin_head
 from src.kinds.tags.kind import refuse_added_images
-from src.models.classifier import HeadSpec
+from src.models.classifier import HeadSpec, classifier_network
+from src.models.epoch_metrics import epoch_metric
 from src.models.number_head import number_loss, number_output
 from src.training.cross_validation import class_fold_score
 from src.training.holdout import number_floor, number_holdout_score, write_number_holdout
@@ -42,6 +43,12 @@ class NumberKind(TaskKind):
     misfit_hint = "--task regression reads the target as numbers"
 
     # -- data
+    def read_labels(self, root, opts, schema):
+        return None  # read as one label's are (the catch-all); read_target tells the numbers
+
+    def repeated_ids(self, sample) -> str:
+        return ""  # a number per image: each id once
+
     def read_target(self, train, target: str, opts, schema):
         metric = getattr(opts, "metric", "") or kit_name(read_kaggle_metric(opts.data))
         number, why = reads_as_number(train[target], target, getattr(opts, "task", ""), metric, schema)
@@ -84,6 +91,13 @@ class NumberKind(TaskKind):
             return dataclasses.replace(head, activation="linear")
         activation, offset, span = number_output(getattr(cfg, "loss", "mse"), class_map.scale)
         return dataclasses.replace(head, activation=activation, rescale=(offset, span))
+
+    def build_network(self, cfg, spec, size, class_map, outputs, weights: str, train_backbone: bool,
+                      table_width: int = 0):
+        return classifier_network(cfg, spec, size, class_map, outputs, weights, train_backbone, table_width)
+
+    def epoch_metric(self, metric: str, outputs: int, positive: int):
+        return epoch_metric(metric, outputs, positive)  # rmse, mae, r2: Keras's own on the numbers
 
     def screen_head(self, cfg, class_map):
         # linear in the target's units, as src.train's default --loss mse

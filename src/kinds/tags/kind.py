@@ -37,6 +37,9 @@ class TagsKind(LabelKind):
     reads_last = False
     activation = "sigmoid"  # a yes/no per tag
 
+    def read_labels(self, root, opts, schema):
+        return None  # read as one label's are (the catch-all); read_target tells the tags
+
     def read_target(self, train, target: str, opts, schema):
         if not holds_tags(train[target]):
             return None
@@ -114,6 +117,8 @@ class TagsKind(LabelKind):
         return show_classes(run, paths, probs, top, tags=True)
 
     def check_job(self, job: str, subject: str) -> None:
+        if job == "predict":
+            return None  # src.predict shows the tags at 0.5 and the likeliest ones
         why = {"tune": "the head search trains one label per image",
                "prune": "pruning fine-tunes and scores one label per image"}.get(job, f"{job} serves one label per image")
         raise KitError(f"{subject} holds tags (multi-label); {why}")
