@@ -18,7 +18,7 @@ from src.kinds.identity.reading import describe_identity_split, drop_new_label_r
 from src.kinds.identity.neighbours import map_of_answers
 from src.kinds.identity.submission import write_identity_submission
 from src.kinds.identity.outputs import auxiliary_heads, identity_floor, identity_holdout_score, write_identity_holdout
-from src.kinds.label.kind import LabelKind
+from src.kinds.label.kind import LabelKind, refuse_regressor
 from src.kinds.tags.kind import refuse_added_images
 from src.models.embedding import margin_loss
 
@@ -76,11 +76,7 @@ class IdentityKind(LabelKind):
 
     # -- training
     def check_head(self, cfg, target: str) -> None:
-        head = getattr(cfg, "head", "auto")
-        if head in ("ridge", "svr"):
-            raise KitError(f"--head {head}: column {target} holds {self.answer}; a regressor on the features "
-                           "needs a number target (--task regression reads integers as numbers); for "
-                           f"{self.answer}: --head auto or arcface; nothing was written")
+        refuse_regressor(cfg, target, self.answer, self.answer, "arcface")  # a margin head is this kind's own
 
     def check_settings(self, cfg, data, heads: dict) -> None:
         self.check_head(cfg, data.target)

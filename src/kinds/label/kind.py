@@ -40,6 +40,7 @@ class LabelKind(TaskKind):
     fallback = "accuracy"
     reads_last = True
     activation = "softmax"  # the network's output: one distribution over the classes
+    held = "classes"        # what a refused flag says the column holds
 
     # -- data
     def read_labels(self, root, opts, schema):
@@ -108,12 +109,8 @@ class LabelKind(TaskKind):
         self.check_head(cfg, data.target)
 
     def check_head(self, cfg, target: str) -> None:
-        head = getattr(cfg, "head", "auto")
-        if head in ("ridge", "svr"):
-            raise KitError(f"--head {head}: column {target} holds {self.nouns[1]}; a regressor on the features "
-                           "needs a number target (--task regression reads integers as numbers); for "
-                           f"{self.answer}: --head auto or dense; nothing was written")
-        if head == "arcface":
+        refuse_regressor(cfg, target, self.held, self.answer, "dense")
+        if getattr(cfg, "head", "auto") == "arcface":
             raise KitError(f"--head arcface: column {target} holds {self.answer}; a margin head serves an "
                            "identity task (a new answer: --new-label NAME); --head auto or dense trains this one; "
                            "nothing was written")
@@ -188,3 +185,12 @@ def refuse_margin_head(cfg, answer: str) -> None:
     if getattr(cfg, "head", "auto") == "arcface":
         raise KitError(f"--head arcface: the target is {answer}; a margin head serves an identity task (a new "
                        "answer: --new-label NAME)")
+
+
+def refuse_regressor(cfg, target: str, held: str, answer: str, heads: str) -> None:
+    """Refuse --head ridge|svr (a regressor on the features needs a number), naming the heads that work."""
+    head = getattr(cfg, "head", "auto")
+    if head in ("ridge", "svr"):
+        raise KitError(f"--head {head}: column {target} holds {held}; a regressor on the features needs a number "
+                       f"target (--task regression reads integers as numbers); for {answer}: --head auto or {heads}; "
+                       "nothing was written")

@@ -23,8 +23,6 @@ from src.models.recipe import class_loss
 from src.training.stages import class_datasets
 from src.training.holdout import write_tags_holdout
 
-FLAGS_REFUSED = "--class-weights, --targets (multi-task heads), --sampling (per-class weights)"
-
 
 class TagsKind(LabelKind):
     """Several tags per image, each its own yes/no."""
@@ -36,6 +34,7 @@ class TagsKind(LabelKind):
     nouns = ("tag", "tags")
     reads_last = False
     activation = "sigmoid"  # a yes/no per tag
+    held = "tags (multi-label)"
 
     def read_labels(self, root, opts, schema):
         return None  # read as one label's are (the catch-all); read_target tells the tags
@@ -67,15 +66,6 @@ class TagsKind(LabelKind):
         import keras  # the layers' Keras: loaded by the job that compiles, never by --help
 
         return keras.metrics.BinaryAccuracy(name="accuracy")  # per tag at 0.5, logged as accuracy
-
-    def check_head(self, cfg, target: str) -> None:
-        head = getattr(cfg, "head", "auto")
-        if head in ("ridge", "svr", "arcface"):
-            raise KitError(f"--head {head}: column {target} holds {self.answer}; "
-                           + ("a regressor on the features needs a number target (--task regression reads integers "
-                              f"as numbers); for {self.answer}: --head auto or dense" if head != "arcface" else
-                              "a margin head serves an identity task (a new answer: --new-label NAME); --head auto "
-                              "or dense trains this one") + "; nothing was written")
 
     def check_settings(self, cfg, data, heads: dict) -> None:
         self.check_head(cfg, data.target)
