@@ -1,4 +1,4 @@
-"""The segmentation benchmark: `python benchmarks/segmentation.py [OUT] [NAMES]` (about 12 minutes here alone;
+"""The segmentation benchmark: `python benchmarks/segmentation.py [OUT] [NAMES]` (about 18 minutes here on the shared 2-core machine;
 NAMES: comma-separated competitions to run, the others' rows kept from OUT/segmentation.csv).
 
 Three generated mask competitions that differ in size, image size, difficulty and seed, each with its solution
