@@ -20,12 +20,14 @@ from src.core.auto_settings import AutoConfig, budget_seconds
 from src.core.errors import KitError, interrupts_kept
 from src.core.files import check_writable
 from src.core.metric_choice import settle_metric
+from src.core.settings import TrainConfig
 from src.core.task_kind import kind_of
 from src.data.competition import load_competition
 from src.data.splits import prepare_split
 from src.hardware.accelerator import pick_accelerator
 from src.inference.formats import default_metric
 from src.models.backbones import parse_backbones
+from src.models.recipe import make_loss
 from src.runs.auto_state import AutoState
 from src.autopilot.planning import (Counts, Speed, describe_plan, make_plan, measure,
                                    write_plan)
@@ -50,6 +52,9 @@ def run_auto(cfg: AutoConfig, callbacks=()) -> dict:
     cfg, _ = settle_metric(cfg, default_metric(comp.schema, class_map), kind)
     cfg, table = settle_table(cfg, comp, kind)
     steps = kind.auto_steps(table.stack)
+    if "holdout" in steps and cfg.max_folds:  # a kind that trains no K folds (masks): one holdout, however long
+        print(f"folds: one holdout, not up to --max-folds {cfg.max_folds}: {kind.answer} trains no K-fold runs")
+        cfg = dataclasses.replace(cfg, max_folds=0)
     cfg = dataclasses.replace(cfg, split_file=cfg.split_file or str(out / "split.csv"))
     state = AutoState.load(out, cfg)
     data = prepare_split(cfg)
@@ -135,7 +140,7 @@ def measured_speeds(cfg, state, comp, class_map, accelerator) -> list:
             continue
         with interrupts_kept():  # a Ctrl-C swallowed by a garbage-collection callback still ends the job
             speed = measure(spec, image_sizes(comp, spec), len(class_map.values), cfg.batch_size, accelerator,
-                            cfg.measure_batches)
+                            cfg.measure_batches, kind_network(spec, class_map))
         print(f"measure {spec.name} at {speed.sizes}: " + (speed.error or ", ".join(
             f"{1000 * t:.2f} ms to train / {1000 * p:.2f} ms to predict an image at {s[0]}x{s[1]}"
             for s, t, p in zip(speed.sizes, speed.train, speed.predict))), flush=True)
@@ -143,6 +148,19 @@ def measured_speeds(cfg, state, comp, class_map, accelerator) -> list:
         state.save()
         speeds.append(speed)
     return speeds
+
+
+def kind_network(spec, class_map):
+    """Return network(size) -> (model, loss): the network and loss the task kind trains (src.training.stages builds
+    the same), so a step is planned from the seconds of what it will train (a U-Net for masks, not a classifier)."""
+    kind = kind_of(class_map)
+    train_cfg = TrainConfig(backbone=spec.name, weights="none")
+
+    def network(size):
+        model = kind.build_network(train_cfg, spec, size, class_map, len(class_map.values), "none", True)
+        return model, make_loss(train_cfg, "sum_over_batch_size", kind, class_map.scale)
+
+    return network
 
 
 def finish(state, out: Path, started: float) -> dict:

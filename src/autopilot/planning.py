@@ -1,6 +1,7 @@
 """The auto run's plan: times measured on this hardware, then the budget split between its steps.
 
-    kind.auto_steps(stack)                       # the steps a task kind is planned with (src.kinds), or a KitError
+    kind.auto_steps(stack)                       # the steps a task kind is planned with (src.kinds), or a KitError;
+                                                 # "holdout" among them: one holdout, never K folds (masks)
     m = measure(spec, size, classes, cfg, acc)   # seconds per image to train and to predict, a few timed batches
     plan = make_plan(budget, counts, speeds, cfg)  # the steps with their minutes, the candidates dropped and why
     write_plan(plan, out)                        # plan.csv and plan.png
@@ -83,19 +84,23 @@ class Plan:
         return pd.DataFrame(self.rows, columns=["step", "backbone", "size", "folds", "epochs", "minutes", "share"])
 
 
-def measure(spec, sizes, classes: int, batch: int, accelerator, batches: int = 3) -> Speed:
+def measure(spec, sizes, classes: int, batch: int, accelerator, batches: int = 3, network=None) -> Speed:
     """Return a backbone's seconds per image to train and to predict at each size: a few timed batches on random
-    pixels after one that compiles; out of memory or a failed build becomes the Speed's error, not a crash."""
+    pixels after one that compiles; out of memory or a failed build becomes the Speed's error, not a crash.
+    network(size) -> (model, loss): the task kind's own network (a U-Net for masks), trained on targets of its
+    output's shape; None: a classifier with a softmax head."""
     speed = Speed(spec.name, tuple(tuple(s) for s in sizes))
     train, predict = [], []
     try:
         for size in sizes:
             with accelerator.strategy.scope():
-                model = build_classifier(spec, tuple(size), classes, "none", HeadSpec())
-                model.compile(optimizer=make_optimizer("adam", 1e-3), loss="sparse_categorical_crossentropy")
+                model, loss = network(tuple(size)) if network else \
+                    (build_classifier(spec, tuple(size), classes, "none", HeadSpec()), "sparse_categorical_crossentropy")
+                model.compile(optimizer=make_optimizer("adam", 1e-3), loss=loss)
             images = batch * accelerator.replicas
-            x = np.random.default_rng(0).uniform(0, 255, (images, *size, 3)).astype("float32")
-            y = np.arange(images) % classes
+            shape = tuple(model.input_shape[1:]) if network else (*size, 3)  # a U-Net's: a multiple of its stride
+            x = np.random.default_rng(0).uniform(0, 255, (images, *shape)).astype("float32")
+            y = np.arange(images) % classes if network is None else output_targets(model, images)
             train.append(timed(lambda: model.train_on_batch(x, y), batches) / images)
             predict.append(timed(lambda: model.predict_on_batch(x), batches) / images)
             keras.backend.clear_session()
@@ -108,6 +113,13 @@ def measure(spec, sizes, classes: int, batch: int, accelerator, batches: int = 3
         return speed
     speed.train, speed.predict = tuple(train), tuple(predict)
     return speed
+
+
+def output_targets(model, images: int) -> np.ndarray:
+    """Return targets of the model's output shape: the first class (or channel) on, the rest off."""
+    y = np.zeros((images, *model.output_shape[1:]), "float32")
+    y[..., 0] = 1.0
+    return y
 
 
 def timed(call, repeats: int) -> float:

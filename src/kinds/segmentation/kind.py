@@ -8,7 +8,7 @@ the run's --backbone (src.kinds.segmentation.unet), images and masks resized and
 at growing sizes as the recipe does, checkpoints and early stopping on val_dice; the holdout's probabilities
 back at each image's size choose the post-processing (outputs); the submission writes the sample's rows
 (submission). What it cannot do it refuses in its own words: screening, the head search, pruning, the stack,
-the autopilot, images added to training, K-fold runs, the classifiers' flags.
+images added to training, K-fold runs, the classifiers' flags.
 """
 from __future__ import annotations
 
@@ -199,8 +199,9 @@ class SegmentationKind(TaskKind):
 
     # -- the autopilot and the stack
     def auto_steps(self, stack: bool) -> tuple:
-        raise KitError("python -m src.auto plans classifiers (screening, heads on pooled features); segmentation: "
-                       "python -m src.train --data D, then python -m src.submit --data D --run RUN --tta")
+        # not screened: screening ranks heads on pooled features, not a decoder; the U-Net is trained, then submitted
+        # (TTA flips, the post-processing chosen on the holdout); "holdout": one holdout, K folds are refused
+        return ("train", "submit", "holdout")
 
     def check_stack(self, class_map, target: str) -> None:
         raise KitError(f"python -m src.stack: column {target} holds masks; the stack fits a binary target (ISIC's "

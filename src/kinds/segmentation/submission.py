@@ -14,6 +14,7 @@ written; the CSV, NAME.json and NAME.holdout.csv are written together or not at 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from src.inference.reference import Reference, compare
 from src.kinds.segmentation.masks import file_size
 from src.kinds.segmentation.metrics import mean_score
 from src.kinds.segmentation.outputs import EMPTY_ANSWER, predict_probabilities, read_settings, settings_file
+from src.kinds.segmentation.postprocess import ClassRule, PostProcess, choose_postprocess
 from src.kinds.segmentation.reading import empty_token, mask_table, sample_class_column
 from src.kinds.segmentation.rle import decode, encode
 from src.kinds.segmentation.tiles import check_view, resize
@@ -177,18 +179,36 @@ def check_masks(frame: pd.DataFrame, schema, sizes: dict, order: str) -> None:
         decode(text, sizes[image_id], order, f"submission: row {row + 2} (id {image_id!r})")
 
 
+def cut_run_rules(path, holdout: dict, table, classes) -> PostProcess:
+    """Return the post-processing of a run cut before it wrote RUN/segmentation.json (src.auto submits a cut run's
+    stage 1): chosen now on its holdout's probabilities (as the run would have), else the defaults; said."""
+    ids = sorted(holdout)
+    if not ids:
+        print(f"post-processing: the defaults ({settings_file(path)} is missing: the run was cut, and it has no holdout)")
+        return PostProcess(classes, tuple(ClassRule() for _ in classes))
+    rules = choose_postprocess([holdout[i] for i in ids], [table.mask(i) for i in ids], classes)
+    print(f"post-processing chosen now on the holdout ({len(ids)} images; {settings_file(path)} is missing: the run "
+          f"was cut before it wrote it): {rules.describe()}", flush=True)
+    return rules
+
+
 def write_mask_submission(cfg, runs, comp, fmt, views, record: dict) -> dict:
     """Write NAME.csv (checked), NAME.json and NAME.holdout.csv; return src.submit's result."""
     check_mask_submit(cfg)
     views = mask_views(cfg, [m.size for run in runs for m in run.members])
     first = runs[0].members[0]
-    settings = read_settings(first.folder.path)
-    rules, order = settings["postprocess"], settings.get("order", "column")
-    print(f"post-processing: {rules.describe()} ({settings_file(first.folder.path)}"
-          + (", the first run's, applied to the runs' average)" if len(runs) > 1 or runs[0].is_cv else ")"))
-    test, holdouts = predict_runs(runs, comp, views)
-    masks = {image_id: rules.apply(p) for image_id, p in test.items()}
     classes = tuple(map(str, runs[0].class_map.values))
+    kept = settings_file(first.folder.path).is_file()  # not when --time-limit cut the run (src.auto keeps stage 1)
+    settings = read_settings(first.folder.path) if kept else {"order": mask_table(comp.root).order}
+    rules, order = settings.get("postprocess"), settings.get("order", "column")
+    if kept:
+        print(f"post-processing: {rules.describe()} ({settings_file(first.folder.path)}"
+              + (", the first run's, applied to the runs' average)" if len(runs) > 1 or runs[0].is_cv else ")"))
+    test, holdouts = predict_runs(runs, comp, views)
+    if not kept:
+        rules = cut_run_rules(first.folder.path, holdouts[0], mask_table(comp.root), classes)
+        settings.update(classes=list(classes), rules=[dataclasses.asdict(rule) for rule in rules.rules])
+    masks = {image_id: rules.apply(p) for image_id, p in test.items()}
     frame = fill_masks(comp.schema, masks, classes, order)
     check_masks(frame, comp.schema, {i: m.shape[:2] for i, m in masks.items()}, order)
     rows = holdout_rows(runs, holdouts, mask_table(comp.root), rules, views)
