@@ -126,7 +126,8 @@ def make_identity_split(train: pd.DataFrame, target: str, folds: int, val_fracti
         raise KitError(f"column {target}: every identity has one image, so none can be held out and still be "
                        "known: an identity split needs some with two or more")
     rng.shuffle(several)
-    unseen = set(several[:min(len(several) - 1, max(k, round(UNSEEN_SHARE * len(several))))] or several[:1])
+    # at least two held out whole: one unseen identity's few images were too few to choose the new answer's threshold
+    unseen = set(several[:min(len(several) - 1, max(k, 2, round(UNSEEN_SHARE * len(several))))] or several[:1])
     # one split: the known identities' share of the holdout, at least one image
     budget = max(1, round(val_fraction * len(labels)) - int(np.isin(labels, list(unseen)).sum()))
     for number, name in enumerate(several):
